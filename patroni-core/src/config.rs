@@ -1,0 +1,278 @@
+//! The cluster-wide dynamic configuration (Patroni's `/config` key) and its timing rule.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// How commits wait for standbys; Patroni accepts `true`/`false` or `"on"`/`"off"`/`"quorum"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SynchronousMode {
+    /// Asynchronous replication: any healthy standby within the lag limit may be promoted.
+    #[default]
+    Off,
+    /// `FIRST n (...)`: only a standby recorded in the `/sync` key may be promoted.
+    On,
+    /// `ANY n (...)`: promotion needs a quorum of voters (PostgreSQL 10+).
+    Quorum,
+}
+
+impl Serialize for SynchronousMode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            SynchronousMode::Off => s.serialize_bool(false),
+            SynchronousMode::On => s.serialize_bool(true),
+            SynchronousMode::Quorum => s.serialize_str("quorum"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SynchronousMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(b) => Ok(if b {
+                SynchronousMode::On
+            } else {
+                SynchronousMode::Off
+            }),
+            Raw::Text(t) => match t.to_ascii_lowercase().as_str() {
+                "on" | "true" | "yes" => Ok(SynchronousMode::On),
+                "off" | "false" | "no" => Ok(SynchronousMode::Off),
+                "quorum" => Ok(SynchronousMode::Quorum),
+                other => Err(serde::de::Error::custom(format!(
+                    "synchronous_mode {other:?}: expected on, off or quorum"
+                ))),
+            },
+        }
+    }
+}
+
+/// Database settings that live in the dynamic configuration (`postgresql:` under `/config`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DynamicPostgresql {
+    /// Rejoin a diverged former primary with `pg_rewind` (openGauss: incremental build) instead of a full copy.
+    pub use_pg_rewind: bool,
+    /// Keep a physical replication slot per member on the primary.
+    pub use_slots: bool,
+    /// Server parameters applied on every node.
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+    /// Keys we do not interpret, kept so a round trip through `/config` loses nothing.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Default for DynamicPostgresql {
+    fn default() -> Self {
+        DynamicPostgresql {
+            use_pg_rewind: false,
+            use_slots: true,
+            parameters: serde_json::Map::new(),
+            extra: serde_json::Map::new(),
+        }
+    }
+}
+
+/// The cluster-wide settings every agent obeys, with Patroni's names and defaults (seconds, bytes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DynamicConfig {
+    /// Lease of the leader and member keys, seconds.
+    pub ttl: u64,
+    /// Seconds between HA cycles.
+    pub loop_wait: u64,
+    /// Seconds a DCS or database call may take before it counts as failed.
+    pub retry_timeout: u64,
+    /// Bytes a standby may lag behind the last known primary position and still be promoted.
+    pub maximum_lag_on_failover: u64,
+    /// Bytes a synchronous standby may lag before it is replaced; negative disables the check.
+    pub maximum_lag_on_syncnode: i64,
+    /// Seconds a crashed primary may take to come back before the cluster fails over; 0 fails over at once.
+    #[serde(alias = "master_start_timeout")]
+    pub primary_start_timeout: u64,
+    /// Seconds a primary may take to stop in synchronous mode before it is killed; 0 waits.
+    pub primary_stop_timeout: u64,
+    /// Seconds to hold back the leader race while WAL is still arriving.
+    pub primary_race_backoff: u64,
+    /// Whether commits wait for standbys, and so which standbys may be promoted.
+    pub synchronous_mode: SynchronousMode,
+    /// In synchronous mode, block commits rather than fall back to asynchronous when no standby is left.
+    pub synchronous_mode_strict: bool,
+    /// How many synchronous standbys to keep.
+    pub synchronous_node_count: u32,
+    /// Keep a primary running through a DCS outage when every member confirms it.
+    pub failsafe_mode: bool,
+    /// Refuse to promote a member whose timeline is behind the cluster's.
+    pub check_timeline: bool,
+    /// How many entries of the `/history` key to keep; 0 keeps all.
+    pub max_timelines_history: u64,
+    /// Maintenance mode: agents take no automatic action on their databases.
+    pub pause: bool,
+    /// Settings for the database itself.
+    pub postgresql: DynamicPostgresql,
+    /// Keys we do not interpret (slots, standby_cluster, ...), kept so a round trip loses nothing.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Default for DynamicConfig {
+    fn default() -> Self {
+        DynamicConfig {
+            ttl: 30,
+            loop_wait: 10,
+            retry_timeout: 10,
+            maximum_lag_on_failover: 1_048_576,
+            maximum_lag_on_syncnode: -1,
+            primary_start_timeout: 300,
+            primary_stop_timeout: 0,
+            primary_race_backoff: 0,
+            synchronous_mode: SynchronousMode::Off,
+            synchronous_mode_strict: false,
+            synchronous_node_count: 1,
+            failsafe_mode: false,
+            check_timeline: false,
+            max_timelines_history: 0,
+            pause: false,
+            postgresql: DynamicPostgresql::default(),
+            extra: serde_json::Map::new(),
+        }
+    }
+}
+
+/// A dynamic configuration that would let two primaries coexist or stall the loop.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A primary must be able to read and renew within one lease, or it could lose the lock unnoticed.
+    #[error(
+        "timing rule violated: loop_wait ({loop_wait}) + 2 * retry_timeout ({retry_timeout}) = {total} must not exceed ttl ({ttl})"
+    )]
+    Timing {
+        /// The configured `loop_wait`.
+        loop_wait: u64,
+        /// The configured `retry_timeout`.
+        retry_timeout: u64,
+        /// `loop_wait + 2 * retry_timeout`.
+        total: u64,
+        /// The configured `ttl`.
+        ttl: u64,
+    },
+    /// A timing value of zero would make the agent spin or never wait.
+    #[error("{name} must be at least 1 second, got {value}")]
+    TooSmall {
+        /// The setting's name.
+        name: &'static str,
+        /// Its value.
+        value: u64,
+    },
+    /// Synchronous mode with no standby to wait for is a contradiction.
+    #[error("synchronous_node_count must be at least 1, got 0")]
+    NoSyncNodes,
+}
+
+impl DynamicConfig {
+    /// Checks the settings the safety argument depends on, naming the offending values.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (name, value) in [
+            ("ttl", self.ttl),
+            ("loop_wait", self.loop_wait),
+            ("retry_timeout", self.retry_timeout),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::TooSmall { name, value });
+            }
+        }
+        let total = self
+            .loop_wait
+            .saturating_add(self.retry_timeout.saturating_mul(2));
+        if total > self.ttl {
+            return Err(ConfigError::Timing {
+                loop_wait: self.loop_wait,
+                retry_timeout: self.retry_timeout,
+                total,
+                ttl: self.ttl,
+            });
+        }
+        if self.synchronous_node_count == 0 {
+            return Err(ConfigError::NoSyncNodes);
+        }
+        Ok(())
+    }
+
+    /// The lease length in milliseconds, the unit of [`Observation::now`](crate::Observation::now).
+    pub fn ttl_ms(&self) -> u64 {
+        self.ttl.saturating_mul(1000)
+    }
+
+    /// The loop period in milliseconds.
+    pub fn loop_wait_ms(&self) -> u64 {
+        self.loop_wait.saturating_mul(1000)
+    }
+
+    /// The per-call deadline in milliseconds.
+    pub fn retry_timeout_ms(&self) -> u64 {
+        self.retry_timeout.saturating_mul(1000)
+    }
+
+    /// Whether promotion is restricted to the recorded synchronous standbys.
+    pub fn synchronous(&self) -> bool {
+        self.synchronous_mode != SynchronousMode::Off
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_patronis_and_valid() {
+        let c = DynamicConfig::default();
+        assert_eq!((c.ttl, c.loop_wait, c.retry_timeout), (30, 10, 10));
+        assert_eq!(c.maximum_lag_on_failover, 1_048_576);
+        assert_eq!(c.primary_start_timeout, 300);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn timing_rule_names_the_values() {
+        let c = DynamicConfig {
+            ttl: 20,
+            loop_wait: 10,
+            retry_timeout: 10,
+            ..Default::default()
+        };
+        let e = c.validate().unwrap_err();
+        assert_eq!(
+            e,
+            ConfigError::Timing {
+                loop_wait: 10,
+                retry_timeout: 10,
+                total: 30,
+                ttl: 20
+            }
+        );
+        assert!(e.to_string().contains("ttl (20)"), "{e}");
+    }
+
+    #[test]
+    fn parses_patroni_json_and_keeps_unknown_keys() {
+        let c: DynamicConfig = serde_json::from_str(
+            r#"{"ttl":10,"loop_wait":2,"retry_timeout":4,"master_start_timeout":0,
+                "synchronous_mode":"quorum","slots":{"a":{"type":"physical"}},
+                "postgresql":{"use_pg_rewind":true,"parameters":{"max_connections":100},"pg_hba":["x"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.primary_start_timeout, 0);
+        assert_eq!(c.synchronous_mode, SynchronousMode::Quorum);
+        assert!(c.extra.contains_key("slots"));
+        assert!(c.postgresql.use_pg_rewind && c.postgresql.extra.contains_key("pg_hba"));
+        let back: DynamicConfig =
+            serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+        assert!(
+            serde_json::from_str::<DynamicConfig>(r#"{"synchronous_mode":"sometimes"}"#).is_err()
+        );
+    }
+}

@@ -1,0 +1,44 @@
+//! Pure high-availability decisions for openGauss and PostgreSQL clusters.
+//!
+//! `patroni-core` does no I/O: no sockets, no processes, no clocks. An agent reads the cluster
+//! from the DCS and its local database, packs that into an [`Observation`] with the current time,
+//! and asks [`Ha::step`] what to do; the answer is a [`Decision`] — ordered [`Action`]s plus a
+//! one-line status in Patroni's words. The agent executes the actions through the [`Dcs`] and
+//! [`Database`] ports and reports how they ended in the next observation.
+//!
+//! Failover preference is a [`FailoverPolicy`]; [`PatroniPolicy`] is Patroni's rules.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod action;
+mod cluster;
+mod config;
+mod local;
+mod lsn;
+mod member;
+mod observation;
+mod peer;
+pub mod policy;
+pub mod ports;
+mod tags;
+mod timestamp;
+
+pub use action::{
+    Action, ActionKind, Decision, Outcome, OutcomeResult, RebuildMode, StartRole, StopMode,
+};
+pub use cluster::{
+    Cluster, ClusterStatus, FailoverRequest, HistoryEntry, Leader, SyncState, Versioned,
+};
+pub use config::{ConfigError, DynamicConfig, DynamicPostgresql, SynchronousMode};
+pub use local::{
+    CannotFollow, CannotFollowReason, DataDirState, DbRole, LocalDb, ProcessState, ReceiverStatus,
+    ReplicationRow,
+};
+pub use lsn::{Lsn, LsnParseError};
+pub use member::{Member, MemberData, MemberRole, MemberState};
+pub use observation::{DcsView, LocalRequest, Node, Observation, RunningTask};
+pub use peer::PeerStatus;
+pub use policy::{Candidate, FailoverPolicy, Ineligible, RaceContext};
+pub use ports::{Database, DbError, Dcs, DcsError};
+pub use tags::Tags;
+pub use timestamp::{Timestamp, TimestampParseError};

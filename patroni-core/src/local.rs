@@ -1,0 +1,155 @@
+//! The local database as the adapter observed it at the start of a cycle.
+
+use crate::Lsn;
+
+/// Whether the database process runs, as the adapter saw it (process table, not only a connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ProcessState {
+    /// The postmaster is alive and accepts connections.
+    Running,
+    /// The postmaster is alive but not yet accepting connections (recovery, startup).
+    Starting,
+    /// No postmaster, and the control file says the last shutdown was clean.
+    #[default]
+    Stopped,
+    /// No postmaster, and the control file says it did not shut down cleanly.
+    Crashed,
+}
+
+impl ProcessState {
+    /// Whether a server process exists, ready or not.
+    pub fn is_alive(self) -> bool {
+        matches!(self, ProcessState::Running | ProcessState::Starting)
+    }
+}
+
+/// What the data directory holds.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum DataDirState {
+    /// Missing or empty: this node must bootstrap or clone.
+    #[default]
+    Empty,
+    /// An initialised cluster.
+    Initialized,
+    /// Present but unreadable (permissions, corruption), with the reason.
+    Unreadable(String),
+}
+
+/// The role the running server plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum DbRole {
+    /// Writable primary.
+    Primary,
+    /// Read-only standby (PostgreSQL in recovery; openGauss Standby, Pending or Cascade Standby).
+    Standby,
+    /// Not known (not running, or the query failed).
+    #[default]
+    Unknown,
+}
+
+/// Why a running standby will never catch up with its leader and must be rebuilt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CannotFollowReason {
+    /// Its history forked from the leader's (it wrote WAL the leader never had, or is on an abandoned timeline).
+    Diverged,
+    /// The WAL it needs has been removed from the leader.
+    WalRemoved,
+    /// It is behind a timeline (or term) switch it cannot cross.
+    TimelineMismatch,
+    /// It belongs to another cluster (system identifier differs).
+    SystemIdMismatch,
+    /// The adapter reported some other unrecoverable replication error.
+    Other,
+}
+
+/// The "cannot follow the leader" signal with its reason, which triggers a rebuild.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CannotFollow {
+    /// The classified reason.
+    pub reason: CannotFollowReason,
+    /// The server's own words (log line, `detail_information`), for the operator.
+    pub detail: String,
+}
+
+/// One standby connection seen from the primary (`pg_stat_replication`, openGauss senders).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationRow {
+    /// The standby's `application_name`, which is its member name.
+    pub application_name: String,
+    /// `streaming`, `catchup`, ... lower-cased.
+    pub state: String,
+    /// `sync`, `async`, `potential`, `quorum`, lower-cased: whether the database waits for it.
+    pub sync_state: String,
+    /// What the standby has flushed, which synchronous commit waits for.
+    pub flush_lsn: Option<Lsn>,
+    /// What the standby has replayed.
+    pub replay_lsn: Option<Lsn>,
+}
+
+/// The standby's WAL receiver (`pg_stat_wal_receiver`, openGauss receiver info).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiverStatus {
+    /// Whether the receiver is connected and streaming.
+    pub streaming: bool,
+    /// The host it streams from, if known.
+    pub upstream_host: Option<String>,
+    /// The port it streams from, if known.
+    pub upstream_port: Option<u16>,
+}
+
+/// The local database at the start of a cycle.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LocalDb {
+    /// Whether the server process runs.
+    pub process: ProcessState,
+    /// What the data directory holds.
+    pub data_dir: DataDirState,
+    /// The role the running server plays.
+    pub role: DbRole,
+    /// `pg_controldata` "Database system identifier", once initialised.
+    pub system_id: Option<String>,
+    /// PostgreSQL timeline or openGauss term: the generation of the history this node is on.
+    pub timeline: Option<u64>,
+    /// Primary: current write position.
+    pub write_lsn: Option<Lsn>,
+    /// Standby: last position received from upstream.
+    pub receive_lsn: Option<Lsn>,
+    /// Standby: last position replayed.
+    pub replay_lsn: Option<Lsn>,
+    /// Primary: connected standbys.
+    pub replication: Vec<ReplicationRow>,
+    /// Standby: the WAL receiver, if one runs.
+    pub receiver: Option<ReceiverStatus>,
+    /// Set when a standby runs but can never catch up with its leader.
+    pub cannot_follow: Option<CannotFollow>,
+    /// The control file's "Database cluster state" line, when read (tells crashed from shut down).
+    pub controldata_state: Option<String>,
+    /// Server version string.
+    pub version: Option<String>,
+    /// A restart is needed for changed parameters to apply.
+    pub pending_restart: bool,
+}
+
+impl LocalDb {
+    /// The furthest WAL position this node has, the figure candidates are compared by.
+    pub fn wal_position(&self) -> Lsn {
+        [self.write_lsn, self.receive_lsn, self.replay_lsn]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(Lsn::ZERO)
+    }
+
+    /// Whether the server runs and is writable.
+    pub fn is_running_primary(&self) -> bool {
+        self.process == ProcessState::Running && self.role == DbRole::Primary
+    }
+
+    /// Standbys the database itself treats as synchronous right now (sync or quorum rows).
+    pub fn sync_standbys(&self) -> impl Iterator<Item = &str> {
+        self.replication
+            .iter()
+            .filter(|r| matches!(r.sync_state.as_str(), "sync" | "quorum"))
+            .map(|r| r.application_name.as_str())
+    }
+}

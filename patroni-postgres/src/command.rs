@@ -1,0 +1,350 @@
+//! Running external programs with a deadline, and a recording double for tests.
+//!
+//! Every database command goes through a [`CommandRunner`], so a hung `pg_ctl` or `gs_ctl` is
+//! killed at its timeout and reported, and tests can assert the exact command lines an adapter issues.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// One command to run: program, arguments, environment, deadline and OS user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandSpec {
+    /// The program (absolute path, or a name looked up in `PATH`).
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// Working directory, if not inherited.
+    pub cwd: Option<PathBuf>,
+    /// Deadline; the whole process group is killed when it passes.
+    pub timeout: Duration,
+    /// Run as this (uid, gid) — PostgreSQL and openGauss refuse to run as root.
+    pub run_as: Option<(u32, u32)>,
+}
+
+impl CommandSpec {
+    /// A command with no extra environment, inheriting the working directory and user.
+    pub fn new(
+        program: impl Into<PathBuf>,
+        args: impl IntoIterator<Item = impl Into<String>>,
+        timeout: Duration,
+    ) -> Self {
+        CommandSpec {
+            program: program.into(),
+            args: args.into_iter().map(Into::into).collect(),
+            env: Vec::new(),
+            cwd: None,
+            timeout,
+            run_as: None,
+        }
+    }
+
+    /// The command line as a shell would show it, for logs, errors and recorded-call assertions.
+    pub fn command_line(&self) -> String {
+        let quote = |s: &str| {
+            if !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+            {
+                s.to_string()
+            } else {
+                format!("'{}'", s.replace('\'', r"'\''"))
+            }
+        };
+        std::iter::once(self.program.to_string_lossy().into_owned())
+            .chain(self.args.iter().cloned())
+            .map(|a| quote(&a))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// What a finished command printed and how it exited.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CommandOutput {
+    /// Exit code; `None` when killed by a signal.
+    pub code: Option<i32>,
+    /// Standard output, lossily decoded.
+    pub stdout: String,
+    /// Standard error, lossily decoded.
+    pub stderr: String,
+}
+
+impl CommandOutput {
+    /// Whether it exited with code 0.
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// Both streams, stdout first: openGauss tools print everything on stdout, PostgreSQL's on stderr.
+    pub fn combined(&self) -> String {
+        match (self.stdout.is_empty(), self.stderr.is_empty()) {
+            (_, true) => self.stdout.clone(),
+            (true, false) => self.stderr.clone(),
+            (false, false) => format!("{}\n{}", self.stdout.trim_end(), self.stderr),
+        }
+    }
+
+    /// The exit status in words, for error messages.
+    pub fn status_text(&self) -> String {
+        match self.code {
+            Some(c) => format!("exit code {c}"),
+            None => "killed by a signal".to_string(),
+        }
+    }
+}
+
+/// Why a command could not run to completion.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// The program does not exist.
+    #[error("{program} not found")]
+    NotFound {
+        /// The program.
+        program: String,
+    },
+    /// It ran past its deadline and was killed.
+    #[error("`{command}` did not finish within {secs} s and was killed")]
+    Timeout {
+        /// The command line.
+        command: String,
+        /// The deadline in seconds.
+        secs: u64,
+    },
+    /// It could not be started for another reason.
+    #[error("cannot run `{command}`: {reason}")]
+    Spawn {
+        /// The command line.
+        command: String,
+        /// The OS error.
+        reason: String,
+    },
+}
+
+impl From<CommandError> for patroni_core::DbError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::NotFound { program } => patroni_core::DbError::BinaryMissing {
+                binary: program.clone(),
+                detail: format!("no such file: {program}"),
+            },
+            CommandError::Timeout { command, secs } => {
+                patroni_core::DbError::Timeout { command, secs }
+            }
+            CommandError::Spawn { command, reason } => patroni_core::DbError::CommandFailed {
+                command,
+                status: "not started".into(),
+                output: reason,
+            },
+        }
+    }
+}
+
+/// Runs commands; the seam between adapters and the operating system.
+#[async_trait]
+pub trait CommandRunner: Send + Sync {
+    /// Runs `spec` to completion or its deadline.
+    async fn run(&self, spec: &CommandSpec) -> Result<CommandOutput, CommandError>;
+}
+
+/// Runs commands as real processes, each in its own process group so a timeout kills its children too.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemRunner;
+
+#[async_trait]
+impl CommandRunner for SystemRunner {
+    async fn run(&self, spec: &CommandSpec) -> Result<CommandOutput, CommandError> {
+        let command = spec.command_line();
+        let mut cmd = tokio::process::Command::new(&spec.program);
+        cmd.args(&spec.args)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        if let Some(dir) = &spec.cwd {
+            cmd.current_dir(dir);
+        }
+        if let Some((uid, gid)) = spec.run_as {
+            cmd.uid(uid).gid(gid);
+        }
+        let child = cmd.spawn().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => CommandError::NotFound {
+                program: spec.program.to_string_lossy().into(),
+            },
+            _ => CommandError::Spawn {
+                command: command.clone(),
+                reason: e.to_string(),
+            },
+        })?;
+        let pid = child.id();
+        match tokio::time::timeout(spec.timeout, child.wait_with_output()).await {
+            Ok(Ok(out)) => Ok(CommandOutput {
+                code: out.status.code(),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }),
+            Ok(Err(e)) => Err(CommandError::Spawn {
+                command,
+                reason: e.to_string(),
+            }),
+            Err(_) => {
+                if let Some(pid) = pid {
+                    // The child was started as leader of its own group: kill the whole group.
+                    kill_group(pid);
+                }
+                Err(CommandError::Timeout {
+                    command,
+                    secs: spec.timeout.as_secs(),
+                })
+            }
+        }
+    }
+}
+
+fn kill_group(pid: u32) {
+    // A negative pid addresses the process group the child leads.
+    let _ = std::process::Command::new("kill")
+        .arg("-KILL")
+        .arg(format!("-{pid}"))
+        .status();
+}
+
+/// A scripted runner for tests: records every command line and answers from a queue.
+#[derive(Debug, Default)]
+pub struct RecordingRunner {
+    calls: Mutex<Vec<CommandSpec>>,
+    replies: Mutex<VecDeque<Result<CommandOutput, CommandError>>>,
+}
+
+impl RecordingRunner {
+    /// A runner with no scripted replies; unscripted calls answer exit 0 with no output.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Queues the reply to the next unanswered call.
+    pub fn reply(&self, reply: Result<CommandOutput, CommandError>) -> &Self {
+        self.replies.lock().expect("runner lock").push_back(reply);
+        self
+    }
+
+    /// Queues a reply with this exit code and stdout (a fixture transcript).
+    pub fn reply_stdout(&self, code: i32, stdout: impl Into<String>) -> &Self {
+        self.reply(Ok(CommandOutput {
+            code: Some(code),
+            stdout: stdout.into(),
+            stderr: String::new(),
+        }))
+    }
+
+    /// Every command issued so far, in order.
+    pub fn calls(&self) -> Vec<CommandSpec> {
+        self.calls.lock().expect("runner lock").clone()
+    }
+
+    /// Every command line issued so far, in order.
+    pub fn command_lines(&self) -> Vec<String> {
+        self.calls().iter().map(CommandSpec::command_line).collect()
+    }
+}
+
+#[async_trait]
+impl CommandRunner for RecordingRunner {
+    async fn run(&self, spec: &CommandSpec) -> Result<CommandOutput, CommandError> {
+        self.calls.lock().expect("runner lock").push(spec.clone());
+        self.replies
+            .lock()
+            .expect("runner lock")
+            .pop_front()
+            .unwrap_or_else(|| {
+                Ok(CommandOutput {
+                    code: Some(0),
+                    ..Default::default()
+                })
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn captures_output_and_exit_code() {
+        let out = SystemRunner
+            .run(&CommandSpec::new(
+                "sh",
+                ["-c", "echo out; echo err >&2; exit 3"],
+                Duration::from_secs(5),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            (out.code, out.stdout.as_str(), out.stderr.as_str()),
+            (Some(3), "out\n", "err\n")
+        );
+        assert_eq!(out.combined(), "out\nerr\n");
+    }
+
+    #[tokio::test]
+    async fn a_hung_command_is_killed_at_its_deadline() {
+        let started = std::time::Instant::now();
+        // The grandchild keeps the pipe open: only a group kill ends it.
+        let spec = CommandSpec::new(
+            "sh",
+            ["-c", "sleep 30 & sleep 30"],
+            Duration::from_millis(300),
+        );
+        let err = SystemRunner.run(&spec).await.unwrap_err();
+        assert!(matches!(err, CommandError::Timeout { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn missing_program_is_typed() {
+        let err = SystemRunner
+            .run(&CommandSpec::new(
+                "/nonexistent/pg_ctl",
+                ["status"],
+                Duration::from_secs(1),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            CommandError::NotFound {
+                program: "/nonexistent/pg_ctl".into()
+            }
+        );
+        assert!(matches!(
+            patroni_core::DbError::from(err),
+            patroni_core::DbError::BinaryMissing { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn recording_runner_records_and_replies_in_order() {
+        let r = RecordingRunner::new();
+        r.reply_stdout(1, "no server running");
+        let spec = CommandSpec::new(
+            "/og/bin/gs_ctl",
+            ["start", "-D", "/data dir", "-M", "standby"],
+            Duration::from_secs(60),
+        );
+        let out = r.run(&spec).await.unwrap();
+        assert_eq!(out.code, Some(1));
+        assert_eq!(
+            r.command_lines(),
+            vec!["/og/bin/gs_ctl start -D '/data dir' -M standby"]
+        );
+        assert!(r.run(&spec).await.unwrap().success());
+    }
+}
