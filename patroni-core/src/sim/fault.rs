@@ -1,0 +1,178 @@
+//! Faults and operator requests injected at chosen virtual times.
+
+use std::fmt;
+
+/// One thing that goes wrong (or one operator request), aimed at nodes by index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// The node's database process dies; with `restartable: false` it can never start again.
+    CrashDb {
+        /// Node index.
+        node: usize,
+        /// Whether a start can succeed afterwards.
+        restartable: bool,
+    },
+    /// The whole node (agent and database) is gone for the rest of the run.
+    LoseNode {
+        /// Node index.
+        node: usize,
+    },
+    /// The link between the node's agent and the DCS is cut for a while.
+    CutDcs {
+        /// Node index.
+        node: usize,
+        /// How long, ms.
+        for_ms: u64,
+    },
+    /// Two nodes cannot reach each other (REST and replication) for a while.
+    CutPeers {
+        /// One node.
+        a: usize,
+        /// The other.
+        b: usize,
+        /// How long, ms.
+        for_ms: u64,
+    },
+    /// No agent can reach the DCS for a while; leases keep running out.
+    DcsOutage {
+        /// How long, ms.
+        for_ms: u64,
+    },
+    /// The agent freezes (GC pause, swapped out, SIGSTOP); its database keeps running.
+    Stall {
+        /// Node index.
+        node: usize,
+        /// How long, ms.
+        for_ms: u64,
+    },
+    /// The standby's replication falls behind its upstream by this many bytes from now on.
+    Lag {
+        /// Node index.
+        node: usize,
+        /// Bytes.
+        bytes: u64,
+    },
+    /// `patronictl switchover`: the current leader hands over, to `candidate` or the healthiest.
+    Switchover {
+        /// Target node index.
+        candidate: Option<usize>,
+    },
+    /// `patronictl failover --candidate`: a manual failover to this node.
+    Failover {
+        /// Target node index.
+        candidate: usize,
+    },
+    /// `patronictl pause`: maintenance mode on.
+    Pause,
+    /// `patronictl resume`: maintenance mode off.
+    Resume,
+}
+
+impl Fault {
+    /// Whether this fault leaves a node broken for good (no later healing brings it back).
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            Fault::LoseNode { .. }
+                | Fault::CrashDb {
+                    restartable: false,
+                    ..
+                }
+        )
+    }
+
+    /// The node this fault breaks for good, if it does.
+    pub fn broken_node(&self) -> Option<usize> {
+        match self {
+            Fault::LoseNode { node } => Some(*node),
+            Fault::CrashDb {
+                node,
+                restartable: false,
+            } => Some(*node),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::CrashDb { node, restartable } => write!(
+                f,
+                "crash database of node{node}{}",
+                if *restartable { "" } else { " (cannot start again)" }
+            ),
+            Fault::LoseNode { node } => write!(f, "lose node{node}"),
+            Fault::CutDcs { node, for_ms } => {
+                write!(f, "cut node{node} <-> DCS for {for_ms} ms")
+            }
+            Fault::CutPeers { a, b, for_ms } => {
+                write!(f, "cut node{a} <-> node{b} for {for_ms} ms")
+            }
+            Fault::DcsOutage { for_ms } => write!(f, "DCS outage for {for_ms} ms"),
+            Fault::Stall { node, for_ms } => write!(f, "stall agent node{node} for {for_ms} ms"),
+            Fault::Lag { node, bytes } => write!(f, "node{node} replication lags {bytes} bytes"),
+            Fault::Switchover { candidate: Some(c) } => write!(f, "switchover to node{c}"),
+            Fault::Switchover { candidate: None } => write!(f, "switchover to the healthiest"),
+            Fault::Failover { candidate } => write!(f, "manual failover to node{candidate}"),
+            Fault::Pause => write!(f, "pause"),
+            Fault::Resume => write!(f, "resume"),
+        }
+    }
+}
+
+/// A fault at a virtual time, counted from the end of the cluster's warm-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scheduled {
+    /// Milliseconds after warm-up.
+    pub at_ms: u64,
+    /// What happens.
+    pub fault: Fault,
+}
+
+/// The faults of one run, in time order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FaultSchedule {
+    /// Scheduled faults; sorted by the world before use.
+    pub faults: Vec<Scheduled>,
+}
+
+impl FaultSchedule {
+    /// No faults: the cluster just runs.
+    pub fn none() -> Self {
+        FaultSchedule::default()
+    }
+
+    /// Appends `fault` at `at_ms` after warm-up (builder style, for named scenarios).
+    pub fn at(mut self, at_ms: u64, fault: Fault) -> Self {
+        self.faults.push(Scheduled { at_ms, fault });
+        self
+    }
+
+    /// When the last fault's effect ends (its time plus its duration), ms after warm-up.
+    pub fn quiet_after(&self) -> u64 {
+        self.faults
+            .iter()
+            .map(|s| {
+                s.at_ms
+                    + match s.fault {
+                        Fault::CutDcs { for_ms, .. }
+                        | Fault::CutPeers { for_ms, .. }
+                        | Fault::DcsOutage { for_ms }
+                        | Fault::Stall { for_ms, .. } => for_ms,
+                        _ => 0,
+                    }
+            })
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+impl fmt::Display for FaultSchedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for s in &self.faults {
+            writeln!(f, "  +{:>7} ms  {}", s.at_ms, s.fault)?;
+        }
+        Ok(())
+    }
+}
