@@ -13,6 +13,7 @@
 mod action;
 mod cluster;
 mod config;
+pub mod keyspace;
 mod local;
 mod lsn;
 mod member;
@@ -20,6 +21,7 @@ mod observation;
 mod peer;
 pub mod policy;
 pub mod ports;
+mod store;
 mod tags;
 mod timestamp;
 
@@ -40,5 +42,6 @@ pub use observation::{DcsView, LocalRequest, Node, Observation, RunningTask};
 pub use peer::PeerStatus;
 pub use policy::{Candidate, FailoverPolicy, Ineligible, RaceContext};
 pub use ports::{Database, DbError, Dcs, DcsError};
+pub use store::{KeyValue, LeaseId, MemoryStore};
 pub use tags::Tags;
 pub use timestamp::{Timestamp, TimestampParseError};
