@@ -21,6 +21,8 @@ mod observation;
 mod peer;
 pub mod policy;
 pub mod ports;
+#[cfg(feature = "sim")]
+pub mod sim;
 mod store;
 mod tags;
 mod timestamp;

@@ -1,0 +1,557 @@
+//! One agent's cycle in the simulated world: observe, `Ha::step`, execute the decision.
+//!
+//! This follows the `Ha` contract: actions run in order; a guard that fails or loses skips
+//! the rest; slow actions run in the background (the observation names the running task, and
+//! the actions queued behind one run when it finishes); `FetchPeerStatus` is answered from the
+//! peers' simulated state and the state machine is stepped again in the same cycle.
+
+use crate::keyspace;
+use crate::sim::db::{Process, Segment};
+use crate::sim::invariants::Promotion;
+use crate::sim::world::{Task, World};
+use crate::{
+    Action, ActionKind, ClusterStatus, DbRole, DcsView, Lsn, MemberRole, MemberState, Observation,
+    Outcome, OutcomeResult, PeerStatus, ReplicationRow, RunningTask, StartRole, StopMode,
+    SyncState, Timestamp,
+};
+
+/// Re-steps allowed in one cycle for peer probes, so a confused state machine cannot spin.
+const MAX_RESTEPS: usize = 3;
+
+impl World {
+    /// Runs one HA cycle of agent `i` (its timer fired, or its timed-out DCS read returned).
+    pub(crate) fn cycle(&mut self, i: usize) {
+        let now = self.now;
+        let loop_ms = self.dynamic.loop_wait_ms();
+        let timed_out = self.agents[i].read_times_out_at.take().is_some();
+        if !timed_out && !self.dcs_reachable(i) {
+            // The read blocks for retry_timeout before the agent learns the DCS is gone.
+            self.agents[i].read_times_out_at = Some(now + self.dynamic.retry_timeout_ms());
+            return;
+        }
+        let mut peers = None;
+        for round in 0..=MAX_RESTEPS {
+            let dcs = if self.dcs_reachable(i) && !timed_out {
+                DcsView::Ok(self.store.load(now))
+            } else {
+                DcsView::Unreachable("etcd: request timed out (simulated partition)".into())
+            };
+            let obs = Observation {
+                now,
+                wall_clock: Timestamp(self.epoch.0 + now as i64),
+                dcs,
+                local: self.observe_local(i),
+                peers: peers.take(),
+                outcomes: std::mem::take(&mut self.agents[i].outcomes),
+                task: self.agents[i].task.as_ref().map(|t| RunningTask {
+                    kind: t.action.kind(),
+                    since: t.since,
+                }),
+                requests: std::mem::take(&mut self.agents[i].requests),
+            };
+            let decision = self.agents[i].ha.step(&obs);
+            if self.trace.enabled {
+                let kinds: Vec<String> = decision
+                    .actions
+                    .iter()
+                    .map(|a| format!("{:?}", a.kind()))
+                    .collect();
+                let who = self.names[i].clone();
+                let line = format!(
+                    "[{}] {} -> [{}]",
+                    self.role_word(i),
+                    decision.message,
+                    kinds.join(", ")
+                );
+                self.log(&who, line);
+            }
+            peers = self.execute(i, decision.actions);
+            if peers.is_none() || round == MAX_RESTEPS {
+                break;
+            }
+        }
+        let a = &mut self.agents[i];
+        a.next_wake = now + loop_ms;
+    }
+
+    /// Executes `actions` in order for agent `i`; returns peer answers when one asked for them.
+    fn execute(&mut self, i: usize, actions: Vec<Action>) -> Option<Vec<PeerStatus>> {
+        let now = self.now;
+        let mut peers = None;
+        let mut iter = actions.into_iter();
+        while let Some(action) = iter.next() {
+            let kind = action.kind();
+            if kind.is_slow() {
+                if self.agents[i].task.is_some() {
+                    self.push_outcome(i, kind, OutcomeResult::Failed("another task is running".into()), now);
+                    continue;
+                }
+                match self.start_slow(i, &action) {
+                    Ok(duration) => {
+                        self.agents[i].task = Some(Task {
+                            action,
+                            since: now,
+                            done_at: now + duration,
+                            rest: iter.collect(),
+                        });
+                    }
+                    Err(why) => self.push_outcome(i, kind, OutcomeResult::Failed(why), now),
+                }
+                if self.agents[i].task.is_some() {
+                    return peers;
+                }
+                continue;
+            }
+            let result = match action {
+                Action::FetchPeerStatus { members } => {
+                    peers = Some(self.peer_statuses(i, &members));
+                    OutcomeResult::Done
+                }
+                other => self.execute_quick(i, other),
+            };
+            let failed = result != OutcomeResult::Done;
+            self.push_outcome(i, kind, result, now);
+            if failed && kind.is_guard() {
+                for rest in iter.by_ref() {
+                    self.push_outcome(i, rest.kind(), OutcomeResult::Skipped, now);
+                }
+            }
+        }
+        peers
+    }
+
+    fn push_outcome(&mut self, i: usize, kind: ActionKind, result: OutcomeResult, started_at: u64) {
+        if self.trace.enabled && !matches!(result, OutcomeResult::Done) {
+            let who = self.names[i].clone();
+            self.log(&who, format!("  {kind:?}: {result:?}"));
+        }
+        self.agents[i].outcomes.push(Outcome {
+            kind,
+            result,
+            started_at,
+        });
+    }
+
+    /// A quick action: DCS writes and instant database commands.
+    fn execute_quick(&mut self, i: usize, action: Action) -> OutcomeResult {
+        let now = self.now;
+        let me = self.names[i].clone();
+        let dcs_action = !matches!(
+            action,
+            Action::Stop(_) | Action::Reload | Action::Follow { .. } | Action::SetSyncStandbys { .. }
+        );
+        if dcs_action && !self.dcs_reachable(i) {
+            // A failed renewal sends no keepalive: the watchdog counts from the last good one.
+            return OutcomeResult::DcsUnreachable("etcd: request timed out (simulated partition)".into());
+        }
+        let lost = |ok: bool| if ok { OutcomeResult::Done } else { OutcomeResult::Lost };
+        let ttl = self.dynamic.ttl_ms();
+        match action {
+            Action::TakeInitialize => lost(self.store.take_initialize(now)),
+            Action::SetInitialize { system_id } => {
+                self.store.set_initialize(&system_id, now);
+                OutcomeResult::Done
+            }
+            Action::CancelInitialize => {
+                self.store.cancel_initialize(now);
+                OutcomeResult::Done
+            }
+            Action::WriteConfig(config) => {
+                let ok = self.store.write_config(&config, None, now);
+                self.reload_dynamic();
+                lost(ok)
+            }
+            Action::AcquireLeader | Action::RenewLeader => {
+                let ok = if matches!(action, Action::AcquireLeader) {
+                    self.store.acquire_leader(&me, now)
+                } else {
+                    self.store.renew_leader(&me, now)
+                };
+                let a = &mut self.agents[i];
+                a.lease_until = now + ttl;
+                if ok {
+                    a.watchdog_armed = true;
+                    a.watchdog_ping = now;
+                } else {
+                    a.watchdog_armed = false;
+                }
+                lost(ok)
+            }
+            Action::ReleaseLeader => {
+                let ok = self.store.release_leader(&me, now);
+                self.agents[i].watchdog_armed = false;
+                lost(ok)
+            }
+            Action::PublishMember(data) => {
+                self.store.publish_member(&me, &data, now);
+                self.agents[i].lease_until = now + ttl;
+                OutcomeResult::Done
+            }
+            Action::WriteStatus { optime } => {
+                let status = ClusterStatus {
+                    optime: Some(optime),
+                    ..ClusterStatus::default()
+                };
+                self.store.write_status(&status, now);
+                OutcomeResult::Done
+            }
+            Action::ClearFailover { version } => lost(self.store.clear_failover(version, now)),
+            Action::WriteSyncState { state, version } => {
+                lost(self.store.write_sync_state(&state, version, now))
+            }
+            Action::WriteHistory(history) => {
+                self.store.write_history(&history, now);
+                OutcomeResult::Done
+            }
+            Action::Stop(mode) => {
+                let db = &mut self.dbs[i];
+                if db.initialized && db.process != Process::Stopped {
+                    db.process = match mode {
+                        StopMode::Fast => Process::Stopped,
+                        StopMode::Immediate => Process::Crashed,
+                    };
+                }
+                db.streaming = false;
+                self.agents[i].watchdog_armed = false;
+                OutcomeResult::Done
+            }
+            Action::Reload => OutcomeResult::Done,
+            Action::Follow { leader } => {
+                let db = &mut self.dbs[i];
+                if db.writable() {
+                    return OutcomeResult::Failed(
+                        "cannot follow: the database is a running primary".into(),
+                    );
+                }
+                if db.upstream.as_deref() != Some(leader.name.as_str()) {
+                    db.upstream = Some(leader.name);
+                    db.streaming = false;
+                }
+                OutcomeResult::Done
+            }
+            Action::SetSyncStandbys { names, count } => {
+                let db = &mut self.dbs[i];
+                db.sync_names = names;
+                db.sync_count = count;
+                OutcomeResult::Done
+            }
+            Action::FetchPeerStatus { .. }
+            | Action::Bootstrap
+            | Action::CloneFrom { .. }
+            | Action::Start(_)
+            | Action::Restart
+            | Action::Promote { .. }
+            | Action::Demote(_)
+            | Action::Rebuild { .. } => OutcomeResult::Failed("not a quick action".into()),
+        }
+    }
+
+    /// Starts a slow action: its immediate effect, and how long it takes; `Err` fails it at once.
+    fn start_slow(&mut self, i: usize, action: &Action) -> Result<u64, String> {
+        let t = self.cfg.timings;
+        let db = &self.dbs[i];
+        match action {
+            Action::Bootstrap => {
+                if db.initialized {
+                    return Err("data directory is not empty".into());
+                }
+                self.dbs[i].process = Process::Busy;
+                Ok(t.bootstrap_ms)
+            }
+            Action::CloneFrom { .. } => {
+                if db.process == Process::Running || db.process == Process::Busy {
+                    return Err("database is running".into());
+                }
+                self.dbs[i].process = Process::Busy;
+                Ok(t.clone_ms)
+            }
+            Action::Start(role) => {
+                if !db.initialized {
+                    return Err("data directory is empty".into());
+                }
+                if db.process == Process::Running || db.process == Process::Busy {
+                    return Err("database is already running".into());
+                }
+                if matches!(role, StartRole::Primary) {
+                    self.record_promotion(i, false, false);
+                }
+                self.dbs[i].process = Process::Busy;
+                Ok(t.start_ms)
+            }
+            Action::Restart => {
+                if !db.initialized {
+                    return Err("data directory is empty".into());
+                }
+                self.dbs[i].process = Process::Busy;
+                self.dbs[i].streaming = false;
+                Ok(t.start_ms)
+            }
+            Action::Promote { planned, .. } => {
+                if !db.is_running_standby() {
+                    return Err(format!(
+                        "cannot promote: database is {:?} {:?}",
+                        db.process, db.role
+                    ));
+                }
+                self.record_promotion(i, true, *planned);
+                Ok(t.promote_ms)
+            }
+            Action::Demote(_) => {
+                let db = &mut self.dbs[i];
+                if !db.initialized {
+                    return Err("data directory is empty".into());
+                }
+                // Writes stop at once: the server shuts down before it comes back read-only.
+                db.process = Process::Busy;
+                db.role = DbRole::Standby;
+                db.upstream = None;
+                db.streaming = false;
+                self.agents[i].watchdog_armed = false;
+                Ok(t.demote_ms)
+            }
+            Action::Rebuild { .. } => {
+                self.dbs[i].process = Process::Busy;
+                self.dbs[i].streaming = false;
+                Ok(t.rebuild_ms)
+            }
+            _ => Err("not a slow action".into()),
+        }
+    }
+
+    /// Completes agent `i`'s slow action, reports its outcome and runs the actions queued behind it.
+    pub(crate) fn finish_task(&mut self, i: usize) {
+        let Some(task) = self.agents[i].task.take() else {
+            return;
+        };
+        let kind = task.action.kind();
+        let result = self.complete_slow(i, &task.action);
+        if self.trace.enabled {
+            let who = self.names[i].clone();
+            self.log(&who, format!("finished {kind:?}: {result:?}"));
+        }
+        self.push_outcome_quiet(i, kind, result, task.since);
+        if !task.rest.is_empty() {
+            // Peer answers for a probe queued behind a slow action reach the next cycle's step.
+            let _ = self.execute(i, task.rest);
+        }
+    }
+
+    fn push_outcome_quiet(&mut self, i: usize, kind: ActionKind, result: OutcomeResult, since: u64) {
+        self.agents[i].outcomes.push(Outcome {
+            kind,
+            result,
+            started_at: since,
+        });
+    }
+
+    fn complete_slow(&mut self, i: usize, action: &Action) -> OutcomeResult {
+        let interrupted = || OutcomeResult::Failed("interrupted: the database stopped".into());
+        let busy = self.dbs[i].process == Process::Busy;
+        match action {
+            Action::Bootstrap => {
+                if !busy {
+                    return interrupted();
+                }
+                let branch = self.new_branch();
+                let db = &mut self.dbs[i];
+                db.initialized = true;
+                db.system_id = Some(format!("73{:017}", self.cfg.seed % 100_000_000_000_000_000));
+                db.timeline = 1;
+                db.lineage = vec![Segment {
+                    branch,
+                    start: Lsn::ZERO,
+                }];
+                db.wal = Lsn(0x0300_0000);
+                db.role = DbRole::Primary;
+                db.process = Process::Running;
+                OutcomeResult::Done
+            }
+            Action::CloneFrom { source } | Action::Rebuild { source, .. } => {
+                if !busy {
+                    return interrupted();
+                }
+                let src = match self.index_of(&source.name) {
+                    Some(s) if s != i && self.peers_connected(i, s) && self.dbs[s].process == Process::Running => s,
+                    _ => {
+                        self.dbs[i].process = if self.dbs[i].initialized { Process::Crashed } else { Process::Stopped };
+                        return OutcomeResult::Failed(format!("cannot copy from {}: unreachable or not running", source.name));
+                    }
+                };
+                let source_db = self.dbs[src].clone();
+                let db = &mut self.dbs[i];
+                db.copy_from(&source_db);
+                if db.cannot_start {
+                    db.process = Process::Crashed;
+                    return OutcomeResult::Failed("could not start the copied server".into());
+                }
+                db.role = DbRole::Standby;
+                db.upstream = Some(source.name.clone());
+                db.process = Process::Running;
+                OutcomeResult::Done
+            }
+            Action::Start(role) => {
+                if !busy {
+                    return interrupted();
+                }
+                let db = &mut self.dbs[i];
+                if db.cannot_start {
+                    db.process = Process::Crashed;
+                    return OutcomeResult::Failed("could not start: FATAL: data directory is corrupt (simulated)".into());
+                }
+                match role {
+                    StartRole::Primary => {
+                        db.role = DbRole::Primary;
+                        db.upstream = None;
+                    }
+                    StartRole::Standby { upstream } => {
+                        db.role = DbRole::Standby;
+                        db.upstream = upstream.as_ref().map(|m| m.name.clone());
+                    }
+                }
+                db.streaming = false;
+                db.process = Process::Running;
+                OutcomeResult::Done
+            }
+            Action::Restart | Action::Demote(_) => {
+                if !busy {
+                    return interrupted();
+                }
+                let db = &mut self.dbs[i];
+                if db.cannot_start {
+                    db.process = Process::Crashed;
+                    return OutcomeResult::Failed("could not start: FATAL: data directory is corrupt (simulated)".into());
+                }
+                db.process = Process::Running;
+                OutcomeResult::Done
+            }
+            Action::Promote { timeline, .. } => {
+                if !self.dbs[i].is_running_standby() {
+                    return OutcomeResult::Failed("promotion interrupted: the database is not a running standby".into());
+                }
+                let branch = self.new_branch();
+                let db = &mut self.dbs[i];
+                let start = db.wal;
+                db.lineage.push(Segment { branch, start });
+                db.timeline = *timeline;
+                db.role = DbRole::Primary;
+                db.upstream = None;
+                db.streaming = false;
+                OutcomeResult::Done
+            }
+            _ => OutcomeResult::Failed("not a slow action".into()),
+        }
+    }
+
+    fn new_branch(&mut self) -> u64 {
+        self.next_branch += 1;
+        self.next_branch
+    }
+
+    /// Records a promotion (or start as primary) with what the invariants need, read from the DCS now.
+    fn record_promotion(&mut self, i: usize, promote: bool, planned: bool) {
+        let now = self.now;
+        let held_lock = self
+            .store
+            .get(keyspace::LEADER, now)
+            .is_some_and(|kv| kv.value == self.names[i].as_bytes());
+        let optime = self
+            .store
+            .get(keyspace::STATUS, now)
+            .and_then(|kv| serde_json::from_slice::<ClusterStatus>(&kv.value).ok())
+            .and_then(|s| s.optime);
+        let in_sync = self
+            .store
+            .get(keyspace::SYNC, now)
+            .and_then(|kv| serde_json::from_slice::<SyncState>(&kv.value).ok())
+            .is_some_and(|s| s.is_sync(&self.names[i]));
+        let tags = &self.agents[i].node.tags;
+        self.promotions.push(Promotion {
+            node: i,
+            at: now,
+            promote,
+            planned,
+            held_lock,
+            nofailover: !tags.allows_failover(),
+            lag: optime.map(|o| o.saturating_sub(self.dbs[i].wal)),
+            in_sync,
+        });
+        self.promotion_count += 1;
+        let who = self.names[i].clone();
+        self.log(
+            &who,
+            format!(
+                "{} (lock held: {held_lock}, wal {}, /status optime {:?}, in /sync: {in_sync})",
+                if promote { "PROMOTE" } else { "START AS PRIMARY" },
+                self.dbs[i].wal,
+                optime
+            ),
+        );
+    }
+
+    /// What node `i`'s adapter would observe, with its standbys as `pg_stat_replication` rows.
+    fn observe_local(&self, i: usize) -> crate::LocalDb {
+        let me = &self.names[i];
+        let rows = (0..self.dbs.len())
+            .filter(|&k| k != i && self.alive[k])
+            .filter(|&k| {
+                let s = &self.dbs[k];
+                s.is_running_standby() && s.streaming && s.upstream.as_deref() == Some(me.as_str())
+            })
+            .map(|k| {
+                let s = &self.dbs[k];
+                let sync = self.dbs[i]
+                    .sync_names
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(&self.names[k]));
+                ReplicationRow {
+                    application_name: self.names[k].clone(),
+                    state: "streaming".into(),
+                    sync_state: if sync { "sync" } else { "async" }.into(),
+                    flush_lsn: Some(s.wal),
+                    replay_lsn: Some(s.wal),
+                }
+            })
+            .collect();
+        self.dbs[i].observe(rows)
+    }
+
+    /// Answers `GET /patroni` for each named peer that node `i` can reach.
+    fn peer_statuses(&self, i: usize, members: &[String]) -> Vec<PeerStatus> {
+        let now = self.now;
+        members
+            .iter()
+            .map(|name| {
+                let Some(k) = self.index_of(name) else {
+                    return PeerStatus::unreachable(name.clone(), now);
+                };
+                if k == i || !self.peers_connected(i, k) || self.agents[k].stalled_until > now {
+                    return PeerStatus::unreachable(name.clone(), now);
+                }
+                let db = &self.dbs[k];
+                let tags = &self.agents[k].node.tags;
+                PeerStatus {
+                    name: name.clone(),
+                    reachable: true,
+                    role: match (db.process, db.role) {
+                        (Process::Running, DbRole::Primary) => MemberRole::Primary,
+                        (_, DbRole::Standby) | (Process::Busy, _) => MemberRole::Replica,
+                        _ if db.initialized => MemberRole::Replica,
+                        _ => MemberRole::Uninitialized,
+                    },
+                    state: match db.process {
+                        Process::Running => MemberState::Running,
+                        Process::Busy => MemberState::Starting,
+                        Process::Stopped => MemberState::Stopped,
+                        Process::Crashed => MemberState::Crashed,
+                    },
+                    wal_position: db.wal,
+                    timeline: db.initialized.then_some(db.timeline),
+                    nofailover: !tags.allows_failover(),
+                    failover_priority: tags.failover_priority,
+                    watchdog_failed: false,
+                    fetched_at: now,
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,237 @@
+//! The entry points: run one schedule under the invariant suite, or property-test a policy.
+
+use std::fmt;
+
+use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
+
+use crate::sim::config::{PolicyFactory, SimConfig};
+use crate::sim::fault::{Fault, FaultSchedule};
+use crate::sim::invariants::{self, liveness::Liveness, Violation};
+use crate::sim::strategy::{self, FaultMix};
+use crate::sim::world::{RunReport, World};
+
+/// The environment variable that raises the number of proptest cases for long runs.
+pub const CASES_ENV: &str = "PATRONI_SIM_CASES";
+
+/// `default`, or the number in `PATRONI_SIM_CASES` when it is set and larger.
+pub fn cases(default: u32) -> u32 {
+    std::env::var(CASES_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .map_or(default, |v| v.max(default))
+}
+
+/// A run that broke an invariant: the seed, the schedule and the timeline that explain it.
+#[derive(Debug, Clone)]
+pub struct SimFailure {
+    /// The seed to replay with.
+    pub seed: u64,
+    /// The (shrunk, when found by proptest) schedule.
+    pub schedule: FaultSchedule,
+    /// What broke.
+    pub violation: Violation,
+    /// The last lines of the timeline.
+    pub timeline: String,
+}
+
+impl fmt::Display for SimFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", self.violation)?;
+        writeln!(f, "seed: {}", self.seed)?;
+        writeln!(f, "fault schedule (ms after warm-up):")?;
+        if self.schedule.faults.is_empty() {
+            writeln!(f, "  (none)")?;
+        }
+        write!(f, "{}", self.schedule)?;
+        writeln!(f, "timeline:")?;
+        write!(f, "{}", self.timeline)
+    }
+}
+
+impl std::error::Error for SimFailure {}
+
+/// The liveness deadlines for `cfg` after `schedule` (see [`invariants::liveness`]).
+pub fn liveness_for(cfg: &SimConfig, schedule: &FaultSchedule) -> Liveness {
+    let d = &cfg.dynamic;
+    let t = &cfg.timings;
+    let crashes = schedule
+        .faults
+        .iter()
+        .any(|s| matches!(s.fault, Fault::CrashDb { .. } | Fault::Stall { .. }));
+    let restart = if crashes {
+        d.primary_start_timeout * 1000 + t.start_ms
+    } else {
+        0
+    };
+    // ttl for the old lease, 2 loops to notice and race, the DCS read that may be in flight at
+    // heal time, a demotion and a promotion, and a restart attempt when a crash may be pending.
+    let primary_within_ms = d.ttl_ms().max(restart)
+        + 2 * d.loop_wait_ms()
+        + d.retry_timeout_ms()
+        + t.demote_ms
+        + t.promote_ms
+        + t.start_ms;
+    let standbys_within_ms = 3 * d.loop_wait_ms() + t.rebuild_ms + t.start_ms + t.clone_ms;
+    Liveness {
+        expect_primary: expect_primary(cfg, schedule),
+        primary_within_ms,
+        standbys_within_ms,
+    }
+}
+
+/// Whether the faults leave an electable member for sure; otherwise liveness is not demanded.
+fn expect_primary(cfg: &SimConfig, schedule: &FaultSchedule) -> bool {
+    let n = cfg.nodes.len();
+    let mut broken = vec![false; n];
+    for s in &schedule.faults {
+        if let Some(b) = s.fault.broken_node().filter(|&b| b < n) {
+            broken[b] = true;
+        }
+        if let Fault::Lag { node, bytes } = s.fault {
+            if node < n && bytes > cfg.dynamic.maximum_lag_on_failover {
+                broken[node] = true;
+            }
+        }
+    }
+    if !broken.iter().any(|&b| b) {
+        return true;
+    }
+    // With a member gone for good, the old primary may be the lost one: some other member must
+    // then be electable, which synchronous mode cannot promise (the lost one may be the only sync).
+    if cfg.dynamic.synchronous() {
+        return false;
+    }
+    let electable = (0..n)
+        .filter(|&i| !broken[i] && cfg.nodes[i].tags.allows_failover())
+        .count();
+    electable >= 2
+}
+
+/// Runs `schedule` on a fresh world with the full invariant suite; the same inputs give the same report.
+pub fn simulate(cfg: &SimConfig, schedule: &FaultSchedule) -> RunReport {
+    let liveness = liveness_for(cfg, schedule);
+    let mut world = World::new(cfg.clone(), schedule, invariants::suite(liveness));
+    let end = world.heal_time()
+        + liveness.primary_within_ms
+        + liveness.standbys_within_ms
+        + cfg.dynamic.loop_wait_ms();
+    world.run_until(end);
+    world.into_report()
+}
+
+/// Like [`simulate`], but an invariant violation becomes a [`SimFailure`] with the timeline.
+pub fn check(cfg: &SimConfig, schedule: &FaultSchedule) -> Result<RunReport, SimFailure> {
+    let report = simulate(cfg, schedule);
+    match &report.violation {
+        None => Ok(report),
+        Some(v) => Err(SimFailure {
+            seed: cfg.seed,
+            schedule: schedule.clone(),
+            violation: v.clone(),
+            timeline: report.trace.tail(80),
+        }),
+    }
+}
+
+/// What a property-test campaign did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CampaignStats {
+    /// Fault schedules run.
+    pub cases: u32,
+    /// Virtual milliseconds simulated in total.
+    pub simulated_ms: u64,
+    /// Promotions seen in total.
+    pub promotions: usize,
+}
+
+/// Property-tests the cluster described by `base` against `cases` random fault schedules of `mix`.
+///
+/// Each case draws a seed and a schedule; the first violation is shrunk to a minimal schedule
+/// and returned with its seed and timeline. Deterministic: the campaign itself is seeded by
+/// `base.seed`, so a failure reproduces on every run.
+pub fn campaign(
+    base: &SimConfig,
+    cases: u32,
+    max_faults: usize,
+    mix: FaultMix,
+) -> Result<CampaignStats, Box<SimFailure>> {
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        max_shrink_iters: 512,
+        rng_algorithm: proptest::test_runner::RngAlgorithm::ChaCha,
+        ..Config::default()
+    };
+    let mut seed_bytes = [0u8; 32];
+    seed_bytes[..8].copy_from_slice(&base.seed.to_le_bytes());
+    let mut runner = TestRunner::new_with_rng(
+        config,
+        proptest::test_runner::TestRng::from_seed(
+            proptest::test_runner::RngAlgorithm::ChaCha,
+            &seed_bytes,
+        ),
+    );
+    let n = base.nodes.len();
+    let strategy = (
+        proptest::prelude::any::<u64>(),
+        strategy::schedule(n, max_faults, 120_000, mix),
+    );
+    let stats = std::cell::Cell::new(CampaignStats::default());
+    let result = runner.run(&strategy, |(seed, schedule)| {
+        let cfg = SimConfig {
+            seed,
+            trace: false,
+            ..base.clone()
+        };
+        let report = simulate(&cfg, &schedule);
+        let mut s = stats.get();
+        s.cases += 1;
+        s.simulated_ms += report.simulated_ms;
+        s.promotions += report.promotions;
+        stats.set(s);
+        match report.violation {
+            None => Ok(()),
+            Some(v) => Err(TestCaseError::fail(v.to_string())),
+        }
+    });
+    match result {
+        Ok(()) => Ok(stats.get()),
+        Err(TestError::Fail(_, (seed, schedule))) => {
+            // Replay the minimal case with the timeline on, for the report.
+            let cfg = SimConfig {
+                seed,
+                trace: true,
+                ..base.clone()
+            };
+            match check(&cfg, &schedule) {
+                Err(f) => Err(Box::new(f)),
+                Ok(_) => unreachable!("a failing case passed on replay: the simulation is not deterministic"),
+            }
+        }
+        Err(TestError::Abort(why)) => panic!("property test aborted: {why}"),
+    }
+}
+
+/// The harness for users: checks a custom [`FailoverPolicy`](crate::FailoverPolicy) against the
+/// full invariant suite on a 3-node cluster under `cases` random fault schedules.
+///
+/// `configure` adjusts the cluster before the run (tags such as `site`, synchronous mode...).
+/// Returns the campaign's figures, or the shrunk failing schedule with its seed and timeline.
+///
+/// ```no_run
+/// use patroni_core::sim::{check_policy, SimConfig};
+/// use patroni_core::PatroniPolicy;
+/// let stats = check_policy(std::sync::Arc::new(|| Box::new(PatroniPolicy) as _), 50, |_cfg: &mut SimConfig| {})
+///     .unwrap_or_else(|failure| panic!("{failure}"));
+/// assert_eq!(stats.cases, 50);
+/// ```
+pub fn check_policy(
+    policy: PolicyFactory,
+    cases: u32,
+    configure: impl FnOnce(&mut SimConfig),
+) -> Result<CampaignStats, Box<SimFailure>> {
+    let mut cfg = SimConfig::three_nodes(0x5EED);
+    cfg.policy = Some(policy);
+    configure(&mut cfg);
+    campaign(&cfg, cases, 6, FaultMix::ALL)
+}

@@ -1,0 +1,116 @@
+//! Proptest strategies for fault schedules: they shrink towards fewer, shorter, earlier faults.
+
+use proptest::prelude::*;
+
+use crate::sim::fault::{Fault, FaultSchedule, Scheduled};
+
+/// Which kinds of faults a schedule may contain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultMix {
+    /// Database crashes, restartable or not.
+    pub crashes: bool,
+    /// Permanent node loss.
+    pub node_loss: bool,
+    /// Agent <-> DCS and agent <-> agent partitions, and DCS outages.
+    pub partitions: bool,
+    /// Agent stalls.
+    pub stalls: bool,
+    /// Switchover and failover requests, pause and resume.
+    pub operator: bool,
+    /// Replication lag on a standby.
+    pub lag: bool,
+}
+
+impl FaultMix {
+    /// Every kind of fault.
+    pub const ALL: FaultMix = FaultMix {
+        crashes: true,
+        node_loss: true,
+        partitions: true,
+        stalls: true,
+        operator: true,
+        lag: true,
+    };
+}
+
+/// One fault aimed at one of `n` nodes, drawn from `mix`.
+pub fn fault(n: usize, mix: FaultMix) -> BoxedStrategy<Fault> {
+    let d = || 1_000u64..60_000;
+    let mut options: Vec<(u32, BoxedStrategy<Fault>)> = Vec::new();
+    if mix.crashes {
+        options.push((
+            3,
+            (0..n, prop::bool::weighted(0.8))
+                .prop_map(|(node, restartable)| Fault::CrashDb { node, restartable })
+                .boxed(),
+        ));
+    }
+    if mix.node_loss {
+        options.push((1, (0..n).prop_map(|node| Fault::LoseNode { node }).boxed()));
+    }
+    if mix.partitions {
+        options.push((
+            3,
+            (0..n, d())
+                .prop_map(|(node, for_ms)| Fault::CutDcs { node, for_ms })
+                .boxed(),
+        ));
+        options.push((
+            2,
+            (0..n, 1..n, d())
+                .prop_map(move |(a, off, for_ms)| Fault::CutPeers {
+                    a,
+                    b: (a + off) % n,
+                    for_ms,
+                })
+                .boxed(),
+        ));
+        options.push((1, d().prop_map(|for_ms| Fault::DcsOutage { for_ms }).boxed()));
+    }
+    if mix.stalls {
+        options.push((
+            2,
+            (0..n, d())
+                .prop_map(|(node, for_ms)| Fault::Stall { node, for_ms })
+                .boxed(),
+        ));
+    }
+    if mix.operator {
+        options.push((
+            2,
+            prop::option::of(0..n)
+                .prop_map(|candidate| Fault::Switchover { candidate })
+                .boxed(),
+        ));
+        options.push((
+            1,
+            (0..n)
+                .prop_map(|candidate| Fault::Failover { candidate })
+                .boxed(),
+        ));
+        options.push((1, Just(Fault::Pause).boxed()));
+        options.push((1, Just(Fault::Resume).boxed()));
+    }
+    if mix.lag {
+        options.push((
+            1,
+            (0..n, prop_oneof![Just(64 * 1024u64), Just(4 * 1024 * 1024u64)])
+                .prop_map(|(node, bytes)| Fault::Lag { node, bytes })
+                .boxed(),
+        ));
+    }
+    assert!(!options.is_empty(), "a FaultMix must allow at least one kind of fault");
+    prop::strategy::Union::new_weighted(options).boxed()
+}
+
+/// Up to `max_faults` faults of `mix` within the first `within_ms` after warm-up.
+pub fn schedule(n: usize, max_faults: usize, within_ms: u64, mix: FaultMix) -> BoxedStrategy<FaultSchedule> {
+    prop::collection::vec((0..within_ms, fault(n, mix)), 0..=max_faults)
+        .prop_map(|v| FaultSchedule {
+            faults: v
+                .into_iter()
+                .map(|(at_ms, fault)| Scheduled { at_ms, fault })
+                .collect(),
+        })
+        .boxed()
+}

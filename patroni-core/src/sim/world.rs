@@ -1,0 +1,687 @@
+//! The simulated world on virtual time: agents running the real [`Ha`], the [`MemoryStore`] as
+//! DCS, one simulated database per node, the network, watchdogs, the client and the faults.
+//!
+//! Time jumps from one event to the next (an agent's loop timer, a slow action finishing, a
+//! fault, a client write, a lease running out, a watchdog deadline); nothing runs between
+//! events, so checking the invariants after each event checks every instant.
+
+use crate::keyspace;
+use crate::sim::config::SimConfig;
+use crate::sim::db::{Process, SimDb};
+use crate::sim::fault::{Fault, FaultSchedule, Scheduled};
+use crate::sim::invariants::{Invariant, Promotion, Snapshot, Violation};
+use crate::sim::oracle::Oracle;
+use crate::sim::rng::SimRng;
+use crate::sim::trace::{Trace, TraceLine};
+use crate::{
+    Action, ActionKind, DbRole, DynamicConfig, FailoverRequest, Ha, LocalRequest, Lsn,
+    MemoryStore, Node, Outcome, Timestamp,
+};
+
+/// A slow action running in the background, with the actions queued behind it.
+#[derive(Debug)]
+pub(crate) struct Task {
+    pub(crate) action: Action,
+    pub(crate) since: u64,
+    pub(crate) done_at: u64,
+    pub(crate) rest: Vec<Action>,
+}
+
+/// One node's agent: the real state machine plus what the runtime keeps around it.
+#[derive(Debug)]
+pub(crate) struct Agent {
+    pub(crate) ha: Ha,
+    pub(crate) node: Node,
+    pub(crate) next_wake: u64,
+    /// A DCS read that will time out at this instant (the DCS was unreachable when it started).
+    pub(crate) read_times_out_at: Option<u64>,
+    pub(crate) stalled_until: u64,
+    pub(crate) outcomes: Vec<Outcome>,
+    pub(crate) task: Option<Task>,
+    pub(crate) requests: Vec<LocalRequest>,
+    pub(crate) watchdog_armed: bool,
+    pub(crate) watchdog_ping: u64,
+    /// The host was reset by its watchdog: the agent restarts with a fresh state machine.
+    pub(crate) reset: bool,
+    /// When this member's DCS lease runs out, as far as the world knows (last refresh + ttl).
+    pub(crate) lease_until: u64,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The seed.
+    pub seed: u64,
+    /// The first broken invariant, if any.
+    pub violation: Option<Violation>,
+    /// The timeline (empty when tracing was off).
+    pub trace: Trace,
+    /// Virtual milliseconds simulated.
+    pub simulated_ms: u64,
+    /// Events processed.
+    pub events: u64,
+    /// Acknowledged client writes.
+    pub acked_writes: usize,
+    /// Promotions begun.
+    pub promotions: usize,
+}
+
+/// The simulated cluster.
+pub struct World {
+    pub(crate) cfg: SimConfig,
+    pub(crate) now: u64,
+    pub(crate) rng: SimRng,
+    pub(crate) store: MemoryStore,
+    pub(crate) names: Vec<String>,
+    pub(crate) agents: Vec<Agent>,
+    pub(crate) dbs: Vec<SimDb>,
+    pub(crate) alive: Vec<bool>,
+    pub(crate) broken: Vec<bool>,
+    dcs_cut_until: Vec<u64>,
+    peer_cut_until: Vec<Vec<u64>>,
+    dcs_down_until: u64,
+    faults: Vec<Scheduled>,
+    next_fault: usize,
+    pub(crate) oracle: Oracle,
+    pub(crate) trace: Trace,
+    invariants: Vec<Box<dyn Invariant>>,
+    next_write: u64,
+    pub(crate) promotions: Vec<Promotion>,
+    pub(crate) promotion_count: usize,
+    healed_at: Option<u64>,
+    heal_time: u64,
+    watch_revision: u64,
+    pub(crate) next_branch: u64,
+    pub(crate) dynamic: DynamicConfig,
+    pub(crate) epoch: Timestamp,
+    violation: Option<Violation>,
+    events: u64,
+}
+
+impl World {
+    /// A world of empty nodes (they bootstrap during warm-up) that will run `schedule`.
+    pub fn new(
+        cfg: SimConfig,
+        schedule: &FaultSchedule,
+        invariants: Vec<Box<dyn Invariant>>,
+    ) -> Self {
+        let mut rng = SimRng::new(cfg.seed);
+        let n = cfg.nodes.len();
+        let loop_ms = cfg.dynamic.loop_wait_ms();
+        let agents = cfg
+            .nodes
+            .iter()
+            .map(|spec| {
+                let mut node = Node::new(spec.name.clone());
+                node.tags = spec.tags.clone();
+                node.bootstrap_config = cfg.dynamic.clone();
+                Agent {
+                    ha: new_ha(&cfg, node.clone()),
+                    node,
+                    next_wake: rng.below(loop_ms.max(1)),
+                    read_times_out_at: None,
+                    stalled_until: 0,
+                    outcomes: Vec::new(),
+                    task: None,
+                    requests: Vec::new(),
+                    watchdog_armed: false,
+                    watchdog_ping: 0,
+                    reset: false,
+                    lease_until: 0,
+                }
+            })
+            .collect();
+        let mut faults: Vec<Scheduled> = schedule
+            .faults
+            .iter()
+            .filter(|s| fault_targets_exist(&s.fault, n))
+            .map(|s| Scheduled {
+                at_ms: s.at_ms + cfg.warmup_ms,
+                fault: s.fault.clone(),
+            })
+            .collect();
+        faults.sort_by_key(|s| s.at_ms);
+        let heal_time = cfg.warmup_ms + schedule.quiet_after();
+        World {
+            store: MemoryStore::new(cfg.dynamic.ttl_ms()),
+            names: cfg.nodes.iter().map(|s| s.name.clone()).collect(),
+            agents,
+            dbs: vec![SimDb::default(); n],
+            alive: vec![true; n],
+            broken: vec![false; n],
+            dcs_cut_until: vec![0; n],
+            peer_cut_until: vec![vec![0; n]; n],
+            dcs_down_until: 0,
+            faults,
+            next_fault: 0,
+            oracle: Oracle::default(),
+            trace: Trace::new(cfg.trace),
+            invariants,
+            next_write: cfg.warmup_ms / 2,
+            promotions: Vec::new(),
+            promotion_count: 0,
+            healed_at: None,
+            heal_time,
+            watch_revision: 0,
+            next_branch: 1,
+            dynamic: cfg.dynamic.clone(),
+            epoch: "2026-11-26T00:00:00+00:00"
+                .parse()
+                .unwrap_or(Timestamp(1_795_651_200_000)),
+            violation: None,
+            events: 0,
+            now: 0,
+            rng,
+            cfg,
+        }
+    }
+
+    /// Runs until `until_ms` of virtual time or the first violation.
+    pub fn run_until(&mut self, until_ms: u64) -> Option<Violation> {
+        while self.violation.is_none() {
+            let next = self.next_event_time();
+            if next > until_ms {
+                self.now = until_ms;
+                break;
+            }
+            self.now = next.max(self.now);
+            self.events += 1;
+            self.step();
+        }
+        self.violation.clone()
+    }
+
+    /// The virtual time at which faults stop and every link is healed (ms since start).
+    pub fn heal_time(&self) -> u64 {
+        self.heal_time
+    }
+
+    /// Ends the run and hands back what happened.
+    pub fn into_report(self) -> RunReport {
+        RunReport {
+            seed: self.cfg.seed,
+            violation: self.violation,
+            trace: self.trace,
+            simulated_ms: self.now,
+            events: self.events,
+            acked_writes: self.oracle.acked.len(),
+            promotions: self.promotion_count,
+        }
+    }
+
+    /// The current virtual time, ms.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// The leader key's holder right now.
+    pub fn lock_holder(&mut self) -> Option<String> {
+        self.store
+            .get(keyspace::LEADER, self.now)
+            .map(|kv| String::from_utf8_lossy(&kv.value).into_owned())
+    }
+
+    /// The databases, by node index.
+    pub fn dbs(&self) -> &[SimDb] {
+        &self.dbs
+    }
+
+    /// Node names, by index.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The client's record.
+    pub fn oracle(&self) -> &Oracle {
+        &self.oracle
+    }
+
+    /// The readable timeline so far.
+    pub fn trace(&self) -> &Trace {
+        &self.trace
+    }
+
+    fn next_event_time(&mut self) -> u64 {
+        let mut t = u64::MAX;
+        if let Some(f) = self.faults.get(self.next_fault) {
+            t = t.min(f.at_ms);
+        }
+        if self.healed_at.is_none() {
+            t = t.min(self.heal_time);
+        }
+        t = t.min(self.next_write);
+        let ttl = self.dynamic.ttl_ms();
+        for (i, a) in self.agents.iter().enumerate() {
+            if !self.alive[i] {
+                continue;
+            }
+            let resume = a.stalled_until;
+            t = t.min(a.next_wake.max(resume));
+            if let Some(r) = a.read_times_out_at {
+                t = t.min(r.max(resume));
+            }
+            if let Some(task) = &a.task {
+                t = t.min(task.done_at.max(resume));
+            }
+            if a.watchdog_armed && self.cfg.watchdog {
+                let fire = a.watchdog_ping + ttl.saturating_sub(self.cfg.safety_margin_ms);
+                t = t.min(fire);
+            }
+            if a.lease_until > self.now {
+                t = t.min(a.lease_until);
+            }
+        }
+        let snap_deadline = {
+            let cfg = self.dynamic.clone();
+            let s = self.snapshot(&cfg, None);
+            self.invariants
+                .iter()
+                .filter_map(|inv| inv.deadline(&s))
+                .min()
+        };
+        if let Some(d) = snap_deadline {
+            t = t.min(d);
+        }
+        t.max(self.now)
+    }
+
+    fn step(&mut self) {
+        let now = self.now;
+        while let Some(f) = self.faults.get(self.next_fault).cloned() {
+            if f.at_ms > now {
+                break;
+            }
+            self.next_fault += 1;
+            self.apply_fault(&f.fault);
+            self.after_event();
+        }
+        if self.healed_at.is_none() && now >= self.heal_time {
+            self.heal();
+            self.after_event();
+        }
+        self.fire_watchdogs();
+        if now >= self.next_write {
+            self.client_write();
+            self.next_write = now + self.cfg.write_interval_ms;
+            self.after_event();
+        }
+        for i in 0..self.agents.len() {
+            if !self.alive[i] || self.agents[i].stalled_until > now {
+                continue;
+            }
+            if self.agents[i].reset {
+                self.restart_agent(i);
+            }
+            if self.agents[i].task.as_ref().is_some_and(|t| t.done_at <= now) {
+                self.finish_task(i);
+                self.after_event();
+            }
+            let timed_out = self.agents[i].read_times_out_at.is_some_and(|r| r <= now);
+            let due = self.agents[i].read_times_out_at.is_none() && self.agents[i].next_wake <= now;
+            if timed_out || due {
+                self.cycle(i);
+                self.after_event();
+            }
+        }
+        self.after_event();
+        self.wake_watchers();
+    }
+
+    /// Replicates, settles client acknowledgements, then checks every invariant.
+    pub(crate) fn after_event(&mut self) {
+        self.replicate();
+        self.settle_writes();
+        if self.violation.is_some() {
+            return;
+        }
+        let cfg = self.dynamic.clone();
+        let lock = self.lock_holder();
+        let promotions = std::mem::take(&mut self.promotions);
+        let mut invariants = std::mem::take(&mut self.invariants);
+        let mut found = None;
+        {
+            let s = Snapshot {
+                promotions: &promotions,
+                ..self.snapshot(&cfg, lock.as_deref())
+            };
+            for inv in invariants.iter_mut() {
+                if let Err(detail) = inv.check(&s) {
+                    found = Some(Violation {
+                        invariant: inv.name(),
+                        at: self.now,
+                        detail,
+                    });
+                    break;
+                }
+            }
+        }
+        self.invariants = invariants;
+        if let Some(v) = found {
+            self.log("world", format!("VIOLATION {v}"));
+            self.violation = Some(v);
+        }
+    }
+
+    fn snapshot<'a>(&'a self, cfg: &'a DynamicConfig, lock: Option<&'a str>) -> Snapshot<'a> {
+        Snapshot {
+            now: self.now,
+            names: &self.names,
+            dbs: &self.dbs,
+            alive: &self.alive,
+            broken: &self.broken,
+            lock,
+            config: cfg,
+            promotions: &[],
+            oracle: &self.oracle,
+            healed_at: self.healed_at,
+        }
+    }
+
+    /// Appends a line to the timeline with the lock holder and the writable databases.
+    pub(crate) fn log(&mut self, who: &str, what: String) {
+        if !self.trace.enabled {
+            return;
+        }
+        let lock = self.lock_holder();
+        let writable = (0..self.dbs.len())
+            .filter(|&i| self.alive[i] && self.dbs[i].writable())
+            .map(|i| self.names[i].clone())
+            .collect();
+        self.trace.lines.push(TraceLine {
+            at: self.now,
+            lock,
+            writable,
+            who: who.to_string(),
+            what,
+        });
+    }
+
+    // ---- network ----
+
+    /// Whether node `i`'s agent reaches the DCS right now.
+    pub(crate) fn dcs_reachable(&self, i: usize) -> bool {
+        self.alive[i] && self.now >= self.dcs_down_until && self.now >= self.dcs_cut_until[i]
+    }
+
+    /// Whether nodes `a` and `b` reach each other (REST and replication) right now.
+    pub(crate) fn peers_connected(&self, a: usize, b: usize) -> bool {
+        self.alive[a] && self.alive[b] && self.now >= self.peer_cut_until[a][b]
+    }
+
+    pub(crate) fn index_of(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+
+    // ---- faults ----
+
+    fn apply_fault(&mut self, fault: &Fault) {
+        let now = self.now;
+        self.log("world", format!("FAULT {fault}"));
+        match *fault {
+            Fault::CrashDb { node, restartable } => {
+                let db = &mut self.dbs[node];
+                if db.initialized {
+                    db.process = Process::Crashed;
+                    db.streaming = false;
+                }
+                if !restartable {
+                    db.cannot_start = true;
+                    self.broken[node] = true;
+                }
+            }
+            Fault::LoseNode { node } => {
+                self.alive[node] = false;
+                self.broken[node] = true;
+                self.dbs[node].process = Process::Crashed;
+                self.dbs[node].streaming = false;
+                self.agents[node].task = None;
+            }
+            Fault::CutDcs { node, for_ms } => {
+                self.dcs_cut_until[node] = self.dcs_cut_until[node].max(now + for_ms);
+            }
+            Fault::CutPeers { a, b, for_ms } => {
+                let until = self.peer_cut_until[a][b].max(now + for_ms);
+                self.peer_cut_until[a][b] = until;
+                self.peer_cut_until[b][a] = until;
+            }
+            Fault::DcsOutage { for_ms } => {
+                self.dcs_down_until = self.dcs_down_until.max(now + for_ms);
+            }
+            Fault::Stall { node, for_ms } => {
+                let a = &mut self.agents[node];
+                a.stalled_until = a.stalled_until.max(now + for_ms);
+            }
+            Fault::Lag { node, bytes } => self.dbs[node].lag_bytes = bytes,
+            Fault::Switchover { candidate } => {
+                let Some(leader) = self.lock_holder() else {
+                    self.log("world", "switchover skipped: no leader".into());
+                    return;
+                };
+                let request = FailoverRequest {
+                    leader: Some(leader),
+                    candidate: candidate.map(|c| self.names[c].clone()),
+                    scheduled_at: None,
+                };
+                self.write_failover(&request);
+            }
+            Fault::Failover { candidate } => {
+                let request = FailoverRequest {
+                    leader: None,
+                    candidate: Some(self.names[candidate].clone()),
+                    scheduled_at: None,
+                };
+                self.write_failover(&request);
+            }
+            Fault::Pause => self.set_pause(true),
+            Fault::Resume => self.set_pause(false),
+        }
+    }
+
+    fn write_failover(&mut self, request: &FailoverRequest) {
+        let version = self
+            .store
+            .get(keyspace::FAILOVER, self.now)
+            .map(|kv| kv.mod_revision);
+        self.store.set_failover(request, version, self.now);
+    }
+
+    fn set_pause(&mut self, pause: bool) {
+        let now = self.now;
+        let Some(kv) = self.store.get(keyspace::CONFIG, now) else {
+            self.log("world", "pause/resume skipped: no /config yet".into());
+            return;
+        };
+        let Ok(mut config) = serde_json::from_slice::<DynamicConfig>(&kv.value) else {
+            return;
+        };
+        config.pause = pause;
+        if self
+            .store
+            .write_config(&config, Some(kv.mod_revision), now)
+        {
+            self.dynamic = config;
+        }
+    }
+
+    /// Refreshes the world's copy of `/config` after an agent wrote it.
+    pub(crate) fn reload_dynamic(&mut self) {
+        if let Some(kv) = self.store.get(keyspace::CONFIG, self.now) {
+            if let Ok(c) = serde_json::from_slice::<DynamicConfig>(&kv.value) {
+                self.dynamic = c;
+            }
+        }
+    }
+
+    fn heal(&mut self) {
+        self.healed_at = Some(self.now);
+        self.log("world", "faults stopped; all links healed".into());
+        if self.dynamic.pause {
+            self.set_pause(false);
+        }
+    }
+
+    fn fire_watchdogs(&mut self) {
+        if !self.cfg.watchdog {
+            return;
+        }
+        let limit = self
+            .dynamic
+            .ttl_ms()
+            .saturating_sub(self.cfg.safety_margin_ms);
+        for i in 0..self.agents.len() {
+            let a = &self.agents[i];
+            if !self.alive[i] || !a.watchdog_armed || self.now < a.watchdog_ping + limit {
+                continue;
+            }
+            let a = &mut self.agents[i];
+            a.watchdog_armed = false;
+            a.reset = true;
+            a.task = None;
+            let db = &mut self.dbs[i];
+            if db.process != Process::Stopped {
+                db.process = Process::Crashed;
+            }
+            db.streaming = false;
+            let who = self.names[i].clone();
+            self.log(&who, "WATCHDOG reset the host: database killed".into());
+            self.after_event();
+        }
+    }
+
+    fn restart_agent(&mut self, i: usize) {
+        let node = self.agents[i].node.clone();
+        let a = &mut self.agents[i];
+        a.ha = new_ha(&self.cfg, node);
+        a.reset = false;
+        a.outcomes.clear();
+        a.task = None;
+        a.read_times_out_at = None;
+        a.next_wake = self.now;
+        let who = self.names[i].clone();
+        self.log(&who, "agent restarted after host reset".into());
+    }
+
+    /// Wakes every connected agent shortly after the leader key, `/config` or `/failover` changed,
+    /// as the real agent's etcd watch does.
+    fn wake_watchers(&mut self) {
+        self.store.advance(self.now);
+        let rev = self.store.watch_revision();
+        if rev == self.watch_revision {
+            return;
+        }
+        self.watch_revision = rev;
+        for i in 0..self.agents.len() {
+            if !self.dcs_reachable(i) {
+                continue;
+            }
+            let at = self.now + 100 + self.rng.below(400);
+            let a = &mut self.agents[i];
+            if a.read_times_out_at.is_none() && a.next_wake > at {
+                a.next_wake = at;
+            }
+        }
+    }
+
+    // ---- database side: client, replication ----
+
+    fn client_write(&mut self) {
+        let now = self.now;
+        for i in 0..self.dbs.len() {
+            if !self.alive[i] || !self.dbs[i].writable() {
+                continue;
+            }
+            let db = &mut self.dbs[i];
+            db.wal = Lsn(db.wal.0 + self.cfg.write_bytes);
+            let (branch, lsn) = (db.branch().unwrap_or(0), db.wal);
+            self.oracle.send(i, branch, lsn, now);
+        }
+    }
+
+    fn replicate(&mut self) {
+        for _ in 0..2 {
+            for i in 0..self.dbs.len() {
+                if !self.alive[i] || !self.dbs[i].is_running_standby() {
+                    continue;
+                }
+                let up = self.dbs[i]
+                    .upstream
+                    .as_deref()
+                    .and_then(|u| self.index_of(u))
+                    .filter(|&u| u != i);
+                match up {
+                    Some(u)
+                        if self.peers_connected(i, u)
+                            && self.dbs[u].process == Process::Running =>
+                    {
+                        let upstream = self.dbs[u].clone();
+                        self.dbs[i].replicate_from(&upstream);
+                    }
+                    _ => self.dbs[i].streaming = false,
+                }
+            }
+        }
+    }
+
+    fn settle_writes(&mut self) {
+        let dbs = &self.dbs;
+        let alive = &self.alive;
+        let names = &self.names;
+        self.oracle.settle(
+            self.now,
+            |n, b| alive[n] && dbs[n].writable() && dbs[n].branch() == Some(b),
+            |n, lsn| {
+                let p = &dbs[n];
+                if p.sync_names.is_empty() || p.sync_count == 0 {
+                    return true;
+                }
+                let have = p
+                    .sync_names
+                    .iter()
+                    .filter_map(|s| names.iter().position(|x| x.eq_ignore_ascii_case(s)))
+                    .filter(|&k| {
+                        let s = &dbs[k];
+                        alive[k]
+                            && s.is_running_standby()
+                            && s.streaming
+                            && s.upstream.as_deref() == Some(names[n].as_str())
+                            && s.contains(p.branch().unwrap_or(0), lsn)
+                    })
+                    .count();
+                have as u32 >= p.sync_count
+            },
+        );
+    }
+
+    /// The database role as Patroni's member key spells it, for the trace.
+    pub(crate) fn role_word(&self, i: usize) -> &'static str {
+        let db = &self.dbs[i];
+        match (db.process, db.role) {
+            (Process::Running, DbRole::Primary) => "primary",
+            (Process::Running, _) => "standby",
+            (Process::Busy, _) => "busy",
+            (Process::Crashed, _) => "crashed",
+            (Process::Stopped, _) => "stopped",
+        }
+    }
+}
+
+fn new_ha(cfg: &SimConfig, node: Node) -> Ha {
+    match &cfg.policy {
+        Some(f) => Ha::with_policy(node, f()),
+        None => Ha::new(node),
+    }
+}
+
+fn fault_targets_exist(f: &Fault, n: usize) -> bool {
+    match *f {
+        Fault::CrashDb { node, .. }
+        | Fault::LoseNode { node }
+        | Fault::CutDcs { node, .. }
+        | Fault::Stall { node, .. }
+        | Fault::Lag { node, .. } => node < n,
+        Fault::CutPeers { a, b, .. } => a < n && b < n && a != b,
+        Fault::Switchover { candidate } => candidate.is_none_or(|c| c < n),
+        Fault::Failover { candidate } => candidate < n,
+        Fault::Pause | Fault::Resume | Fault::DcsOutage { .. } => true,
+    }
+}
