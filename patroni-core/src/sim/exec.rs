@@ -94,11 +94,9 @@ impl World {
                             done_at: now + duration,
                             rest: iter.collect(),
                         });
+                        return peers;
                     }
                     Err(why) => self.push_outcome(i, kind, OutcomeResult::Failed(why), now),
-                }
-                if self.agents[i].task.is_some() {
-                    return peers;
                 }
                 continue;
             }

@@ -14,7 +14,7 @@ use crate::sim::oracle::Oracle;
 use crate::sim::rng::SimRng;
 use crate::sim::trace::{Trace, TraceLine};
 use crate::{
-    Action, ActionKind, DbRole, DynamicConfig, FailoverRequest, Ha, LocalRequest, Lsn,
+    Action, DbRole, DynamicConfig, FailoverRequest, Ha, LocalRequest, Lsn,
     MemoryStore, Node, Outcome, Timestamp,
 };
 
@@ -178,12 +178,21 @@ impl World {
 
     /// Runs until `until_ms` of virtual time or the first violation.
     pub fn run_until(&mut self, until_ms: u64) -> Option<Violation> {
+        let mut same_instant = 0u32;
         while self.violation.is_none() {
             let next = self.next_event_time();
             if next > until_ms {
                 self.now = until_ms;
                 break;
             }
+            same_instant = if next <= self.now { same_instant + 1 } else { 0 };
+            assert!(
+                same_instant < 1_000,
+                "simulator stuck at {} ms (seed {}):\n{}",
+                self.now,
+                self.cfg.seed,
+                self.trace.tail(30)
+            );
             self.now = next.max(self.now);
             self.events += 1;
             self.step();
@@ -256,9 +265,9 @@ impl World {
                 continue;
             }
             let resume = a.stalled_until;
-            t = t.min(a.next_wake.max(resume));
-            if let Some(r) = a.read_times_out_at {
-                t = t.min(r.max(resume));
+            match a.read_times_out_at {
+                Some(r) => t = t.min(r.max(resume)),
+                None => t = t.min(a.next_wake.max(resume)),
             }
             if let Some(task) = &a.task {
                 t = t.min(task.done_at.max(resume));

@@ -1,0 +1,57 @@
+#![cfg(feature = "sim")]
+//! The invariant suite under random fault schedules (proptest, shrinking to a minimal schedule).
+//!
+//! CI runs a bounded number of schedules; `PATRONI_SIM_CASES=N` raises each campaign to N.
+
+use patroni_core::sim::{campaign, cases, FaultMix, SimConfig};
+use patroni_core::{SynchronousMode, Tags};
+
+fn run(name: &str, cfg: SimConfig, default_cases: u32, mix: FaultMix) {
+    let n = cases(default_cases);
+    let started = std::time::Instant::now();
+    match campaign(&cfg, n, 6, mix) {
+        Ok(stats) => println!(
+            "{name}: {} schedules, {:.0} simulated s, {} promotions, {:.1}s wall",
+            stats.cases,
+            stats.simulated_ms as f64 / 1000.0,
+            stats.promotions,
+            started.elapsed().as_secs_f64()
+        ),
+        Err(failure) => panic!("{name}: {failure}"),
+    }
+}
+
+#[test]
+fn async_cluster_under_all_faults() {
+    run("async/all", SimConfig::three_nodes(1), 600, FaultMix::ALL);
+}
+
+#[test]
+fn sync_cluster_under_all_faults() {
+    let mut cfg = SimConfig::three_nodes(2);
+    cfg.dynamic.synchronous_mode = SynchronousMode::On;
+    run("sync/all", cfg, 600, FaultMix::ALL);
+}
+
+#[test]
+fn nofailover_member_is_never_promoted() {
+    let mut cfg = SimConfig::three_nodes(3);
+    cfg.nodes[2].tags = Tags {
+        nofailover: true,
+        ..Tags::default()
+    };
+    run("nofailover", cfg, 400, FaultMix::ALL);
+}
+
+#[test]
+fn partitions_and_stalls_only() {
+    let mix = FaultMix {
+        crashes: false,
+        node_loss: false,
+        partitions: true,
+        stalls: true,
+        operator: false,
+        lag: false,
+    };
+    run("partitions+stalls", SimConfig::three_nodes(4), 400, mix);
+}
