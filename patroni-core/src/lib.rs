@@ -13,6 +13,7 @@
 mod action;
 mod cluster;
 mod config;
+mod ha;
 pub mod keyspace;
 mod local;
 mod lsn;
@@ -34,6 +35,7 @@ pub use cluster::{
     Cluster, ClusterStatus, FailoverRequest, HistoryEntry, Leader, SyncState, Versioned,
 };
 pub use config::{ConfigError, DynamicConfig, DynamicPostgresql, SynchronousMode};
+pub use ha::Ha;
 pub use local::{
     CannotFollow, CannotFollowReason, DataDirState, DbRole, LocalDb, ProcessState, ReceiverStatus,
     ReplicationRow,
@@ -42,7 +44,7 @@ pub use lsn::{Lsn, LsnParseError};
 pub use member::{Member, MemberData, MemberRole, MemberState};
 pub use observation::{DcsView, LocalRequest, Node, Observation, RunningTask};
 pub use peer::PeerStatus;
-pub use policy::{Candidate, FailoverPolicy, Ineligible, RaceContext};
+pub use policy::{Candidate, FailoverPolicy, Ineligible, PatroniPolicy, RaceContext};
 pub use ports::{Database, DbError, Dcs, DcsError};
 pub use store::{KeyValue, LeaseId, MemoryStore};
 pub use tags::Tags;
