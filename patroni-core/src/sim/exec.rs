@@ -23,8 +23,9 @@ impl World {
     pub(crate) fn cycle(&mut self, i: usize) {
         let now = self.now;
         let loop_ms = self.dynamic.loop_wait_ms();
-        let timed_out = self.agents[i].read_times_out_at.take().is_some();
-        if !timed_out && !self.dcs_reachable(i) {
+        let pending = self.agents[i].read_times_out_at.take().is_some();
+        let timed_out = pending && !self.dcs_reachable(i);
+        if !pending && !self.dcs_reachable(i) {
             // The read blocks for retry_timeout before the agent learns the DCS is gone.
             self.agents[i].read_times_out_at = Some(now + self.dynamic.retry_timeout_ms());
             return;
@@ -461,7 +462,11 @@ impl World {
             .store
             .get(keyspace::SYNC, now)
             .and_then(|kv| serde_json::from_slice::<SyncState>(&kv.value).ok())
-            .is_some_and(|s| s.is_sync(&self.names[i]));
+            .is_some_and(|s| {
+                // The primary that recorded /sync has every acknowledged write too (Patroni's
+                // `sync.matches(name, check_leader=True)`).
+                s.is_sync(&self.names[i]) || s.leader.as_deref() == Some(self.names[i].as_str())
+            });
         let tags = &self.agents[i].node.tags;
         self.promotions.push(Promotion {
             node: i,

@@ -170,7 +170,9 @@ impl FaultSchedule {
 
 impl fmt::Display for FaultSchedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for s in &self.faults {
+        let mut sorted: Vec<&Scheduled> = self.faults.iter().collect();
+        sorted.sort_by_key(|s| s.at_ms);
+        for s in sorted {
             writeln!(f, "  +{:>7} ms  {}", s.at_ms, s.fault)?;
         }
         Ok(())

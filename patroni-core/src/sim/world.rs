@@ -266,7 +266,11 @@ impl World {
             }
             let resume = a.stalled_until;
             match a.read_times_out_at {
-                Some(r) => t = t.min(r.max(resume)),
+                Some(r) => {
+                    // The etcd client retries within retry_timeout: the read returns when the link does.
+                    let back = self.dcs_cut_until[i].max(self.dcs_down_until);
+                    t = t.min(r.min(back.max(self.now)).max(resume));
+                }
                 None => t = t.min(a.next_wake.max(resume)),
             }
             if let Some(task) = &a.task {
@@ -325,7 +329,9 @@ impl World {
                 self.finish_task(i);
                 self.after_event();
             }
-            let timed_out = self.agents[i].read_times_out_at.is_some_and(|r| r <= now);
+            let timed_out = self.agents[i]
+                .read_times_out_at
+                .is_some_and(|r| r <= now || self.dcs_reachable(i));
             let due = self.agents[i].read_times_out_at.is_none() && self.agents[i].next_wake <= now;
             if timed_out || due {
                 self.cycle(i);
@@ -461,6 +467,11 @@ impl World {
                 a.stalled_until = a.stalled_until.max(now + for_ms);
             }
             Fault::Lag { node, bytes } => self.dbs[node].lag_bytes = bytes,
+            Fault::Switchover { .. } | Fault::Failover { .. } | Fault::Pause | Fault::Resume
+                if now < self.dcs_down_until =>
+            {
+                self.log("world", "operator request failed: DCS unreachable".into());
+            }
             Fault::Switchover { candidate } => {
                 let Some(leader) = self.lock_holder() else {
                     self.log("world", "switchover skipped: no leader".into());

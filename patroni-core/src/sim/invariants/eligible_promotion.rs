@@ -1,5 +1,6 @@
 //! (c) No promotion of a member tagged `nofailover`, of one lagging past
-//! `maximum_lag_on_failover` (asynchronous mode), or of one not recorded in `/sync` (synchronous mode).
+//! `maximum_lag_on_failover` (asynchronous mode), or of one not recorded in `/sync` as a
+//! synchronous standby or as the primary that wrote it (synchronous mode).
 
 use super::{Invariant, Snapshot};
 
@@ -21,7 +22,7 @@ impl Invariant for EligiblePromotion {
             if s.config.synchronous() {
                 if !p.in_sync {
                     return Err(format!(
-                        "{who} was promoted in synchronous mode but is not recorded in /sync"
+                        "{who} was promoted in synchronous mode but is neither a synchronous standby nor the leader recorded in /sync"
                     ));
                 }
             } else if let Some(lag) = p.lag {

@@ -37,7 +37,7 @@ pub struct Promotion {
     pub nofailover: bool,
     /// Bytes behind the last primary position published in `/status`, if one was published.
     pub lag: Option<u64>,
-    /// Whether `/sync` recorded this node as a synchronous standby.
+    /// Whether `/sync` recorded this node as a synchronous standby or as its leader.
     pub in_sync: bool,
 }
 
