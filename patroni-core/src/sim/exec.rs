@@ -52,11 +52,7 @@ impl World {
             };
             let decision = self.agents[i].ha.step(&obs);
             if self.trace.enabled {
-                let kinds: Vec<String> = decision
-                    .actions
-                    .iter()
-                    .map(|a| format!("{:?}", a.kind()))
-                    .collect();
+                let kinds: Vec<String> = decision.actions.iter().map(describe).collect();
                 let who = self.names[i].clone();
                 let line = format!(
                     "[{}] {} -> [{}]",
@@ -556,5 +552,33 @@ impl World {
                 }
             })
             .collect()
+    }
+}
+
+/// A short form of an action for the timeline: its kind plus the detail that explains it.
+fn describe(action: &Action) -> String {
+    match action {
+        Action::Follow { leader } => format!("Follow({})", leader.name),
+        Action::CloneFrom { source } => format!("CloneFrom({})", source.name),
+        Action::Rebuild { source, mode, .. } => format!("Rebuild({}, {mode:?})", source.name),
+        Action::Start(StartRole::Primary) => "Start(primary)".into(),
+        Action::Start(StartRole::Standby { upstream }) => format!(
+            "Start(standby of {})",
+            upstream.as_ref().map_or("nobody", |m| m.name.as_str())
+        ),
+        Action::Promote { timeline, planned } => {
+            format!("Promote(tl {timeline}{})", if *planned { ", planned" } else { "" })
+        }
+        Action::Stop(mode) | Action::Demote(mode) => format!("{:?}({mode:?})", action.kind()),
+        Action::SetSyncStandbys { names, count } => {
+            format!("SetSyncStandbys({count} of [{}])", names.join(","))
+        }
+        Action::WriteSyncState { state, .. } => format!(
+            "WriteSyncState(leader {}, [{}])",
+            state.leader.as_deref().unwrap_or("-"),
+            state.sync_standbys.join(",")
+        ),
+        Action::ClearFailover { .. } => "ClearFailover".into(),
+        other => format!("{:?}", other.kind()),
     }
 }

@@ -474,26 +474,69 @@ impl World {
             }
             Fault::Switchover { candidate } => {
                 let Some(leader) = self.lock_holder() else {
-                    self.log("world", "switchover skipped: no leader".into());
+                    self.log("world", "switchover refused: no leader".into());
                     return;
                 };
+                let candidate = candidate.map(|c| self.names[c].clone());
+                if let Err(why) = self.api_precheck(Some(&leader), candidate.as_deref()) {
+                    self.log("world", format!("switchover refused (412): {why}"));
+                    return;
+                }
                 let request = FailoverRequest {
                     leader: Some(leader),
-                    candidate: candidate.map(|c| self.names[c].clone()),
+                    candidate,
                     scheduled_at: None,
                 };
                 self.write_failover(&request);
             }
             Fault::Failover { candidate } => {
+                let candidate = self.names[candidate].clone();
+                let leader = self.lock_holder();
+                if let Err(why) = self.api_precheck(leader.as_deref(), Some(&candidate)) {
+                    self.log("world", format!("failover refused (412): {why}"));
+                    return;
+                }
                 let request = FailoverRequest {
                     leader: None,
-                    candidate: Some(self.names[candidate].clone()),
+                    candidate: Some(candidate),
                     scheduled_at: None,
                 };
                 self.write_failover(&request);
             }
             Fault::Pause => self.set_pause(true),
             Fault::Resume => self.set_pause(false),
+        }
+    }
+
+    /// The checks Patroni's REST API makes before it writes `/failover` (412 when they fail).
+    fn api_precheck(&mut self, leader: Option<&str>, candidate: Option<&str>) -> Result<(), String> {
+        let cluster = self.store.load(self.now);
+        let sync = cluster.sync_state().cloned().unwrap_or_default();
+        let synchronous = cluster.config_or(&self.dynamic).synchronous();
+        let fit = |m: &crate::Member| {
+            Some(m.name.as_str()) != leader
+                && m.unreadable.is_none()
+                && m.data.tags.allows_failover()
+                && (!synchronous || sync.is_sync(&m.name))
+        };
+        match candidate {
+            Some(c) => {
+                let m = cluster
+                    .member(c)
+                    .ok_or_else(|| format!("candidate {c} does not exist"))?;
+                if Some(c) == leader {
+                    return Err("candidate is the current leader".into());
+                }
+                if synchronous && !sync.is_sync(c) {
+                    return Err("candidate name does not match with sync_standby".into());
+                }
+                if !fit(m) {
+                    return Err(format!("{c} is not allowed to promote"));
+                }
+                Ok(())
+            }
+            None if cluster.members.iter().any(fit) => Ok(()),
+            None => Err("switchover is not possible: no good candidates have been found".into()),
         }
     }
 
