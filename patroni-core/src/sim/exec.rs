@@ -85,6 +85,7 @@ impl World {
                 }
                 match self.start_slow(i, &action) {
                     Ok(duration) => {
+                        self.tasks_started.push((now, i, kind));
                         self.agents[i].task = Some(Task {
                             action,
                             since: now,

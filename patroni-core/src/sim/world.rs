@@ -14,7 +14,7 @@ use crate::sim::oracle::Oracle;
 use crate::sim::rng::SimRng;
 use crate::sim::trace::{Trace, TraceLine};
 use crate::{
-    Action, DbRole, DynamicConfig, FailoverRequest, Ha, LocalRequest, Lsn,
+    Action, ActionKind, DbRole, DynamicConfig, FailoverRequest, Ha, LocalRequest, Lsn,
     MemoryStore, Node, Outcome, Timestamp,
 };
 
@@ -88,6 +88,7 @@ pub struct World {
     next_write: u64,
     pub(crate) promotions: Vec<Promotion>,
     pub(crate) promotion_count: usize,
+    pub(crate) tasks_started: Vec<(u64, usize, ActionKind)>,
     healed_at: Option<u64>,
     heal_time: u64,
     watch_revision: u64,
@@ -160,6 +161,7 @@ impl World {
             next_write: cfg.warmup_ms / 2,
             promotions: Vec::new(),
             promotion_count: 0,
+            tasks_started: Vec::new(),
             healed_at: None,
             heal_time,
             watch_revision: 0,
@@ -238,6 +240,52 @@ impl World {
     /// Node names, by index.
     pub fn names(&self) -> &[String] {
         &self.names
+    }
+
+    /// Applies `fault` now (for named scenarios that pick their target after warm-up).
+    pub fn inject(&mut self, fault: Fault) {
+        if fault_targets_exist(&fault, self.names.len()) {
+            self.apply_fault(&fault);
+            self.after_event();
+        }
+    }
+
+    /// Indices of the databases that accept writes right now.
+    pub fn writable(&self) -> Vec<usize> {
+        (0..self.dbs.len())
+            .filter(|&i| self.alive[i] && self.dbs[i].writable())
+            .collect()
+    }
+
+    /// Every slow action started so far: when, on which node, what.
+    pub fn tasks_started(&self) -> &[(u64, usize, ActionKind)] {
+        &self.tasks_started
+    }
+
+    /// Promotions (and starts as primary) begun so far.
+    pub fn promotion_count(&self) -> usize {
+        self.promotion_count
+    }
+
+    /// The first violation, if any.
+    pub fn violation(&self) -> Option<&Violation> {
+        self.violation.as_ref()
+    }
+
+    /// Runs until `cond` holds (checked after each event) or `deadline`; returns when it first held.
+    pub fn run_until_cond(
+        &mut self,
+        deadline: u64,
+        mut cond: impl FnMut(&World) -> bool,
+    ) -> Option<u64> {
+        while self.now < deadline && self.violation.is_none() {
+            if cond(self) {
+                return Some(self.now);
+            }
+            let next = self.next_event_time().min(deadline);
+            self.run_until(next);
+        }
+        cond(self).then_some(self.now)
     }
 
     /// The client's record.

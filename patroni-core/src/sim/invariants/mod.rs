@@ -110,6 +110,16 @@ pub trait Invariant: fmt::Debug {
     }
 }
 
+/// The safety properties (a)–(d), for named scenarios that inject faults at chosen moments.
+pub fn safety() -> Vec<Box<dyn Invariant>> {
+    vec![
+        Box::new(single_primary::SinglePrimary),
+        Box::new(promote_with_lock::PromoteWithLock),
+        Box::new(eligible_promotion::EligiblePromotion),
+        Box::new(no_lost_writes::NoLostWrites),
+    ]
+}
+
 /// The full suite, as the harness runs it.
 pub fn suite(liveness: liveness::Liveness) -> Vec<Box<dyn Invariant>> {
     vec![
