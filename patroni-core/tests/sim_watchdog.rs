@@ -1,0 +1,90 @@
+#![cfg(feature = "sim")]
+//! The known-unsafe configuration: without a watchdog, a stalled primary agent whose database
+//! keeps running lets a second primary appear once its lease expires. The simulator must find
+//! that, and must not find it with the watchdog on.
+
+use patroni_core::sim::{
+    campaign, cases, check, invariants, Fault, FaultMix, FaultSchedule, SimConfig, World,
+};
+
+const STALLS: FaultMix = FaultMix {
+    crashes: false,
+    node_loss: false,
+    partitions: false,
+    stalls: true,
+    operator: false,
+    lag: false,
+};
+
+fn stall_the_primary(watchdog: bool) -> World {
+    let cfg = SimConfig {
+        watchdog,
+        ..SimConfig::three_nodes(21)
+    };
+    let (warmup, ttl) = (cfg.warmup_ms, cfg.dynamic.ttl_ms());
+    let mut w = World::new(cfg, &FaultSchedule::none(), invariants::safety());
+    w.run_until(warmup);
+    let p = w.writable()[0];
+    w.inject(Fault::Stall {
+        node: p,
+        for_ms: 2 * ttl,
+    });
+    let now = w.now();
+    w.run_until(now + 3 * ttl);
+    w
+}
+
+#[test]
+fn without_watchdog_a_stalled_primary_gives_two_writable_primaries() {
+    let w = stall_the_primary(false);
+    let v = w
+        .violation()
+        .unwrap_or_else(|| panic!("expected a split brain:\n{}", w.trace()));
+    assert_eq!(v.invariant, "single_primary", "{v}");
+    println!("found as expected: {v}");
+}
+
+#[test]
+fn with_watchdog_the_stalled_primary_is_reset_in_time() {
+    let w = stall_the_primary(true);
+    assert!(w.violation().is_none(), "{}", w.trace());
+    assert!(
+        w.trace().lines.iter().any(|l| l.what.contains("WATCHDOG")),
+        "the watchdog must have fired:\n{}",
+        w.trace()
+    );
+    assert_eq!(w.writable().len(), 1);
+}
+
+#[test]
+fn random_stalls_find_the_split_brain_without_watchdog() {
+    let cfg = SimConfig {
+        watchdog: false,
+        ..SimConfig::three_nodes(22)
+    };
+    let failure =
+        campaign(&cfg, 200, 3, STALLS).expect_err("stalls without a watchdog must break safety");
+    assert_eq!(failure.violation.invariant, "single_primary", "{failure}");
+    // Shrinking leaves a single long stall, and it replays.
+    assert_eq!(failure.schedule.faults.len(), 1, "{failure}");
+    assert!(
+        matches!(failure.schedule.faults[0].fault, Fault::Stall { .. }),
+        "{failure}"
+    );
+    let replay = check(
+        &SimConfig {
+            seed: failure.seed,
+            ..cfg
+        },
+        &failure.schedule,
+    );
+    assert!(replay.is_err(), "the minimal schedule must replay");
+    println!("{failure}");
+}
+
+#[test]
+fn random_stalls_are_safe_with_watchdog() {
+    let stats =
+        campaign(&SimConfig::three_nodes(23), cases(200), 4, STALLS).unwrap_or_else(|f| panic!("{f}"));
+    assert!(stats.cases >= 200);
+}
