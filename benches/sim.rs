@@ -6,10 +6,35 @@ use patroni_core::sim::{simulate, Fault, FaultSchedule, SimConfig};
 
 fn faults() -> FaultSchedule {
     FaultSchedule::none()
-        .at(10_000, Fault::CrashDb { node: 0, restartable: true })
-        .at(40_000, Fault::CutDcs { node: 1, for_ms: 25_000 })
-        .at(90_000, Fault::Stall { node: 2, for_ms: 20_000 })
-        .at(130_000, Fault::CutPeers { a: 0, b: 2, for_ms: 30_000 })
+        .at(
+            10_000,
+            Fault::CrashDb {
+                node: 0,
+                restartable: true,
+            },
+        )
+        .at(
+            40_000,
+            Fault::CutDcs {
+                node: 1,
+                for_ms: 25_000,
+            },
+        )
+        .at(
+            90_000,
+            Fault::Stall {
+                node: 2,
+                for_ms: 20_000,
+            },
+        )
+        .at(
+            130_000,
+            Fault::CutPeers {
+                a: 0,
+                b: 2,
+                for_ms: 30_000,
+            },
+        )
         .at(170_000, Fault::Switchover { candidate: None })
         .at(200_000, Fault::LoseNode { node: 1 })
 }

@@ -46,11 +46,15 @@ impl FailoverPolicy for SameSiteFirst {
 fn main() {
     let n = cases(200);
     let started = std::time::Instant::now();
-    let result = check_policy(Arc::new(|| Box::new(SameSiteFirst) as _), n, |cfg: &mut SimConfig| {
-        for (node, dc) in cfg.nodes.iter_mut().zip(["dc1", "dc1", "dc2"]) {
-            node.tags.custom.insert("site".into(), dc.into());
-        }
-    });
+    let result = check_policy(
+        Arc::new(|| Box::new(SameSiteFirst) as _),
+        n,
+        |cfg: &mut SimConfig| {
+            for (node, dc) in cfg.nodes.iter_mut().zip(["dc1", "dc1", "dc2"]) {
+                node.tags.custom.insert("site".into(), dc.into());
+            }
+        },
+    );
     match result {
         Ok(stats) => println!(
             "SameSiteFirst held every invariant over {} fault schedules ({:.0} simulated seconds, {} promotions) in {:.1}s",

@@ -5,16 +5,34 @@ use patroni_core::sim::{check, simulate, Fault, FaultSchedule, SimConfig};
 
 fn busy_schedule() -> FaultSchedule {
     FaultSchedule::none()
-        .at(5_000, Fault::CutDcs { node: 0, for_ms: 20_000 })
-        .at(40_000, Fault::CrashDb { node: 1, restartable: true })
-        .at(60_000, Fault::Stall { node: 2, for_ms: 15_000 })
+        .at(
+            5_000,
+            Fault::CutDcs {
+                node: 0,
+                for_ms: 20_000,
+            },
+        )
+        .at(
+            40_000,
+            Fault::CrashDb {
+                node: 1,
+                restartable: true,
+            },
+        )
+        .at(
+            60_000,
+            Fault::Stall {
+                node: 2,
+                for_ms: 15_000,
+            },
+        )
         .at(90_000, Fault::Switchover { candidate: None })
 }
 
 #[test]
 fn quiet_cluster_bootstraps_and_stays_healthy() {
-    let report = check(&SimConfig::three_nodes(1), &FaultSchedule::none())
-        .unwrap_or_else(|f| panic!("{f}"));
+    let report =
+        check(&SimConfig::three_nodes(1), &FaultSchedule::none()).unwrap_or_else(|f| panic!("{f}"));
     assert!(report.acked_writes > 100, "{}", report.trace);
     println!("{}", report.trace.tail(40));
 }
@@ -28,5 +46,8 @@ fn same_seed_same_timeline() {
     assert_eq!(a.trace, b.trace, "same seed diverged");
     assert_eq!((a.events, a.acked_writes), (b.events, b.acked_writes));
     let c = simulate(&SimConfig::three_nodes(43), &busy_schedule());
-    assert_ne!(a.trace, c.trace, "the seed must shape the run (loop phases, watch jitter)");
+    assert_ne!(
+        a.trace, c.trace,
+        "the seed must shape the run (loop phases, watch jitter)"
+    );
 }

@@ -12,7 +12,12 @@ fn warm(cfg: SimConfig) -> (World, usize) {
     let mut w = World::new(cfg, &FaultSchedule::none(), invariants::safety());
     w.run_until(warmup);
     let primaries = w.writable();
-    assert_eq!(primaries.len(), 1, "warm-up left {primaries:?}:\n{}", w.trace());
+    assert_eq!(
+        primaries.len(),
+        1,
+        "warm-up left {primaries:?}:\n{}",
+        w.trace()
+    );
     (w, primaries[0])
 }
 
@@ -81,7 +86,10 @@ fn seed_rule_2_unstartable_primary_releases_and_the_healthiest_is_promoted() {
     });
     // Detect (one loop), a failed start, release at once, race on the watch, promote: not the ttl.
     let bound = crash + 2 * d.loop_wait_ms() + t.start_ms + t.promote_ms + 1_000;
-    assert!(bound - crash < d.ttl_ms() + t.promote_ms, "bound must beat the ttl path");
+    assert!(
+        bound - crash < d.ttl_ms() + t.promote_ms,
+        "bound must beat the ttl path"
+    );
     let done = w
         .run_until_cond(bound, |w| w.writable() == vec![best])
         .unwrap_or_else(|| fail(&w, "the healthiest standby was not promoted in time"));
@@ -118,7 +126,10 @@ fn seed_rule_3_crashed_standby_restarts_and_streams() {
         .unwrap_or_else(|| fail(&w, "the crashed standby did not come back streaming"));
     assert_eq!(w.writable(), vec![p], "the primary must be untouched");
     assert!(w.violation().is_none(), "{}", w.trace());
-    println!("standby restart: streaming again {} ms after the crash", back - crash);
+    println!(
+        "standby restart: streaming again {} ms after the crash",
+        back - crash
+    );
 }
 
 #[test]

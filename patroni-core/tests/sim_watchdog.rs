@@ -84,7 +84,7 @@ fn random_stalls_find_the_split_brain_without_watchdog() {
 
 #[test]
 fn random_stalls_are_safe_with_watchdog() {
-    let stats =
-        campaign(&SimConfig::three_nodes(23), cases(200), 4, STALLS).unwrap_or_else(|f| panic!("{f}"));
+    let stats = campaign(&SimConfig::three_nodes(23), cases(200), 4, STALLS)
+        .unwrap_or_else(|f| panic!("{f}"));
     assert!(stats.cases >= 200);
 }

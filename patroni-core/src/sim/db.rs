@@ -295,7 +295,11 @@ mod tests {
         let l = down.observe(Vec::new());
         assert_eq!(
             (l.process, l.role, l.controldata_state.as_deref()),
-            (ProcessState::Crashed, DbRole::Unknown, Some("in production"))
+            (
+                ProcessState::Crashed,
+                DbRole::Unknown,
+                Some("in production")
+            )
         );
     }
 }

@@ -80,7 +80,12 @@ impl World {
             let kind = action.kind();
             if kind.is_slow() {
                 if self.agents[i].task.is_some() {
-                    self.push_outcome(i, kind, OutcomeResult::Failed("another task is running".into()), now);
+                    self.push_outcome(
+                        i,
+                        kind,
+                        OutcomeResult::Failed("another task is running".into()),
+                        now,
+                    );
                     continue;
                 }
                 match self.start_slow(i, &action) {
@@ -134,13 +139,24 @@ impl World {
         let me = self.names[i].clone();
         let dcs_action = !matches!(
             action,
-            Action::Stop(_) | Action::Reload | Action::Follow { .. } | Action::SetSyncStandbys { .. }
+            Action::Stop(_)
+                | Action::Reload
+                | Action::Follow { .. }
+                | Action::SetSyncStandbys { .. }
         );
         if dcs_action && !self.dcs_reachable(i) {
             // A failed renewal sends no keepalive: the watchdog counts from the last good one.
-            return OutcomeResult::DcsUnreachable("etcd: request timed out (simulated partition)".into());
+            return OutcomeResult::DcsUnreachable(
+                "etcd: request timed out (simulated partition)".into(),
+            );
         }
-        let lost = |ok: bool| if ok { OutcomeResult::Done } else { OutcomeResult::Lost };
+        let lost = |ok: bool| {
+            if ok {
+                OutcomeResult::Done
+            } else {
+                OutcomeResult::Lost
+            }
+        };
         let ttl = self.dynamic.ttl_ms();
         match action {
             Action::TakeInitialize => lost(self.store.take_initialize(now)),
@@ -332,7 +348,13 @@ impl World {
         }
     }
 
-    fn push_outcome_quiet(&mut self, i: usize, kind: ActionKind, result: OutcomeResult, since: u64) {
+    fn push_outcome_quiet(
+        &mut self,
+        i: usize,
+        kind: ActionKind,
+        result: OutcomeResult,
+        since: u64,
+    ) {
         self.agents[i].outcomes.push(Outcome {
             kind,
             result,
@@ -367,10 +389,23 @@ impl World {
                     return interrupted();
                 }
                 let src = match self.index_of(&source.name) {
-                    Some(s) if s != i && self.peers_connected(i, s) && self.dbs[s].process == Process::Running => s,
+                    Some(s)
+                        if s != i
+                            && self.peers_connected(i, s)
+                            && self.dbs[s].process == Process::Running =>
+                    {
+                        s
+                    }
                     _ => {
-                        self.dbs[i].process = if self.dbs[i].initialized { Process::Crashed } else { Process::Stopped };
-                        return OutcomeResult::Failed(format!("cannot copy from {}: unreachable or not running", source.name));
+                        self.dbs[i].process = if self.dbs[i].initialized {
+                            Process::Crashed
+                        } else {
+                            Process::Stopped
+                        };
+                        return OutcomeResult::Failed(format!(
+                            "cannot copy from {}: unreachable or not running",
+                            source.name
+                        ));
                     }
                 };
                 let source_db = self.dbs[src].clone();
@@ -392,7 +427,9 @@ impl World {
                 let db = &mut self.dbs[i];
                 if db.cannot_start {
                     db.process = Process::Crashed;
-                    return OutcomeResult::Failed("could not start: FATAL: data directory is corrupt (simulated)".into());
+                    return OutcomeResult::Failed(
+                        "could not start: FATAL: data directory is corrupt (simulated)".into(),
+                    );
                 }
                 match role {
                     StartRole::Primary => {
@@ -415,14 +452,18 @@ impl World {
                 let db = &mut self.dbs[i];
                 if db.cannot_start {
                     db.process = Process::Crashed;
-                    return OutcomeResult::Failed("could not start: FATAL: data directory is corrupt (simulated)".into());
+                    return OutcomeResult::Failed(
+                        "could not start: FATAL: data directory is corrupt (simulated)".into(),
+                    );
                 }
                 db.process = Process::Running;
                 OutcomeResult::Done
             }
             Action::Promote { timeline, .. } => {
                 if !self.dbs[i].is_running_standby() {
-                    return OutcomeResult::Failed("promotion interrupted: the database is not a running standby".into());
+                    return OutcomeResult::Failed(
+                        "promotion interrupted: the database is not a running standby".into(),
+                    );
                 }
                 let branch = self.new_branch();
                 let db = &mut self.dbs[i];
@@ -481,7 +522,11 @@ impl World {
             &who,
             format!(
                 "{} (lock held: {held_lock}, wal {}, /status optime {:?}, in /sync: {in_sync})",
-                if promote { "PROMOTE" } else { "START AS PRIMARY" },
+                if promote {
+                    "PROMOTE"
+                } else {
+                    "START AS PRIMARY"
+                },
                 self.dbs[i].wal,
                 optime
             ),
@@ -568,7 +613,10 @@ fn describe(action: &Action) -> String {
             upstream.as_ref().map_or("nobody", |m| m.name.as_str())
         ),
         Action::Promote { timeline, planned } => {
-            format!("Promote(tl {timeline}{})", if *planned { ", planned" } else { "" })
+            format!(
+                "Promote(tl {timeline}{})",
+                if *planned { ", planned" } else { "" }
+            )
         }
         Action::Stop(mode) | Action::Demote(mode) => format!("{:?}({mode:?})", action.kind()),
         Action::SetSyncStandbys { names, count } => {

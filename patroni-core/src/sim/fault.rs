@@ -100,7 +100,11 @@ impl fmt::Display for Fault {
             Fault::CrashDb { node, restartable } => write!(
                 f,
                 "crash database of node{node}{}",
-                if *restartable { "" } else { " (cannot start again)" }
+                if *restartable {
+                    ""
+                } else {
+                    " (cannot start again)"
+                }
             ),
             Fault::LoseNode { node } => write!(f, "lose node{node}"),
             Fault::CutDcs { node, for_ms } => {

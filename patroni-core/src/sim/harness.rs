@@ -205,7 +205,9 @@ pub fn campaign(
             };
             match check(&cfg, &schedule) {
                 Err(f) => Err(Box::new(f)),
-                Ok(_) => unreachable!("a failing case passed on replay: the simulation is not deterministic"),
+                Ok(_) => unreachable!(
+                    "a failing case passed on replay: the simulation is not deterministic"
+                ),
             }
         }
         Err(TestError::Abort(why)) => panic!("property test aborted: {why}"),

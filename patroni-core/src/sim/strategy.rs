@@ -65,7 +65,10 @@ pub fn fault(n: usize, mix: FaultMix) -> BoxedStrategy<Fault> {
                 })
                 .boxed(),
         ));
-        options.push((1, d().prop_map(|for_ms| Fault::DcsOutage { for_ms }).boxed()));
+        options.push((
+            1,
+            d().prop_map(|for_ms| Fault::DcsOutage { for_ms }).boxed(),
+        ));
     }
     if mix.stalls {
         options.push((
@@ -94,17 +97,28 @@ pub fn fault(n: usize, mix: FaultMix) -> BoxedStrategy<Fault> {
     if mix.lag {
         options.push((
             1,
-            (0..n, prop_oneof![Just(64 * 1024u64), Just(4 * 1024 * 1024u64)])
+            (
+                0..n,
+                prop_oneof![Just(64 * 1024u64), Just(4 * 1024 * 1024u64)],
+            )
                 .prop_map(|(node, bytes)| Fault::Lag { node, bytes })
                 .boxed(),
         ));
     }
-    assert!(!options.is_empty(), "a FaultMix must allow at least one kind of fault");
+    assert!(
+        !options.is_empty(),
+        "a FaultMix must allow at least one kind of fault"
+    );
     prop::strategy::Union::new_weighted(options).boxed()
 }
 
 /// Up to `max_faults` faults of `mix` within the first `within_ms` after warm-up.
-pub fn schedule(n: usize, max_faults: usize, within_ms: u64, mix: FaultMix) -> BoxedStrategy<FaultSchedule> {
+pub fn schedule(
+    n: usize,
+    max_faults: usize,
+    within_ms: u64,
+    mix: FaultMix,
+) -> BoxedStrategy<FaultSchedule> {
     prop::collection::vec((0..within_ms, fault(n, mix)), 0..=max_faults)
         .prop_map(|v| FaultSchedule {
             faults: v

@@ -14,8 +14,8 @@ use crate::sim::oracle::Oracle;
 use crate::sim::rng::SimRng;
 use crate::sim::trace::{Trace, TraceLine};
 use crate::{
-    Action, ActionKind, DbRole, DynamicConfig, FailoverRequest, Ha, LocalRequest, Lsn,
-    MemoryStore, Node, Outcome, Timestamp,
+    Action, ActionKind, DbRole, DynamicConfig, FailoverRequest, Ha, LocalRequest, Lsn, MemoryStore,
+    Node, Outcome, Timestamp,
 };
 
 /// A slow action running in the background, with the actions queued behind it.
@@ -187,7 +187,11 @@ impl World {
                 self.now = until_ms;
                 break;
             }
-            same_instant = if next <= self.now { same_instant + 1 } else { 0 };
+            same_instant = if next <= self.now {
+                same_instant + 1
+            } else {
+                0
+            };
             assert!(
                 same_instant < 1_000,
                 "simulator stuck at {} ms (seed {}):\n{}",
@@ -373,7 +377,11 @@ impl World {
             if self.agents[i].reset {
                 self.restart_agent(i);
             }
-            if self.agents[i].task.as_ref().is_some_and(|t| t.done_at <= now) {
+            if self.agents[i]
+                .task
+                .as_ref()
+                .is_some_and(|t| t.done_at <= now)
+            {
                 self.finish_task(i);
                 self.after_event();
             }
@@ -557,7 +565,11 @@ impl World {
     }
 
     /// The checks Patroni's REST API makes before it writes `/failover` (412 when they fail).
-    fn api_precheck(&mut self, leader: Option<&str>, candidate: Option<&str>) -> Result<(), String> {
+    fn api_precheck(
+        &mut self,
+        leader: Option<&str>,
+        candidate: Option<&str>,
+    ) -> Result<(), String> {
         let cluster = self.store.load(self.now);
         let sync = cluster.sync_state().cloned().unwrap_or_default();
         let synchronous = cluster.config_or(&self.dynamic).synchronous();
@@ -606,10 +618,7 @@ impl World {
             return;
         };
         config.pause = pause;
-        if self
-            .store
-            .write_config(&config, Some(kv.mod_revision), now)
-        {
+        if self.store.write_config(&config, Some(kv.mod_revision), now) {
             self.dynamic = config;
         }
     }
