@@ -332,7 +332,7 @@ impl Ha {
                 ineligible: Vec::new(),
             };
         }
-        if cy.obs.local.is_running_primary() && !cy.paused {
+        if cy.obs.local.is_running_primary() && !cy.paused && kind != ActionKind::Demote {
             return Decision {
                 actions: vec![Action::Demote(crate::StopMode::Immediate)],
                 message: format!("lost leader lock during {task}"),
