@@ -14,6 +14,8 @@ mod race;
 mod recover;
 mod switchover;
 mod sync;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
