@@ -285,8 +285,9 @@ pub fn quoted(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
-/// The per-node replication settings: one `replconninfoN` per peer (HA port = port + 1),
-/// `application_name`, and `sync_config_strategy = none_node` so the primary does not overwrite them.
+/// The per-node settings: one `replconninfoN` per peer (HA port = port + 1), `application_name`,
+/// `port`, `listen_addresses`, the socket directory when configured, and
+/// `sync_config_strategy = none_node` so the primary does not overwrite them.
 pub fn replication_params(config: &OpenGaussConfig) -> Vec<(String, String)> {
     let local_host = config.connect_host();
     let local_ha = config.port() as u32 + 1;
@@ -307,6 +308,14 @@ pub fn replication_params(config: &OpenGaussConfig) -> Vec<(String, String)> {
         })
         .collect();
     params.push(("application_name".into(), quoted(&config.name)));
+    params.push(("port".into(), config.port().to_string()));
+    params.push(("listen_addresses".into(), quoted(&config.listen_host())));
+    if let Some(dir) = &config.opengauss.unix_socket_dir {
+        params.push((
+            "unix_socket_directory".into(),
+            quoted(&dir.to_string_lossy()),
+        ));
+    }
     params.push(("sync_config_strategy".into(), quoted("none_node")));
     params
 }

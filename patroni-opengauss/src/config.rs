@@ -164,6 +164,13 @@ impl OpenGaussConfig {
             .unwrap_or(5432)
     }
 
+    /// The address the server listens on (`listen_addresses`).
+    pub fn listen_host(&self) -> String {
+        host_port("listen", &self.listen)
+            .map(|h| h.0)
+            .unwrap_or_default()
+    }
+
     /// The address peers reach this node at (its `localhost` in replconninfo).
     pub fn connect_host(&self) -> String {
         host_port("connect_address", &self.connect_address)

@@ -20,7 +20,8 @@ use patroni_postgres::command::{
 const GUC_SET_REPLICATION: &str = "/og/bin/gs_guc set -D D \
 -c replconninfo1='localhost=10.10.0.11 localport=5433 remotehost=10.10.0.12 remoteport=5433' \
 -c replconninfo2='localhost=10.10.0.11 localport=5433 remotehost=10.10.0.13 remoteport=5433' \
--c application_name='dn_6001' -c sync_config_strategy='none_node'";
+-c application_name='dn_6001' -c port=5432 -c listen_addresses='10.10.0.11' \
+-c sync_config_strategy='none_node'";
 
 fn lsn(s: &str) -> Lsn {
     s.parse().unwrap()
