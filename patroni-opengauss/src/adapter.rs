@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -34,6 +34,7 @@ pub struct OpenGauss {
     sql: Arc<dyn SqlSource>,
     known_term: AtomicU64,
     was_primary: AtomicBool,
+    last_sql_error: Mutex<Option<DbError>>,
 }
 
 /// One observation with the raw HA block kept (Pending is a Standby to the core, not to gs_ctl).
@@ -75,6 +76,7 @@ impl OpenGauss {
             sql,
             known_term: AtomicU64::new(0),
             was_primary: AtomicBool::new(false),
+            last_sql_error: Mutex::new(None),
         })
     }
 
@@ -97,6 +99,32 @@ impl OpenGauss {
     /// The highest term this adapter has passed or seen.
     pub fn known_term(&self) -> u64 {
         self.known_term.load(Ordering::SeqCst)
+    }
+
+    /// Why the last observation could not use SQL (e.g. `DbError::Auth` with the setting to change),
+    /// so the agent can log it: [`observe`](Database::observe) itself never fails.
+    pub fn last_sql_error(&self) -> Option<DbError> {
+        self.last_sql_error.lock().expect("sql error lock").clone()
+    }
+
+    /// Runs `SELECT 1` to check SQL access now, for a clear error at agent start-up.
+    pub async fn check_sql(&self) -> Result<(), DbError> {
+        self.sql.query("SELECT 1").await.map(|_| ())
+    }
+
+    async fn sql(&self, statement: &str) -> Option<crate::sql_rows::SqlRows> {
+        let result = self.sql.query(statement).await;
+        let mut last = self.last_sql_error.lock().expect("sql error lock");
+        match result {
+            Ok(rows) => {
+                *last = None;
+                Some(rows)
+            }
+            Err(e) => {
+                *last = Some(e);
+                None
+            }
+        }
     }
 
     async fn run(&self, spec: &CommandSpec) -> Result<CommandOutput, DbError> {
@@ -154,18 +182,18 @@ impl OpenGauss {
         match &facts.query {
             Some(QueryOutput::Running(report)) => {
                 ha = Some(report.ha.clone());
-                if let Ok(rows) = self.sql.query(SQL_TERM_LSN).await {
+                if let Some(rows) = self.sql(SQL_TERM_LSN).await {
                     facts.term_lsn = term_lsn(&rows).ok();
                 }
                 if matches!(report.ha.local_role.as_str(), "Primary" | "Normal") {
-                    if let Ok(rows) = self.sql.query(SQL_CURRENT_LSN).await {
+                    if let Some(rows) = self.sql(SQL_CURRENT_LSN).await {
                         facts.current_lsn = rows
                             .rows
                             .first()
                             .and_then(|r| r.first().cloned().flatten())
                             .and_then(|v| v.parse().ok());
                     }
-                    if let Ok(rows) = self.sql.query(SQL_REPLICATION).await {
+                    if let Some(rows) = self.sql(SQL_REPLICATION).await {
                         facts.named = named_standbys(&rows);
                     }
                 }

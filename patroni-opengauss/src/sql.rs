@@ -74,6 +74,8 @@ pub fn classify_connect_error(text: &str, user: &str) -> DbError {
         "authentication",
         "invalid message length",
         "error parsing response",
+        // What tokio-postgres says when the first answer to the startup packet is an auth code it does not know (11).
+        "unexpected message from server",
         "password",
     ]
     .iter()

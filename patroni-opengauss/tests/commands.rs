@@ -575,3 +575,94 @@ async fn clone_is_a_full_build_from_the_source_then_reload_of_local_settings() {
         "unscripted query: unknown"
     );
 }
+
+#[test]
+fn the_example_config_loads_and_validates() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/opengauss_cluster.yml");
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut cfg: patroni_opengauss::OpenGaussConfig =
+        serde_yaml::from_value(doc["postgresql"].clone()).unwrap();
+    cfg.name = doc["name"].as_str().unwrap().to_string();
+    cfg.validate().unwrap();
+    assert_eq!(
+        patroni_opengauss::detect_flavour(cfg.flavour, cfg.bin_dir.as_deref()),
+        patroni_opengauss::Flavour::OpenGauss
+    );
+    assert_eq!(cfg.port(), 5432);
+    assert_eq!(cfg.opengauss.peers.len(), 2);
+    let params = patroni_opengauss::commands::replication_params(&cfg);
+    assert!(params.contains(&(
+        "replconninfo2".to_string(),
+        "'localhost=10.10.0.11 localport=5433 remotehost=10.10.0.13 remoteport=5433'".to_string()
+    )));
+}
+
+#[test]
+fn bad_config_values_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(dir.path());
+    cfg.listen = "10.10.0.11".into();
+    let err = cfg.validate().unwrap_err().to_string();
+    assert!(err.contains("postgresql.listen"), "{err}");
+    let mut cfg = common::config(dir.path());
+    cfg.data_dir = "relative/data".into();
+    assert!(cfg.validate().unwrap_err().to_string().contains("data_dir"));
+    let yaml = "data_dir: /d\nlisten: a:1\nconnect_address: a:1\nopengauss: {typo_key: 1}\n";
+    let err = serde_yaml::from_str::<patroni_opengauss::OpenGaussConfig>(yaml).unwrap_err();
+    assert!(err.to_string().contains("typo_key"), "{err}");
+}
+
+#[test]
+fn sync_names_quote_what_the_grammar_needs() {
+    use patroni_opengauss::commands::sync_standby_names;
+    assert_eq!(
+        sync_standby_names(&["dn_6002".into()], 1),
+        "'FIRST 1(dn_6002)'"
+    );
+    assert_eq!(
+        sync_standby_names(&["Node-A".into(), "b".into()], 5),
+        "'FIRST 2(\"Node-A\",b)'"
+    );
+    assert_eq!(sync_standby_names(&[], 1), "''");
+}
+
+#[test]
+fn os_user_ids_come_from_passwd() {
+    use patroni_opengauss::config::passwd_ids;
+    let passwd = "root:x:0:0:root:/root:/bin/bash\nomm:x:1001:1002::/home/omm:/bin/bash\n";
+    assert_eq!(passwd_ids(passwd, "omm"), Some((1001, 1002)));
+    assert_eq!(passwd_ids(passwd, "nobody"), None);
+}
+
+#[test]
+fn an_unknown_os_user_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(dir.path());
+    cfg.opengauss.os_user = Some("no-such-user-patroni".into());
+    let runner = Arc::new(RecordingRunner::new());
+    let sql = Arc::new(common::ScriptedSql::default());
+    let err = OpenGauss::new(cfg, runner, sql).err().expect("refused");
+    assert!(err.to_string().contains("os_user"), "{err}");
+}
+
+#[tokio::test]
+async fn sql_failures_are_kept_for_the_operator() {
+    let rig = Rig::new();
+    seen_running(&rig, "gs_ctl_query_standby_streaming_normal.txt");
+    let db = rig.db.observe().await;
+    assert_eq!(db.timeline, None);
+    assert_eq!(
+        rig.db.last_sql_error(),
+        Some(DbError::Query("connection refused".into()))
+    );
+    assert!(rig.db.check_sql().await.is_err());
+}
+
+#[test]
+fn legacy_prefix_is_tolerated() {
+    use patroni_opengauss::ctl_output::{parse_ctl, CtlOutcome, Verb};
+    let out = "2020-07-25 15:58:52  15481 gs_ctl: waiting for server to start...\n.... done\n2020-07-25 15:58:55  15481 gs_ctl: server started (/opt/og/data)\n";
+    assert_eq!(parse_ctl(Verb::Start, out).outcome, CtlOutcome::Started);
+}
