@@ -5,16 +5,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use patroni_core::{
-    DataDirState, Database, DbError, DbRole, LocalDb, Member, RebuildMode, StartRole, StopMode,
-};
+use patroni_core::{DataDirState, DbError, LocalDb, Member};
 use patroni_postgres::command::{CommandOutput, CommandRunner, CommandSpec, SystemRunner};
 
-use crate::commands::{replication_params, sync_standby_names, Commands, ServerMode};
+use crate::commands::{replication_params, Commands};
 use crate::config::{passwd_ids, ConfigError, OpenGaussConfig};
 use crate::controldata::parse_controldata;
-use crate::ctl_output::{parse_ctl, parse_guc, CtlOutcome, CtlReport, Verb};
+use crate::ctl_output::{parse_ctl, parse_guc, CtlReport, Verb};
 use crate::observe::{local_db, Facts};
 use crate::query::{parse_query, HaState, QueryOutput};
 use crate::sql::PgSql;
@@ -28,27 +25,27 @@ const LOG_TAIL_LINES: usize = 30;
 
 /// The openGauss adapter for one node.
 pub struct OpenGauss {
-    config: OpenGaussConfig,
-    cmds: Commands,
-    runner: Arc<dyn CommandRunner>,
-    sql: Arc<dyn SqlSource>,
-    known_term: AtomicU64,
-    was_primary: AtomicBool,
-    last_sql_error: Mutex<Option<DbError>>,
+    pub(crate) config: OpenGaussConfig,
+    pub(crate) cmds: Commands,
+    pub(crate) runner: Arc<dyn CommandRunner>,
+    pub(crate) sql: Arc<dyn SqlSource>,
+    pub(crate) known_term: AtomicU64,
+    pub(crate) was_primary: AtomicBool,
+    pub(crate) last_sql_error: Mutex<Option<DbError>>,
 }
 
 /// One observation with the raw HA block kept (Pending is a Standby to the core, not to gs_ctl).
-struct Seen {
-    db: LocalDb,
-    ha: Option<HaState>,
+pub(crate) struct Seen {
+    pub(crate) db: LocalDb,
+    pub(crate) ha: Option<HaState>,
 }
 
 impl Seen {
-    fn is_pending(&self) -> bool {
+    pub(crate) fn is_pending(&self) -> bool {
         self.ha.as_ref().is_some_and(|h| h.local_role == "Pending")
     }
 
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match &self.ha {
             Some(h) if self.db.process.is_alive() => format!(
                 "{:?} as {} ({} / {})",
@@ -127,11 +124,11 @@ impl OpenGauss {
         }
     }
 
-    async fn run(&self, spec: &CommandSpec) -> Result<CommandOutput, DbError> {
+    pub(crate) async fn run(&self, spec: &CommandSpec) -> Result<CommandOutput, DbError> {
         Ok(self.runner.run(spec).await?)
     }
 
-    fn data_dir_state(&self) -> DataDirState {
+    pub(crate) fn data_dir_state(&self) -> DataDirState {
         let dir = &self.config.data_dir;
         match std::fs::read_dir(dir) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => DataDirState::Empty,
@@ -151,7 +148,7 @@ impl OpenGauss {
         }
     }
 
-    async fn inspect(&self) -> Seen {
+    pub(crate) async fn inspect(&self) -> Seen {
         let mut facts = Facts {
             data_dir: self.data_dir_state(),
             known_term: self.known_term(),
@@ -223,7 +220,11 @@ impl OpenGauss {
         self.guc(running, &replication_params(&self.config)).await
     }
 
-    async fn guc(&self, running: bool, params: &[(String, String)]) -> Result<(), DbError> {
+    pub(crate) async fn guc(
+        &self,
+        running: bool,
+        params: &[(String, String)],
+    ) -> Result<(), DbError> {
         let spec = self.cmds.guc(running, params);
         let out = self.run(&spec).await?;
         let report = parse_guc(&out.combined());
@@ -238,7 +239,7 @@ impl OpenGauss {
         }
     }
 
-    async fn ctl(
+    pub(crate) async fn ctl(
         &self,
         verb: Verb,
         spec: &CommandSpec,
@@ -248,7 +249,7 @@ impl OpenGauss {
         Ok((out, report))
     }
 
-    async fn log_tail(&self) -> String {
+    pub(crate) async fn log_tail(&self) -> String {
         let path = self.config.log_file();
         match tokio::fs::read(&path).await {
             Ok(bytes) => {
@@ -260,7 +261,7 @@ impl OpenGauss {
         }
     }
 
-    fn peer_of(&self, member: &Member) -> Result<(), DbError> {
+    pub(crate) fn peer_of(&self, member: &Member) -> Result<(), DbError> {
         let host = host_of_conn_url(&member.data.conn_url);
         let known = self
             .config
@@ -276,117 +277,6 @@ impl OpenGauss {
                  hosts listed in replconninfoN; add it and reload",
                 member.name, member.data.conn_url
             )))
-        }
-    }
-
-    async fn start_mode(&self, mode: ServerMode) -> Result<(), DbError> {
-        self.configure(false).await?;
-        let spec = self.cmds.start(mode);
-        let (out, report) = self.ctl(Verb::Start, &spec).await?;
-        if report.outcome == CtlOutcome::StartFailed
-            || (!out.success() && report.outcome != CtlOutcome::LockHeld)
-        {
-            return Err(DbError::StartFailed {
-                reason: format!(
-                    "`{}` ({}): {}",
-                    spec.command_line(),
-                    out.status_text(),
-                    report.summary()
-                ),
-                log_tail: self.log_tail().await,
-            });
-        }
-        let seen = self.inspect().await;
-        let wanted = match mode {
-            ServerMode::Primary => DbRole::Primary,
-            ServerMode::Standby | ServerMode::Pending => DbRole::Standby,
-        };
-        if seen.db.process.is_alive() && seen.db.role == wanted {
-            return Ok(());
-        }
-        Err(DbError::NotEffective {
-            action: format!("`{}` ({})", spec.command_line(), report.summary()),
-            observed: seen.describe(),
-        })
-    }
-
-    async fn promote_inner(&self, term: u64, planned: bool) -> Result<(), DbError> {
-        self.known_term.fetch_max(term, Ordering::SeqCst);
-        let before = self.inspect().await;
-        if before.db.is_running_primary() {
-            return Ok(());
-        }
-        if !before.db.process.is_alive() {
-            return Err(DbError::NotEffective {
-                action: "promote".into(),
-                observed: before.describe(),
-            });
-        }
-        let (verb, spec) = if before.is_pending() {
-            (Verb::Notify, self.cmds.notify(ServerMode::Primary, term))
-        } else if planned {
-            (Verb::Switchover, self.cmds.switchover(term))
-        } else {
-            (Verb::Failover, self.cmds.failover(term))
-        };
-        let (out, report) = self.ctl(verb, &spec).await?;
-        if !out.success() {
-            return Err(DbError::CommandFailed {
-                command: spec.command_line(),
-                status: out.status_text(),
-                output: report.summary(),
-            });
-        }
-        let after = self.inspect().await;
-        if after.db.is_running_primary() {
-            Ok(())
-        } else {
-            Err(DbError::NotEffective {
-                action: format!("`{}` ({})", spec.command_line(), report.summary()),
-                observed: after.describe(),
-            })
-        }
-    }
-
-    async fn rebuild_inner(&self, mode: RebuildMode, term: u64) -> Result<(), DbError> {
-        self.known_term.fetch_max(term, Ordering::SeqCst);
-        let before = self.inspect().await;
-        if before.db.role == DbRole::Primary && before.db.process.is_alive() {
-            return Err(DbError::Unsupported(format!(
-                "refusing to rebuild {}: it runs as primary; demote it first",
-                self.config.name
-            )));
-        }
-        if before.db.process.is_alive() {
-            self.stop(StopMode::Fast).await?;
-        }
-        let spec = self.cmds.build(mode, term);
-        let (out, report) = self.ctl(Verb::Build, &spec).await?;
-        let after = self.inspect().await;
-        let ok = out.success()
-            && matches!(report.outcome, CtlOutcome::BuildCompleted { .. })
-            && after.db.process.is_alive()
-            && after.db.role == DbRole::Standby;
-        if ok {
-            self.was_primary.store(false, Ordering::SeqCst);
-            return Ok(());
-        }
-        let left = if after.db.process.is_alive() {
-            format!("the server is {}", after.describe())
-        } else {
-            "the server is left STOPPED".to_string()
-        };
-        if out.success() {
-            Err(DbError::NotEffective {
-                action: format!("`{}` ({})", spec.command_line(), report.summary()),
-                observed: left,
-            })
-        } else {
-            Err(DbError::CommandFailed {
-                command: spec.command_line(),
-                status: out.status_text(),
-                output: format!("{:?}: {}; {left}", report.outcome, report.summary()),
-            })
         }
     }
 }
@@ -406,7 +296,7 @@ fn resolve_run_as(config: &OpenGaussConfig) -> Result<Option<(u32, u32)>, Config
 }
 
 /// The host of a `postgres://host:port/db` URL.
-fn host_of_conn_url(url: &str) -> Option<String> {
+pub(crate) fn host_of_conn_url(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;
     let authority = rest.split('/').next()?;
     let authority = authority.rsplit('@').next()?;
@@ -415,254 +305,6 @@ fn host_of_conn_url(url: &str) -> Option<String> {
         None => authority.rsplit_once(':').map_or(authority, |h| h.0),
     };
     (!host.is_empty()).then(|| host.to_string())
-}
-
-#[async_trait]
-impl Database for OpenGauss {
-    async fn observe(&self) -> LocalDb {
-        self.inspect().await.db
-    }
-
-    async fn bootstrap(&self) -> Result<(), DbError> {
-        if self.data_dir_state() != DataDirState::Empty {
-            return Err(DbError::Unsupported(format!(
-                "bootstrap needs an empty data directory, {} is not",
-                self.config.data_dir.display()
-            )));
-        }
-        let spec = self.cmds.initdb();
-        let out = self.run(&spec).await?;
-        if !out.success() {
-            return Err(DbError::CommandFailed {
-                command: spec.command_line(),
-                status: out.status_text(),
-                output: out.combined(),
-            });
-        }
-        self.start_mode(ServerMode::Primary).await
-    }
-
-    async fn clone_from(&self, source: &Member) -> Result<(), DbError> {
-        self.peer_of(source)?;
-        if self.data_dir_state() != DataDirState::Empty {
-            return Err(DbError::Unsupported(format!(
-                "clone needs an empty data directory, {} is not",
-                self.config.data_dir.display()
-            )));
-        }
-        let host = host_of_conn_url(&source.data.conn_url).unwrap_or_default();
-        let peer_port = self
-            .config
-            .opengauss
-            .peers
-            .iter()
-            .find(|p| p.name == source.name || p.host == host)
-            .map_or(5432, |p| p.port);
-        let conninfo = format!(
-            "localhost={} localport={} remotehost={} remoteport={}",
-            self.config.connect_host(),
-            self.config.port() as u32 + 1,
-            host,
-            peer_port as u32 + 1
-        );
-        let term = self.known_term().max(1);
-        let spec = self.cmds.build_from(term, &conninfo);
-        let (out, report) = self.ctl(Verb::Build, &spec).await?;
-        if !out.success() || !matches!(report.outcome, CtlOutcome::BuildCompleted { .. }) {
-            return Err(DbError::CommandFailed {
-                command: spec.command_line(),
-                status: out.status_text(),
-                output: report.summary(),
-            });
-        }
-        self.configure(true).await?;
-        let seen = self.inspect().await;
-        if seen.db.process.is_alive() && seen.db.role == DbRole::Standby {
-            Ok(())
-        } else {
-            Err(DbError::NotEffective {
-                action: format!("`{}`", spec.command_line()),
-                observed: seen.describe(),
-            })
-        }
-    }
-
-    async fn start(&self, role: &StartRole) -> Result<(), DbError> {
-        let mode = match role {
-            StartRole::Primary => ServerMode::Primary,
-            StartRole::Standby { upstream: Some(m) } => {
-                self.peer_of(m)?;
-                ServerMode::Standby
-            }
-            StartRole::Standby { upstream: None } => ServerMode::Pending,
-        };
-        self.start_mode(mode).await
-    }
-
-    async fn stop(&self, mode: StopMode) -> Result<(), DbError> {
-        let spec = self.cmds.stop(mode);
-        let (out, report) = self.ctl(Verb::Stop, &spec).await?;
-        let seen = self.inspect().await;
-        if !seen.db.process.is_alive() {
-            return Ok(());
-        }
-        if out.success() {
-            Err(DbError::NotEffective {
-                action: format!("`{}`", spec.command_line()),
-                observed: seen.describe(),
-            })
-        } else {
-            Err(DbError::CommandFailed {
-                command: spec.command_line(),
-                status: out.status_text(),
-                output: report.summary(),
-            })
-        }
-    }
-
-    async fn restart(&self) -> Result<(), DbError> {
-        let before = self.inspect().await;
-        if !before.db.process.is_alive() {
-            return Err(DbError::Unsupported(
-                "restart: the server is not running; start it in a role instead".into(),
-            ));
-        }
-        let mode = match before.db.role {
-            DbRole::Primary => ServerMode::Primary,
-            _ if before.is_pending() => ServerMode::Pending,
-            _ => ServerMode::Standby,
-        };
-        let spec = self.cmds.restart(mode, StopMode::Fast);
-        let (out, report) = self.ctl(Verb::Restart, &spec).await?;
-        if !out.success() || report.outcome == CtlOutcome::StartFailed {
-            return Err(DbError::StartFailed {
-                reason: format!(
-                    "`{}` ({}): {}",
-                    spec.command_line(),
-                    out.status_text(),
-                    report.summary()
-                ),
-                log_tail: self.log_tail().await,
-            });
-        }
-        let after = self.inspect().await;
-        if after.db.process.is_alive() && after.db.role == before.db.role {
-            Ok(())
-        } else {
-            Err(DbError::NotEffective {
-                action: format!("`{}`", spec.command_line()),
-                observed: after.describe(),
-            })
-        }
-    }
-
-    async fn reload(&self) -> Result<(), DbError> {
-        let spec = self.cmds.reload();
-        let (out, report) = self.ctl(Verb::Reload, &spec).await?;
-        if out.success() && report.outcome == CtlOutcome::Signaled {
-            Ok(())
-        } else {
-            Err(DbError::CommandFailed {
-                command: spec.command_line(),
-                status: out.status_text(),
-                output: report.summary(),
-            })
-        }
-    }
-
-    async fn promote(&self, timeline: u64, planned: bool) -> Result<(), DbError> {
-        self.promote_inner(timeline, planned).await
-    }
-
-    async fn demote(&self, mode: StopMode) -> Result<(), DbError> {
-        let spec = self.cmds.restart(ServerMode::Standby, mode);
-        let (out, report) = self.ctl(Verb::Restart, &spec).await?;
-        let seen = self.inspect().await;
-        if seen.db.process.is_alive() && seen.db.role == DbRole::Standby {
-            return Ok(());
-        }
-        if out.success() {
-            Err(DbError::NotEffective {
-                action: format!("`{}` ({})", spec.command_line(), report.summary()),
-                observed: seen.describe(),
-            })
-        } else {
-            Err(DbError::StartFailed {
-                reason: format!(
-                    "`{}` ({}): {}",
-                    spec.command_line(),
-                    out.status_text(),
-                    report.summary()
-                ),
-                log_tail: self.log_tail().await,
-            })
-        }
-    }
-
-    async fn follow(&self, leader: &Member) -> Result<(), DbError> {
-        self.peer_of(leader)?;
-        let seen = self.inspect().await;
-        if !seen.db.process.is_alive() {
-            return self.start_mode(ServerMode::Standby).await;
-        }
-        if seen.db.role == DbRole::Primary {
-            return self.demote(StopMode::Fast).await;
-        }
-        if !seen.is_pending() {
-            // A standby's walreceiver walks replconninfoN by itself and finds the new primary.
-            return Ok(());
-        }
-        let spec = self
-            .cmds
-            .notify(ServerMode::Standby, self.known_term().max(1));
-        let (out, report) = self.ctl(Verb::Notify, &spec).await?;
-        let after = self.inspect().await;
-        if after.db.process.is_alive() && after.db.role == DbRole::Standby && !after.is_pending() {
-            return Ok(());
-        }
-        if out.success() {
-            Err(DbError::NotEffective {
-                action: format!("`{}` ({})", spec.command_line(), report.summary()),
-                observed: after.describe(),
-            })
-        } else {
-            Err(DbError::CommandFailed {
-                command: spec.command_line(),
-                status: out.status_text(),
-                output: report.summary(),
-            })
-        }
-    }
-
-    async fn rebuild(
-        &self,
-        source: &Member,
-        mode: RebuildMode,
-        timeline: u64,
-    ) -> Result<(), DbError> {
-        self.peer_of(source)?;
-        self.rebuild_inner(mode, timeline).await
-    }
-
-    async fn set_sync_standbys(&self, names: &[String], count: u32) -> Result<(), DbError> {
-        let running = self.inspect().await.db.process.is_alive();
-        let params = vec![
-            (
-                "synchronous_standby_names".to_string(),
-                sync_standby_names(names, count),
-            ),
-            (
-                "most_available_sync".to_string(),
-                if self.config.opengauss.most_available_sync {
-                    "on"
-                } else {
-                    "off"
-                }
-                .to_string(),
-            ),
-        ];
-        self.guc(running, &params).await
-    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod actions;
 mod adapter;
 pub mod commands;
 pub mod config;
