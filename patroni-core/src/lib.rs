@@ -13,6 +13,7 @@
 mod action;
 mod cluster;
 mod config;
+mod ha;
 mod local;
 mod lsn;
 mod member;
@@ -30,6 +31,7 @@ pub use cluster::{
     Cluster, ClusterStatus, FailoverRequest, HistoryEntry, Leader, SyncState, Versioned,
 };
 pub use config::{ConfigError, DynamicConfig, DynamicPostgresql, SynchronousMode};
+pub use ha::Ha;
 pub use local::{
     CannotFollow, CannotFollowReason, DataDirState, DbRole, LocalDb, ProcessState, ReceiverStatus,
     ReplicationRow,
@@ -38,7 +40,7 @@ pub use lsn::{Lsn, LsnParseError};
 pub use member::{Member, MemberData, MemberRole, MemberState};
 pub use observation::{DcsView, LocalRequest, Node, Observation, RunningTask};
 pub use peer::PeerStatus;
-pub use policy::{Candidate, FailoverPolicy, Ineligible, RaceContext};
+pub use policy::{Candidate, FailoverPolicy, Ineligible, PatroniPolicy, RaceContext};
 pub use ports::{Database, DbError, Dcs, DcsError};
 pub use tags::Tags;
 pub use timestamp::{Timestamp, TimestampParseError};
