@@ -29,6 +29,8 @@ struct LeaseState {
     refreshed: Option<Instant>,
     /// The last member value we wrote, re-written when the lease has to be re-granted.
     member_value: Option<Vec<u8>>,
+    /// The lease that value was last written with.
+    member_lease: Option<i64>,
 }
 
 /// What the last load said about the leader key, to renew without re-reading it.
@@ -214,16 +216,43 @@ impl EtcdDcs {
     /// Grants a new lease and re-writes our member key with it (the old key died with the old lease).
     async fn regrant(&self, st: &mut LeaseState) -> Result<i64, DcsError> {
         let id = self.grant(st).await?;
-        if let Some(value) = st.member_value.clone() {
-            let key = self.member_key();
-            self.conn
-                .call("re-publish member", |mut c| {
-                    let (k, v) = (key.clone(), value.clone());
-                    async move { c.put(k, v, put_opts(id)).await.map(|_| ()) }
-                })
-                .await?;
-        }
+        self.republish_if_needed(st).await?;
         Ok(id)
+    }
+
+    /// Re-writes our last member value if it is not bound to our current lease (after a re-grant,
+    /// possibly one whose re-write was cut short by the deadline).
+    async fn republish_if_needed(&self, st: &mut LeaseState) -> Result<(), DcsError> {
+        let (Some(id), Some(value)) = (st.id, st.member_value.clone()) else {
+            return Ok(());
+        };
+        if st.member_lease == Some(id) {
+            return Ok(());
+        }
+        let key = self.member_key();
+        self.conn
+            .call("re-publish member", |mut c| {
+                let (k, v) = (key.clone(), value.clone());
+                async move { c.put(k, v, put_opts(id)).await.map(|_| ()) }
+            })
+            .await?;
+        st.member_lease = Some(id);
+        Ok(())
+    }
+
+    /// Bounds a multi-request operation by one `retry_timeout` as a whole, as a single call is.
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        op: impl std::future::Future<Output = Result<T, DcsError>>,
+    ) -> Result<T, DcsError> {
+        let limit = self.identity.retry_timeout;
+        match tokio::time::timeout(limit, op).await {
+            Ok(r) => r,
+            Err(_) => Err(DcsError::Unreachable(format!(
+                "{what} did not complete within {limit:?}"
+            ))),
+        }
     }
 
     /// Sends one keep-alive; `Ok(false)` means etcd no longer knows the lease.
@@ -296,7 +325,7 @@ impl EtcdDcs {
             return;
         }
         let result = match self.keep_alive(&mut st).await {
-            Ok(true) => Ok(()),
+            Ok(true) => self.republish_if_needed(&mut st).await,
             Ok(false) => self.regrant(&mut st).await.map(|_| ()),
             Err(e) => Err(e),
         };
@@ -314,84 +343,8 @@ impl EtcdDcs {
             *last = warnings.to_vec();
         }
     }
-}
 
-#[async_trait]
-impl Dcs for EtcdDcs {
-    async fn load(&self) -> Result<Cluster, DcsError> {
-        let prefix = self.prefix.clone();
-        let resp = self
-            .conn
-            .call("range read of the cluster", |c| {
-                let p = prefix.clone();
-                async move {
-                    c.kv_client()
-                        .max_decoding_message_size(MAX_RESPONSE_BYTES)
-                        .get(p, Some(GetOptions::new().with_prefix()))
-                        .await
-                }
-            })
-            .await?;
-        let rev = resp.header().map_or(0, |h| h.revision());
-        let mut leader_lease = None;
-        let keys: Vec<(String, &[u8], u64)> = resp
-            .kvs()
-            .iter()
-            .filter_map(|kv| {
-                let rel = kv.key().strip_prefix(self.prefix.as_bytes())?;
-                let rel = String::from_utf8_lossy(rel).into_owned();
-                if rel == keyspace::LEADER {
-                    leader_lease = Some((kv.value() == self.identity.name.as_bytes(), kv.lease()));
-                }
-                Some((rel, kv.value(), kv.mod_revision() as u64))
-            })
-            .collect();
-        let cluster = keyspace::decode_cluster(keys.iter().map(|(k, v, r)| RawKey {
-            key: k,
-            value: v,
-            mod_revision: *r,
-        }));
-        self.report_warnings(&cluster.warnings);
-        let (ours, lease) = leader_lease.unwrap_or((false, 0));
-        self.remember_leader(ours, lease, rev);
-        self.loaded_at.store(rev, Ordering::SeqCst);
-        self.start_watch(rev + 1);
-        if !ours {
-            self.lazy_keep_alive().await;
-        }
-        Ok(cluster)
-    }
-
-    async fn take_initialize(&self) -> Result<bool, DcsError> {
-        self.write_versioned(keyspace::INITIALIZE, Vec::new(), None)
-            .await
-    }
-
-    async fn set_initialize(&self, system_id: &str) -> Result<(), DcsError> {
-        self.put_plain(keyspace::INITIALIZE, system_id.as_bytes().to_vec())
-            .await
-    }
-
-    async fn cancel_initialize(&self) -> Result<(), DcsError> {
-        let key = self.key(keyspace::INITIALIZE);
-        self.conn
-            .call("delete /initialize", |mut c| {
-                let k = key.clone();
-                async move { c.delete(k, None).await.map(|_| ()) }
-            })
-            .await
-    }
-
-    async fn write_config(
-        &self,
-        config: &DynamicConfig,
-        version: Option<u64>,
-    ) -> Result<bool, DcsError> {
-        self.write_versioned(keyspace::CONFIG, to_json(config), version)
-            .await
-    }
-
-    async fn acquire_leader(&self) -> Result<bool, DcsError> {
+    async fn acquire_inner(&self) -> Result<bool, DcsError> {
         let mut st = self.lease.lock().await;
         let key = self.key(keyspace::LEADER);
         let name = self.identity.name.clone();
@@ -418,10 +371,12 @@ impl Dcs for EtcdDcs {
         ))
     }
 
-    async fn renew_leader(&self) -> Result<bool, DcsError> {
+    async fn renew_inner(&self) -> Result<bool, DcsError> {
         let mut st = self.lease.lock().await;
         let alive = st.id.is_some() && self.keep_alive(&mut st).await?;
-        if !alive {
+        if alive {
+            self.republish_if_needed(&mut st).await?;
+        } else {
             self.regrant(&mut st).await?;
         }
         let regranted = !alive;
@@ -477,6 +432,137 @@ impl Dcs for EtcdDcs {
         Ok(false)
     }
 
+    async fn publish_inner(&self, data: &MemberData) -> Result<(), DcsError> {
+        let mut st = self.lease.lock().await;
+        let value = to_json(data);
+        st.member_value = Some(value.clone());
+        let key = self.member_key();
+        let mut id = self.ensure_lease(&mut st).await?;
+        for _ in 0..2 {
+            let put = self
+                .conn
+                .call("publish member", |mut c| {
+                    let (k, v) = (key.clone(), value.clone());
+                    async move {
+                        match c.put(k, v, put_opts(id)).await {
+                            Ok(_) => Ok(Bound::Done(())),
+                            Err(e) if is_lease_not_found(&e) => Ok(Bound::LeaseGone),
+                            Err(e) => Err(e),
+                        }
+                    }
+                })
+                .await?;
+            match put {
+                Bound::Done(()) => {
+                    st.member_lease = Some(id);
+                    return Ok(());
+                }
+                Bound::LeaseGone => {
+                    st.id = None;
+                    // The next round writes the member key bound to the new lease.
+                    id = self.grant(&mut st).await?;
+                }
+            }
+        }
+        Err(DcsError::Rejected(
+            "etcd rejected our freshly granted lease twice".into(),
+        ))
+    }
+}
+
+#[async_trait]
+impl Dcs for EtcdDcs {
+    async fn load(&self) -> Result<Cluster, DcsError> {
+        let started = Instant::now();
+        let prefix = self.prefix.clone();
+        let resp = self
+            .conn
+            .call("range read of the cluster", |c| {
+                let p = prefix.clone();
+                async move {
+                    c.kv_client()
+                        .max_decoding_message_size(MAX_RESPONSE_BYTES)
+                        .get(p, Some(GetOptions::new().with_prefix()))
+                        .await
+                }
+            })
+            .await?;
+        let rev = resp.header().map_or(0, |h| h.revision());
+        let mut leader_lease = None;
+        let keys: Vec<(String, &[u8], u64)> = resp
+            .kvs()
+            .iter()
+            .filter_map(|kv| {
+                let rel = kv.key().strip_prefix(self.prefix.as_bytes())?;
+                let rel = String::from_utf8_lossy(rel).into_owned();
+                if rel == keyspace::LEADER {
+                    leader_lease = Some((kv.value() == self.identity.name.as_bytes(), kv.lease()));
+                }
+                Some((rel, kv.value(), kv.mod_revision() as u64))
+            })
+            .collect();
+        let cluster = keyspace::decode_cluster(keys.iter().map(|(k, v, r)| RawKey {
+            key: k,
+            value: v,
+            mod_revision: *r,
+        }));
+        self.report_warnings(&cluster.warnings);
+        let (ours, lease) = leader_lease.unwrap_or((false, 0));
+        self.remember_leader(ours, lease, rev);
+        self.loaded_at.store(rev, Ordering::SeqCst);
+        self.start_watch(rev + 1);
+        if !ours {
+            let left = self
+                .identity
+                .retry_timeout
+                .saturating_sub(started.elapsed());
+            if tokio::time::timeout(left, self.lazy_keep_alive())
+                .await
+                .is_err()
+            {
+                tracing::warn!("member lease keep-alive cut short by retry_timeout");
+            }
+        }
+        Ok(cluster)
+    }
+
+    async fn take_initialize(&self) -> Result<bool, DcsError> {
+        self.write_versioned(keyspace::INITIALIZE, Vec::new(), None)
+            .await
+    }
+
+    async fn set_initialize(&self, system_id: &str) -> Result<(), DcsError> {
+        self.put_plain(keyspace::INITIALIZE, system_id.as_bytes().to_vec())
+            .await
+    }
+
+    async fn cancel_initialize(&self) -> Result<(), DcsError> {
+        let key = self.key(keyspace::INITIALIZE);
+        self.conn
+            .call("delete /initialize", |mut c| {
+                let k = key.clone();
+                async move { c.delete(k, None).await.map(|_| ()) }
+            })
+            .await
+    }
+
+    async fn write_config(
+        &self,
+        config: &DynamicConfig,
+        version: Option<u64>,
+    ) -> Result<bool, DcsError> {
+        self.write_versioned(keyspace::CONFIG, to_json(config), version)
+            .await
+    }
+
+    async fn acquire_leader(&self) -> Result<bool, DcsError> {
+        self.bounded("acquire leader", self.acquire_inner()).await
+    }
+
+    async fn renew_leader(&self) -> Result<bool, DcsError> {
+        self.bounded("renew leader", self.renew_inner()).await
+    }
+
     async fn release_leader(&self) -> Result<bool, DcsError> {
         let key = self.key(keyspace::LEADER);
         let released = self
@@ -498,39 +584,9 @@ impl Dcs for EtcdDcs {
     }
 
     async fn publish_member(&self, data: &MemberData) -> Result<(), DcsError> {
-        let mut st = self.lease.lock().await;
-        let value = to_json(data);
-        st.member_value = Some(value.clone());
-        let key = self.member_key();
-        let mut id = self.ensure_lease(&mut st).await?;
-        for _ in 0..2 {
-            let put = self
-                .conn
-                .call("publish member", |mut c| {
-                    let (k, v) = (key.clone(), value.clone());
-                    async move {
-                        match c.put(k, v, put_opts(id)).await {
-                            Ok(_) => Ok(Bound::Done(())),
-                            Err(e) if is_lease_not_found(&e) => Ok(Bound::LeaseGone),
-                            Err(e) => Err(e),
-                        }
-                    }
-                })
-                .await?;
-            match put {
-                Bound::Done(()) => return Ok(()),
-                Bound::LeaseGone => {
-                    st.id = None;
-                    // The next round writes the member key bound to the new lease.
-                    id = self.grant(&mut st).await?;
-                }
-            }
-        }
-        Err(DcsError::Rejected(
-            "etcd rejected our freshly granted lease twice".into(),
-        ))
+        self.bounded("publish member", self.publish_inner(data))
+            .await
     }
-
     async fn write_status(&self, status: &ClusterStatus) -> Result<(), DcsError> {
         self.put_plain(keyspace::STATUS, to_json(status)).await
     }
