@@ -108,7 +108,7 @@ pub fn current_primary_conninfo(cfg: &PostgresConfig) -> Option<String> {
 pub fn render_hba(cfg: &PostgresConfig) -> String {
     let mut lines = vec!["# Managed by patroni-rs from postgresql.pg_hba.".to_string()];
     if cfg.pg_hba.is_empty() {
-        // The socket lives in a 0700 directory of the server's user, so only the agent reaches it.
+        // The socket lives in a 0700 directory of the server's user, so only root and that user reach it.
         lines.push("local all all trust".into());
         lines.push(format!(
             "host replication {} 127.0.0.1/32 scram-sha-256",
@@ -232,7 +232,7 @@ mod tests {
         assert!(!text.contains("9999"));
         assert!(text.contains("shared_buffers = '16MB'"));
         assert!(text.contains("wal_log_hints = 'on'"));
-        assert!(text.contains("unix_socket_directories = '/srv/pg/data'"));
+        assert!(text.contains("unix_socket_directories = '/srv/pg/data.sock'"));
         assert!(text.contains("recovery_target_timeline = 'latest'"));
         let primary = render(&cfg(), &ConfRole::Primary);
         assert!(!primary.contains("primary_conninfo"));

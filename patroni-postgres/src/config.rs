@@ -289,13 +289,18 @@ impl PostgresConfig {
         self.config_dir.as_deref().unwrap_or(&self.data_dir)
     }
 
-    /// The directory of the local Unix socket: the first `unix_socket_directories` entry, else the data directory.
+    /// The directory of the local Unix socket: the first `unix_socket_directories` entry, else
+    /// `<data_dir>.sock` — never inside the data directory, where pg_rewind would try to copy the socket.
     pub fn socket_dir(&self) -> PathBuf {
         self.parameters
             .get("unix_socket_directories")
             .and_then(|v| v.0.split(',').map(str::trim).find(|s| !s.is_empty()))
             .map(PathBuf::from)
-            .unwrap_or_else(|| self.data_dir.clone())
+            .unwrap_or_else(|| {
+                let mut s = self.data_dir.clone().into_os_string();
+                s.push(".sock");
+                PathBuf::from(s)
+            })
     }
 
     /// The server log file.

@@ -15,6 +15,25 @@ use crate::sql::{Row, Sql};
 /// Extra seconds the runner waits beyond `pg_ctl -t`, so `pg_ctl` reports its own timeout first.
 const GRACE: Duration = Duration::from_secs(5);
 
+/// The server's own words for why it did not start: its FATAL line, after the configuration
+/// complaints it logs first (a bad parameter is a LOG line followed by "contains errors").
+fn start_failure_reason(log_tail: &str) -> Option<String> {
+    let strip = |l: &str| l.trim().to_string();
+    let lines: Vec<&str> = log_tail.lines().collect();
+    let fatal = lines
+        .iter()
+        .rposition(|l| l.contains("FATAL:") || l.contains("PANIC:"))?;
+    let mut parts: Vec<String> = lines[..fatal]
+        .iter()
+        .filter(|l| {
+            l.contains("parameter") || l.contains("syntax error") || l.contains("could not")
+        })
+        .map(|l| strip(l))
+        .collect();
+    parts.push(strip(lines[fatal]));
+    Some(parts.join("; "))
+}
+
 /// One local PostgreSQL server: configuration, the runner every command goes through, and a SQL session.
 pub struct Postgres {
     name: String,
@@ -195,11 +214,16 @@ impl Postgres {
             return Ok(());
         }
         datadir::check_owner(&self.cfg.data_dir, self.cfg.run_as)?;
+        self.wait_for_reaped_postmaster().await;
         let log = self.cfg.log_file();
         if !log.exists() {
             datadir::write_file(&log, "", 0o600, self.cfg.run_as)?;
         }
         chown(&log, self.cfg.run_as)?;
+        let socket_dir = self.cfg.socket_dir();
+        if !socket_dir.exists() {
+            datadir::ensure_dir(&socket_dir, self.cfg.run_as)?;
+        }
         self.set_log_mark();
         let mut args = self.pg_ctl_args("start");
         args.push("-l".into());
@@ -215,12 +239,7 @@ impl Postgres {
         let failed = |reason: String| {
             let tail = self.log_tail(20);
             DbError::StartFailed {
-                reason: tail
-                    .lines()
-                    .rev()
-                    .find(|l| l.contains("FATAL") || l.contains("PANIC"))
-                    .map(|l| l.trim().to_string())
-                    .unwrap_or(reason),
+                reason: start_failure_reason(&tail).unwrap_or(reason),
                 log_tail: tail,
             }
         };
@@ -247,6 +266,19 @@ impl Postgres {
                 }
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// A killed postmaster stays a zombie until init reaps it, and PostgreSQL takes a zombie's pid
+    /// in `postmaster.pid` for a live server: give init a moment rather than fail the start.
+    async fn wait_for_reaped_postmaster(&self) {
+        let Some(stale) = datadir::read_pid_file(&self.cfg.data_dir) else {
+            return;
+        };
+        let proc_dir = std::path::PathBuf::from(format!("/proc/{}", stale.pid));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while proc_dir.exists() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -395,6 +427,21 @@ impl Postgres {
         ))
         .await?;
         self.query("SELECT pg_reload_conf()").await?;
-        Ok(())
+        // The reload is asynchronous; the caller records the sync state next, so wait until it applies.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let rows = self.query("SHOW synchronous_standby_names").await?;
+            let now = rows.first().and_then(|r| r.first().cloned().flatten());
+            if now.as_deref() == Some(value.as_str()) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(DbError::NotEffective {
+                    action: format!("synchronous_standby_names = '{value}'"),
+                    observed: format!("still {:?} after reload", now.unwrap_or_default()),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }

@@ -14,6 +14,7 @@ use patroni_core::{Member, MemberData};
 use crate::command::SystemRunner;
 use crate::config::{Credentials, PostgresConfig};
 use crate::datadir::{live_postmaster, process_alive};
+
 use crate::Postgres;
 
 /// The OS user test servers run as.
@@ -181,10 +182,13 @@ fn children_of(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Waits until the processes are reaped, not only dead: PostgreSQL treats a zombie's pid in
+/// `postmaster.pid` as a live postmaster and refuses to start.
 fn wait_gone(pids: impl Iterator<Item = u32>, limit: Duration) {
     let pids: Vec<u32> = pids.collect();
     let deadline = Instant::now() + limit;
-    while pids.iter().any(|p| process_alive(*p)) && Instant::now() < deadline {
+    let exists = |p: &u32| Path::new(&format!("/proc/{p}")).exists();
+    while pids.iter().any(exists) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
