@@ -12,6 +12,9 @@ use crate::conninfo::member_endpoint;
 use crate::datadir::{self, chown, file_len, live_postmaster, log_tail};
 use crate::sql::{Row, Sql};
 
+/// Programs that refuse to run as root or would leave root-owned data behind.
+const SERVER_PROGRAMS: [&str; 4] = ["initdb", "pg_ctl", "pg_basebackup", "pg_rewind"];
+
 /// Extra seconds the runner waits beyond `pg_ctl -t`, so `pg_ctl` reports its own timeout first.
 const GRACE: Duration = Duration::from_secs(5);
 
@@ -144,6 +147,14 @@ impl Postgres {
         timeout: Duration,
     ) -> Result<(String, CommandOutput), DbError> {
         let spec = self.spec(program, args, timeout);
+        if spec.run_as.is_none()
+            && SERVER_PROGRAMS.contains(&program)
+            && datadir::current_euid() == 0
+        {
+            return Err(DbError::Unsupported(format!(
+                "{program} refuses to run as root: run the agent as the database's OS user, or set run_as"
+            )));
+        }
         let out = self.runner.run(&spec).await?;
         Ok((spec.command_line(), out))
     }

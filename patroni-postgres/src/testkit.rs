@@ -154,7 +154,7 @@ impl PgNode {
         };
         let children = children_of(pid);
         let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
+            .args(["-s", "KILL", "--", &pid.to_string()])
             .status();
         wait_gone(
             std::iter::once(pid).chain(children),
@@ -214,7 +214,7 @@ impl Drop for PgNode {
             .status();
         if process_alive(pm.pid) {
             let _ = Command::new("kill")
-                .args(["-KILL", &pm.pid.to_string()])
+                .args(["-s", "KILL", "--", &pm.pid.to_string()])
                 .status();
         }
         wait_gone(

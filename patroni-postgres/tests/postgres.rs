@@ -354,3 +354,93 @@ async fn missing_binaries_are_typed() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demoted_primary_follows_the_promoted_standby_without_a_rewind() {
+    let (a, b) = pair().await;
+    a.pg.query("CREATE TABLE t (v int); INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    a.pg.demote(StopMode::Fast).await.expect("demote");
+    let db = a.pg.observe().await;
+    assert_eq!(
+        (db.process, db.role),
+        (ProcessState::Running, DbRole::Standby),
+        "{db:#?}"
+    );
+    assert_eq!(db.receiver, None, "a demoted primary has no upstream yet");
+    assert_eq!(db.cannot_follow, None);
+    assert!(
+        a.pg.query("INSERT INTO t VALUES (99)").await.is_err(),
+        "read-only after demote"
+    );
+
+    b.pg.promote(2, true).await.unwrap();
+    b.pg.query("INSERT INTO t VALUES (2)").await.unwrap();
+    a.pg.follow(&b.member()).await.expect("follow");
+    let db = wait_until(&a.pg, "streaming from b", 30, streaming).await;
+    assert_eq!(db.timeline, Some(2));
+    assert_eq!(
+        db.receiver.unwrap().upstream_port,
+        Some(b.pg.config().port().unwrap())
+    );
+    let want = b.pg.observe().await.write_lsn.unwrap();
+    wait_until(&a.pg, "caught up", 20, |db| {
+        db.replay_lsn.is_some_and(|l| l >= want)
+    })
+    .await;
+    assert_eq!(
+        scalar(&a.pg, "SELECT string_agg(v::text, ',' ORDER BY v) FROM t").await,
+        "1,2"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_repoints_a_running_standby_with_a_reload_only() {
+    let (a, b) = pair().await;
+    let c = PgNode::new("c", |_| {});
+    c.pg.clone_from(&a.member()).await.expect("clone c");
+    wait_until(&c.pg, "streaming from a", 30, streaming).await;
+    let pid = c.pg.postmaster_pid();
+
+    // Cascade: c now streams from the standby b, without a restart.
+    c.pg.follow(&b.member()).await.expect("follow b");
+    let b_port = b.pg.config().port().unwrap();
+    wait_until(&c.pg, "streaming from b", 30, |db| {
+        streaming(db) && db.receiver.as_ref().and_then(|r| r.upstream_port) == Some(b_port)
+    })
+    .await;
+    assert_eq!(
+        c.pg.postmaster_pid(),
+        pid,
+        "follow must not restart a standby"
+    );
+    // Following the same leader again changes nothing.
+    c.pg.follow(&b.member()).await.unwrap();
+    assert_eq!(c.pg.postmaster_pid(), pid);
+    a.pg.query("CREATE TABLE t AS SELECT 7 AS v").await.unwrap();
+    let want = a.pg.observe().await.write_lsn.unwrap();
+    wait_until(&c.pg, "caught up through b", 20, |db| {
+        db.replay_lsn.is_some_and(|l| l >= want)
+    })
+    .await;
+    assert_eq!(scalar(&c.pg, "SELECT v FROM t").await, "7");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_pg_ctl_is_killed_and_reported() {
+    let node = PgNode::new("h", |c| c.pg_ctl_timeout = 1);
+    // A pg_ctl that never answers, in a bin_dir of its own.
+    let bin = node.dir().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let script = bin.join("pg_ctl");
+    std::fs::write(&script, "#!/bin/sh\nsleep 60\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut cfg = node.pg.config().clone();
+    cfg.bin_dir = Some(bin);
+    let pg = Postgres::new("h", cfg, Arc::new(SystemRunner)).unwrap();
+    let started = Instant::now();
+    let err = pg.reload().await.unwrap_err();
+    assert!(matches!(err, DbError::Timeout { secs: 1, .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
