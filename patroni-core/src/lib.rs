@@ -13,14 +13,19 @@
 mod action;
 mod cluster;
 mod config;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+pub mod keyspace;
 mod ha;
 mod local;
 mod lsn;
 mod member;
+mod memory_dcs;
 mod observation;
 mod peer;
 pub mod policy;
 pub mod ports;
+mod store;
 mod tags;
 mod timestamp;
 
@@ -38,9 +43,11 @@ pub use local::{
 };
 pub use lsn::{Lsn, LsnParseError};
 pub use member::{Member, MemberData, MemberRole, MemberState};
+pub use memory_dcs::{Clock, MemoryDcs, SharedStore};
 pub use observation::{DcsView, LocalRequest, Node, Observation, RunningTask};
 pub use peer::PeerStatus;
 pub use policy::{Candidate, FailoverPolicy, Ineligible, PatroniPolicy, RaceContext};
 pub use ports::{Database, DbError, Dcs, DcsError};
+pub use store::{KeyValue, LeaseId, MemoryStore};
 pub use tags::Tags;
 pub use timestamp::{Timestamp, TimestampParseError};
