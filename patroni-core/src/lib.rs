@@ -13,11 +13,14 @@
 mod action;
 mod cluster;
 mod config;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 mod ha;
 pub mod keyspace;
 mod local;
 mod lsn;
 mod member;
+mod memory_dcs;
 mod observation;
 mod peer;
 pub mod policy;
@@ -42,6 +45,7 @@ pub use local::{
 };
 pub use lsn::{Lsn, LsnParseError};
 pub use member::{Member, MemberData, MemberRole, MemberState};
+pub use memory_dcs::{Clock, MemoryDcs, SharedStore};
 pub use observation::{DcsView, LocalRequest, Node, Observation, RunningTask};
 pub use peer::PeerStatus;
 pub use policy::{Candidate, FailoverPolicy, Ineligible, PatroniPolicy, RaceContext};

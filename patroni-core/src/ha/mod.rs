@@ -14,6 +14,8 @@ mod race;
 mod recover;
 mod switchover;
 mod sync;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
@@ -332,7 +334,7 @@ impl Ha {
                 ineligible: Vec::new(),
             };
         }
-        if cy.obs.local.is_running_primary() && !cy.paused {
+        if cy.obs.local.is_running_primary() && !cy.paused && kind != ActionKind::Demote {
             return Decision {
                 actions: vec![Action::Demote(crate::StopMode::Immediate)],
                 message: format!("lost leader lock during {task}"),
@@ -359,7 +361,9 @@ impl Ha {
                     });
                 }
                 crate::LocalRequest::Reinitialize { force } => {
-                    return Some(self.reinitialize(cy, *force));
+                    if let Some(d) = self.reinitialize(cy, *force) {
+                        return Some(d);
+                    }
                 }
                 _ => {}
             }
@@ -368,21 +372,22 @@ impl Ha {
     }
 
     /// `POST /reinitialize`: wipe and copy this standby from the leader.
-    fn reinitialize(&mut self, cy: &Cycle<'_>, force: bool) -> Decision {
-        if cy.hold {
-            return Decision::message("I am the leader, can not reinitialize");
+    ///
+    /// `None` when the request cannot apply (we lead, nobody leads, or we run as a primary without
+    /// `force`): the cycle then goes on as usual, because renewing, racing or demoting matters more;
+    /// the REST layer answers such requests itself (Patroni's 503s).
+    fn reinitialize(&mut self, cy: &Cycle<'_>, force: bool) -> Option<Decision> {
+        if cy.hold || (cy.obs.local.is_running_primary() && !force) {
+            return None;
         }
+        let leader = cy.other_leader()?;
         if cy.paused {
-            return Decision::message("reinitialize is not done while the cluster is paused");
-        }
-        let Some(leader) = cy.other_leader() else {
-            return Decision::message("Cluster has no leader, can not reinitialize");
-        };
-        if cy.obs.local.process.is_alive() && !force && cy.obs.local.is_running_primary() {
-            return Decision::message("refusing to reinitialize a running primary without force");
+            return Some(Decision::message(
+                "reinitialize is not done while the cluster is paused",
+            ));
         }
         self.mem.following = Some(leader.name.clone());
-        Decision {
+        Some(Decision {
             actions: vec![Action::Rebuild {
                 source: leader.clone(),
                 mode: crate::RebuildMode::Full,
@@ -390,7 +395,7 @@ impl Ha {
             }],
             message: format!("reinitializing from leader '{}'", leader.name),
             ineligible: Vec::new(),
-        }
+        })
     }
 
     /// Whether any member other than us could take over now, with lag measured against `optime`.

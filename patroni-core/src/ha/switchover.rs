@@ -45,7 +45,7 @@ impl Ha {
             let wall = cy.obs.wall_clock.0;
             let loop_wait = i64::try_from(cy.config.loop_wait_ms()).unwrap_or(i64::MAX);
             if at.0 > wall.saturating_add(loop_wait) {
-                let secs = (at.0 - wall + 999) / 1000;
+                let secs = at.0.saturating_sub(wall).saturating_add(999) / 1000;
                 return note(
                     Vec::new(),
                     format!("Awaiting {word} at {at} (in {secs} seconds)"),

@@ -53,7 +53,7 @@ impl Ha {
         let db_sync: Vec<String> = local.sync_standbys().map(String::from).collect();
         let mut actions = Vec::new();
         let set_guc = |ha: &mut Ha, names: Vec<String>, count: u32, actions: &mut Vec<Action>| {
-            if ha.mem.sync_names.as_ref() != Some(&names) && !same_set(&names, &db_listed) {
+            if ha.mem.sync_names.as_ref() != Some(&names) {
                 actions.push(Action::SetSyncStandbys {
                     names: names.clone(),
                     count,
@@ -63,10 +63,14 @@ impl Ha {
         };
 
         if !cy.config.synchronous() {
-            if sync_key.is_some_and(|s| !s.sync_standbys.is_empty()) {
+            // Asynchronous: undo what synchronous mode left behind, and only that.
+            let leftover = sync_key.is_some_and(|s| !s.sync_standbys.is_empty());
+            if leftover {
                 actions.push(write(Vec::new()));
             }
-            set_guc(self, Vec::new(), 0, &mut actions);
+            if leftover || !db_listed.is_empty() {
+                set_guc(self, Vec::new(), 0, &mut actions);
+            }
             return actions;
         }
 
