@@ -33,7 +33,9 @@ fn switchover_back_leaves_every_standby_streaming() {
     let streaming = w.run_until_cond(t + 4 * loop_ms, |w| {
         (0..3).filter(|&i| i != p).all(|i| {
             let db = &w.dbs()[i];
-            db.is_running_standby() && db.streaming && db.upstream.as_deref() == Some(leader.as_str())
+            db.is_running_standby()
+                && db.streaming
+                && db.upstream.as_deref() == Some(leader.as_str())
         })
     });
     assert!(
@@ -57,9 +59,27 @@ fn sync_standby_is_recorded_only_once_caught_up() {
     let mut cfg = SimConfig::three_nodes(2150658261075272723);
     cfg.dynamic.synchronous_mode = SynchronousMode::On;
     let schedule = FaultSchedule::none()
-        .at(0, Fault::CutDcs { node: 0, for_ms: 33_262 })
-        .at(3_001, Fault::Lag { node: 2, bytes: 4 * 1024 * 1024 })
-        .at(43_477, Fault::CutDcs { node: 1, for_ms: 30_213 });
+        .at(
+            0,
+            Fault::CutDcs {
+                node: 0,
+                for_ms: 33_262,
+            },
+        )
+        .at(
+            3_001,
+            Fault::Lag {
+                node: 2,
+                bytes: 4 * 1024 * 1024,
+            },
+        )
+        .at(
+            43_477,
+            Fault::CutDcs {
+                node: 1,
+                for_ms: 30_213,
+            },
+        );
     if let Err(failure) = check(&cfg, &schedule) {
         panic!("{failure}");
     }

@@ -14,8 +14,8 @@ use crate::sim::oracle::Oracle;
 use crate::sim::rng::SimRng;
 use crate::sim::trace::{Trace, TraceLine};
 use crate::{
-    Action, ActionKind, DbRole, DynamicConfig, FailoverRequest, Ha, LocalRequest, Lsn, MemoryStore,
-    Node, Outcome, Timestamp,
+    Action, ActionKind, DbRole, DynamicConfig, Ha, LocalRequest, Lsn, MemoryStore, Node, Outcome,
+    Timestamp,
 };
 
 /// A slow action running in the background, with the actions queued behind it.
@@ -77,26 +77,26 @@ pub struct World {
     pub(crate) dbs: Vec<SimDb>,
     pub(crate) alive: Vec<bool>,
     pub(crate) broken: Vec<bool>,
-    dcs_cut_until: Vec<u64>,
-    peer_cut_until: Vec<Vec<u64>>,
-    dcs_down_until: u64,
-    faults: Vec<Scheduled>,
-    next_fault: usize,
+    pub(crate) dcs_cut_until: Vec<u64>,
+    pub(crate) peer_cut_until: Vec<Vec<u64>>,
+    pub(crate) dcs_down_until: u64,
+    pub(crate) faults: Vec<Scheduled>,
+    pub(crate) next_fault: usize,
     pub(crate) oracle: Oracle,
     pub(crate) trace: Trace,
-    invariants: Vec<Box<dyn Invariant>>,
-    next_write: u64,
+    pub(crate) invariants: Vec<Box<dyn Invariant>>,
+    pub(crate) next_write: u64,
     pub(crate) promotions: Vec<Promotion>,
     pub(crate) promotion_count: usize,
     pub(crate) tasks_started: Vec<(u64, usize, ActionKind)>,
-    healed_at: Option<u64>,
-    heal_time: u64,
-    watch_revision: u64,
+    pub(crate) healed_at: Option<u64>,
+    pub(crate) heal_time: u64,
+    pub(crate) watch_revision: u64,
     pub(crate) next_branch: u64,
     pub(crate) dynamic: DynamicConfig,
     pub(crate) epoch: Timestamp,
-    violation: Option<Violation>,
-    events: u64,
+    pub(crate) violation: Option<Violation>,
+    pub(crate) events: u64,
 }
 
 impl World {
@@ -481,163 +481,6 @@ impl World {
 
     pub(crate) fn index_of(&self, name: &str) -> Option<usize> {
         self.names.iter().position(|n| n == name)
-    }
-
-    // ---- faults ----
-
-    fn apply_fault(&mut self, fault: &Fault) {
-        let now = self.now;
-        self.log("world", format!("FAULT {fault}"));
-        match *fault {
-            Fault::CrashDb { node, restartable } => {
-                let db = &mut self.dbs[node];
-                if db.initialized {
-                    db.process = Process::Crashed;
-                    db.streaming = false;
-                }
-                if !restartable {
-                    db.cannot_start = true;
-                    self.broken[node] = true;
-                }
-            }
-            Fault::LoseNode { node } => {
-                self.alive[node] = false;
-                self.broken[node] = true;
-                self.dbs[node].process = Process::Crashed;
-                self.dbs[node].streaming = false;
-                self.agents[node].task = None;
-            }
-            Fault::CutDcs { node, for_ms } => {
-                self.dcs_cut_until[node] = self.dcs_cut_until[node].max(now + for_ms);
-            }
-            Fault::CutPeers { a, b, for_ms } => {
-                let until = self.peer_cut_until[a][b].max(now + for_ms);
-                self.peer_cut_until[a][b] = until;
-                self.peer_cut_until[b][a] = until;
-            }
-            Fault::DcsOutage { for_ms } => {
-                self.dcs_down_until = self.dcs_down_until.max(now + for_ms);
-            }
-            Fault::Stall { node, for_ms } => {
-                let a = &mut self.agents[node];
-                a.stalled_until = a.stalled_until.max(now + for_ms);
-            }
-            Fault::Lag { node, bytes } => self.dbs[node].lag_bytes = bytes,
-            Fault::Switchover { .. } | Fault::Failover { .. } | Fault::Pause | Fault::Resume
-                if now < self.dcs_down_until =>
-            {
-                self.log("world", "operator request failed: DCS unreachable".into());
-            }
-            Fault::Switchover { candidate } => {
-                let Some(leader) = self.lock_holder() else {
-                    self.log("world", "switchover refused: no leader".into());
-                    return;
-                };
-                let candidate = candidate.map(|c| self.names[c].clone());
-                if let Err(why) = self.api_precheck(Some(&leader), candidate.as_deref()) {
-                    self.log("world", format!("switchover refused (412): {why}"));
-                    return;
-                }
-                let request = FailoverRequest {
-                    leader: Some(leader),
-                    candidate,
-                    scheduled_at: None,
-                };
-                self.write_failover(&request);
-            }
-            Fault::Failover { candidate } => {
-                let candidate = self.names[candidate].clone();
-                let leader = self.lock_holder();
-                if let Err(why) = self.api_precheck(leader.as_deref(), Some(&candidate)) {
-                    self.log("world", format!("failover refused (412): {why}"));
-                    return;
-                }
-                let request = FailoverRequest {
-                    leader: None,
-                    candidate: Some(candidate),
-                    scheduled_at: None,
-                };
-                self.write_failover(&request);
-            }
-            Fault::Pause => self.set_pause(true),
-            Fault::Resume => self.set_pause(false),
-        }
-    }
-
-    /// The checks Patroni's REST API makes before it writes `/failover` (412 when they fail).
-    fn api_precheck(
-        &mut self,
-        leader: Option<&str>,
-        candidate: Option<&str>,
-    ) -> Result<(), String> {
-        let cluster = self.store.load(self.now);
-        let sync = cluster.sync_state().cloned().unwrap_or_default();
-        let synchronous = cluster.config_or(&self.dynamic).synchronous();
-        let fit = |m: &crate::Member| {
-            Some(m.name.as_str()) != leader
-                && m.unreadable.is_none()
-                && m.data.tags.allows_failover()
-                && (!synchronous || sync.is_sync(&m.name))
-        };
-        match candidate {
-            Some(c) => {
-                let m = cluster
-                    .member(c)
-                    .ok_or_else(|| format!("candidate {c} does not exist"))?;
-                if Some(c) == leader {
-                    return Err("candidate is the current leader".into());
-                }
-                if synchronous && !sync.is_sync(c) {
-                    return Err("candidate name does not match with sync_standby".into());
-                }
-                if !fit(m) {
-                    return Err(format!("{c} is not allowed to promote"));
-                }
-                Ok(())
-            }
-            None if cluster.members.iter().any(fit) => Ok(()),
-            None => Err("switchover is not possible: no good candidates have been found".into()),
-        }
-    }
-
-    fn write_failover(&mut self, request: &FailoverRequest) {
-        let version = self
-            .store
-            .get(keyspace::FAILOVER, self.now)
-            .map(|kv| kv.mod_revision);
-        self.store.set_failover(request, version, self.now);
-    }
-
-    fn set_pause(&mut self, pause: bool) {
-        let now = self.now;
-        let Some(kv) = self.store.get(keyspace::CONFIG, now) else {
-            self.log("world", "pause/resume skipped: no /config yet".into());
-            return;
-        };
-        let Ok(mut config) = serde_json::from_slice::<DynamicConfig>(&kv.value) else {
-            return;
-        };
-        config.pause = pause;
-        if self.store.write_config(&config, Some(kv.mod_revision), now) {
-            self.dynamic = config;
-        }
-    }
-
-    /// Refreshes the world's copy of `/config` after an agent wrote it.
-    pub(crate) fn reload_dynamic(&mut self) {
-        if let Some(kv) = self.store.get(keyspace::CONFIG, self.now) {
-            if let Ok(c) = serde_json::from_slice::<DynamicConfig>(&kv.value) {
-                self.dynamic = c;
-            }
-        }
-    }
-
-    fn heal(&mut self) {
-        self.healed_at = Some(self.now);
-        self.log("world", "faults stopped; all links healed".into());
-        if self.dynamic.pause {
-            self.set_pause(false);
-        }
     }
 
     fn fire_watchdogs(&mut self) {
