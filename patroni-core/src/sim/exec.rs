@@ -32,7 +32,7 @@ impl World {
         let mut peers = None;
         for round in 0..=MAX_RESTEPS {
             let dcs = if self.dcs_reachable(i) && !timed_out {
-                DcsView::Ok(self.store.load(now))
+                DcsView::Ok(self.load_and_keep_alive(i))
             } else {
                 DcsView::Unreachable("etcd: request timed out (simulated partition)".into())
             };
@@ -68,6 +68,23 @@ impl World {
         }
         let a = &mut self.agents[i];
         a.next_wake = now + loop_ms;
+    }
+
+    /// Reads the cluster for agent `i` the way the DCS adapters do (`MemoryDcs::load`): a member
+    /// that does not hold the leader key keeps its lease alive on every read, so its member key
+    /// (and a leader key it is about to create) does not expire between publishes.
+    fn load_and_keep_alive(&mut self, i: usize) -> crate::Cluster {
+        let now = self.now;
+        let cluster = self.store.load(now);
+        let me = &self.names[i];
+        if !cluster.is_leader(me) {
+            if let Some(lease) = self.store.member_lease(me, now) {
+                if self.store.keep_alive(lease, now) {
+                    self.agents[i].lease_until = now + self.dynamic.ttl_ms();
+                }
+            }
+        }
+        cluster
     }
 
     /// Executes `actions` in order for agent `i`; returns peer answers when one asked for them.
