@@ -77,6 +77,10 @@ struct Memory {
     bootstrap: BootstrapStage,
     /// The synchronous standby names last set on the database.
     sync_names: Option<Vec<String>>,
+    /// Since when the cluster has been unlocked, for `primary_race_backoff`.
+    unlocked_since: Option<u64>,
+    /// Our WAL position in the previous cycle and in this one, to see whether WAL still arrives.
+    wal: (Option<Lsn>, Option<Lsn>),
 }
 
 /// Our own bootstrap's progress, so its completion can be finished with the lock and `/initialize`.
@@ -274,6 +278,12 @@ impl Ha {
                 self.mem.former_leader = Some((leader.name.clone(), Tags::default()));
             }
         }
+        if cluster.leader.is_some() {
+            self.mem.unlocked_since = None;
+        } else {
+            self.mem.unlocked_since.get_or_insert(obs.now);
+        }
+        self.mem.wal = (self.mem.wal.1, Some(obs.local.wal_position()));
         if !cluster.is_leader(&self.node.name) {
             // The key is gone or someone else's: no lease of ours can be valid.
             self.mem.leader_expiry = None;

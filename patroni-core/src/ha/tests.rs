@@ -249,3 +249,31 @@ fn follow_once_then_again_after_a_leader_change() {
         vec![ActionKind::Follow]
     );
 }
+
+#[test]
+fn race_backoff_waits_while_wal_still_arrives() {
+    let mut ha = Ha::new(Node::new("n1"));
+    let mut c = cluster(None, vec![]);
+    if let Some(cfg) = c.config.as_mut() {
+        cfg.value.primary_race_backoff = 30;
+    }
+    let at = |now: u64, lsn: u64| {
+        let mut l = standby_local();
+        l.receive_lsn = Some(Lsn(lsn));
+        obs(now, c.clone(), l)
+    };
+    let waits = |d: &crate::Decision| d.message.contains("seconds until leader race");
+    assert!(waits(&ha.step(&at(0, 100))), "first loop of the window");
+    assert!(
+        waits(&ha.step(&at(15_000, 200))),
+        "WAL moved since the last cycle"
+    );
+    let d = ha.step(&at(20_000, 200));
+    assert!(!waits(&d) && d.has(ActionKind::AcquireLeader), "{d:?}");
+    let mut late = Ha::new(Node::new("n1"));
+    late.step(&at(0, 100));
+    assert!(
+        late.step(&at(30_000, 300)).has(ActionKind::AcquireLeader),
+        "window over"
+    );
+}
