@@ -277,3 +277,26 @@ fn race_backoff_waits_while_wal_still_arrives() {
         "window over"
     );
 }
+
+#[test]
+fn a_lowered_ttl_shortens_the_lease_and_an_outage_demote_ends_it() {
+    let mut ha = Ha::new(Node::new("n1"));
+    let mut c = cluster(Some("n1"), vec![]);
+    let mut o = obs(10_000, c.clone(), primary_local());
+    o.outcomes = vec![done(ActionKind::RenewLeader, 10_000)];
+    ha.step(&o);
+    assert_eq!(ha.leader_expiry(), Some(40_000));
+    if let Some(cfg) = c.config.as_mut() {
+        cfg.value.ttl = 20;
+    }
+    let mut o = obs(11_000, c, primary_local());
+    o.outcomes = vec![done(ActionKind::RenewLeader, 11_000)];
+    ha.step(&o);
+    assert_eq!(ha.leader_expiry(), Some(31_000));
+    // DCS down with too little lease left: demote, and stop claiming the lock at once.
+    let mut down = obs(12_000, Cluster::default(), primary_local());
+    down.dcs = DcsView::Unreachable("refused".into());
+    let d = ha.step(&down);
+    assert_eq!(d.actions, vec![Action::Demote(crate::StopMode::Fast)]);
+    assert!(!ha.is_leader(12_001));
+}
