@@ -26,7 +26,10 @@ impl Ha {
                     }
                 }
                 (ActionKind::ReleaseLeader, OutcomeResult::Done) => self.mem.leader_expiry = None,
-                (ActionKind::PublishMember, r) if failed(r) => self.mem.published = None,
+                (ActionKind::PublishMember, OutcomeResult::Done) => {
+                    self.mem.published.clone_from(&self.mem.publishing);
+                }
+                (ActionKind::PublishMember, _) => self.mem.published = None,
                 (ActionKind::Follow, r) if failed(r) => self.mem.following = None,
                 (ActionKind::SetSyncStandbys, r) if failed(r) => self.mem.sync_names = None,
                 (ActionKind::Rebuild, OutcomeResult::Failed(_)) => self.mem.rebuild_full = true,

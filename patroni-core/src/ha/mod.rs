@@ -59,8 +59,11 @@ struct Memory {
     leader_expiry: Option<u64>,
     /// The last dynamic configuration read, used while the DCS is unreachable.
     config: Option<DynamicConfig>,
-    /// The member data last sent (optimistically; forgotten when the write did not succeed).
+    /// The member data last confirmed written (a `PublishMember` outcome `Done`).
     published: Option<MemberData>,
+    /// The member data last asked for, confirmed by its outcome; an agent may drop a decision
+    /// (the first step of a peer-probing cycle), so nothing counts as written before that.
+    publishing: Option<MemberData>,
     /// The member we last told the database to stream from.
     following: Option<String>,
     /// The first observation's time: the start of the window in which a peer's primary claim counts.

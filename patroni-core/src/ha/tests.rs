@@ -158,13 +158,15 @@ fn tag_reload_republishes() {
     };
     let mut c2 = c;
     c2.members.push(Member::new("n1", data.clone()));
-    assert!(!ha
-        .step(&obs(1, c2.clone(), primary_local()))
-        .has(ActionKind::PublishMember));
+    let mut o = obs(1, c2, primary_local());
+    o.outcomes = vec![done(ActionKind::PublishMember, 0)];
+    assert!(!ha.step(&o).has(ActionKind::PublishMember));
     let mut node = Node::new("n1");
     node.tags.nofailover = true;
     ha.set_node(node);
-    let d = ha.step(&obs(2, c2, primary_local()));
+    o.now = 2;
+    o.outcomes.clear();
+    let d = ha.step(&o);
     let Action::PublishMember(data) = &d.actions[0] else {
         panic!("{:?}", d.actions)
     };
@@ -184,7 +186,6 @@ fn two_steps_per_cycle_race_then_acquire() {
     peer.state = MemberState::Running;
     peer.wal_position = Lsn(0x200_0000);
     o.peers = Some(vec![peer]);
-    o.outcomes = vec![done(ActionKind::PublishMember, 50_000)];
     let second = ha.step(&o);
     assert_eq!(
         second.actions.iter().map(Action::kind).collect::<Vec<_>>(),
@@ -193,7 +194,7 @@ fn two_steps_per_cycle_race_then_acquire() {
             ActionKind::AcquireLeader,
             ActionKind::Promote
         ],
-        "our key is still missing from this cycle's view, so it is written again"
+        "the agent runs only the second decision, so it carries the member key too"
     );
     assert_eq!(ha.step(&o), second, "a repeated step decides the same");
 }
@@ -299,4 +300,22 @@ fn a_lowered_ttl_shortens_the_lease_and_an_outage_demote_ends_it() {
     let d = ha.step(&down);
     assert_eq!(d.actions, vec![Action::Demote(crate::StopMode::Fast)]);
     assert!(!ha.is_leader(12_001));
+}
+
+#[test]
+fn member_key_counts_as_written_only_once_confirmed() {
+    let mut ha = Ha::new(Node::new("n1"));
+    let first = ha.step(&obs(0, cluster(Some("n2"), vec![]), standby_local()));
+    let Action::PublishMember(data) = first.actions[0].clone() else {
+        panic!("{first:?}")
+    };
+    let mut c = cluster(Some("n2"), vec![Member::new("n1", data)]);
+    c.members.push(member("n2", MemberRole::Primary, 1));
+    // The previous decision was dropped (no outcome): write again.
+    let d = ha.step(&obs(1, c.clone(), standby_local()));
+    assert_eq!(d.actions[0].kind(), ActionKind::PublishMember);
+    // Confirmed: quiet.
+    let mut o = obs(2, c, standby_local());
+    o.outcomes = vec![done(ActionKind::PublishMember, 1)];
+    assert!(!ha.step(&o).has(ActionKind::PublishMember));
 }
