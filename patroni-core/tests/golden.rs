@@ -285,8 +285,8 @@ fn parse_line(case: &mut Case, line: &str) {
                         Some(("sysid", v)) => l.system_id = Some(v.into()),
                         Some(("stream", v)) => {
                             l.receiver = Some(ReceiverStatus {
-                                streaming: true,
-                                upstream_host: Some(v.into()),
+                                streaming: v != "-",
+                                upstream_host: Some(v.to_string()).filter(|h| h != "-"),
                                 upstream_port: Some(5432),
                             })
                         }

@@ -80,6 +80,9 @@ struct Memory {
     bootstrap: BootstrapStage,
     /// The synchronous standby names last set on the database.
     sync_names: Option<Vec<String>>,
+    /// Our write position when the synchronous standby names last changed: a newly named standby
+    /// is recorded in `/sync` only once it has flushed up to here.
+    sync_bar: Option<Lsn>,
     /// Since when the cluster has been unlocked, for `primary_race_backoff`.
     unlocked_since: Option<u64>,
     /// Our WAL position in the previous cycle and in this one, to see whether WAL still arrives.
@@ -291,6 +294,11 @@ impl Ha {
             // The key is gone or someone else's: no lease of ours can be valid.
             self.mem.leader_expiry = None;
             self.mem.sync_names = None;
+            self.mem.sync_bar = None;
+        }
+        if obs.local.role == crate::DbRole::Primary {
+            // Whatever we followed before is history once we are primary.
+            self.mem.following = None;
         }
         if obs.local.process == ProcessState::Running {
             self.mem.down_since = None;

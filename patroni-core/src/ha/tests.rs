@@ -319,3 +319,75 @@ fn member_key_counts_as_written_only_once_confirmed() {
     o.outcomes = vec![done(ActionKind::PublishMember, 1)];
     assert!(!ha.step(&o).has(ActionKind::PublishMember));
 }
+
+/// Simulator regression (seed 921971472681546990): a standby that was primary in between must
+/// follow the member it once followed when that member leads again.
+#[test]
+fn follows_again_a_leader_it_followed_before_being_primary() {
+    let mut ha = Ha::new(Node::new("n1"));
+    let x = cluster(Some("n2"), vec![member("n2", MemberRole::Primary, 1)]);
+    let follow = |d: &crate::Decision| d.has(ActionKind::Follow);
+    assert!(follow(&ha.step(&obs(0, x.clone(), standby_local()))));
+    // We lead for a while, then hand over back to n2 and run as a standby with no upstream.
+    ha.step(&obs(1, cluster(Some("n1"), vec![]), primary_local()));
+    let mut demoted = standby_local();
+    demoted.receiver = Some(crate::ReceiverStatus {
+        streaming: false,
+        upstream_host: None,
+        upstream_port: None,
+    });
+    let d = ha.step(&obs(2, x, demoted));
+    assert!(follow(&d), "{d:?}");
+}
+
+/// Simulator regression (seed 2150658261075272723): a standby named synchronous while 4 MiB
+/// behind must not be recorded in `/sync` before it has caught up.
+#[test]
+fn sync_standby_is_recorded_only_once_caught_up() {
+    let mut ha = Ha::new(Node::new("n1"));
+    let mut c = cluster(
+        Some("n1"),
+        vec![member("n2", MemberRole::Replica, 0x200_0000)],
+    );
+    if let Some(cfg) = c.config.as_mut() {
+        cfg.value.synchronous_mode = crate::SynchronousMode::On;
+    }
+    c.sync = Some(Versioned {
+        version: 4,
+        value: crate::SyncState {
+            leader: Some("n1".into()),
+            sync_standbys: vec![],
+            quorum: None,
+        },
+    });
+    let with_row = |flush: u64, sync_state: &str| {
+        let mut l = primary_local();
+        l.replication = vec![crate::ReplicationRow {
+            application_name: "n2".into(),
+            state: "streaming".into(),
+            sync_state: sync_state.into(),
+            flush_lsn: Some(Lsn(flush)),
+            replay_lsn: Some(Lsn(flush)),
+        }];
+        l
+    };
+    let writes_sync = |d: &crate::Decision| {
+        d.actions.iter().any(|a| {
+            matches!(a, Action::WriteSyncState { state, .. } if !state.sync_standbys.is_empty())
+        })
+    };
+    let d = ha.step(&obs(0, c.clone(), with_row(0x200_0000, "async")));
+    assert!(d
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::SetSyncStandbys { names, .. } if names == &["n2"])));
+    // The database now waits for n2 but n2 is 16 MiB behind the position it was named at.
+    assert!(!writes_sync(&ha.step(&obs(
+        1,
+        c.clone(),
+        with_row(0x200_0000, "sync")
+    ))));
+    // Caught up: record it.
+    let d = ha.step(&obs(2, c, with_row(0x300_0000, "sync")));
+    assert!(writes_sync(&d), "{d:?}");
+}
