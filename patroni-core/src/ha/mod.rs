@@ -59,8 +59,11 @@ struct Memory {
     leader_expiry: Option<u64>,
     /// The last dynamic configuration read, used while the DCS is unreachable.
     config: Option<DynamicConfig>,
-    /// The member data last sent (optimistically; forgotten when the write did not succeed).
+    /// The member data last confirmed written (a `PublishMember` outcome `Done`).
     published: Option<MemberData>,
+    /// The member data last asked for, confirmed by its outcome; an agent may drop a decision
+    /// (the first step of a peer-probing cycle), so nothing counts as written before that.
+    publishing: Option<MemberData>,
     /// The member we last told the database to stream from.
     following: Option<String>,
     /// The first observation's time: the start of the window in which a peer's primary claim counts.
@@ -77,6 +80,13 @@ struct Memory {
     bootstrap: BootstrapStage,
     /// The synchronous standby names last set on the database.
     sync_names: Option<Vec<String>>,
+    /// Our write position when the synchronous standby names last changed: a newly named standby
+    /// is recorded in `/sync` only once it has flushed up to here.
+    sync_bar: Option<Lsn>,
+    /// Since when the cluster has been unlocked, for `primary_race_backoff`.
+    unlocked_since: Option<u64>,
+    /// Our WAL position in the previous cycle and in this one, to see whether WAL still arrives.
+    wal: (Option<Lsn>, Option<Lsn>),
 }
 
 /// Our own bootstrap's progress, so its completion can be finished with the lock and `/initialize`.
@@ -274,10 +284,21 @@ impl Ha {
                 self.mem.former_leader = Some((leader.name.clone(), Tags::default()));
             }
         }
+        if cluster.leader.is_some() {
+            self.mem.unlocked_since = None;
+        } else {
+            self.mem.unlocked_since.get_or_insert(obs.now);
+        }
+        self.mem.wal = (self.mem.wal.1, Some(obs.local.wal_position()));
         if !cluster.is_leader(&self.node.name) {
             // The key is gone or someone else's: no lease of ours can be valid.
             self.mem.leader_expiry = None;
             self.mem.sync_names = None;
+            self.mem.sync_bar = None;
+        }
+        if obs.local.role == crate::DbRole::Primary {
+            // Whatever we followed before is history once we are primary.
+            self.mem.following = None;
         }
         if obs.local.process == ProcessState::Running {
             self.mem.down_since = None;
