@@ -10,7 +10,6 @@ use patroni_core::SynchronousMode;
 /// state machine remembered "following X" from before it was primary and, when X led again,
 /// never issued `Follow`, so the standby stayed without an upstream forever.
 #[test]
-#[ignore = "Ha bug (branch ha): follow() trusts its remembered upstream over the observed receiver; run with --ignored once fixed"]
 fn switchover_back_leaves_every_standby_streaming() {
     let cfg = SimConfig::three_nodes(31);
     let (warmup, loop_ms) = (cfg.warmup_ms, cfg.dynamic.loop_wait_ms());
@@ -54,7 +53,6 @@ fn switchover_back_leaves_every_standby_streaming() {
 /// `synchronous_standby_names` and records it in `/sync` at once; when that primary loses the
 /// DCS, the lagging standby is promoted without the acknowledged writes.
 #[test]
-#[ignore = "Ha bug (branch ha): /sync records a standby before it has caught up; run with --ignored once fixed"]
 fn sync_standby_is_recorded_only_once_caught_up() {
     let mut cfg = SimConfig::three_nodes(2150658261075272723);
     cfg.dynamic.synchronous_mode = SynchronousMode::On;
