@@ -287,6 +287,30 @@ pub async fn wait_for_change_on_leader_change<H: DcsHarness + ?Sized>(h: &H) {
         .await
         .expect("a release before the wait did not wake it")
         .unwrap();
+
+    // A new switchover request and a configuration edit wake it too.
+    w.load().await.unwrap();
+    let mut wait = w.wait_for_change();
+    let request = FailoverRequest {
+        candidate: Some("watcher".into()),
+        ..Default::default()
+    };
+    assert!(a.set_failover(&request, None).await.unwrap());
+    within(h, 5_000, &mut wait)
+        .await
+        .expect("a failover request did not wake wait_for_change")
+        .unwrap();
+    drop(wait);
+    w.load().await.unwrap();
+    let mut wait = w.wait_for_change();
+    assert!(a
+        .write_config(&DynamicConfig::default(), None)
+        .await
+        .unwrap());
+    within(h, 5_000, &mut wait)
+        .await
+        .expect("a config change did not wake wait_for_change")
+        .unwrap();
 }
 
 /// Of many members racing for `/initialize`, exactly one wins; then the system id is written and read.

@@ -125,3 +125,24 @@ async fn an_idle_agent_makes_at_most_two_requests_per_loop() {
         "{view:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_of_the_leader_key_wakes_a_waiting_replica() {
+    let h = EtcdHarness::start().await;
+    let leader = h.dcs("leader");
+    let replica = h.dcs("replica");
+    assert!(leader.acquire_leader().await.unwrap());
+    assert!(replica.load().await.unwrap().is_leader("leader"));
+    // The leader stops renewing (a hung agent); etcd deletes the key when the lease runs out.
+    let t = std::time::Instant::now();
+    tokio::time::timeout(TTL + Duration::from_secs(5), replica.wait_for_change())
+        .await
+        .expect("lease expiry did not wake the replica")
+        .unwrap();
+    eprintln!(
+        "woken {:?} after the last renewal (ttl {TTL:?})",
+        t.elapsed()
+    );
+    assert!(replica.load().await.unwrap().is_unlocked());
+    assert!(replica.acquire_leader().await.unwrap());
+}
