@@ -629,6 +629,10 @@ impl Dcs for EtcdDcs {
 
     async fn wait_for_change(&self) -> Result<(), DcsError> {
         let since = self.loaded_at.load(Ordering::SeqCst);
+        if since == 0 {
+            // Nothing loaded yet, so everything is news (and no watch runs yet).
+            return Ok(());
+        }
         let mut rx = self.seen_tx.subscribe();
         // The sender lives in `self`, so the channel cannot close while we wait.
         let _ = rx.wait_for(|s| s.wake > since).await;
