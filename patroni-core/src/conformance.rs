@@ -1,7 +1,7 @@
 //! The DCS conformance suite: the behaviour every [`Dcs`] implementation must show, written once.
 //!
 //! An implementation's tests provide a [`DcsHarness`] (a fresh, empty cluster per case) and call each
-//! case; the in-memory [`MemoryDcs`](crate::MemoryDcs) runs it in patroni-core, etcd in patroni-etcd.
+//! case; the in-memory [`MemoryDcs`] runs it in patroni-core, etcd in patroni-etcd.
 //! Cases panic with a message on the first violated expectation, as test assertions do.
 
 use std::future::Future;
