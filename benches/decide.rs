@@ -5,9 +5,9 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use patroni::core::{
-    Cluster, ClusterStatus, DataDirState, DbRole, DcsView, Ha, Leader, LocalDb, Lsn, Member,
-    MemberData, MemberRole, MemberState, Node, Observation, PeerStatus, ProcessState, Timestamp,
-    Versioned,
+    ActionKind, Cluster, ClusterStatus, DataDirState, DbRole, DcsView, Ha, Leader, LocalDb, Lsn,
+    Member, MemberData, MemberRole, MemberState, Node, Observation, Outcome, OutcomeResult,
+    PeerStatus, ProcessState, Timestamp, Versioned,
 };
 
 fn member(i: usize, role: MemberRole, lsn: u64) -> Member {
@@ -84,7 +84,14 @@ fn steady_leader(n: usize) -> (Ha, Observation) {
     if let Some(patroni::core::Action::PublishMember(data)) = first.actions.first() {
         c.members[0] = Member::new("node1", data.clone());
     }
-    let o = observation(c, local(DbRole::Primary, 0x300_0000), None);
+    let mut o = observation(c, local(DbRole::Primary, 0x300_0000), None);
+    o.outcomes = vec![Outcome {
+        kind: ActionKind::PublishMember,
+        result: OutcomeResult::Done,
+        started_at: 1_000_000,
+    }];
+    ha.step(&o);
+    o.outcomes.clear();
     assert_eq!(ha.step(&o).actions.len(), 1, "steady cycle renews only");
     (ha, o)
 }

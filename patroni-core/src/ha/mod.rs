@@ -369,7 +369,11 @@ impl Ha {
     fn request(&mut self, cy: &Cycle<'_>) -> Option<Decision> {
         for req in &cy.obs.requests {
             match req {
-                crate::LocalRequest::Restart if cy.obs.local.process.is_alive() => {
+                // A primary without the lock must demote, not restart.
+                crate::LocalRequest::Restart
+                    if cy.obs.local.process.is_alive()
+                        && (cy.hold || !cy.obs.local.is_running_primary()) =>
+                {
                     let mut actions = Vec::new();
                     if cy.hold {
                         actions.push(Action::RenewLeader);
