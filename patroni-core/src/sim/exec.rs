@@ -70,19 +70,15 @@ impl World {
         a.next_wake = now + loop_ms;
     }
 
-    /// Reads the cluster for agent `i` the way the DCS adapters do (`MemoryDcs::load`): a member
-    /// that does not hold the leader key keeps its lease alive on every read, so its member key
-    /// (and a leader key it is about to create) does not expire between publishes.
+    /// Reads the cluster for agent `i` the way the DCS adapters do ([`MemoryStore::load_as`](crate::MemoryStore::load_as)):
+    /// a member that does not hold the leader key keeps its lease alive on every read, so its
+    /// member key (and a leader key it is about to create) does not expire between publishes.
     fn load_and_keep_alive(&mut self, i: usize) -> crate::Cluster {
         let now = self.now;
-        let cluster = self.store.load(now);
         let me = &self.names[i];
-        if !cluster.is_leader(me) {
-            if let Some(lease) = self.store.member_lease(me, now) {
-                if self.store.keep_alive(lease, now) {
-                    self.agents[i].lease_until = now + self.dynamic.ttl_ms();
-                }
-            }
+        let cluster = self.store.load_as(me, now);
+        if !cluster.is_leader(me) && self.store.member_lease(me, now).is_some() {
+            self.agents[i].lease_until = now + self.dynamic.ttl_ms();
         }
         cluster
     }
@@ -212,7 +208,11 @@ impl World {
             }
             Action::PublishMember(data) => {
                 self.store.publish_member(&me, &data, now);
-                self.agents[i].lease_until = now + ttl;
+                // Publishing binds the key to the lease without extending it (as in etcd).
+                let a = &mut self.agents[i];
+                if a.lease_until <= now {
+                    a.lease_until = now + ttl;
+                }
                 OutcomeResult::Done
             }
             Action::WriteStatus { optime } => {
