@@ -337,8 +337,7 @@ impl World {
             }
         }
         let snap_deadline = {
-            let cfg = self.dynamic.clone();
-            let s = self.snapshot(&cfg, None);
+            let s = self.snapshot(&self.dynamic, None);
             self.invariants
                 .iter()
                 .filter_map(|inv| inv.deadline(&s))
@@ -405,7 +404,6 @@ impl World {
         if self.violation.is_some() {
             return;
         }
-        let cfg = self.dynamic.clone();
         let lock = self.lock_holder();
         let promotions = std::mem::take(&mut self.promotions);
         let mut invariants = std::mem::take(&mut self.invariants);
@@ -413,7 +411,7 @@ impl World {
         {
             let s = Snapshot {
                 promotions: &promotions,
-                ..self.snapshot(&cfg, lock.as_deref())
+                ..self.snapshot(&self.dynamic, lock.as_deref())
             };
             for inv in invariants.iter_mut() {
                 if let Err(detail) = inv.check(&s) {
