@@ -7,7 +7,7 @@
 
 use crate::keyspace;
 use crate::sim::db::{Process, Segment};
-use crate::sim::invariants::Promotion;
+use crate::sim::invariants::{PausedAction, Promotion};
 use crate::sim::world::{Task, World};
 use crate::{
     Action, ActionKind, ClusterStatus, DbRole, DcsView, Lsn, Observation, Outcome, OutcomeResult,
@@ -50,6 +50,30 @@ impl World {
                 requests: std::mem::take(&mut self.agents[i].requests),
             };
             let decision = self.agents[i].ha.step(&obs);
+            if let Some(c) = obs
+                .cluster()
+                .filter(|c| c.config.as_ref().is_some_and(|v| v.value.pause))
+            {
+                let requested = c.failover_request().is_some();
+                for a in &decision.actions {
+                    let kind = a.kind();
+                    if matches!(
+                        kind,
+                        ActionKind::Start
+                            | ActionKind::Stop
+                            | ActionKind::Restart
+                            | ActionKind::Promote
+                            | ActionKind::Demote
+                            | ActionKind::Rebuild
+                    ) {
+                        self.paused_actions.push(PausedAction {
+                            node: i,
+                            kind,
+                            requested,
+                        });
+                    }
+                }
+            }
             if self.trace.enabled {
                 let kinds: Vec<String> = decision.actions.iter().map(describe).collect();
                 let who = self.names[i].clone();

@@ -9,7 +9,7 @@ use crate::keyspace;
 use crate::sim::config::SimConfig;
 use crate::sim::db::{Process, SimDb};
 use crate::sim::fault::{Fault, FaultSchedule, Scheduled};
-use crate::sim::invariants::{Invariant, Promotion, Snapshot, Violation};
+use crate::sim::invariants::{Invariant, PausedAction, Promotion, Snapshot, Violation};
 use crate::sim::oracle::Oracle;
 use crate::sim::rng::SimRng;
 use crate::sim::trace::{Trace, TraceLine};
@@ -87,6 +87,7 @@ pub struct World {
     pub(crate) invariants: Vec<Box<dyn Invariant>>,
     pub(crate) next_write: u64,
     pub(crate) promotions: Vec<Promotion>,
+    pub(crate) paused_actions: Vec<PausedAction>,
     pub(crate) promotion_count: usize,
     pub(crate) tasks_started: Vec<(u64, usize, ActionKind)>,
     pub(crate) healed_at: Option<u64>,
@@ -160,6 +161,7 @@ impl World {
             invariants,
             next_write: cfg.warmup_ms / 2,
             promotions: Vec::new(),
+            paused_actions: Vec::new(),
             promotion_count: 0,
             tasks_started: Vec::new(),
             healed_at: None,
@@ -406,11 +408,13 @@ impl World {
         }
         let lock = self.lock_holder();
         let promotions = std::mem::take(&mut self.promotions);
+        let paused_actions = std::mem::take(&mut self.paused_actions);
         let mut invariants = std::mem::take(&mut self.invariants);
         let mut found = None;
         {
             let s = Snapshot {
                 promotions: &promotions,
+                paused_actions: &paused_actions,
                 ..self.snapshot(&self.dynamic, lock.as_deref())
             };
             for inv in invariants.iter_mut() {
@@ -441,6 +445,7 @@ impl World {
             lock,
             config: cfg,
             promotions: &[],
+            paused_actions: &[],
             oracle: &self.oracle,
             healed_at: self.healed_at,
         }

@@ -6,11 +6,13 @@
 //! | [`promote_with_lock`] | a node promotes (or starts as primary) only while holding the leader lock |
 //! | [`eligible_promotion`] | no promotion of a `nofailover` node, of one lagging past `maximum_lag_on_failover` (async), or of one not recorded in `/sync` (sync mode) |
 //! | [`no_lost_writes`] | in synchronous mode no acknowledged write is missing from a writable primary |
+//! | [`pause_respected`] | in pause mode no agent starts, stops, restarts, promotes, demotes or rebuilds its database unless an operator asked for a switchover or failover |
 //! | [`liveness`] | once faults stop, a writable primary appears within the bound and healthy standbys stream from it |
 
 pub mod eligible_promotion;
 pub mod liveness;
 pub mod no_lost_writes;
+pub mod pause_respected;
 pub mod promote_with_lock;
 pub mod single_primary;
 
@@ -41,6 +43,17 @@ pub struct Promotion {
     pub in_sync: bool,
 }
 
+/// A database action an agent decided while its own view of `/config` said the cluster is paused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PausedAction {
+    /// Node index.
+    pub node: usize,
+    /// What it ran.
+    pub kind: crate::ActionKind,
+    /// Whether the view it decided from held a `/failover` request (manual actions are allowed in pause).
+    pub requested: bool,
+}
+
 /// What an invariant may look at: the world after one event.
 #[derive(Debug)]
 pub struct Snapshot<'a> {
@@ -60,6 +73,8 @@ pub struct Snapshot<'a> {
     pub config: &'a DynamicConfig,
     /// Promotions begun during this event.
     pub promotions: &'a [Promotion],
+    /// Database actions decided during this event under pause.
+    pub paused_actions: &'a [PausedAction],
     /// The client's record.
     pub oracle: &'a Oracle,
     /// When faults stopped and every link was healed, if they have.
@@ -110,13 +125,14 @@ pub trait Invariant: fmt::Debug {
     }
 }
 
-/// The safety properties (a)–(d), for named scenarios that inject faults at chosen moments.
+/// The safety properties (a)–(d) and pause, for named scenarios that inject faults at chosen moments.
 pub fn safety() -> Vec<Box<dyn Invariant>> {
     vec![
         Box::new(single_primary::SinglePrimary),
         Box::new(promote_with_lock::PromoteWithLock),
         Box::new(eligible_promotion::EligiblePromotion),
         Box::new(no_lost_writes::NoLostWrites),
+        Box::new(pause_respected::PauseRespected),
     ]
 }
 
@@ -127,6 +143,7 @@ pub fn suite(liveness: liveness::Liveness) -> Vec<Box<dyn Invariant>> {
         Box::new(promote_with_lock::PromoteWithLock),
         Box::new(eligible_promotion::EligiblePromotion),
         Box::new(no_lost_writes::NoLostWrites),
+        Box::new(pause_respected::PauseRespected),
         Box::new(liveness),
     ]
 }
