@@ -183,3 +183,36 @@ fn seed_rule_4_diverged_former_primary_is_rebuilt_and_streams() {
         done - cut
     );
 }
+
+#[test]
+fn paused_cluster_leaves_a_crashed_primary_alone_until_resumed() {
+    let cfg = SimConfig::three_nodes(15);
+    let (loop_ms, start_ms) = (cfg.dynamic.loop_wait_ms(), cfg.timings.start_ms);
+    let (mut w, p) = warm(cfg);
+    w.inject(Fault::Pause);
+    let t = w.now();
+    w.run_until(t + 2 * loop_ms);
+    let starts_before = w.tasks_started().len();
+    w.inject(Fault::CrashDb {
+        node: p,
+        restartable: true,
+    });
+    let t = w.now();
+    w.run_until(t + 6 * loop_ms);
+    assert!(w.writable().is_empty(), "{}", w.trace().tail(30));
+    assert_eq!(
+        w.tasks_started().len(),
+        starts_before,
+        "no database action while paused:\n{}",
+        w.trace().tail(30)
+    );
+    w.inject(Fault::Resume);
+    let resumed = w.now();
+    let back = w
+        .run_until_cond(resumed + 2 * loop_ms + start_ms + 1_000, |w| {
+            w.writable().len() == 1
+        })
+        .unwrap_or_else(|| fail(&w, "no primary after resume"));
+    assert!(w.violation().is_none(), "{}", w.trace());
+    println!("pause: primary writable {} ms after resume", back - resumed);
+}
