@@ -93,6 +93,19 @@ async fn bootstraps_a_primary_and_stops_it_cleanly() {
     let err = a.pg.bootstrap().await.unwrap_err();
     assert!(matches!(err, DbError::Unsupported(_)), "{err}");
 
+    // A parameter that needs a restart shows as pending after a reload, and clears with a restart.
+    a.pg.query("ALTER SYSTEM SET max_connections = 25")
+        .await
+        .unwrap();
+    a.pg.reload().await.unwrap();
+    wait_until(&a.pg, "pending restart", 10, |db| db.pending_restart).await;
+    let pid = a.pg.postmaster_pid();
+    a.pg.restart().await.unwrap();
+    assert_ne!(a.pg.postmaster_pid(), pid);
+    let db = a.pg.observe().await;
+    assert!(db.is_running_primary() && !db.pending_restart, "{db:#?}");
+    assert_eq!(scalar(&a.pg, "SHOW max_connections").await, "25");
+
     a.pg.stop(StopMode::Fast).await.unwrap();
     let down = a.pg.observe().await;
     assert_eq!(down.process, ProcessState::Stopped);
