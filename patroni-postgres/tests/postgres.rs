@@ -233,10 +233,13 @@ async fn a_diverged_old_primary_cannot_follow_until_rewound() {
     assert!(!cf.detail.is_empty());
     println!("cannot_follow: {cf:?}");
 
+    let started = Instant::now();
     a.pg.rebuild(&b.member(), RebuildMode::Auto, 2)
         .await
         .expect("rewind");
+    let rewind = started.elapsed();
     wait_until(&a.pg, "streaming from b", 30, streaming).await;
+    println!("MEASURED pg_rewind of a diverged old primary, incl. start as standby: {rewind:?}");
     let want = b.pg.observe().await.write_lsn.unwrap();
     let db = wait_until(&a.pg, "caught up", 20, |db| {
         db.replay_lsn.is_some_and(|l| l >= want)
