@@ -170,7 +170,8 @@ pub struct PostgresConfig {
     /// When `pg_rewind` fails, fall back to a full copy instead of reporting the failure.
     #[serde(default)]
     pub remove_data_directory_on_rewind_failure: bool,
-    /// When the history diverged and rewind is not possible, copy everything again.
+    /// Read by the agent, not the adapter: rebuild a standby whose history diverged even when
+    /// pg_rewind cannot be used (a [`RebuildMode::Auto`](patroni_core::RebuildMode) rebuild then copies everything).
     #[serde(default)]
     pub remove_data_directory_on_diverged_timelines: bool,
     /// Server log file the agent starts the server with (`pg_ctl -l`); default `<data_dir>.log`, outside

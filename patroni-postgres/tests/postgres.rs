@@ -460,3 +460,46 @@ async fn a_hung_pg_ctl_is_killed_and_reported() {
     assert!(matches!(err, DbError::Timeout { secs: 1, .. }), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_whose_wal_is_gone_cannot_follow() {
+    let a = PgNode::new("a", |c| {
+        c.parameters.insert("wal_keep_size".into(), "0".into());
+    });
+    a.pg.bootstrap().await.unwrap();
+    let b = PgNode::new("b", |_| {});
+    b.pg.clone_from(&a.member()).await.unwrap();
+    wait_until(&b.pg, "streaming", 30, streaming).await;
+    b.pg.stop(StopMode::Fast).await.unwrap();
+    // Without the standby connected and nothing kept, checkpoints recycle the WAL it still needs.
+    a.pg.query("CREATE TABLE t (v int)").await.unwrap();
+    for _ in 0..6 {
+        a.pg.query("INSERT INTO t VALUES (1)").await.unwrap();
+        a.pg.query("SELECT pg_switch_wal()").await.unwrap();
+        a.pg.query("CHECKPOINT").await.unwrap();
+    }
+    b.pg.start(&StartRole::Standby {
+        upstream: Some(a.member()),
+    })
+    .await
+    .unwrap();
+    let db = wait_until(&b.pg, "reporting cannot_follow", 30, |db| {
+        db.cannot_follow.is_some()
+    })
+    .await;
+    let cf = db.cannot_follow.unwrap();
+    assert_eq!(cf.reason, CannotFollowReason::WalRemoved, "{cf:?}");
+    assert!(cf.detail.contains("has already been removed"), "{cf:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_bootstrap_leaves_an_empty_data_directory() {
+    let a = PgNode::new("a", |c| {
+        c.parameters
+            .insert("max_connections".into(), "plenty".into());
+    });
+    let err = a.pg.bootstrap().await.unwrap_err();
+    assert!(matches!(err, DbError::StartFailed { .. }), "{err}");
+    assert_eq!(a.pg.observe().await.data_dir, DataDirState::Empty);
+    assert_eq!(a.pg.postmaster_pid(), None);
+}
