@@ -9,7 +9,9 @@ use patroni_core::{
     ProcessState, RebuildMode, StartRole, StopMode,
 };
 use patroni_postgres::command::SystemRunner;
-use patroni_postgres::testkit::{free_port, owned_temp_dir, test_config, test_user, PgNode};
+use patroni_postgres::testkit::{
+    free_port, owned_temp_dir, test_config, test_user, PgNode, ServerGuard,
+};
 use patroni_postgres::{ParamValue, Postgres};
 
 /// Observes until `ok` holds, panicking with the last observation after `secs`.
@@ -114,6 +116,13 @@ async fn bootstraps_a_primary_and_stops_it_cleanly() {
     assert_eq!(a.pg.postmaster_pid(), None);
     // Stopping a stopped server is not an error.
     a.pg.stop(StopMode::Immediate).await.unwrap();
+
+    // The guard e2e tests use for servers an agent started stops it by PID.
+    a.pg.start(&StartRole::Primary).await.unwrap();
+    let pid = a.pg.postmaster_pid().expect("running");
+    drop(ServerGuard::new(&a.pg.config().data_dir));
+    assert_eq!(a.pg.postmaster_pid(), None);
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
