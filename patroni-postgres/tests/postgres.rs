@@ -512,3 +512,49 @@ async fn a_failed_bootstrap_leaves_an_empty_data_directory() {
     assert_eq!(a.pg.observe().await.data_dir, DataDirState::Empty);
     assert_eq!(a.pg.postmaster_pid(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_rewind_is_reported_or_falls_back_to_a_full_copy() {
+    let (a, b) = pair().await;
+    a.pg.query("CREATE TABLE t (v int); INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    let want = a.pg.observe().await.write_lsn.unwrap();
+    wait_until(&b.pg, "caught up", 20, |db| {
+        db.replay_lsn.is_some_and(|l| l >= want)
+    })
+    .await;
+    b.pg.promote(2, false).await.unwrap();
+    a.pg.stop(StopMode::Fast).await.unwrap();
+
+    // pg_rewind connects as a role the new primary does not have, so it fails.
+    let mut cfg = a.pg.config().clone();
+    cfg.authentication.rewind = Some(patroni_postgres::Credentials {
+        username: "no_such_role".into(),
+        password: Some("x".into()),
+    });
+    let strict = Postgres::new("a", cfg.clone(), Arc::new(SystemRunner)).unwrap();
+    let err = strict
+        .rebuild(&b.member(), RebuildMode::Auto, 2)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, DbError::CommandFailed { command, .. } if command.contains("pg_rewind")),
+        "{err}"
+    );
+    assert_eq!(
+        strict.observe().await.data_dir,
+        DataDirState::Initialized,
+        "nothing was wiped"
+    );
+
+    cfg.remove_data_directory_on_rewind_failure = true;
+    let lenient = Postgres::new("a", cfg, Arc::new(SystemRunner)).unwrap();
+    lenient
+        .rebuild(&b.member(), RebuildMode::Auto, 2)
+        .await
+        .expect("falls back to a copy");
+    let db = wait_until(&lenient, "streaming from b", 30, streaming).await;
+    assert_eq!(db.timeline, Some(2));
+    assert_eq!(scalar(&lenient, "SELECT v FROM t").await, "1");
+}
