@@ -298,7 +298,11 @@ impl Postgres {
         };
         let proc_dir = std::path::PathBuf::from(format!("/proc/{}", stale.pid));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while proc_dir.exists() && tokio::time::Instant::now() < deadline {
+        // Only a zombie is worth waiting for; a live process with that pid is somebody else's.
+        while proc_dir.exists()
+            && !datadir::process_alive(stale.pid)
+            && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

@@ -191,8 +191,11 @@ async fn switchover_promotes_the_standby_and_rewinds_the_old_primary() {
         .await
         .expect("rewind");
     let rewind = started.elapsed();
-    let db = wait_until(&a.pg, "streaming from b", 30, streaming).await;
-    assert_eq!(db.timeline, Some(2));
+    // The receiver reports timeline 1 until it has streamed up to the switch point.
+    wait_until(&a.pg, "streaming timeline 2 from b", 30, |db| {
+        streaming(db) && db.timeline == Some(2)
+    })
+    .await;
     let want = b.pg.observe().await.write_lsn.unwrap();
     wait_until(&a.pg, "caught up", 20, |db| {
         db.replay_lsn.is_some_and(|l| l >= want)
@@ -403,8 +406,11 @@ async fn a_demoted_primary_follows_the_promoted_standby_without_a_rewind() {
     b.pg.promote(2, true).await.unwrap();
     b.pg.query("INSERT INTO t VALUES (2)").await.unwrap();
     a.pg.follow(&b.member()).await.expect("follow");
-    let db = wait_until(&a.pg, "streaming from b", 30, streaming).await;
-    assert_eq!(db.timeline, Some(2));
+    // The receiver reports timeline 1 until it has streamed up to the switch point.
+    let db = wait_until(&a.pg, "streaming timeline 2 from b", 30, |db| {
+        streaming(db) && db.timeline == Some(2)
+    })
+    .await;
     assert_eq!(
         db.receiver.unwrap().upstream_port,
         Some(b.pg.config().port().unwrap())
@@ -554,7 +560,10 @@ async fn a_failed_rewind_is_reported_or_falls_back_to_a_full_copy() {
         .rebuild(&b.member(), RebuildMode::Auto, 2)
         .await
         .expect("falls back to a copy");
-    let db = wait_until(&lenient, "streaming from b", 30, streaming).await;
-    assert_eq!(db.timeline, Some(2));
+    // The receiver reports timeline 1 until it has streamed up to the switch point.
+    wait_until(&lenient, "streaming timeline 2 from b", 30, |db| {
+        streaming(db) && db.timeline == Some(2)
+    })
+    .await;
     assert_eq!(scalar(&lenient, "SELECT v FROM t").await, "1");
 }
