@@ -67,7 +67,7 @@ pub fn data_dir_state(data_dir: &Path) -> DataDirState {
                 DataDirState::Initialized
             } else {
                 DataDirState::Unreadable(format!(
-                    "{} is not empty but holds no PG_VERSION: not a PostgreSQL data directory",
+                    "{} is not empty but holds no PG_VERSION: not a PostgreSQL or openGauss data directory",
                     data_dir.display()
                 ))
             }
