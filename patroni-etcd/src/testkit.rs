@@ -106,13 +106,16 @@ impl EtcdProcess {
 
     async fn try_start_single(tls: Option<TlsFiles>) -> Result<Self, FixtureError> {
         let ports = free_ports(2)?;
-        let name = "etcd0".to_string();
+        // A unique member name lets the health check tell our server from another test's that
+        // grabbed the same port first.
+        let token = unique_token();
+        let name = format!("{token}-0");
         let spec = Spec {
             initial_cluster: format!("{name}=http://127.0.0.1:{}", ports[1]),
             name,
             client_port: ports[0],
             peer_port: ports[1],
-            token: unique_token(),
+            token,
             tls,
         };
         let mut p = Self::spawn(spec)?;
@@ -198,7 +201,7 @@ impl EtcdProcess {
                     )));
                 }
             }
-            let probe = read_once(endpoints, self.spec.tls.as_ref());
+            let probe = read_once(endpoints, self.spec.tls.as_ref(), &self.spec.name);
             match tokio::time::timeout(Duration::from_secs(2), probe).await {
                 Ok(Ok(())) => return Ok(()),
                 Ok(Err(e)) => last = e.to_string(),
@@ -323,12 +326,25 @@ pub async fn raw_client(
     Client::connect(endpoints, Some(opts)).await
 }
 
-async fn read_once(endpoints: &[String], tls: Option<&TlsFiles>) -> Result<(), etcd_client::Error> {
+/// A linearizable read succeeds, and the cluster that answered has a member named `ours`.
+async fn read_once(
+    endpoints: &[String],
+    tls: Option<&TlsFiles>,
+    ours: &str,
+) -> Result<(), etcd_client::Error> {
     let mut c = match tls {
         None => raw_client(endpoints, None).await?,
         Some(t) => tls_client(endpoints, t).await?,
     };
-    c.get("/patroni-testkit-health", None).await.map(|_| ())
+    c.get("/patroni-testkit-health", None).await?;
+    let members = c.member_list().await?;
+    if members.members().iter().any(|m| m.name() == ours) {
+        Ok(())
+    } else {
+        Err(etcd_client::Error::InvalidArgs(format!(
+            "the server on this port is another test's etcd, not {ours}"
+        )))
+    }
 }
 
 #[cfg(feature = "tls")]
@@ -401,13 +417,13 @@ impl EtcdCluster {
         let ports = free_ports(2 * n)?;
         let token = unique_token();
         let initial_cluster = (0..n)
-            .map(|i| format!("etcd{i}=http://127.0.0.1:{}", ports[2 * i + 1]))
+            .map(|i| format!("{token}-{i}=http://127.0.0.1:{}", ports[2 * i + 1]))
             .collect::<Vec<_>>()
             .join(",");
         let mut members = Vec::new();
         for i in 0..n {
             members.push(EtcdProcess::spawn(Spec {
-                name: format!("etcd{i}"),
+                name: format!("{token}-{i}"),
                 client_port: ports[2 * i],
                 peer_port: ports[2 * i + 1],
                 initial_cluster: initial_cluster.clone(),
