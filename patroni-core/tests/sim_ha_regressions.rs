@@ -90,9 +90,8 @@ fn sync_standby_is_recorded_only_once_caught_up() {
 /// candidate's database is down and falls 1 MiB behind; the primary's node is then lost and
 /// the candidate, restarted as a standby, wins the race through the pending `/failover` key and
 /// is promoted 1,064,960 bytes behind `/status`. Python Patroni lets a manual failover override
-/// the lag check; DESIGN.md says never — which one `Ha` should follow is a decision for the lead.
+/// the lag check; we follow DESIGN.md: the limit holds for named candidates too.
 #[test]
-#[ignore = "finding for the lead: Ha promotes a lagging manual-failover candidate (Patroni does, DESIGN.md says never)"]
 fn manual_failover_does_not_promote_a_lagging_candidate() {
     let cfg = SimConfig::three_nodes(11687414933470229740);
     let schedule = FaultSchedule::none()

@@ -10,11 +10,11 @@ use crate::{
 enum Request<'a> {
     /// None pending.
     None,
-    /// It names us: race without the lag check.
+    /// It names us: race even if a peer is further ahead (the lag limit still holds).
     ForMe,
     /// It names another member, which may still be healthy.
     ForOther(&'a str),
-    /// It names nobody (or an absent member): the healthiest wins, without the lag check.
+    /// It names nobody (or an absent member): the healthiest wins.
     Anyone,
 }
 
@@ -148,11 +148,10 @@ impl Ha {
             },
         };
         let old_leader = failover.and_then(|f| f.value.leader.as_deref());
-        let optime = match request {
-            Request::None => cy.cluster.leader_optime(),
-            _ => None,
-        };
-        let ctx = cy.race_context(optime, &self.mem);
+        // Unlike Patroni (§3.3), an operator's request does not lift `maximum_lag_on_failover`:
+        // promoting a lagging member loses acknowledged writes, which no request should do silently.
+        // The refusal carries the lag, and raising the limit in /config is the explicit way through.
+        let ctx = cy.race_context(cy.cluster.leader_optime(), &self.mem);
         if let Err(reason) = self.policy.eligible(&me_c, &ctx) {
             return refuse(me, reason, None);
         }
@@ -193,7 +192,21 @@ impl Ha {
                 .peers
                 .as_ref()
                 .and_then(|ps| ps.iter().find(|p| p.name == c));
-            if answered.is_none_or(|p| p.reachable && p.state == MemberState::Running) {
+            // The named candidate holds the others back only while it could actually win: a
+            // candidate that is down, unreachable or itself ineligible (e.g. lagging) would
+            // leave the cluster leaderless, so the request then counts as naming nobody.
+            let could_win = match answered {
+                None => cy
+                    .cluster
+                    .member(c)
+                    .is_some_and(|m| self.policy.eligible(&member_candidate(m), &ctx).is_ok()),
+                Some(p) => {
+                    p.reachable
+                        && p.state == MemberState::Running
+                        && self.policy.eligible(&peer_candidate(p), &ctx).is_ok()
+                }
+            };
+            if could_win {
                 return refuse(
                     me,
                     Ineligible::NotTheCandidate {
