@@ -13,6 +13,8 @@ pub enum StopMode {
 }
 
 /// The role to start the database in.
+// Built once per cycle and moved rarely; boxing would only complicate matching.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum StartRole {
     /// Writable primary, on the same timeline (a restart in place after a crash).

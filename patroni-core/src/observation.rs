@@ -42,6 +42,8 @@ impl Node {
 ///
 /// "Unreachable" is a different input from a lost compare-and-swap (reported in
 /// [`Observation::outcomes`]): a primary may ride out the first while its lease lasts, never the second.
+// Built once per cycle and moved rarely; boxing would only complicate matching.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum DcsView {
     /// The DCS answered.

@@ -76,7 +76,7 @@ fn install() -> Result<(), String> {
         c.args(extra).env("DEBIAN_FRONTEND", "noninteractive");
         c
     };
-    run(apt(&["update", "-qq"]).as_mut())?;
+    run(&mut apt(&["update", "-qq"]))?;
     let mut install = apt(&["install", "-y", "-qq", "--no-install-recommends"]);
     install.args(&missing);
     run(&mut install)?;
