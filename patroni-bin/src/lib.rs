@@ -5,6 +5,8 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod ctl;
+pub mod execute;
 pub mod members;
 pub mod rest;
 pub mod state;

@@ -7,7 +7,7 @@
 #![allow(clippy::result_large_err)]
 
 mod admin;
-mod config;
+pub mod config;
 mod health;
 mod metrics;
 mod switchover;
