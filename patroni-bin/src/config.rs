@@ -183,6 +183,7 @@ impl BootstrapSection {
 pub enum Flavour {
     /// PostgreSQL (pg_ctl, pg_basebackup, pg_rewind).
     #[default]
+    #[serde(alias = "postgres")]
     Postgresql,
     /// openGauss (gs_ctl build, terms).
     Opengauss,
@@ -212,8 +213,15 @@ pub struct PostgresqlSection {
     pub pg_hba: Vec<String>,
     /// Timeout of `pg_ctl` commands, seconds.
     pub pg_ctl_timeout: Option<u64>,
+    /// Where the managed `postgresql.conf` and `pg_hba.conf` go, when not in the data directory.
+    pub config_dir: Option<String>,
+    /// The server log file (default `<data_dir>.log`).
+    pub log_file: Option<String>,
     /// Run the server as this OS user (we may be started as root).
     pub run_as: Option<String>,
+    /// openGauss-only settings, read by the openGauss adapter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opengauss: Option<serde_yaml::Value>,
 }
 
 impl PostgresqlSection {
@@ -303,6 +311,9 @@ pub struct Config {
     pub watchdog: WatchdogSection,
     /// Logging.
     pub log: LogSection,
+    /// The file this was read from, for reloads; not a YAML key.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -318,6 +329,7 @@ impl Default for Config {
             tags: Tags::default(),
             watchdog: WatchdogSection::default(),
             log: LogSection::default(),
+            source: None,
         }
     }
 }
@@ -338,7 +350,9 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text, &path.display().to_string(), std::env::vars())
+        let mut loaded = Self::parse(&text, &path.display().to_string(), std::env::vars())?;
+        loaded.config.source = Some(path.to_path_buf());
+        Ok(loaded)
     }
 
     /// Parses YAML text named `source` (for messages), applies `env` overrides and validates.
@@ -346,6 +360,27 @@ impl Config {
         text: &str,
         source: &str,
         env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Loaded, ConfigError> {
+        Self::parse_with(text, source, env, true)
+    }
+
+    /// Reads a file for `patronictl`, which needs no member `name`.
+    pub fn load_for_ctl(path: &Path) -> Result<Loaded, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut loaded =
+            Self::parse_with(&text, &path.display().to_string(), std::env::vars(), false)?;
+        loaded.config.source = Some(path.to_path_buf());
+        Ok(loaded)
+    }
+
+    fn parse_with(
+        text: &str,
+        source: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+        require_name: bool,
     ) -> Result<Loaded, ConfigError> {
         let mut warnings = Vec::new();
         let mut config: Config = if text.trim().is_empty() {
@@ -369,7 +404,7 @@ impl Config {
             })?
         };
         config.apply_env(env, &mut warnings);
-        config.validate(source, &mut warnings)?;
+        config.validate(source, require_name, &mut warnings)?;
         Ok(Loaded { config, warnings })
     }
 
@@ -438,7 +473,12 @@ impl Config {
         }
     }
 
-    fn validate(&self, source: &str, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
+    fn validate(
+        &self,
+        source: &str,
+        require_name: bool,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), ConfigError> {
         let missing = |key| ConfigError::Missing {
             path: source.to_string(),
             key,
@@ -450,7 +490,7 @@ impl Config {
         if self.scope.trim().is_empty() {
             return Err(missing("scope"));
         }
-        if self.name.trim().is_empty() {
+        if require_name && self.name.trim().is_empty() {
             return Err(missing("name"));
         }
         for (key, addr) in [
