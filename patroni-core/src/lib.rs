@@ -13,13 +13,19 @@
 mod action;
 mod cluster;
 mod config;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+pub mod keyspace;
+mod ha;
 mod local;
 mod lsn;
 mod member;
+mod memory_dcs;
 mod observation;
 mod peer;
 pub mod policy;
 pub mod ports;
+mod store;
 mod tags;
 mod timestamp;
 
@@ -30,15 +36,18 @@ pub use cluster::{
     Cluster, ClusterStatus, FailoverRequest, HistoryEntry, Leader, SyncState, Versioned,
 };
 pub use config::{ConfigError, DynamicConfig, DynamicPostgresql, SynchronousMode};
+pub use ha::Ha;
 pub use local::{
     CannotFollow, CannotFollowReason, DataDirState, DbRole, LocalDb, ProcessState, ReceiverStatus,
     ReplicationRow,
 };
 pub use lsn::{Lsn, LsnParseError};
 pub use member::{Member, MemberData, MemberRole, MemberState};
+pub use memory_dcs::{Clock, MemoryDcs, SharedStore};
 pub use observation::{DcsView, LocalRequest, Node, Observation, RunningTask};
 pub use peer::PeerStatus;
-pub use policy::{Candidate, FailoverPolicy, Ineligible, RaceContext};
+pub use policy::{Candidate, FailoverPolicy, Ineligible, PatroniPolicy, RaceContext};
 pub use ports::{Database, DbError, Dcs, DcsError};
+pub use store::{KeyValue, LeaseId, MemoryStore};
 pub use tags::Tags;
 pub use timestamp::{Timestamp, TimestampParseError};

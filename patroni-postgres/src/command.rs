@@ -210,11 +210,17 @@ impl CommandRunner for SystemRunner {
 }
 
 fn kill_group(pid: u32) {
-    // A negative pid addresses the process group the child leads.
+    // A negative pid addresses the process group the child leads. The `--` is vital: procps-ng
+    // 4.0.2 reads `kill -KILL -1234` as signal options and ends up calling kill(-1), which as root
+    // kills every process on the machine.
     let _ = std::process::Command::new("kill")
-        .arg("-KILL")
-        .arg(format!("-{pid}"))
+        .args(kill_group_args(pid))
         .status();
+}
+
+/// The `kill` arguments that signal exactly the process group `pid` leads.
+fn kill_group_args(pid: u32) -> [String; 4] {
+    ["-s".into(), "KILL".into(), "--".into(), format!("-{pid}")]
 }
 
 /// A scripted runner for tests: records every command line and answers from a queue.
@@ -306,6 +312,23 @@ mod tests {
         let err = SystemRunner.run(&spec).await.unwrap_err();
         assert!(matches!(err, CommandError::Timeout { .. }), "{err}");
         assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn group_kill_targets_only_the_group() {
+        // Signal 0 probes without harm: a group that does not exist must be an error, not kill(-1).
+        let args = kill_group_args(999_999);
+        let mut probe: Vec<String> = args.to_vec();
+        probe[1] = "0".into();
+        let status = std::process::Command::new("kill")
+            .args(&probe)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(
+            !status.success(),
+            "kill {probe:?} must address only group 999999"
+        );
     }
 
     #[tokio::test]

@@ -1,8 +1,89 @@
 //! The [`Database`](patroni_core::Database) port over PostgreSQL.
 //!
+//! [`Postgres`] drives one local server: `pg_ctl` for its process, `initdb`, `pg_basebackup` and
+//! `pg_rewind` for its data directory, and SQL over the Unix socket for what it reports. Every
+//! command goes through a [`command::CommandRunner`] with a deadline, every query has one too.
+//!
 //! Also home of the plumbing openGauss shares with its ancestor: [`command`] (every external
 //! program runs with a deadline).
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod command;
+pub mod conf;
+pub mod config;
+pub mod conninfo;
+pub mod controldata;
+pub mod datadir;
+mod observe;
+mod postgres;
+mod rebuild;
+pub mod sql;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+use async_trait::async_trait;
+use patroni_core::{Database, DbError, LocalDb, Member, RebuildMode, StartRole, StopMode};
+
+pub use config::{
+    Authentication, Credentials, InitdbOption, ParamValue, PgConfigError, PostgresConfig,
+};
+pub use observe::classify_log;
+pub use postgres::Postgres;
+
+#[async_trait]
+impl Database for Postgres {
+    async fn observe(&self) -> LocalDb {
+        self.observe_impl().await
+    }
+
+    async fn bootstrap(&self) -> Result<(), DbError> {
+        self.bootstrap_impl().await
+    }
+
+    async fn clone_from(&self, source: &Member) -> Result<(), DbError> {
+        self.clone_impl(source).await
+    }
+
+    async fn start(&self, role: &StartRole) -> Result<(), DbError> {
+        self.start_impl(role).await
+    }
+
+    async fn stop(&self, mode: StopMode) -> Result<(), DbError> {
+        self.pg_stop(mode).await
+    }
+
+    async fn restart(&self) -> Result<(), DbError> {
+        self.restart_impl().await
+    }
+
+    async fn reload(&self) -> Result<(), DbError> {
+        self.reload_impl().await
+    }
+
+    /// PostgreSQL picks the next timeline itself, so `timeline` and `planned` only matter to openGauss.
+    async fn promote(&self, _timeline: u64, _planned: bool) -> Result<(), DbError> {
+        self.promote_impl().await
+    }
+
+    async fn demote(&self, mode: StopMode) -> Result<(), DbError> {
+        self.demote_impl(mode).await
+    }
+
+    async fn follow(&self, leader: &Member) -> Result<(), DbError> {
+        self.follow_impl(leader).await
+    }
+
+    async fn rebuild(
+        &self,
+        source: &Member,
+        mode: RebuildMode,
+        _timeline: u64,
+    ) -> Result<(), DbError> {
+        self.rebuild_impl(source, mode).await
+    }
+
+    async fn set_sync_standbys(&self, names: &[String], count: u32) -> Result<(), DbError> {
+        self.set_sync_impl(names, count).await
+    }
+}

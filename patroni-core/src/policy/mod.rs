@@ -122,3 +122,7 @@ pub trait FailoverPolicy: fmt::Debug + Send + Sync {
     /// Whether `peer` is a better choice than `me`, so `me` should not race.
     fn prefers(&self, peer: &Candidate, me: &Candidate, ctx: &RaceContext<'_>) -> bool;
 }
+
+mod patroni;
+
+pub use patroni::PatroniPolicy;

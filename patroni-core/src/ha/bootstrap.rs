@@ -1,0 +1,166 @@
+//! A node with no usable data directory: bootstrap a new cluster, clone a member, or adopt data.
+
+use super::{BootstrapStage, Cycle, Ha};
+use crate::action::ActionKind;
+use crate::{Action, DataDirState, DbRole, Decision, MemberState, OutcomeResult, ProcessState};
+
+/// The message when our data belongs to another cluster than `/initialize` says, else `None`.
+pub(super) fn system_id_mismatch(cy: &Cycle<'_>) -> Option<String> {
+    let init = cy.cluster.initialize.as_deref().filter(|s| !s.is_empty())?;
+    let local = cy.obs.local.system_id.as_deref()?;
+    (cy.obs.local.data_dir == DataDirState::Initialized && init != local).then(|| {
+        format!(
+            "system ID mismatch: the DCS cluster was initialized with {init}, the local data directory has {local}; doing nothing"
+        )
+    })
+}
+
+/// `SetInitialize` to adopt an existing data directory when the DCS has no `/initialize` (a wiped DCS).
+pub(super) fn adopt(cy: &Cycle<'_>) -> Option<Action> {
+    let local = &cy.obs.local;
+    if cy.cluster.initialize.is_some()
+        || local.data_dir != DataDirState::Initialized
+        || !cy.cluster.is_unlocked()
+        || cy.paused
+    {
+        return None;
+    }
+    local
+        .system_id
+        .clone()
+        .map(|system_id| Action::SetInitialize { system_id })
+}
+
+fn only(actions: Vec<Action>, message: impl Into<String>) -> Option<Decision> {
+    Some(Decision {
+        actions,
+        message: message.into(),
+        ineligible: Vec::new(),
+    })
+}
+
+impl Ha {
+    /// Branches C, E and F: bootstrap progress, empty or unreadable data directory, system ID checks.
+    pub(super) fn bootstrap(&mut self, cy: &Cycle<'_>) -> Option<Decision> {
+        let local = &cy.obs.local;
+        if cy.events.bootstrap_failed {
+            self.mem.bootstrap = BootstrapStage::Idle;
+            return only(
+                vec![Action::CancelInitialize],
+                "failed to bootstrap cluster",
+            );
+        }
+        if self.mem.bootstrap == BootstrapStage::Done {
+            if local.is_running_primary() {
+                self.mem.bootstrap = BootstrapStage::Idle;
+                let mut actions = vec![Action::AcquireLeader];
+                if let Some(system_id) = local.system_id.clone() {
+                    actions.push(Action::SetInitialize { system_id });
+                }
+                if cy.cluster.config.is_none() {
+                    actions.push(Action::WriteConfig(cy.node.bootstrap_config.clone()));
+                }
+                return only(actions, "initialized a new cluster");
+            }
+            if local.process.is_alive() {
+                return only(Vec::new(), "waiting for end of recovery after bootstrap");
+            }
+            self.mem.bootstrap = BootstrapStage::Idle;
+            return only(
+                vec![Action::CancelInitialize],
+                "failed to bootstrap cluster",
+            );
+        }
+        match &local.data_dir {
+            DataDirState::Unreadable(err) => {
+                if cy.hold {
+                    return only(
+                        vec![Action::ReleaseLeader],
+                        "released leader key voluntarily as data dir not accessible and currently leader",
+                    );
+                }
+                only(
+                    Vec::new(),
+                    format!("data directory is not accessible: {err}"),
+                )
+            }
+            DataDirState::Empty => Some(self.empty_data_dir(cy)),
+            DataDirState::Initialized => {
+                if let Some(msg) = system_id_mismatch(cy) {
+                    return only(Vec::new(), msg);
+                }
+                if cy.cluster.initialize.is_none()
+                    && cy.cluster.is_unlocked()
+                    && !cy.paused
+                    && local.process == ProcessState::Running
+                    && local.role == DbRole::Standby
+                {
+                    return only(
+                        Vec::new(),
+                        "No initialize key in DCS and PostgreSQL is running as replica, aborting start",
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    /// Branch E4 and §1.3: nothing on disk yet.
+    fn empty_data_dir(&mut self, cy: &Cycle<'_>) -> Decision {
+        let take_lost = cy
+            .obs
+            .outcomes
+            .iter()
+            .any(|o| o.kind == ActionKind::TakeInitialize && o.result == OutcomeResult::Lost);
+        if cy.hold {
+            return Decision {
+                actions: vec![Action::ReleaseLeader],
+                message: "released leader key voluntarily as data dir empty and currently leader"
+                    .into(),
+                ineligible: Vec::new(),
+            };
+        }
+        if cy.paused {
+            return Decision::message("running with empty data directory");
+        }
+        if take_lost {
+            return Decision::message("failed to acquire initialize lock");
+        }
+        if cy.cluster.is_unlocked()
+            && cy.cluster.initialize.is_none()
+            && cy.node.can_bootstrap
+            && cy.node.tags.allows_failover()
+        {
+            return Decision {
+                actions: vec![Action::TakeInitialize, Action::Bootstrap],
+                message: "trying to bootstrap a new cluster".into(),
+                ineligible: Vec::new(),
+            };
+        }
+        if let Some(leader) = cy.other_leader() {
+            let replica = cy.cluster.members.iter().find(|m| {
+                m.name != cy.me()
+                    && m.name != leader.name
+                    && m.data.tags.clonefrom
+                    && m.unreadable.is_none()
+                    && m.data.state == MemberState::Running
+            });
+            let (source, message) = match replica {
+                Some(r) => (r, format!("trying to bootstrap from replica '{}'", r.name)),
+                None => (
+                    leader,
+                    format!("trying to bootstrap from leader '{}'", leader.name),
+                ),
+            };
+            self.mem.following = Some(leader.name.clone());
+            return Decision {
+                actions: vec![Action::CloneFrom {
+                    source: source.clone(),
+                }],
+                message,
+                ineligible: Vec::new(),
+            };
+        }
+        Decision::message("waiting for leader to bootstrap")
+    }
+}

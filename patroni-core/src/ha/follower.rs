@@ -1,0 +1,148 @@
+//! Someone else holds the lock: follow it (or the `replicatefrom` member), rebuild when we cannot.
+
+use super::{Cycle, Ha};
+use crate::{
+    Action, CannotFollowReason, Decision, LocalDb, Member, MemberState, RebuildMode, StopMode,
+};
+
+/// The host part of a libpq URL (`postgres://user@host:port/db`), to compare with the receiver's upstream.
+fn url_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = hostport.strip_prefix('[') {
+        v6.split(']').next()?
+    } else {
+        hostport.split(':').next()?
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+/// Whether the WAL receiver already streams from `target`.
+fn streams_from(local: &LocalDb, target: &Member) -> bool {
+    let Some(rx) = local.receiver.as_ref().filter(|r| r.streaming) else {
+        return false;
+    };
+    match (rx.upstream_host.as_deref(), url_host(&target.data.conn_url)) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        _ => false,
+    }
+}
+
+impl Ha {
+    /// Whom to stream from: a running `replicatefrom` member if set, else the lock holder.
+    pub(super) fn upstream(&self, cy: &Cycle<'_>) -> Option<Member> {
+        let leader = cy.other_leader()?;
+        if let Some(from) = cy.node.tags.replicatefrom.as_deref() {
+            if let Some(m) = cy.cluster.member(from).filter(|m| {
+                m.name != cy.me() && m.unreadable.is_none() && m.data.state == MemberState::Running
+            }) {
+                return Some(m.clone());
+            }
+        }
+        Some(leader.clone())
+    }
+
+    /// Seed rule 4: a standby that can never catch up is rebuilt from a running leader.
+    pub(super) fn rebuild(&mut self, cy: &Cycle<'_>) -> Option<Decision> {
+        let cf = cy.obs.local.cannot_follow.as_ref()?;
+        let leader = cy.other_leader()?;
+        if cy.paused {
+            return Some(Decision::message(format!(
+                "cannot follow the leader ({}): {}; not rebuilding while paused",
+                leader.name, cf.detail
+            )));
+        }
+        if leader.unreadable.is_some() || leader.data.state != MemberState::Running {
+            return Some(Decision::message(format!(
+                "cannot follow the leader ({}), waiting for it to run before rebuilding",
+                leader.name
+            )));
+        }
+        let mode = if cf.reason == CannotFollowReason::SystemIdMismatch || self.mem.rebuild_full {
+            RebuildMode::Full
+        } else {
+            RebuildMode::Auto
+        };
+        let message = match mode {
+            RebuildMode::Auto => format!("running pg_rewind from {}", leader.name),
+            RebuildMode::Full => "reinitializing due to diverged timelines".to_string(),
+        };
+        self.mem.following = Some(leader.name.clone());
+        Some(Decision {
+            actions: vec![Action::Rebuild {
+                source: leader.clone(),
+                mode,
+                timeline: cy.cluster.timeline(),
+            }],
+            message,
+            ineligible: Vec::new(),
+        })
+    }
+
+    /// Branch L4: the lock is someone else's and our database runs.
+    pub(super) fn follow(&mut self, cy: &Cycle<'_>) -> Decision {
+        let local = &cy.obs.local;
+        let leader_name = cy.other_leader_name().unwrap_or_default();
+        if local.is_running_primary() {
+            if cy.paused {
+                return Decision::message("continue to run as primary without lock");
+            }
+            return Decision {
+                actions: vec![Action::Demote(StopMode::Immediate)],
+                message: "demoting self because I do not have the lock and I was a leader".into(),
+                ineligible: Vec::new(),
+            };
+        }
+        if let Some(d) = self.rebuild(cy) {
+            return d;
+        }
+        let idle = format!(
+            "no action. I am ({}), a secondary, and following a leader ({leader_name})",
+            cy.me()
+        );
+        if local.process != crate::ProcessState::Running {
+            return Decision::message(idle);
+        }
+        let Some(target) = self.upstream(cy) else {
+            return Decision::message(idle);
+        };
+        if self.mem.following.as_deref() == Some(target.name.as_str())
+            || streams_from(local, &target)
+        {
+            self.mem.following = Some(target.name.clone());
+            return Decision::message(idle);
+        }
+        self.mem.following = Some(target.name.clone());
+        let message = if target.name == leader_name {
+            format!("following a new leader ({leader_name})")
+        } else {
+            format!(
+                "following ({}) as replicatefrom; the leader is ({leader_name})",
+                target.name
+            )
+        };
+        Decision {
+            actions: vec![Action::Follow { leader: target }],
+            message,
+            ineligible: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_host;
+
+    #[test]
+    fn host_of_libpq_urls() {
+        assert_eq!(
+            url_host("postgres://10.0.0.2:5432/postgres"),
+            Some("10.0.0.2")
+        );
+        assert_eq!(url_host("postgres://rep@db1/postgres"), Some("db1"));
+        assert_eq!(url_host("postgresql://[::1]:5433/x"), Some("::1"));
+        assert_eq!(url_host("garbage"), None);
+        assert_eq!(url_host("postgres:///x"), None);
+    }
+}

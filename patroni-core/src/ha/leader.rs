@@ -1,0 +1,168 @@
+//! We hold the leader lock: renew it, finish a pending promotion, keep `/status`, `/history`, `/sync`.
+
+use super::switchover::Handover;
+use super::{Cycle, Ha};
+use crate::{Action, Decision, HistoryEntry, StopMode, SyncState};
+
+/// Patroni's reason text for a promotion in `/history`.
+const PROMOTE_REASON: &str = "no recovery target specified";
+
+impl Ha {
+    /// Branches L1–L2: the lock is ours.
+    pub(super) fn lead(&mut self, cy: &Cycle<'_>) -> Decision {
+        let local = &cy.obs.local;
+        if !local.is_running_primary() {
+            return self.promote_with_lock(cy);
+        }
+        let mut actions = vec![Action::RenewLeader];
+        let mut message = format!("no action. I am ({}), the leader with the lock", cy.me());
+        let mut ineligible = Vec::new();
+        match self.handover(cy) {
+            Handover::Demote(d) => return d,
+            Handover::Note(d) => {
+                if !d.message.is_empty() {
+                    message = d.message;
+                }
+                ineligible = d.ineligible;
+                actions.extend(d.actions);
+            }
+            Handover::Nothing => {}
+        }
+        actions.extend(self.upkeep(cy));
+        Decision {
+            actions,
+            message,
+            ineligible,
+        }
+    }
+
+    /// Branch L2 with a standby database: the lock is ours, so finish the promotion.
+    fn promote_with_lock(&mut self, cy: &Cycle<'_>) -> Decision {
+        if cy.paused {
+            let for_me = cy
+                .cluster
+                .failover_request()
+                .and_then(|r| r.candidate.as_deref())
+                == Some(cy.me());
+            if for_me {
+                return Decision {
+                    actions: vec![Action::RenewLeader],
+                    message: "waiting to become primary after promote...".into(),
+                    ineligible: Vec::new(),
+                };
+            }
+            return Decision {
+                actions: vec![Action::ReleaseLeader],
+                message: "removed leader lock because postgres is not running as primary".into(),
+                ineligible: Vec::new(),
+            };
+        }
+        if cy.events.promote_failed {
+            return Decision {
+                actions: vec![Action::ReleaseLeader],
+                message: "released leader key after failing to promote".into(),
+                ineligible: Vec::new(),
+            };
+        }
+        let mut actions = vec![Action::RenewLeader];
+        if let Some(w) = self.sync_on_promote(cy) {
+            actions.push(w);
+        }
+        actions.push(Action::Promote {
+            timeline: cy.next_timeline(),
+            planned: false,
+        });
+        Decision {
+            actions,
+            message: "promoted self to leader because I had the session lock".into(),
+            ineligible: Vec::new(),
+        }
+    }
+
+    /// In synchronous mode a new primary records itself in `/sync` with no standbys before promoting.
+    pub(super) fn sync_on_promote(&self, cy: &Cycle<'_>) -> Option<Action> {
+        cy.config.synchronous().then(|| Action::WriteSyncState {
+            state: SyncState {
+                leader: Some(cy.me().to_string()),
+                sync_standbys: Vec::new(),
+                quorum: None,
+            },
+            version: cy.cluster.sync.as_ref().map(|s| s.version),
+        })
+    }
+
+    /// The writes a running primary with the lock does each cycle, only when something changed.
+    pub(super) fn upkeep(&mut self, cy: &Cycle<'_>) -> Vec<Action> {
+        let local = &cy.obs.local;
+        let mut actions = Vec::new();
+        if let Some(optime) = local.write_lsn {
+            if cy.cluster.leader_optime() != Some(optime) {
+                actions.push(Action::WriteStatus { optime });
+            }
+        }
+        let initialized = cy
+            .cluster
+            .initialize
+            .as_deref()
+            .is_some_and(|s| !s.is_empty());
+        if let (false, Some(system_id)) = (initialized, local.system_id.clone()) {
+            actions.push(Action::SetInitialize { system_id });
+        }
+        if cy.cluster.config.is_none() {
+            actions.push(Action::WriteConfig(cy.node.bootstrap_config.clone()));
+        }
+        if let Some(h) = self.history(cy) {
+            actions.push(h);
+        }
+        actions.extend(self.sync_standbys(cy));
+        actions
+    }
+
+    /// A `/history` line per timeline we moved past since the last recorded one, trimmed as configured.
+    fn history(&self, cy: &Cycle<'_>) -> Option<Action> {
+        let local_tl = cy.obs.local.timeline?;
+        let cluster_tl = cy.cluster.timeline();
+        if local_tl <= cluster_tl {
+            return None;
+        }
+        let lsn = cy
+            .cluster
+            .leader_optime()
+            .or(cy.obs.local.write_lsn)
+            .unwrap_or_default();
+        let mut history = cy.cluster.history.clone();
+        // A bounded number of lines even for an absurd timeline jump.
+        let first = cluster_tl.max(local_tl.saturating_sub(64));
+        for timeline in first..local_tl {
+            history.push(HistoryEntry {
+                timeline,
+                lsn,
+                reason: PROMOTE_REASON.into(),
+                timestamp: Some(cy.obs.wall_clock),
+                new_leader: Some(cy.me().to_string()),
+            });
+        }
+        let max = usize::try_from(cy.config.max_timelines_history).unwrap_or(usize::MAX);
+        if max > 0 && history.len() > max {
+            history.drain(..history.len() - max);
+        }
+        Some(Action::WriteHistory(history))
+    }
+
+    /// Our renewal was refused while the view still names us: the lock is lost.
+    pub(super) fn lost_lock(&mut self, cy: &Cycle<'_>) -> Decision {
+        if cy.obs.local.is_running_primary() {
+            if cy.paused {
+                return Decision::message(
+                    "continue to run as primary after failing to update leader lock in DCS",
+                );
+            }
+            return Decision {
+                actions: vec![Action::Demote(StopMode::Immediate)],
+                message: "demoted self because failed to update leader lock in DCS".into(),
+                ineligible: Vec::new(),
+            };
+        }
+        Decision::message("not promoting because failed to update leader lock in DCS")
+    }
+}

@@ -1,0 +1,73 @@
+//! Lease bookkeeping from outcomes, and what a node does while the DCS cannot be read.
+
+use super::{failed, BootstrapStage, Events, Ha};
+use crate::action::ActionKind;
+use crate::{Action, Decision, DynamicConfig, Observation, OutcomeResult, StopMode};
+
+impl Ha {
+    /// Folds the previous decision's outcomes into memory; idempotent, so a second step per cycle is harmless.
+    pub(super) fn absorb_outcomes(&mut self, obs: &Observation, config: &DynamicConfig) -> Events {
+        let mut ev = Events::default();
+        for o in &obs.outcomes {
+            match (o.kind, &o.result) {
+                (ActionKind::AcquireLeader | ActionKind::RenewLeader, OutcomeResult::Done) => {
+                    let until = o.started_at.saturating_add(config.ttl_ms());
+                    self.mem.leader_expiry =
+                        Some(self.mem.leader_expiry.map_or(until, |e| e.max(until)));
+                }
+                (ActionKind::AcquireLeader | ActionKind::RenewLeader, OutcomeResult::Lost) => {
+                    self.mem.leader_expiry = None;
+                    if o.kind == ActionKind::RenewLeader {
+                        ev.renew_lost = true;
+                    }
+                }
+                (ActionKind::ReleaseLeader, OutcomeResult::Done) => self.mem.leader_expiry = None,
+                (ActionKind::PublishMember, r) if failed(r) => self.mem.published = None,
+                (ActionKind::Follow, r) if failed(r) => self.mem.following = None,
+                (ActionKind::SetSyncStandbys, r) if failed(r) => self.mem.sync_names = None,
+                (ActionKind::Rebuild, OutcomeResult::Failed(_)) => self.mem.rebuild_full = true,
+                (ActionKind::TakeInitialize, OutcomeResult::Done)
+                    if self.mem.bootstrap == BootstrapStage::Idle =>
+                {
+                    self.mem.bootstrap = BootstrapStage::Running;
+                }
+                (ActionKind::Bootstrap, OutcomeResult::Done) => {
+                    self.mem.bootstrap = BootstrapStage::Done;
+                }
+                (ActionKind::Bootstrap, OutcomeResult::Failed(_)) => {
+                    self.mem.bootstrap = BootstrapStage::Idle;
+                    ev.bootstrap_failed = true;
+                }
+                (ActionKind::Start, OutcomeResult::Failed(_)) => ev.start_failed = true,
+                (ActionKind::Promote, OutcomeResult::Failed(_)) => ev.promote_failed = true,
+                _ => {}
+            }
+        }
+        ev
+    }
+
+    /// Branch K: the DCS did not answer. A primary rides it out only while its lease surely lasts.
+    pub(super) fn dcs_outage(&mut self, obs: &Observation, config: &DynamicConfig) -> Decision {
+        let paused = config.pause;
+        let prefix = if paused { "PAUSE: " } else { "" };
+        if obs.local.is_running_primary() && !paused {
+            let margin = config
+                .loop_wait_ms()
+                .saturating_add(config.retry_timeout_ms().saturating_mul(2));
+            if let Some(expiry) = self.mem.leader_expiry {
+                if obs.now.saturating_add(margin) <= expiry {
+                    let left = (expiry - obs.now) / 1000;
+                    return Decision::message(format!(
+                        "DCS is not accessible; continuing as the leader while the lease lasts ({left} seconds left)"
+                    ));
+                }
+            }
+            return Decision {
+                actions: vec![Action::Demote(StopMode::Fast)],
+                message: "demoted self because DCS is not accessible and I was a leader".into(),
+                ineligible: Vec::new(),
+            };
+        }
+        Decision::message(format!("{prefix}DCS is not accessible"))
+    }
+}

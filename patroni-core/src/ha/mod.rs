@@ -1,0 +1,427 @@
+//! The HA state machine: one cycle of Patroni's `run_cycle()` as a pure function of an observation.
+//!
+//! Branches live in their own modules, in the order a cycle tries them: [`lease`] (outcomes and DCS
+//! outage), busy task, [`bootstrap`], [`recover`] (database down or starting), then either the
+//! leader race ([`race`]) or the leader ([`leader`], [`switchover`], [`sync`]) and follower
+//! ([`follower`]) paths. [`member`] builds the member key every cycle.
+
+mod bootstrap;
+mod follower;
+mod leader;
+mod lease;
+mod member;
+mod race;
+mod recover;
+mod switchover;
+mod sync;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use crate::action::ActionKind;
+use crate::policy::{Candidate, FailoverPolicy, PatroniPolicy, RaceContext};
+use crate::{
+    Action, Cluster, Decision, DynamicConfig, Lsn, Member, MemberData, MemberState, Node,
+    Observation, OutcomeResult, ProcessState, Tags,
+};
+
+/// One node's HA brain: decides each cycle what the agent should do, keeping only this node's memory.
+///
+/// # Contract with the agent runtime
+///
+/// * Each cycle the agent reads the DCS and the local database, builds an [`Observation`] and calls
+///   [`step`](Ha::step). It executes [`Decision::actions`] **in order**.
+/// * A guard action ([`ActionKind::is_guard`]: leader and initialize lock writes, `/sync` CAS) that
+///   fails or loses skips the rest of the list (reported as [`OutcomeResult::Skipped`]).
+/// * Every executed action's [`Outcome`](crate::Outcome), with the time it was *started*, comes back
+///   in the next observation's `outcomes`; lease bookkeeping depends on those start times.
+/// * Slow actions ([`ActionKind::is_slow`]) run in the background, followed by the actions listed
+///   after them. While one runs, [`Observation::task`] is `Some`, and the state machine only keeps
+///   the lock alive (or demotes when it was lost). A `Demote` decided while a task runs means the
+///   agent cancels that task first.
+/// * When a decision contains [`Action::FetchPeerStatus`], the agent probes those peers (short
+///   timeout, in parallel) and calls `step` again in the same cycle with `peers = Some(..)`.
+///   `step` tolerates being called twice per cycle with the same outcomes.
+///
+/// The state machine is deterministic: the same sequence of observations yields the same decisions.
+#[derive(Debug)]
+pub struct Ha {
+    node: Arc<Node>,
+    policy: Box<dyn FailoverPolicy>,
+    mem: Memory,
+}
+
+/// What a node remembers between cycles; everything else is re-read each cycle.
+#[derive(Debug, Clone, Default)]
+struct Memory {
+    /// Until when (monotonic ms) our leader lease is certainly valid.
+    leader_expiry: Option<u64>,
+    /// The last dynamic configuration read, used while the DCS is unreachable.
+    config: Option<DynamicConfig>,
+    /// The member data last sent (optimistically; forgotten when the write did not succeed).
+    published: Option<MemberData>,
+    /// The member we last told the database to stream from.
+    following: Option<String>,
+    /// The first observation's time: the start of the window in which a peer's primary claim counts.
+    first_seen: Option<u64>,
+    /// The last time a leader key was in the view.
+    leader_seen: Option<u64>,
+    /// The last leader seen, by name and tags (for the policy's former-leader rules).
+    former_leader: Option<(String, Tags)>,
+    /// Since when the local database has not been running (stopped, crashed or starting).
+    down_since: Option<u64>,
+    /// An `Auto` rebuild failed, so the next one copies everything.
+    rebuild_full: bool,
+    /// Where our own bootstrap is.
+    bootstrap: BootstrapStage,
+    /// The synchronous standby names last set on the database.
+    sync_names: Option<Vec<String>>,
+}
+
+/// Our own bootstrap's progress, so its completion can be finished with the lock and `/initialize`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum BootstrapStage {
+    /// Not bootstrapping.
+    #[default]
+    Idle,
+    /// We won `/initialize` and the bootstrap runs.
+    Running,
+    /// The bootstrap command finished; waiting for a running primary.
+    Done,
+}
+
+/// Facts derived from the previous decision's outcomes that matter for this cycle only.
+#[derive(Debug, Clone, Copy, Default)]
+struct Events {
+    /// Our leader key renewal was refused: someone else holds it or our lease is gone.
+    renew_lost: bool,
+    /// A start of the database failed.
+    start_failed: bool,
+    /// A promotion failed.
+    promote_failed: bool,
+    /// The bootstrap command failed.
+    bootstrap_failed: bool,
+}
+
+/// One cycle's inputs, gathered once so the branch modules read the same facts.
+struct Cycle<'a> {
+    obs: &'a Observation,
+    cluster: &'a Cluster,
+    config: &'a DynamicConfig,
+    node: &'a Node,
+    /// The leader key is ours (and our last renewal was not refused).
+    hold: bool,
+    paused: bool,
+    events: Events,
+}
+
+impl<'a> Cycle<'a> {
+    fn me(&self) -> &'a str {
+        &self.node.name
+    }
+
+    /// The lock holder's member key, when someone else holds the lock.
+    fn other_leader(&self) -> Option<&'a Member> {
+        self.cluster
+            .leader
+            .as_ref()
+            .filter(|l| l.name != self.node.name)
+            .and_then(|l| self.cluster.member(&l.name))
+    }
+
+    /// The lock holder's name when it is someone else.
+    fn other_leader_name(&self) -> Option<&'a str> {
+        self.cluster
+            .leader
+            .as_ref()
+            .map(|l| l.name.as_str())
+            .filter(|n| *n != self.node.name)
+    }
+
+    /// The generation a promotion now opens.
+    fn next_timeline(&self) -> u64 {
+        self.cluster
+            .timeline()
+            .max(self.obs.local.timeline.unwrap_or(0))
+            .saturating_add(1)
+    }
+
+    /// This node as a promotion candidate.
+    fn me_candidate(&self) -> Candidate {
+        Candidate {
+            name: self.node.name.clone(),
+            tags: self.node.tags.clone(),
+            wal_position: self.obs.local.wal_position(),
+            timeline: self.obs.local.timeline,
+            running: self.obs.local.process == ProcessState::Running,
+        }
+    }
+
+    /// The policy's view of the cluster, with lag measured against `optime`.
+    fn race_context<'m>(&'m self, optime: Option<Lsn>, mem: &'m Memory) -> RaceContext<'m> {
+        RaceContext {
+            config: self.config,
+            leader_optime: optime,
+            cluster_timeline: self.cluster.timeline(),
+            sync: self.cluster.sync_state(),
+            former_leader: mem.former_leader.as_ref().map(|(n, t)| (n.as_str(), t)),
+        }
+    }
+}
+
+/// A member key as a promotion candidate.
+fn member_candidate(m: &Member) -> Candidate {
+    Candidate {
+        name: m.name.clone(),
+        tags: m.data.tags.clone(),
+        wal_position: m.wal_position(),
+        timeline: m.data.timeline,
+        running: m.unreadable.is_none() && m.data.state == MemberState::Running,
+    }
+}
+
+impl Ha {
+    /// A state machine for `node` with Patroni's failover rules, the usual choice.
+    pub fn new(node: Node) -> Ha {
+        Ha::with_policy(node, Box::new(PatroniPolicy))
+    }
+
+    /// A state machine with a custom failover policy (e.g. site-aware preference).
+    pub fn with_policy(node: Node, policy: Box<dyn FailoverPolicy>) -> Ha {
+        Ha {
+            node: Arc::new(node),
+            policy,
+            mem: Memory::default(),
+        }
+    }
+
+    /// The node this state machine decides for.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// Replaces the node's settings on reload (SIGHUP); tags may change, the name should not.
+    pub fn set_node(&mut self, node: Node) {
+        if node != *self.node {
+            // Our member key must show the new tags at once.
+            self.mem.published = None;
+        }
+        self.node = Arc::new(node);
+    }
+
+    /// Monotonic ms until which our leader lease is certainly valid; `None` when we are not leader.
+    pub fn leader_expiry(&self) -> Option<u64> {
+        self.mem.leader_expiry
+    }
+
+    /// Whether we hold a valid leader lease at `now`, what the REST `/primary` check answers.
+    pub fn is_leader(&self, now: u64) -> bool {
+        self.mem.leader_expiry.is_some_and(|e| now < e)
+    }
+
+    /// Decides one cycle: deterministic, no I/O; see the type's contract for how to run the result.
+    pub fn step(&mut self, obs: &Observation) -> Decision {
+        self.mem.first_seen.get_or_insert(obs.now);
+        let cluster = obs.cluster();
+        let config = cluster
+            .map(|c| c.config_or(&self.node.bootstrap_config).clone())
+            .or_else(|| self.mem.config.clone())
+            .unwrap_or_else(|| self.node.bootstrap_config.clone());
+        let events = self.absorb_outcomes(obs, &config);
+        let Some(cluster) = cluster else {
+            return self.dcs_outage(obs, &config);
+        };
+        self.mem.config = Some(config.clone());
+        self.observe_cluster(obs, cluster);
+        let node = Arc::clone(&self.node);
+        let cycle = Cycle {
+            obs,
+            cluster,
+            config: &config,
+            node: &node,
+            hold: cluster.is_leader(&self.node.name) && !events.renew_lost,
+            paused: config.pause,
+            events,
+        };
+        let mut decision = self.decide(&cycle);
+        if decision.message.is_empty() {
+            decision.message = format!("no action. I am ({})", self.node.name);
+        }
+        if cycle.paused {
+            decision.message = format!("PAUSE: {}", decision.message);
+        }
+        if !self.suppress_publish(&cycle) {
+            if let Some(publish) = self.publish(&cycle) {
+                decision.actions.insert(0, publish);
+            }
+        }
+        decision
+    }
+
+    /// Remembers what this view says about the leader, the lease and the local database.
+    fn observe_cluster(&mut self, obs: &Observation, cluster: &Cluster) {
+        if let Some(leader) = &cluster.leader {
+            self.mem.leader_seen = Some(obs.now);
+            if let Some(m) = cluster.member(&leader.name) {
+                self.mem.former_leader = Some((m.name.clone(), m.data.tags.clone()));
+            } else if self
+                .mem
+                .former_leader
+                .as_ref()
+                .is_none_or(|(n, _)| *n != leader.name)
+            {
+                self.mem.former_leader = Some((leader.name.clone(), Tags::default()));
+            }
+        }
+        if !cluster.is_leader(&self.node.name) {
+            // The key is gone or someone else's: no lease of ours can be valid.
+            self.mem.leader_expiry = None;
+            self.mem.sync_names = None;
+        }
+        if obs.local.process == ProcessState::Running {
+            self.mem.down_since = None;
+        } else {
+            self.mem.down_since.get_or_insert(obs.now);
+        }
+        if obs.local.process == ProcessState::Running && obs.local.cannot_follow.is_none() {
+            self.mem.rebuild_full = false;
+        }
+    }
+
+    /// The main branch table, first match wins (research §1: A, C–G, then U or L).
+    fn decide(&mut self, cy: &Cycle<'_>) -> Decision {
+        if let Some(task) = cy.obs.task {
+            return self.busy(cy, task.kind);
+        }
+        if let Some(d) = self.bootstrap(cy) {
+            return d;
+        }
+        if let Some(d) = self.request(cy) {
+            return d;
+        }
+        if let Some(d) = self.recover(cy) {
+            return d;
+        }
+        let adopt = bootstrap::adopt(cy);
+        let mut d = if cy.events.renew_lost
+            && (cy.cluster.is_leader(cy.me()) || cy.obs.local.is_running_primary())
+        {
+            self.lost_lock(cy)
+        } else if cy.cluster.leader.is_none() {
+            self.race(cy)
+        } else if cy.hold {
+            self.lead(cy)
+        } else {
+            self.follow(cy)
+        };
+        if let Some(a) = adopt {
+            d.actions.insert(0, a);
+        }
+        d
+    }
+
+    /// Branch A: a slow action runs; keep the lock or notice its loss, nothing else.
+    fn busy(&mut self, cy: &Cycle<'_>, kind: ActionKind) -> Decision {
+        let task = task_name(kind);
+        if cy.hold {
+            if let Some(d) = self.start_timeout_during_task(cy, kind) {
+                return d;
+            }
+            return Decision {
+                actions: vec![Action::RenewLeader],
+                message: format!("updated leader lock during {task}"),
+                ineligible: Vec::new(),
+            };
+        }
+        if cy.obs.local.is_running_primary() && !cy.paused && kind != ActionKind::Demote {
+            return Decision {
+                actions: vec![Action::Demote(crate::StopMode::Immediate)],
+                message: format!("lost leader lock during {task}"),
+                ineligible: Vec::new(),
+            };
+        }
+        Decision::message(format!("{task} in progress"))
+    }
+
+    /// Operator requests for this node: restart (allowed in pause) and reinitialize.
+    fn request(&mut self, cy: &Cycle<'_>) -> Option<Decision> {
+        for req in &cy.obs.requests {
+            match req {
+                crate::LocalRequest::Restart if cy.obs.local.process.is_alive() => {
+                    let mut actions = Vec::new();
+                    if cy.hold {
+                        actions.push(Action::RenewLeader);
+                    }
+                    actions.push(Action::Restart);
+                    return Some(Decision {
+                        actions,
+                        message: "restarting after request".into(),
+                        ineligible: Vec::new(),
+                    });
+                }
+                crate::LocalRequest::Reinitialize { force } => {
+                    return Some(self.reinitialize(cy, *force));
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// `POST /reinitialize`: wipe and copy this standby from the leader.
+    fn reinitialize(&mut self, cy: &Cycle<'_>, force: bool) -> Decision {
+        if cy.hold {
+            return Decision::message("I am the leader, can not reinitialize");
+        }
+        if cy.paused {
+            return Decision::message("reinitialize is not done while the cluster is paused");
+        }
+        let Some(leader) = cy.other_leader() else {
+            return Decision::message("Cluster has no leader, can not reinitialize");
+        };
+        if cy.obs.local.process.is_alive() && !force && cy.obs.local.is_running_primary() {
+            return Decision::message("refusing to reinitialize a running primary without force");
+        }
+        self.mem.following = Some(leader.name.clone());
+        Decision {
+            actions: vec![Action::Rebuild {
+                source: leader.clone(),
+                mode: crate::RebuildMode::Full,
+                timeline: cy.cluster.timeline(),
+            }],
+            message: format!("reinitializing from leader '{}'", leader.name),
+            ineligible: Vec::new(),
+        }
+    }
+
+    /// Whether any member other than us could take over now, with lag measured against `optime`.
+    fn failover_possible(&self, cy: &Cycle<'_>, optime: Option<Lsn>) -> bool {
+        let ctx = cy.race_context(optime, &self.mem);
+        cy.cluster.members.iter().any(|m| {
+            m.name != cy.me()
+                && !m.data.api_url.is_empty()
+                && self.policy.eligible(&member_candidate(m), &ctx).is_ok()
+        })
+    }
+}
+
+/// The name a running task goes by in status messages, as Patroni names its async actions.
+fn task_name(kind: ActionKind) -> &'static str {
+    match kind {
+        ActionKind::Bootstrap => "bootstrap",
+        ActionKind::CloneFrom => "creating replica",
+        ActionKind::Start => "starting",
+        ActionKind::Restart => "restart",
+        ActionKind::Promote => "promote",
+        ActionKind::Demote => "demote",
+        ActionKind::Rebuild => "rebuild",
+        ActionKind::Stop => "stopping",
+        _ => "a background task",
+    }
+}
+
+/// Whether an outcome means the action did not take effect.
+fn failed(result: &OutcomeResult) -> bool {
+    !matches!(result, OutcomeResult::Done)
+}

@@ -1,0 +1,271 @@
+//! Nobody holds the lock: decide whether this node is the healthiest and may race for it (research §3.1, §3.3).
+
+use super::{member_candidate, Cycle, Ha};
+use crate::policy::{Candidate, Ineligible};
+use crate::{
+    Action, DbRole, Decision, MemberRole, MemberState, PeerStatus, ProcessState, StopMode, Tags,
+};
+
+/// How a pending `/failover` request shapes our race.
+enum Request<'a> {
+    /// None pending.
+    None,
+    /// It names us: race without the lag check.
+    ForMe,
+    /// It names another member, which may still be healthy.
+    ForOther(&'a str),
+    /// It names nobody (or an absent member): the healthiest wins, without the lag check.
+    Anyone,
+}
+
+fn peer_candidate(p: &PeerStatus) -> Candidate {
+    Candidate {
+        name: p.name.clone(),
+        tags: Tags {
+            nofailover: p.nofailover,
+            failover_priority: p.failover_priority,
+            ..Tags::default()
+        },
+        wal_position: p.wal_position,
+        timeline: p.timeline,
+        running: p.state == MemberState::Running,
+    }
+}
+
+fn not_allowed(reason: &Ineligible) -> bool {
+    matches!(
+        reason,
+        Ineligible::NoFailoverTag | Ineligible::NotTheCandidate { .. } | Ineligible::Paused
+    )
+}
+
+fn refuse(me: &str, reason: Ineligible, message: Option<String>) -> Decision {
+    let message = message.unwrap_or_else(|| {
+        if not_allowed(&reason) {
+            "following a different leader because I am not allowed to promote".into()
+        } else {
+            "following a different leader because i am not the healthiest node".into()
+        }
+    });
+    Decision {
+        actions: Vec::new(),
+        message,
+        ineligible: vec![(me.to_string(), reason)],
+    }
+}
+
+impl Ha {
+    /// Branch U: the cluster is unlocked.
+    pub(super) fn race(&mut self, cy: &Cycle<'_>) -> Decision {
+        let local = &cy.obs.local;
+        let me = cy.me();
+        if local.is_running_primary() {
+            return self.race_as_primary(cy);
+        }
+        if cy.paused {
+            return refuse(
+                me,
+                Ineligible::Paused,
+                Some(format!(
+                    "no action. I am ({me}), a secondary, and the cluster has no leader"
+                )),
+            );
+        }
+        if local.process != ProcessState::Running || local.role != DbRole::Standby {
+            return refuse(
+                me,
+                Ineligible::NotRunning,
+                Some("not racing for the leader lock: postgres is not running as a standby".into()),
+            );
+        }
+        self.race_as_standby(cy)
+    }
+
+    /// Research §3.1 rule 4: a running primary takes the free lock unless it is on a stale timeline.
+    fn race_as_primary(&mut self, cy: &Cycle<'_>) -> Decision {
+        let local = &cy.obs.local;
+        let me = cy.me();
+        if cy.paused {
+            let ok = match cy.cluster.initialize.as_deref() {
+                None | Some("") => true,
+                Some(id) => local.system_id.as_deref() == Some(id),
+            };
+            if !ok {
+                return Decision::message(
+                    "not taking the leader lock: system ID differs from /initialize",
+                );
+            }
+            return Decision {
+                actions: vec![Action::AcquireLeader],
+                message: "acquired session lock as a leader".into(),
+                ineligible: Vec::new(),
+            };
+        }
+        let cluster_tl = cy.cluster.timeline();
+        if let Some(tl) = local.timeline.filter(|tl| *tl < cluster_tl) {
+            let mut d = refuse(
+                me,
+                Ineligible::TimelineBehind {
+                    member: Some(tl),
+                    cluster: cluster_tl,
+                },
+                Some("demoting self because i am not the healthiest node".into()),
+            );
+            d.actions.push(Action::Demote(StopMode::Immediate));
+            return d;
+        }
+        let mut actions = vec![Action::AcquireLeader];
+        if let Some(fo) = cy.cluster.failover.as_ref() {
+            actions.push(Action::ClearFailover {
+                version: fo.version,
+            });
+        }
+        Decision {
+            actions,
+            message: "acquired session lock as a leader".into(),
+            ineligible: Vec::new(),
+        }
+    }
+
+    /// Research §3.1 and §3.3 for a running standby.
+    fn race_as_standby(&mut self, cy: &Cycle<'_>) -> Decision {
+        let me = cy.me();
+        let me_c = cy.me_candidate();
+        let failover = cy.cluster.failover.as_ref().filter(|f| !f.value.is_empty());
+        let request = match failover.map(|f| &f.value) {
+            None => Request::None,
+            Some(r) => match r.candidate.as_deref() {
+                Some(c) if c == me => Request::ForMe,
+                Some(c)
+                    if cy
+                        .cluster
+                        .member(c)
+                        .is_some_and(|m| member_candidate(m).running) =>
+                {
+                    Request::ForOther(c)
+                }
+                _ => Request::Anyone,
+            },
+        };
+        let old_leader = failover.and_then(|f| f.value.leader.as_deref());
+        let optime = match request {
+            Request::None => cy.cluster.leader_optime(),
+            _ => None,
+        };
+        let ctx = cy.race_context(optime, &self.mem);
+        if let Err(reason) = self.policy.eligible(&me_c, &ctx) {
+            return refuse(me, reason, None);
+        }
+        let others: Vec<&str> = cy
+            .cluster
+            .members
+            .iter()
+            .filter(|m| m.name != me && !m.data.api_url.is_empty())
+            .map(|m| m.name.as_str())
+            .collect();
+        let fresh_within = cy.config.ttl_ms();
+        let peers: Vec<&PeerStatus> = match &cy.obs.peers {
+            None if !others.is_empty() => {
+                return Decision {
+                    actions: vec![Action::FetchPeerStatus {
+                        members: others.iter().map(|s| s.to_string()).collect(),
+                    }],
+                    message: "checking peers before racing for the leader lock".into(),
+                    ineligible: Vec::new(),
+                };
+            }
+            None => Vec::new(),
+            Some(ps) => ps
+                .iter()
+                .filter(|p| {
+                    p.reachable
+                        && p.name != me
+                        && cy.obs.now.saturating_sub(p.fetched_at) <= fresh_within
+                })
+                .collect(),
+        };
+        if let Request::ForOther(c) = request {
+            let answered = cy
+                .obs
+                .peers
+                .as_ref()
+                .and_then(|ps| ps.iter().find(|p| p.name == c));
+            if answered.is_none_or(|p| p.reachable && p.state == MemberState::Running) {
+                return refuse(
+                    me,
+                    Ineligible::NotTheCandidate {
+                        candidate: c.to_string(),
+                    },
+                    None,
+                );
+            }
+        }
+        if old_leader == Some(me) && !matches!(request, Request::ForMe) {
+            let someone_else = cy.cluster.members.iter().any(|m| {
+                m.name != me
+                    && peers.iter().any(|p| p.name == m.name)
+                    && self.policy.eligible(&member_candidate(m), &ctx).is_ok()
+            });
+            if someone_else {
+                return refuse(
+                    me,
+                    Ineligible::Policy(
+                        "former leader of a switchover; another member can take over".into(),
+                    ),
+                    None,
+                );
+            }
+        }
+        let claim_until = self
+            .mem
+            .leader_seen
+            .or(self.mem.first_seen)
+            .unwrap_or(cy.obs.now)
+            .saturating_add(cy.config.ttl_ms());
+        if cy.obs.now < claim_until {
+            if let Some(p) = peers.iter().find(|p| p.role == MemberRole::Primary) {
+                return refuse(
+                    me,
+                    Ineligible::NotHealthiest {
+                        better: p.name.clone(),
+                    },
+                    Some(format!("Primary ({}) is still alive", p.name)),
+                );
+            }
+        }
+        if !matches!(request, Request::ForMe) {
+            for p in &peers {
+                if p.nofailover || p.watchdog_failed || Some(p.name.as_str()) == old_leader {
+                    continue;
+                }
+                if self.policy.prefers(&peer_candidate(p), &me_c, &ctx) {
+                    return refuse(
+                        me,
+                        Ineligible::NotHealthiest {
+                            better: p.name.clone(),
+                        },
+                        None,
+                    );
+                }
+            }
+        }
+        let mut actions = vec![Action::AcquireLeader];
+        if let Some(fo) = failover {
+            actions.push(Action::ClearFailover {
+                version: fo.version,
+            });
+        }
+        if let Some(w) = self.sync_on_promote(cy) {
+            actions.push(w);
+        }
+        actions.push(Action::Promote {
+            timeline: cy.next_timeline(),
+            planned: failover.is_some_and(|f| f.value.is_switchover()),
+        });
+        Decision {
+            actions,
+            message: "promoted self to leader by acquiring session lock".into(),
+            ineligible: Vec::new(),
+        }
+    }
+}

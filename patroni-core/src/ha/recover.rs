@@ -1,0 +1,130 @@
+//! The local database is down or still starting: restart it, or give up the lock so others take over.
+
+use super::{Cycle, Ha};
+use crate::action::ActionKind;
+use crate::{Action, Decision, ProcessState, StartRole, StopMode};
+
+fn decision(actions: Vec<Action>, message: impl Into<String>) -> Decision {
+    Decision {
+        actions,
+        message: message.into(),
+        ineligible: Vec::new(),
+    }
+}
+
+impl Ha {
+    /// Branches B, D, G and R: the database is not (yet) running.
+    pub(super) fn recover(&mut self, cy: &Cycle<'_>) -> Option<Decision> {
+        match cy.obs.local.process {
+            ProcessState::Running => None,
+            ProcessState::Starting => self.starting(cy),
+            ProcessState::Stopped | ProcessState::Crashed => Some(self.down(cy)),
+        }
+    }
+
+    /// How long the database has been down or starting, in ms.
+    fn down_for(&self, cy: &Cycle<'_>) -> u64 {
+        cy.obs
+            .now
+            .saturating_sub(self.mem.down_since.unwrap_or(cy.obs.now))
+    }
+
+    fn start_timeout_ms(cy: &Cycle<'_>) -> u64 {
+        cy.config.primary_start_timeout.saturating_mul(1000)
+    }
+
+    /// Branch A1: a primary start (crash recovery) running in the background took too long.
+    pub(super) fn start_timeout_during_task(
+        &self,
+        cy: &Cycle<'_>,
+        kind: ActionKind,
+    ) -> Option<Decision> {
+        if kind != ActionKind::Start || cy.paused || cy.obs.local.is_running_primary() {
+            return None;
+        }
+        if self.down_for(cy) > Self::start_timeout_ms(cy)
+            && self.failover_possible(cy, cy.cluster.leader_optime())
+        {
+            return Some(decision(
+                vec![Action::Stop(StopMode::Immediate), Action::ReleaseLeader],
+                "terminated crash recovery because of startup timeout",
+            ));
+        }
+        None
+    }
+
+    /// Branch B: the postmaster runs but does not accept connections yet.
+    fn starting(&mut self, cy: &Cycle<'_>) -> Option<Decision> {
+        if !cy.hold || cy.paused {
+            return None;
+        }
+        let timeout = Self::start_timeout_ms(cy);
+        let down_for = self.down_for(cy);
+        if down_for > timeout {
+            if self.failover_possible(cy, cy.cluster.leader_optime()) {
+                return Some(decision(
+                    vec![Action::Stop(StopMode::Immediate), Action::ReleaseLeader],
+                    "stopped PostgreSQL because of startup timeout",
+                ));
+            }
+            return Some(decision(
+                vec![Action::RenewLeader],
+                "primary start has timed out, but continuing to wait because failover is not possible",
+            ));
+        }
+        let left = (timeout - down_for).div_ceil(1000);
+        Some(decision(
+            vec![Action::RenewLeader],
+            format!("PostgreSQL is still starting up, {left} seconds until timeout"),
+        ))
+    }
+
+    /// Branches D, G and R: no postmaster.
+    fn down(&mut self, cy: &Cycle<'_>) -> Decision {
+        if cy.paused {
+            if cy.hold {
+                return decision(
+                    vec![Action::ReleaseLeader],
+                    "removed leader lock because postgres is not running",
+                );
+            }
+            return Decision::message("postgres is not running");
+        }
+        if cy.hold {
+            if cy.events.start_failed {
+                return decision(
+                    vec![Action::ReleaseLeader],
+                    "removed leader key after trying and failing to start postgres",
+                );
+            }
+            let possible = self.failover_possible(cy, cy.cluster.leader_optime());
+            if cy.config.primary_start_timeout == 0 && possible {
+                return decision(
+                    vec![Action::ReleaseLeader],
+                    "stopped PostgreSQL to fail over after a crash",
+                );
+            }
+            if self.down_for(cy) > Self::start_timeout_ms(cy) && possible {
+                return decision(
+                    vec![Action::ReleaseLeader],
+                    "released leader key because postgres did not start within primary_start_timeout",
+                );
+            }
+            return decision(
+                vec![Action::RenewLeader, Action::Start(StartRole::Primary)],
+                "starting primary after failure",
+            );
+        }
+        if cy.obs.local.cannot_follow.is_some() {
+            if let Some(d) = self.rebuild(cy) {
+                return d;
+            }
+        }
+        let upstream = self.upstream(cy);
+        self.mem.following = upstream.as_ref().map(|m| m.name.clone());
+        decision(
+            vec![Action::Start(StartRole::Standby { upstream })],
+            "starting as a secondary",
+        )
+    }
+}

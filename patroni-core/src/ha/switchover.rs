@@ -1,0 +1,119 @@
+//! Switchover and manual failover, leader side (research §1.4): demote for a healthy candidate, or clear the request.
+
+use super::{member_candidate, Cycle, Ha};
+use crate::policy::Ineligible;
+use crate::{Action, Decision, StopMode};
+
+/// What the leader does about a pending `/failover` request.
+pub(super) enum Handover {
+    /// No request, or none we act on this cycle.
+    Nothing,
+    /// Hand over: the decision demotes us and releases the lock.
+    Demote(Decision),
+    /// Stay leader; add these actions (e.g. `ClearFailover`) and, if not empty, use this message.
+    Note(Decision),
+}
+
+fn note(actions: Vec<Action>, message: String) -> Handover {
+    Handover::Note(Decision {
+        actions,
+        message,
+        ineligible: Vec::new(),
+    })
+}
+
+impl Ha {
+    /// Branch §1.4: the leader decides about a switchover or manual failover request.
+    pub(super) fn handover(&mut self, cy: &Cycle<'_>) -> Handover {
+        let Some(fo) = cy.cluster.failover.as_ref().filter(|f| !f.value.is_empty()) else {
+            return Handover::Nothing;
+        };
+        if cy.paused {
+            return Handover::Nothing;
+        }
+        let req = &fo.value;
+        let clear = Action::ClearFailover {
+            version: fo.version,
+        };
+        let word = if req.is_switchover() {
+            "switchover"
+        } else {
+            "failover"
+        };
+        let me = cy.me();
+        if let Some(at) = req.scheduled_at {
+            let wall = cy.obs.wall_clock.0;
+            let loop_wait = i64::try_from(cy.config.loop_wait_ms()).unwrap_or(i64::MAX);
+            if at.0 > wall.saturating_add(loop_wait) {
+                let secs = at.0.saturating_sub(wall).saturating_add(999) / 1000;
+                return note(
+                    Vec::new(),
+                    format!("Awaiting {word} at {at} (in {secs} seconds)"),
+                );
+            }
+            if at.0 < wall.saturating_sub(loop_wait.saturating_mul(3) / 2) {
+                return note(
+                    vec![clear],
+                    format!("cleaned up a stale {word} request scheduled at {at}"),
+                );
+            }
+        }
+        if let Some(leader) = req.leader.as_deref().filter(|l| *l != me) {
+            return note(
+                vec![clear],
+                format!(
+                    "cleaned up a {word} request from leader {leader}: I am ({me}), the leader"
+                ),
+            );
+        }
+        if req.candidate.as_deref() == Some(me) {
+            return note(
+                vec![clear],
+                format!("cleaned up a {word} request to ({me}): already the leader"),
+            );
+        }
+        let ctx = cy.race_context(cy.obs.local.write_lsn, &self.mem);
+        let mut ineligible = Vec::new();
+        let targets: Vec<&str> = match req.candidate.as_deref() {
+            Some(c) => vec![c],
+            None => cy
+                .cluster
+                .members
+                .iter()
+                .map(|m| m.name.as_str())
+                .filter(|n| *n != me)
+                .collect(),
+        };
+        let mut healthy = false;
+        for name in targets {
+            let verdict = match cy.cluster.member(name) {
+                None => Err(Ineligible::Policy("no such member".into())),
+                Some(m) => match &m.unreadable {
+                    Some(why) => Err(Ineligible::Unreadable(why.clone())),
+                    None => self.policy.eligible(&member_candidate(m), &ctx),
+                },
+            };
+            match verdict {
+                Ok(()) => healthy = true,
+                Err(reason) => ineligible.push((name.to_string(), reason)),
+            }
+        }
+        if healthy {
+            let what = if req.is_switchover() {
+                "switchover"
+            } else {
+                "manual failover"
+            };
+            return Handover::Demote(Decision {
+                actions: vec![Action::Demote(StopMode::Fast), Action::ReleaseLeader],
+                message: format!("{what}: demoting myself"),
+                ineligible,
+            });
+        }
+        Handover::Note(Decision {
+            actions: vec![clear],
+            message: format!("no healthy members found, {word} is not possible"),
+            ineligible,
+        })
+    }
+}

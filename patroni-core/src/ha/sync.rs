@@ -1,0 +1,154 @@
+//! Synchronous replication, leader side (research §3.4): choose standbys, keep `/sync` and the GUC in order.
+//!
+//! Ordering invariant: a standby is removed from `/sync` before the database stops waiting for it,
+//! and recorded in `/sync` only after the database reports it `sync`. So every member in `/sync`
+//! has every acknowledged commit, and only those may be promoted.
+
+use super::{Cycle, Ha};
+use crate::{Action, ReplicationRow, SyncState};
+
+/// The reserved name that makes a strict primary block commits when no standby is left.
+pub const STRICT_SYNC_PLACEHOLDER: &str = "__patroni_strict_sync_replica_placeholder__";
+
+fn same_set(a: &[String], b: &[String]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .all(|x| b.iter().any(|y| y.eq_ignore_ascii_case(x)))
+}
+
+fn contains(list: &[String], name: &str) -> bool {
+    list.iter().any(|x| x.eq_ignore_ascii_case(name))
+}
+
+impl Ha {
+    /// `/sync` and `SetSyncStandbys` actions for this cycle, in the order the invariant needs.
+    pub(super) fn sync_standbys(&mut self, cy: &Cycle<'_>) -> Vec<Action> {
+        let me = cy.me();
+        let local = &cy.obs.local;
+        let sync_key = cy.cluster.sync_state();
+        let mine = sync_key.is_some_and(|s| {
+            s.leader
+                .as_deref()
+                .is_some_and(|l| l.eq_ignore_ascii_case(me))
+        });
+        let recorded: Vec<String> = sync_key
+            .filter(|_| mine)
+            .map(|s| s.sync_standbys.clone())
+            .unwrap_or_default();
+        let version = cy.cluster.sync.as_ref().map(|s| s.version);
+        let write = |standbys: Vec<String>| Action::WriteSyncState {
+            state: SyncState {
+                leader: Some(me.to_string()),
+                sync_standbys: standbys,
+                quorum: None,
+            },
+            version,
+        };
+        let db_listed: Vec<String> = local
+            .replication
+            .iter()
+            .filter(|r| matches!(r.sync_state.as_str(), "sync" | "potential" | "quorum"))
+            .map(|r| r.application_name.clone())
+            .collect();
+        let db_sync: Vec<String> = local.sync_standbys().map(String::from).collect();
+        let mut actions = Vec::new();
+        let set_guc = |ha: &mut Ha, names: Vec<String>, count: u32, actions: &mut Vec<Action>| {
+            if ha.mem.sync_names.as_ref() != Some(&names) {
+                actions.push(Action::SetSyncStandbys {
+                    names: names.clone(),
+                    count,
+                });
+            }
+            ha.mem.sync_names = Some(names);
+        };
+
+        if !cy.config.synchronous() {
+            // Asynchronous: undo what synchronous mode left behind, and only that.
+            let leftover = sync_key.is_some_and(|s| !s.sync_standbys.is_empty());
+            if leftover {
+                actions.push(write(Vec::new()));
+            }
+            if leftover || !db_listed.is_empty() {
+                set_guc(self, Vec::new(), 0, &mut actions);
+            }
+            return actions;
+        }
+
+        let mut rows: Vec<&ReplicationRow> = local
+            .replication
+            .iter()
+            .filter(|r| {
+                r.state == "streaming"
+                    && r.application_name != me
+                    && cy
+                        .cluster
+                        .member(&r.application_name)
+                        .is_some_and(|m| m.unreadable.is_none() && !m.data.tags.nosync)
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            let a_sync = contains(&db_sync, &a.application_name);
+            let b_sync = contains(&db_sync, &b.application_name);
+            b_sync
+                .cmp(&a_sync)
+                .then(b.flush_lsn.cmp(&a.flush_lsn))
+                .then(a.application_name.cmp(&b.application_name))
+        });
+        let mut picked: Vec<String> = Vec::new();
+        for r in rows {
+            if picked.len() >= cy.config.synchronous_node_count as usize {
+                break;
+            }
+            if !contains(&picked, &r.application_name) {
+                picked.push(r.application_name.clone());
+            }
+        }
+
+        if picked.is_empty() {
+            if cy.config.synchronous_mode_strict {
+                if !mine {
+                    actions.push(write(
+                        sync_key
+                            .map(|s| s.sync_standbys.clone())
+                            .unwrap_or_default(),
+                    ));
+                }
+                set_guc(
+                    self,
+                    vec![STRICT_SYNC_PLACEHOLDER.to_string()],
+                    1,
+                    &mut actions,
+                );
+            } else {
+                if !mine || !recorded.is_empty() {
+                    actions.push(write(Vec::new()));
+                }
+                set_guc(self, Vec::new(), 0, &mut actions);
+            }
+            return actions;
+        }
+
+        let keep: Vec<String> = recorded
+            .iter()
+            .filter(|n| contains(&picked, n))
+            .cloned()
+            .collect();
+        let removing = !mine || keep.len() != recorded.len();
+        if removing {
+            actions.push(write(keep.clone()));
+        }
+        let count = u32::try_from(picked.len()).unwrap_or(u32::MAX);
+        set_guc(self, picked.clone(), count, &mut actions);
+        if !removing {
+            let confirmed: Vec<String> = picked
+                .iter()
+                .filter(|n| contains(&keep, n) || contains(&db_sync, n))
+                .cloned()
+                .collect();
+            if !same_set(&confirmed, &recorded) {
+                actions.push(write(confirmed));
+            }
+        }
+        actions
+    }
+}

@@ -1,0 +1,297 @@
+//! How to reach etcd (Patroni's `etcd3:` YAML section) and who we are in the cluster.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// Why an [`EtcdDcs`](crate::EtcdDcs) could not be built: the settings themselves are wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EtcdError {
+    /// A setting is missing, malformed or contradicts another; the message names it.
+    #[error("etcd3 configuration: {0}")]
+    Config(String),
+    /// A TLS file could not be read or TLS support was not compiled in.
+    #[error("etcd3 TLS: {0}")]
+    Tls(String),
+}
+
+/// Patroni's `etcd3:` section: where etcd listens and how to authenticate.
+///
+/// Unknown keys (`srv`, `proxy`, ...) are accepted and ignored so an existing Patroni file loads.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Etcd3Config {
+    /// One endpoint as `host:port`, used when neither `hosts` nor `url` is given.
+    pub host: Option<String>,
+    /// Several endpoints, as a YAML list or one comma-separated string (`"a:2379,b:2379"`); tried in rotation.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub hosts: Vec<String>,
+    /// One endpoint as a full URL (`http://host:2379`), used when `hosts` is empty.
+    pub url: Option<String>,
+    /// User for etcd authentication (Patroni also accepts `user`).
+    #[serde(alias = "user")]
+    pub username: Option<String>,
+    /// Password for `username`.
+    pub password: Option<String>,
+    /// CA certificate (PEM) that signed the etcd servers' certificates; implies `https`.
+    pub cacert: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS; needs `key`.
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of `cert`.
+    pub key: Option<PathBuf>,
+    /// `http` or `https`, applied to endpoints written without a scheme; default `http` (`https` with a `cacert`).
+    pub protocol: Option<String>,
+}
+
+impl fmt::Debug for Etcd3Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Etcd3Config")
+            .field("host", &self.host)
+            .field("hosts", &self.hosts)
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("cacert", &self.cacert)
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .field("protocol", &self.protocol)
+            .finish()
+    }
+}
+
+fn list_or_commas<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Option::<Raw>::deserialize(d)? {
+        None => Vec::new(),
+        Some(Raw::List(v)) => v,
+        Some(Raw::Text(t)) => t.split(',').map(str::to_string).collect(),
+    })
+}
+
+impl Etcd3Config {
+    /// A configuration for the given `host:port` endpoints, without authentication or TLS.
+    pub fn with_hosts<I: IntoIterator<Item = S>, S: Into<String>>(hosts: I) -> Self {
+        Etcd3Config {
+            hosts: hosts.into_iter().map(Into::into).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn protocol(&self) -> Result<&str, EtcdError> {
+        match self.protocol.as_deref().map(str::trim) {
+            Some(p) if p.eq_ignore_ascii_case("http") => Ok("http"),
+            Some(p) if p.eq_ignore_ascii_case("https") => Ok("https"),
+            Some(other) => Err(EtcdError::Config(format!(
+                "protocol {other:?}: expected http or https"
+            ))),
+            None if self.cacert.is_some() || self.cert.is_some() => Ok("https"),
+            None => Ok("http"),
+        }
+    }
+
+    /// The endpoint URLs to rotate over: `hosts`, else `url`, else `host`, else `127.0.0.1:2379`.
+    pub fn endpoints(&self) -> Result<Vec<String>, EtcdError> {
+        let protocol = self.protocol()?;
+        let raw: Vec<String> = if self.hosts.iter().any(|h| !h.trim().is_empty()) {
+            self.hosts.clone()
+        } else if let Some(u) = &self.url {
+            vec![u.clone()]
+        } else if let Some(h) = &self.host {
+            vec![h.clone()]
+        } else {
+            vec!["127.0.0.1:2379".to_string()]
+        };
+        let mut out = Vec::new();
+        for h in raw.iter().map(|h| h.trim()).filter(|h| !h.is_empty()) {
+            let url = match h.split_once("://") {
+                Some((scheme, rest)) if scheme == "http" || scheme == "https" => {
+                    if rest.is_empty() {
+                        return Err(EtcdError::Config(format!("endpoint {h:?} has no host")));
+                    }
+                    h.to_string()
+                }
+                Some((scheme, _)) => {
+                    return Err(EtcdError::Config(format!(
+                        "endpoint {h:?}: scheme {scheme:?} is neither http nor https"
+                    )))
+                }
+                None => format!("{protocol}://{h}"),
+            };
+            let authority = url.split_once("://").map_or("", |(_, r)| r);
+            if authority.contains('/') || authority.contains(char::is_whitespace) {
+                return Err(EtcdError::Config(format!(
+                    "endpoint {h:?}: expected host:port without a path"
+                )));
+            }
+            out.push(url);
+        }
+        if out.is_empty() {
+            return Err(EtcdError::Config("no etcd endpoint given".into()));
+        }
+        Ok(out)
+    }
+
+    /// The username/password pair, if authentication is configured; a user without a password is an error.
+    pub fn credentials(&self) -> Result<Option<(String, String)>, EtcdError> {
+        match (&self.username, &self.password) {
+            (Some(u), Some(p)) if !u.is_empty() => Ok(Some((u.clone(), p.clone()))),
+            (Some(u), None) if !u.is_empty() => Err(EtcdError::Config(format!(
+                "username {u:?} is set but password is not"
+            ))),
+            (None, Some(_)) => Err(EtcdError::Config(
+                "password is set but username is not".into(),
+            )),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Who this client is in the cluster and the timing it must keep: Patroni's top-level settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdIdentity {
+    /// Root of all clusters' keys; Patroni's default is `/service`.
+    pub namespace: String,
+    /// The cluster name (`scope`).
+    pub scope: String,
+    /// This member's unique name.
+    pub name: String,
+    /// Lease of the leader and member keys.
+    pub ttl: Duration,
+    /// Bound on every call, across all endpoints.
+    pub retry_timeout: Duration,
+    /// The HA loop period, used to keep a replica's lease alive no more often than needed.
+    pub loop_wait: Duration,
+}
+
+impl EtcdIdentity {
+    /// Member `name` of cluster `scope` with Patroni's defaults (`/service`, ttl 30 s, loop_wait 10 s, retry_timeout 10 s).
+    pub fn new(scope: impl Into<String>, name: impl Into<String>) -> Self {
+        EtcdIdentity {
+            namespace: "/service".into(),
+            scope: scope.into(),
+            name: name.into(),
+            ttl: Duration::from_secs(30),
+            retry_timeout: Duration::from_secs(10),
+            loop_wait: Duration::from_secs(10),
+        }
+    }
+
+    /// The cluster prefix, `/<namespace>/<scope>/`, with slashes normalised.
+    pub fn prefix(&self) -> String {
+        let ns = self.namespace.trim_matches('/');
+        if ns.is_empty() {
+            format!("/{}/", self.scope)
+        } else {
+            format!("/{ns}/{}/", self.scope)
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), EtcdError> {
+        for (what, v) in [("scope", &self.scope), ("name", &self.name)] {
+            if v.is_empty() || v.contains('/') {
+                return Err(EtcdError::Config(format!(
+                    "{what} {v:?} must be non-empty and contain no '/'"
+                )));
+            }
+        }
+        if self.ttl < Duration::from_secs(1) || self.retry_timeout.is_zero() {
+            return Err(EtcdError::Config(format!(
+                "ttl ({:?}) must be at least 1 s and retry_timeout ({:?}) positive",
+                self.ttl, self.retry_timeout
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Etcd3Config {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn hosts_as_list_or_commas() {
+        let a = parse(r#"{"hosts":"10.0.0.1:2379, 10.0.0.2:2379"}"#);
+        let b = parse(r#"{"hosts":["10.0.0.1:2379","10.0.0.2:2379"],"srv":"ignored"}"#);
+        let want = ["http://10.0.0.1:2379", "http://10.0.0.2:2379"];
+        assert_eq!(a.endpoints().unwrap(), want);
+        assert_eq!(b.endpoints().unwrap(), want);
+    }
+
+    #[test]
+    fn precedence_protocol_and_defaults() {
+        assert_eq!(parse("{}").endpoints().unwrap(), ["http://127.0.0.1:2379"]);
+        assert_eq!(
+            parse(r#"{"host":"h:1","url":"https://u:2"}"#)
+                .endpoints()
+                .unwrap(),
+            ["https://u:2"]
+        );
+        assert_eq!(
+            parse(r#"{"host":"h:1","protocol":"HTTPS"}"#)
+                .endpoints()
+                .unwrap(),
+            ["https://h:1"]
+        );
+        assert_eq!(
+            parse(r#"{"host":"h:1","cacert":"/ca.pem"}"#)
+                .endpoints()
+                .unwrap(),
+            ["https://h:1"]
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let e = parse(r#"{"protocol":"ftp"}"#).endpoints().unwrap_err();
+        assert!(e.to_string().contains("ftp"), "{e}");
+        let e = parse(r#"{"url":"gopher://x:1"}"#).endpoints().unwrap_err();
+        assert!(e.to_string().contains("gopher"), "{e}");
+        let e = parse(r#"{"host":"x:1/v3"}"#).endpoints().unwrap_err();
+        assert!(e.to_string().contains("path"), "{e}");
+        let e = parse(r#"{"hosts":" , "}"#).endpoints();
+        assert_eq!(
+            e.unwrap(),
+            ["http://127.0.0.1:2379"],
+            "blank hosts fall back"
+        );
+        let e = parse(r#"{"user":"u"}"#).credentials().unwrap_err();
+        assert!(e.to_string().contains("password"), "{e}");
+        assert_eq!(
+            parse(r#"{"username":"u","password":"p"}"#)
+                .credentials()
+                .unwrap(),
+            Some(("u".into(), "p".into()))
+        );
+        assert!(serde_json::from_str::<Etcd3Config>(r#"{"hosts":5}"#).is_err());
+    }
+
+    #[test]
+    fn password_is_not_printed() {
+        let c = parse(r#"{"username":"u","password":"hunter2"}"#);
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn identity_prefix_and_validation() {
+        let mut id = EtcdIdentity::new("pg", "node1");
+        assert_eq!(id.prefix(), "/service/pg/");
+        id.namespace = "custom/".into();
+        assert_eq!(id.prefix(), "/custom/pg/");
+        id.namespace = "/".into();
+        assert_eq!(id.prefix(), "/pg/");
+        id.validate().unwrap();
+        id.name = "a/b".into();
+        assert!(id.validate().is_err());
+    }
+}

@@ -1,0 +1,641 @@
+//! [`EtcdDcs`]: the [`Dcs`] port over etcd v3 with Patroni's etcd3 layout and semantics.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use etcd_client::{Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp};
+use patroni_core::keyspace::{self, RawKey};
+use patroni_core::{
+    Cluster, ClusterStatus, Dcs, DcsError, DynamicConfig, FailoverRequest, HistoryEntry,
+    MemberData, SyncState,
+};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::config::{Etcd3Config, EtcdError, EtcdIdentity};
+use crate::connection::{is_lease_not_found, Connection};
+use crate::watch::{self as watcher, Seen};
+
+/// Range responses may carry many large values; never let one bad writer make the view unreadable.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Our lease and what is bound to it.
+#[derive(Default)]
+struct LeaseState {
+    id: Option<i64>,
+    refreshed: Option<Instant>,
+    /// The last member value we wrote, re-written when the lease has to be re-granted.
+    member_value: Option<Vec<u8>>,
+    /// The lease that value was last written with.
+    member_lease: Option<i64>,
+}
+
+/// What the last load said about the leader key, to renew without re-reading it.
+#[derive(Debug, Clone, Copy, Default)]
+struct LeaderSeen {
+    ours: bool,
+    lease: i64,
+    at: i64,
+}
+
+/// The outcome of a write bound to our lease.
+enum Bound<T> {
+    Done(T),
+    LeaseGone,
+}
+
+/// One agent's view of etcd: its cluster prefix, its member name and its lease.
+///
+/// Build one per agent with [`EtcdDcs::new`]; it connects lazily, so it can be built while etcd is
+/// down. It starts a background watch (on the current tokio runtime) at the first [`Dcs::load`],
+/// stopped when the value is dropped.
+pub struct EtcdDcs {
+    conn: Arc<Connection>,
+    identity: EtcdIdentity,
+    prefix: String,
+    lease: tokio::sync::Mutex<LeaseState>,
+    leader_seen: Mutex<LeaderSeen>,
+    loaded_at: AtomicI64,
+    seen_tx: watch::Sender<Seen>,
+    watch_task: Mutex<Option<JoinHandle<()>>>,
+    last_warnings: Mutex<Vec<String>>,
+}
+
+impl Drop for EtcdDcs {
+    fn drop(&mut self) {
+        if let Some(t) = self.lock(&self.watch_task).take() {
+            t.abort();
+        }
+    }
+}
+
+fn put_opts(lease: i64) -> Option<PutOptions> {
+    Some(PutOptions::new().with_lease(lease))
+}
+
+impl EtcdDcs {
+    /// Checks the settings and prepares the clients; no request is made until the first call.
+    pub fn new(config: &Etcd3Config, identity: EtcdIdentity) -> Result<Self, EtcdError> {
+        identity.validate()?;
+        let conn = Connection::new(config, identity.retry_timeout)?;
+        Ok(EtcdDcs {
+            conn: Arc::new(conn),
+            prefix: identity.prefix(),
+            identity,
+            lease: tokio::sync::Mutex::new(LeaseState::default()),
+            leader_seen: Mutex::new(LeaderSeen::default()),
+            loaded_at: AtomicI64::new(0),
+            seen_tx: watch::channel(Seen::default()).0,
+            watch_task: Mutex::new(None),
+            last_warnings: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// How many etcd requests this instance has made (every attempt, including retries).
+    ///
+    /// The runtime reports the per-loop difference; an idle leader makes two (one range read,
+    /// one lease keep-alive), an idle replica at most two.
+    pub fn request_count(&self) -> u64 {
+        self.conn.requests()
+    }
+
+    /// The cluster prefix, `/<namespace>/<scope>/`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The identity this instance acts with.
+    pub fn identity(&self) -> &EtcdIdentity {
+        &self.identity
+    }
+
+    /// The lease currently bound to our keys, if one was granted.
+    pub async fn lease_id(&self) -> Option<i64> {
+        self.lease.lock().await.id
+    }
+
+    fn lock<'a, T>(&self, m: &'a Mutex<T>) -> std::sync::MutexGuard<'a, T> {
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn key(&self, rel: &str) -> String {
+        format!("{}{rel}", self.prefix)
+    }
+
+    fn member_key(&self) -> String {
+        self.key(&keyspace::member_key(&self.identity.name))
+    }
+
+    fn ttl_secs(&self) -> i64 {
+        self.identity.ttl.as_secs_f64().ceil() as i64
+    }
+
+    /// A transaction on one comparison; returns whether it succeeded.
+    async fn txn(
+        &self,
+        what: &str,
+        when: Vec<Compare>,
+        then: Vec<TxnOp>,
+    ) -> Result<bool, DcsError> {
+        self.conn
+            .call(what, |mut c| {
+                let txn = Txn::new().when(when.clone()).and_then(then.clone());
+                async move { Ok(c.txn(txn).await?.succeeded()) }
+            })
+            .await
+    }
+
+    /// A transaction whose `then` branch writes with our lease; reports a vanished lease instead of failing.
+    async fn txn_bound(
+        &self,
+        what: &str,
+        when: Vec<Compare>,
+        then: Vec<TxnOp>,
+    ) -> Result<Bound<bool>, DcsError> {
+        self.conn
+            .call(what, |mut c| {
+                let txn = Txn::new().when(when.clone()).and_then(then.clone());
+                async move {
+                    match c.txn(txn).await {
+                        Ok(r) => Ok(Bound::Done(r.succeeded())),
+                        Err(e) if is_lease_not_found(&e) => Ok(Bound::LeaseGone),
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .await
+    }
+
+    /// Create-only when `version` is `None`, else compare-and-swap on the key's `mod_revision`.
+    async fn write_versioned(
+        &self,
+        rel: &str,
+        value: Vec<u8>,
+        version: Option<u64>,
+    ) -> Result<bool, DcsError> {
+        let key = self.key(rel);
+        let cmp = match version {
+            None => Compare::create_revision(key.clone(), CompareOp::Equal, 0),
+            Some(v) => Compare::mod_revision(key.clone(), CompareOp::Equal, v as i64),
+        };
+        self.txn(
+            &format!("write /{rel}"),
+            vec![cmp],
+            vec![TxnOp::put(key, value, None)],
+        )
+        .await
+    }
+
+    async fn put_plain(&self, rel: &str, value: Vec<u8>) -> Result<(), DcsError> {
+        let key = self.key(rel);
+        self.conn
+            .call(&format!("put /{rel}"), |mut c| {
+                let (k, v) = (key.clone(), value.clone());
+                async move { c.put(k, v, None).await.map(|_| ()) }
+            })
+            .await
+    }
+
+    async fn grant(&self, st: &mut LeaseState) -> Result<i64, DcsError> {
+        let ttl = self.ttl_secs();
+        let id = self
+            .conn
+            .call("lease grant", |mut c| async move {
+                Ok(c.lease_grant(ttl, None).await?.id())
+            })
+            .await?;
+        tracing::info!(lease = id, ttl, member = %self.identity.name, "granted etcd lease");
+        st.id = Some(id);
+        st.refreshed = Some(Instant::now());
+        Ok(id)
+    }
+
+    /// Grants a new lease and re-writes our member key with it (the old key died with the old lease).
+    async fn regrant(&self, st: &mut LeaseState) -> Result<i64, DcsError> {
+        let id = self.grant(st).await?;
+        self.republish_if_needed(st).await?;
+        Ok(id)
+    }
+
+    /// Re-writes our last member value if it is not bound to our current lease (after a re-grant,
+    /// possibly one whose re-write was cut short by the deadline).
+    async fn republish_if_needed(&self, st: &mut LeaseState) -> Result<(), DcsError> {
+        let (Some(id), Some(value)) = (st.id, st.member_value.clone()) else {
+            return Ok(());
+        };
+        if st.member_lease == Some(id) {
+            return Ok(());
+        }
+        let key = self.member_key();
+        self.conn
+            .call("re-publish member", |mut c| {
+                let (k, v) = (key.clone(), value.clone());
+                async move { c.put(k, v, put_opts(id)).await.map(|_| ()) }
+            })
+            .await?;
+        st.member_lease = Some(id);
+        Ok(())
+    }
+
+    /// Bounds a multi-request operation by one `retry_timeout` as a whole, as a single call is.
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        op: impl std::future::Future<Output = Result<T, DcsError>>,
+    ) -> Result<T, DcsError> {
+        let limit = self.identity.retry_timeout;
+        match tokio::time::timeout(limit, op).await {
+            Ok(r) => r,
+            Err(_) => Err(DcsError::Unreachable(format!(
+                "{what} did not complete within {limit:?}"
+            ))),
+        }
+    }
+
+    /// Sends one keep-alive; `Ok(false)` means etcd no longer knows the lease.
+    async fn keep_alive(&self, st: &mut LeaseState) -> Result<bool, DcsError> {
+        let Some(id) = st.id else { return Ok(false) };
+        // Opening the keep-alive stream sends the first keep-alive and reads its answer: one request.
+        let alive = self
+            .conn
+            .call("lease keep-alive", |mut c| async move {
+                match c.lease_keep_alive(id).await {
+                    Ok(_) => Ok(true),
+                    Err(etcd_client::Error::LeaseKeepAliveError(m)) if m.contains("not found") => {
+                        Ok(false)
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .await?;
+        if !alive {
+            tracing::warn!(lease = id, member = %self.identity.name, "etcd lease expired; granting a new one");
+            st.id = None;
+            return Ok(false);
+        }
+        st.refreshed = Some(Instant::now());
+        Ok(true)
+    }
+
+    /// Our live lease: kept as is if we have one, granted if we have none.
+    async fn ensure_lease(&self, st: &mut LeaseState) -> Result<i64, DcsError> {
+        match st.id {
+            Some(id) => Ok(id),
+            None => self.regrant(st).await,
+        }
+    }
+
+    fn watch_is_current_since(&self, rev: i64) -> bool {
+        let s = *self.seen_tx.borrow();
+        s.connected && s.leader <= rev
+    }
+
+    fn remember_leader(&self, ours: bool, lease: i64, at: i64) {
+        *self.lock(&self.leader_seen) = LeaderSeen { ours, lease, at };
+    }
+
+    fn start_watch(&self, from_revision: i64) {
+        let mut task = self.lock(&self.watch_task);
+        if task.is_none() {
+            *task = Some(watcher::spawn(
+                self.conn.clone(),
+                self.prefix.clone(),
+                from_revision,
+                self.seen_tx.clone(),
+            ));
+        }
+    }
+
+    /// Keeps a replica's lease alive once it would otherwise not last until the next loop's load.
+    async fn lazy_keep_alive(&self) {
+        let mut st = self.lease.lock().await;
+        if st.id.is_none() {
+            return;
+        }
+        let margin = self.identity.loop_wait + self.identity.retry_timeout;
+        let due_after = self
+            .identity
+            .ttl
+            .saturating_sub(margin)
+            .max(Duration::from_secs(1));
+        if st.refreshed.is_some_and(|t| t.elapsed() < due_after) {
+            return;
+        }
+        let result = match self.keep_alive(&mut st).await {
+            Ok(true) => self.republish_if_needed(&mut st).await,
+            Ok(false) => self.regrant(&mut st).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not keep the member lease alive");
+        }
+    }
+
+    fn report_warnings(&self, warnings: &[String]) {
+        let mut last = self.lock(&self.last_warnings);
+        if last.as_slice() != warnings {
+            for w in warnings.iter().filter(|w| !last.contains(w)) {
+                tracing::warn!(prefix = %self.prefix, "{w}");
+            }
+            *last = warnings.to_vec();
+        }
+    }
+
+    async fn acquire_inner(&self) -> Result<bool, DcsError> {
+        let mut st = self.lease.lock().await;
+        let key = self.key(keyspace::LEADER);
+        let name = self.identity.name.clone();
+        let mut id = self.ensure_lease(&mut st).await?;
+        for _ in 0..2 {
+            let when = vec![Compare::create_revision(key.clone(), CompareOp::Equal, 0)];
+            let then = vec![TxnOp::put(key.clone(), name.clone(), put_opts(id))];
+            match self.txn_bound("acquire leader", when, then).await? {
+                Bound::Done(won) => {
+                    if won {
+                        tracing::info!(member = %name, lease = id, "acquired the leader key");
+                        self.remember_leader(true, id, self.loaded_at.load(Ordering::SeqCst));
+                    }
+                    return Ok(won);
+                }
+                Bound::LeaseGone => {
+                    st.id = None;
+                    id = self.regrant(&mut st).await?;
+                }
+            }
+        }
+        Err(DcsError::Rejected(
+            "etcd rejected our freshly granted lease twice".into(),
+        ))
+    }
+
+    async fn renew_inner(&self) -> Result<bool, DcsError> {
+        let mut st = self.lease.lock().await;
+        let alive = st.id.is_some() && self.keep_alive(&mut st).await?;
+        if alive {
+            self.republish_if_needed(&mut st).await?;
+        } else {
+            self.regrant(&mut st).await?;
+        }
+        let regranted = !alive;
+        let id = st.id.expect("a lease was just kept alive or granted");
+        let seen = *self.lock(&self.leader_seen);
+        if !regranted && seen.ours && seen.lease == id && self.watch_is_current_since(seen.at) {
+            return Ok(true);
+        }
+        let key = self.key(keyspace::LEADER);
+        let name = self.identity.name.clone();
+        let at = self.loaded_at.load(Ordering::SeqCst);
+        let still_ours = self
+            .txn(
+                "check leader key",
+                vec![
+                    Compare::value(key.clone(), CompareOp::Equal, name.clone()),
+                    Compare::lease(key.clone(), CompareOp::Equal, id),
+                ],
+                vec![],
+            )
+            .await?;
+        if still_ours {
+            self.remember_leader(true, id, at);
+            return Ok(true);
+        }
+        // Ours but bound to an old lease: move it to the new one.
+        let moved = self
+            .txn_bound(
+                "re-attach leader key",
+                vec![Compare::value(key.clone(), CompareOp::Equal, name.clone())],
+                vec![TxnOp::put(key.clone(), name.clone(), put_opts(id))],
+            )
+            .await?;
+        if matches!(moved, Bound::Done(true)) {
+            self.remember_leader(true, id, at);
+            return Ok(true);
+        }
+        // The key vanished with our old lease: take it back only if nobody else did.
+        if regranted {
+            let retaken = self
+                .txn_bound(
+                    "re-create leader key",
+                    vec![Compare::create_revision(key.clone(), CompareOp::Equal, 0)],
+                    vec![TxnOp::put(key, name, put_opts(id))],
+                )
+                .await?;
+            if matches!(retaken, Bound::Done(true)) {
+                self.remember_leader(true, id, at);
+                return Ok(true);
+            }
+        }
+        self.remember_leader(false, 0, at);
+        Ok(false)
+    }
+
+    async fn publish_inner(&self, data: &MemberData) -> Result<(), DcsError> {
+        let mut st = self.lease.lock().await;
+        let value = to_json(data);
+        st.member_value = Some(value.clone());
+        let key = self.member_key();
+        let mut id = self.ensure_lease(&mut st).await?;
+        for _ in 0..2 {
+            let put = self
+                .conn
+                .call("publish member", |mut c| {
+                    let (k, v) = (key.clone(), value.clone());
+                    async move {
+                        match c.put(k, v, put_opts(id)).await {
+                            Ok(_) => Ok(Bound::Done(())),
+                            Err(e) if is_lease_not_found(&e) => Ok(Bound::LeaseGone),
+                            Err(e) => Err(e),
+                        }
+                    }
+                })
+                .await?;
+            match put {
+                Bound::Done(()) => {
+                    st.member_lease = Some(id);
+                    return Ok(());
+                }
+                Bound::LeaseGone => {
+                    st.id = None;
+                    // The next round writes the member key bound to the new lease.
+                    id = self.grant(&mut st).await?;
+                }
+            }
+        }
+        Err(DcsError::Rejected(
+            "etcd rejected our freshly granted lease twice".into(),
+        ))
+    }
+}
+
+#[async_trait]
+impl Dcs for EtcdDcs {
+    async fn load(&self) -> Result<Cluster, DcsError> {
+        let started = Instant::now();
+        let prefix = self.prefix.clone();
+        let resp = self
+            .conn
+            .call("range read of the cluster", |c| {
+                let p = prefix.clone();
+                async move {
+                    c.kv_client()
+                        .max_decoding_message_size(MAX_RESPONSE_BYTES)
+                        .get(p, Some(GetOptions::new().with_prefix()))
+                        .await
+                }
+            })
+            .await?;
+        let rev = resp.header().map_or(0, |h| h.revision());
+        let mut leader_lease = None;
+        let keys: Vec<(String, &[u8], u64)> = resp
+            .kvs()
+            .iter()
+            .filter_map(|kv| {
+                let rel = kv.key().strip_prefix(self.prefix.as_bytes())?;
+                let rel = String::from_utf8_lossy(rel).into_owned();
+                if rel == keyspace::LEADER {
+                    leader_lease = Some((kv.value() == self.identity.name.as_bytes(), kv.lease()));
+                }
+                Some((rel, kv.value(), kv.mod_revision() as u64))
+            })
+            .collect();
+        let cluster = keyspace::decode_cluster(keys.iter().map(|(k, v, r)| RawKey {
+            key: k,
+            value: v,
+            mod_revision: *r,
+        }));
+        self.report_warnings(&cluster.warnings);
+        let (ours, lease) = leader_lease.unwrap_or((false, 0));
+        self.remember_leader(ours, lease, rev);
+        self.loaded_at.store(rev, Ordering::SeqCst);
+        self.start_watch(rev + 1);
+        if !ours {
+            let left = self
+                .identity
+                .retry_timeout
+                .saturating_sub(started.elapsed());
+            if tokio::time::timeout(left, self.lazy_keep_alive())
+                .await
+                .is_err()
+            {
+                tracing::warn!("member lease keep-alive cut short by retry_timeout");
+            }
+        }
+        Ok(cluster)
+    }
+
+    async fn take_initialize(&self) -> Result<bool, DcsError> {
+        self.write_versioned(keyspace::INITIALIZE, Vec::new(), None)
+            .await
+    }
+
+    async fn set_initialize(&self, system_id: &str) -> Result<(), DcsError> {
+        self.put_plain(keyspace::INITIALIZE, system_id.as_bytes().to_vec())
+            .await
+    }
+
+    async fn cancel_initialize(&self) -> Result<(), DcsError> {
+        let key = self.key(keyspace::INITIALIZE);
+        self.conn
+            .call("delete /initialize", |mut c| {
+                let k = key.clone();
+                async move { c.delete(k, None).await.map(|_| ()) }
+            })
+            .await
+    }
+
+    async fn write_config(
+        &self,
+        config: &DynamicConfig,
+        version: Option<u64>,
+    ) -> Result<bool, DcsError> {
+        self.write_versioned(keyspace::CONFIG, to_json(config), version)
+            .await
+    }
+
+    async fn acquire_leader(&self) -> Result<bool, DcsError> {
+        self.bounded("acquire leader", self.acquire_inner()).await
+    }
+
+    async fn renew_leader(&self) -> Result<bool, DcsError> {
+        self.bounded("renew leader", self.renew_inner()).await
+    }
+
+    async fn release_leader(&self) -> Result<bool, DcsError> {
+        let key = self.key(keyspace::LEADER);
+        let released = self
+            .txn(
+                "release leader",
+                vec![Compare::value(
+                    key.clone(),
+                    CompareOp::Equal,
+                    self.identity.name.clone(),
+                )],
+                vec![TxnOp::delete(key, None)],
+            )
+            .await?;
+        self.remember_leader(false, 0, self.loaded_at.load(Ordering::SeqCst));
+        if released {
+            tracing::info!(member = %self.identity.name, "released the leader key");
+        }
+        Ok(released)
+    }
+
+    async fn publish_member(&self, data: &MemberData) -> Result<(), DcsError> {
+        self.bounded("publish member", self.publish_inner(data))
+            .await
+    }
+    async fn write_status(&self, status: &ClusterStatus) -> Result<(), DcsError> {
+        self.put_plain(keyspace::STATUS, to_json(status)).await
+    }
+
+    async fn set_failover(
+        &self,
+        request: &FailoverRequest,
+        version: Option<u64>,
+    ) -> Result<bool, DcsError> {
+        self.write_versioned(keyspace::FAILOVER, to_json(request), version)
+            .await
+    }
+
+    async fn clear_failover(&self, version: u64) -> Result<bool, DcsError> {
+        let key = self.key(keyspace::FAILOVER);
+        self.txn(
+            "clear /failover",
+            vec![Compare::mod_revision(
+                key.clone(),
+                CompareOp::Equal,
+                version as i64,
+            )],
+            vec![TxnOp::delete(key, None)],
+        )
+        .await
+    }
+
+    async fn write_sync_state(
+        &self,
+        state: &SyncState,
+        version: Option<u64>,
+    ) -> Result<bool, DcsError> {
+        self.write_versioned(keyspace::SYNC, to_json(state), version)
+            .await
+    }
+
+    async fn write_history(&self, history: &[HistoryEntry]) -> Result<(), DcsError> {
+        self.put_plain(keyspace::HISTORY, to_json(history)).await
+    }
+
+    async fn wait_for_change(&self) -> Result<(), DcsError> {
+        let since = self.loaded_at.load(Ordering::SeqCst);
+        let mut rx = self.seen_tx.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = rx.wait_for(|s| s.wake > since).await;
+        Ok(())
+    }
+}
+
+fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("the model's DCS values always serialise")
+}

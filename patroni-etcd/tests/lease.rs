@@ -1,0 +1,127 @@
+//! Lease handling against real etcd: re-grant after loss, renewal noticing a lost key, and how many
+//! requests an idle agent makes per loop.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{EtcdHarness, LOOP_WAIT, TTL};
+use patroni_core::{Dcs, MemberData, MemberRole};
+use patroni_etcd::testkit::raw_client;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_lease_is_regranted_and_our_keys_restored() {
+    let h = EtcdHarness::start().await;
+    let a = h.dcs("a");
+    let observer = h.dcs("observer");
+    a.publish_member(&MemberData::default()).await.unwrap();
+    assert!(a.acquire_leader().await.unwrap());
+    let old = a.lease_id().await.expect("a lease");
+
+    let mut raw = raw_client(&[h.etcd.endpoint()], None).await.unwrap();
+    raw.lease_revoke(old).await.unwrap();
+    let gone = observer.load().await.unwrap();
+    assert!(gone.is_unlocked() && gone.members.is_empty(), "{gone:?}");
+
+    assert!(
+        a.renew_leader().await.unwrap(),
+        "a free lock is re-taken with a new lease"
+    );
+    let new = a.lease_id().await.unwrap();
+    assert_ne!(new, old);
+    let back = observer.load().await.unwrap();
+    assert!(back.is_leader("a"), "{:?}", back.leader);
+    assert!(
+        back.member("a").is_some(),
+        "member key re-published with the new lease"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewal_notices_a_key_deleted_behind_our_back() {
+    let h = EtcdHarness::start().await;
+    let a = h.dcs("a");
+    let b = h.dcs("b");
+    assert!(a.acquire_leader().await.unwrap());
+    assert!(a.load().await.unwrap().is_leader("a"));
+    assert!(a.renew_leader().await.unwrap());
+
+    // An operator deletes the key and b takes it; a's lease is still alive.
+    let mut raw = raw_client(&[h.etcd.endpoint()], None).await.unwrap();
+    raw.delete(format!("/service/{}/leader", h.scope), None)
+        .await
+        .unwrap();
+    assert!(b.acquire_leader().await.unwrap());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !a.renew_leader().await.unwrap(),
+        "renewal must not trust a stale view"
+    );
+    assert!(
+        !a.release_leader().await.unwrap(),
+        "and must not delete b's key"
+    );
+    assert!(a.load().await.unwrap().is_leader("b"));
+}
+
+/// Runs `loops` idle HA cycles one `loop_wait` apart and returns the requests of each.
+async fn idle_loops(dcs: &patroni_etcd::EtcdDcs, leader: bool, loops: usize) -> Vec<u64> {
+    let mut per_loop = Vec::new();
+    for _ in 0..loops {
+        tokio::time::sleep(LOOP_WAIT).await;
+        let before = dcs.request_count();
+        let view = dcs.load().await.unwrap();
+        if leader {
+            assert!(view.is_leader(&dcs.identity().name));
+            assert!(dcs.renew_leader().await.unwrap());
+        }
+        per_loop.push(dcs.request_count() - before);
+    }
+    per_loop
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_agent_makes_at_most_two_requests_per_loop() {
+    let h = EtcdHarness::start().await;
+    let leader = h.dcs("leader");
+    let replica = h.dcs("replica");
+    let data = |role| MemberData {
+        role,
+        ..Default::default()
+    };
+    // First cycle: publish (the state machine publishes only when something changed) and take the lock.
+    leader.load().await.unwrap();
+    leader
+        .publish_member(&data(MemberRole::Primary))
+        .await
+        .unwrap();
+    assert!(leader.acquire_leader().await.unwrap());
+    replica.load().await.unwrap();
+    replica
+        .publish_member(&data(MemberRole::Replica))
+        .await
+        .unwrap();
+
+    // Long enough (3 × ttl) that keys would expire if the idle traffic did not keep them.
+    let loops = (3 * TTL.as_secs() / LOOP_WAIT.as_secs()) as usize;
+    let (l, r) = tokio::join!(
+        idle_loops(&leader, true, loops),
+        idle_loops(&replica, false, loops)
+    );
+    let avg = |v: &[u64]| v.iter().sum::<u64>() as f64 / v.len() as f64;
+    eprintln!(
+        "idle requests per loop (ttl {TTL:?}, loop_wait {LOOP_WAIT:?}): leader {l:?} avg {:.2}, replica {r:?} avg {:.2}",
+        avg(&l),
+        avg(&r)
+    );
+    // The leader's first idle loop may re-check the key it just acquired.
+    assert!(l[1..].iter().all(|n| *n == 2), "leader: {l:?}");
+    assert!(r.iter().all(|n| *n <= 2), "replica: {r:?}");
+
+    let view = h.dcs("observer").load().await.unwrap();
+    assert!(view.is_leader("leader"));
+    assert!(
+        view.member("leader").is_some() && view.member("replica").is_some(),
+        "{view:?}"
+    );
+}

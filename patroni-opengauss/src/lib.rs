@@ -1,0 +1,49 @@
+//! The [`Database`](patroni_core::Database) port over openGauss.
+//!
+//! openGauss differs from PostgreSQL where HA is concerned: roles are chosen at start (`-M`),
+//! promotion is `gs_ctl failover`/`switchover`, fencing uses a *term* (`-T`) instead of a new
+//! timeline, rebuilds are `gs_ctl build`, and replication peers must be listed in
+//! `replconninfoN`. The parsers read gs_ctl's human output (all on stdout, with log prefixes),
+//! and every action is followed by a fresh observation because several commands exit 0 without
+//! doing anything.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod actions;
+mod adapter;
+pub mod commands;
+pub mod config;
+pub mod controldata;
+pub mod ctl_output;
+pub mod observe;
+pub mod query;
+pub mod sections;
+pub mod sql;
+pub mod sql_rows;
+pub mod status;
+pub mod text;
+
+pub use adapter::OpenGauss;
+pub use config::{detect_flavour, ConfigError, Flavour, OpenGaussConfig, OpenGaussSettings, Peer};
+
+/// Output that does not have the shape a parser expects, kept with the text for the operator.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot read {what} output: {problem}: {excerpt:?}")]
+pub struct ParseError {
+    /// Which command's output.
+    pub what: String,
+    /// What was missing or malformed.
+    pub problem: String,
+    /// The start of the offending text.
+    pub excerpt: String,
+}
+
+impl ParseError {
+    pub(crate) fn new(what: &str, problem: &str, text: &str) -> Self {
+        ParseError {
+            what: what.to_string(),
+            problem: problem.to_string(),
+            excerpt: text.chars().take(200).collect(),
+        }
+    }
+}

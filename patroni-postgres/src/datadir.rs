@@ -1,0 +1,226 @@
+//! The data directory and the files around it: what it holds, whether its postmaster lives,
+//! writing files the server's OS user owns, and reading the server log.
+
+use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use patroni_core::{DataDirState, DbError};
+
+/// What `postmaster.pid` says: the postmaster's pid and its readiness line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PidFile {
+    /// The postmaster's process id (line 1).
+    pub pid: u32,
+    /// `starting`, `stopping`, `ready` or `standby` (line 8), empty when not written yet.
+    pub status: String,
+}
+
+/// Reads `postmaster.pid`; `None` when it is missing or unreadable.
+pub fn read_pid_file(data_dir: &Path) -> Option<PidFile> {
+    let text = fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
+    let mut lines = text.lines();
+    let pid = lines.next()?.trim().parse().ok()?;
+    let status = text.lines().nth(7).unwrap_or("").trim().to_string();
+    Some(PidFile { pid, status })
+}
+
+/// `kill -0` without a signal: the process exists and is not a zombie (read from `/proc`).
+pub fn process_alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state letter follows the parenthesised command name, which may itself hold spaces.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X'),
+        Err(_) => false,
+    }
+}
+
+/// The postmaster's pid when `postmaster.pid` names a live process.
+pub fn live_postmaster(data_dir: &Path) -> Option<PidFile> {
+    read_pid_file(data_dir).filter(|p| process_alive(p.pid))
+}
+
+/// Classifies the data directory without opening anything but the directory and `PG_VERSION`.
+pub fn data_dir_state(data_dir: &Path) -> DataDirState {
+    match fs::read_dir(data_dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => DataDirState::Empty,
+        Err(e) => DataDirState::Unreadable(format!("{}: {e}", data_dir.display())),
+        Ok(mut entries) => {
+            if entries.next().is_none() {
+                DataDirState::Empty
+            } else if data_dir.join("PG_VERSION").is_file() {
+                DataDirState::Initialized
+            } else {
+                DataDirState::Unreadable(format!(
+                    "{} is not empty but holds no PG_VERSION: not a PostgreSQL data directory",
+                    data_dir.display()
+                ))
+            }
+        }
+    }
+}
+
+/// Whether the directory is missing or empty.
+pub fn is_empty_dir(path: &Path) -> bool {
+    matches!(data_dir_state(path), DataDirState::Empty)
+}
+
+/// The uid of the agent's own process, from `/proc/self/status` (no unsafe `geteuid`).
+pub fn current_euid() -> u32 {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
+        })
+        .and_then(|u| u.parse().ok())
+        .unwrap_or(u32::MAX)
+}
+
+/// Fails with [`DbError::NotOwner`] when an existing data directory belongs to another user than the server's.
+pub fn check_owner(data_dir: &Path, run_as: Option<(u32, u32)>) -> Result<(), DbError> {
+    let Ok(meta) = fs::metadata(data_dir) else {
+        return Ok(());
+    };
+    let expected = run_as.map(|(u, _)| u).unwrap_or_else(current_euid);
+    if meta.uid() != expected {
+        return Err(DbError::NotOwner {
+            path: data_dir.display().to_string(),
+            owner: meta.uid(),
+            running: expected,
+        });
+    }
+    Ok(())
+}
+
+fn io_err(what: &str, path: &Path, e: std::io::Error) -> DbError {
+    DbError::Io(format!("{what} {}: {e}", path.display()))
+}
+
+/// Hands a path to the server's OS user.
+pub fn chown(path: &Path, run_as: Option<(u32, u32)>) -> Result<(), DbError> {
+    if let Some((uid, gid)) = run_as {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .map_err(|e| io_err("cannot chown", path, e))?;
+    }
+    Ok(())
+}
+
+/// Creates a directory (mode 0700) owned by the server's OS user, if missing.
+pub fn ensure_dir(path: &Path, run_as: Option<(u32, u32)>) -> Result<(), DbError> {
+    if !path.exists() {
+        fs::create_dir_all(path).map_err(|e| io_err("cannot create", path, e))?;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+            .map_err(|e| io_err("cannot chmod", path, e))?;
+    }
+    chown(path, run_as)
+}
+
+/// Writes a whole file atomically (temp file + rename) with `mode`, owned by the server's OS user.
+pub fn write_file(
+    path: &Path,
+    contents: &str,
+    mode: u32,
+    run_as: Option<(u32, u32)>,
+) -> Result<(), DbError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".patroni-tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let write = || -> std::io::Result<()> {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(contents.as_bytes())?;
+        f.sync_all()?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))
+    };
+    write().map_err(|e| io_err("cannot write", &tmp, e))?;
+    chown(&tmp, run_as)?;
+    fs::rename(&tmp, path).map_err(|e| io_err("cannot rename into", path, e))
+}
+
+/// Removes a file, tolerating its absence.
+pub fn remove_file(path: &Path) -> Result<(), DbError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err("cannot remove", path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// The current length of a file, zero when it does not exist.
+pub fn file_len(path: &Path) -> u64 {
+    fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// What the log holds after byte `from`, at most the last `max` bytes of it (the start may cut a line).
+pub fn read_log_since(path: &Path, from: u64, max: u64) -> String {
+    let Ok(mut f) = fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    // A log shorter than the mark was replaced: read it from the start.
+    let from = if from > len { 0 } else { from };
+    let start = from.max(len.saturating_sub(max));
+    if f.seek(SeekFrom::Start(start)).is_err() {
+        return String::new();
+    }
+    let mut buf = Vec::new();
+    let _ = f.take(max).read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// The last `n` lines written to the log after byte `from`.
+pub fn log_tail(path: &Path, from: u64, n: usize) -> String {
+    let text = read_log_since(path, from, 64 * 1024);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_own_process_is_alive_and_a_reaped_one_is_not() {
+        assert!(process_alive(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!process_alive(pid));
+    }
+
+    #[test]
+    fn classifies_directories_and_reads_pid_files() {
+        let base = std::env::temp_dir().join(format!("pgdd-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        assert_eq!(data_dir_state(&base), DataDirState::Empty);
+        fs::create_dir_all(&base).unwrap();
+        assert_eq!(data_dir_state(&base), DataDirState::Empty);
+        fs::write(base.join("junk"), "x").unwrap();
+        assert!(matches!(data_dir_state(&base), DataDirState::Unreadable(_)));
+        fs::write(base.join("PG_VERSION"), "15\n").unwrap();
+        assert_eq!(data_dir_state(&base), DataDirState::Initialized);
+        let pid = std::process::id();
+        fs::write(
+            base.join("postmaster.pid"),
+            format!("{pid}\n/data\n1700000000\n5432\n/data\n127.0.0.1\n  1234  5678\nready   \n"),
+        )
+        .unwrap();
+        assert_eq!(
+            live_postmaster(&base),
+            Some(PidFile {
+                pid,
+                status: "ready".into()
+            })
+        );
+        fs::write(base.join("postmaster.pid"), "garbage\n").unwrap();
+        assert_eq!(read_pid_file(&base), None);
+        fs::write(base.join("log"), "a\nb\nc\nd\n").unwrap();
+        assert_eq!(log_tail(&base.join("log"), 0, 2), "c\nd");
+        assert_eq!(log_tail(&base.join("log"), 4, 10), "c\nd");
+        assert_eq!(read_log_since(&base.join("log"), 100, 100), "a\nb\nc\nd\n");
+        fs::remove_dir_all(&base).unwrap();
+    }
+}

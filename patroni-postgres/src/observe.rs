@@ -1,0 +1,252 @@
+//! Observing the local server every loop: process table and control file first, SQL only when it runs.
+//!
+//! **Cannot-follow detection.** A standby that cannot follow its leader keeps running: its WAL
+//! receiver connects, is refused (or its startup process refuses the leader's new timeline) and
+//! retries every few seconds, logging why each time. So the cheap, reliable signal is: the server is
+//! a standby, `pg_stat_wal_receiver` shows no streaming receiver, and the server log written since
+//! we last (re)pointed it at a leader holds one of PostgreSQL's terminal replication errors. We read
+//! only the log written after that mark, so an error from before a rebuild or follow never counts.
+//! "could not receive data from WAL stream" on its own is not a signal: it is also what a standby
+//! logs when its primary merely restarts; we only classify the server's reason that follows it.
+//! Comparing against the upstream's `TIMELINE_HISTORY` (Patroni's rewind check) needs a replication
+//! connection per loop and only says what the log already says once the standby tried; the rebuild
+//! itself decides between rewind and a full copy from the control file.
+
+use patroni_core::{
+    CannotFollow, CannotFollowReason, DataDirState, DbRole, LocalDb, Lsn, ProcessState,
+    ReceiverStatus, ReplicationRow,
+};
+
+use crate::controldata::ControlData;
+use crate::datadir::{data_dir_state, live_postmaster, read_log_since, read_pid_file};
+use crate::sql::Row;
+use crate::Postgres;
+
+/// Log fragments that mean the standby will never catch up, most specific first.
+const TERMINAL: [(&str, CannotFollowReason); 7] = [
+    (
+        "forked off current database system timeline",
+        CannotFollowReason::Diverged,
+    ),
+    (
+        "is not a child of this server's history",
+        CannotFollowReason::Diverged,
+    ),
+    (
+        "is not in this server's history",
+        CannotFollowReason::Diverged,
+    ),
+    ("has already been removed", CannotFollowReason::WalRemoved),
+    (
+        "database system identifier differs",
+        CannotFollowReason::SystemIdMismatch,
+    ),
+    (
+        "does not contain minimum recovery point",
+        CannotFollowReason::TimelineMismatch,
+    ),
+    (
+        "timeline history was not contiguous",
+        CannotFollowReason::TimelineMismatch,
+    ),
+];
+
+/// The last terminal replication error in a stretch of server log, classified.
+pub fn classify_log(log: &str) -> Option<CannotFollow> {
+    log.lines().rev().find_map(|line| {
+        TERMINAL
+            .iter()
+            .find(|(needle, _)| line.contains(needle))
+            .map(|(_, reason)| CannotFollow {
+                reason: *reason,
+                detail: line.trim().to_string(),
+            })
+    })
+}
+
+fn col(row: &Row, i: usize) -> Option<&str> {
+    row.get(i).and_then(|v| v.as_deref())
+}
+
+fn lsn(row: &Row, i: usize) -> Option<Lsn> {
+    col(row, i).and_then(|v| v.parse().ok())
+}
+
+fn num(row: &Row, i: usize) -> Option<u64> {
+    col(row, i).and_then(|v| v.parse().ok())
+}
+
+const STATUS_SQL: &str = "SELECT pg_is_in_recovery(), \
+ CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn() END, \
+ pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), \
+ (SELECT system_identifier FROM pg_control_system()), \
+ (SELECT timeline_id FROM pg_control_checkpoint()), \
+ CASE WHEN pg_is_in_recovery() THEN NULL \
+  ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END, \
+ current_setting('server_version'), \
+ EXISTS (SELECT 1 FROM pg_settings WHERE pending_restart)";
+
+const REPLICATION_SQL: &str = "SELECT application_name, state, sync_state, flush_lsn, replay_lsn \
+ FROM pg_stat_replication ORDER BY application_name";
+
+const RECEIVER_SQL: &str =
+    "SELECT status, received_tli, sender_host, sender_port FROM pg_stat_wal_receiver";
+
+impl Postgres {
+    pub(crate) async fn observe_impl(&self) -> LocalDb {
+        let cfg = self.config();
+        let mut db = LocalDb {
+            data_dir: data_dir_state(&cfg.data_dir),
+            ..LocalDb::default()
+        };
+        let pid = live_postmaster(&cfg.data_dir);
+        if db.data_dir != DataDirState::Initialized {
+            db.process = if pid.is_some() {
+                ProcessState::Starting
+            } else {
+                ProcessState::Stopped
+            };
+            return db;
+        }
+        let Some(pid) = pid else {
+            self.observe_down(&mut db).await;
+            return db;
+        };
+        db.process = match pid.status.as_str() {
+            "ready" | "standby" => ProcessState::Running,
+            _ => ProcessState::Starting,
+        };
+        if let Err(e) = self.observe_sql(&mut db).await {
+            // Alive but not answering (recovery, startup, overload): report it as starting.
+            let _ = e;
+            db.process = ProcessState::Starting;
+            // A standby that never becomes consistent can still say why in its log.
+            db.cannot_follow = classify_log(&self.log_since_mark());
+            return db;
+        }
+        if db.role == DbRole::Standby && !db.receiver.as_ref().is_some_and(|r| r.streaming) {
+            db.cannot_follow = classify_log(&self.log_since_mark());
+        }
+        db
+    }
+
+    async fn observe_down(&self, db: &mut LocalDb) {
+        let cfg = self.config();
+        let stale_pid = read_pid_file(&cfg.data_dir).is_some();
+        match self.controldata().await {
+            Ok(cd) => {
+                db.process = if cd.cleanly_shut_down() {
+                    ProcessState::Stopped
+                } else {
+                    ProcessState::Crashed
+                };
+                db.system_id = cd.system_id();
+                db.timeline = cd.timeline();
+                db.controldata_state = cd.state().map(str::to_string);
+            }
+            Err(_) => {
+                db.process = if stale_pid {
+                    ProcessState::Crashed
+                } else {
+                    ProcessState::Stopped
+                };
+            }
+        }
+    }
+
+    async fn observe_sql(&self, db: &mut LocalDb) -> Result<(), patroni_core::DbError> {
+        let rows = self.query(STATUS_SQL).await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| patroni_core::DbError::Query("status query returned no row".into()))?;
+        let in_recovery = col(row, 0) == Some("t");
+        db.role = if in_recovery {
+            DbRole::Standby
+        } else {
+            DbRole::Primary
+        };
+        db.write_lsn = lsn(row, 1);
+        db.receive_lsn = lsn(row, 2);
+        db.replay_lsn = lsn(row, 3);
+        db.system_id = col(row, 4).map(str::to_string);
+        let checkpoint_tli = num(row, 5);
+        db.timeline = num(row, 6).or(checkpoint_tli);
+        db.version = col(row, 7).map(str::to_string);
+        db.pending_restart = col(row, 8) == Some("t");
+        db.replication = self
+            .query(REPLICATION_SQL)
+            .await?
+            .iter()
+            .map(|r| ReplicationRow {
+                application_name: col(r, 0).unwrap_or("").to_string(),
+                state: col(r, 1).unwrap_or("").to_lowercase(),
+                sync_state: col(r, 2).unwrap_or("").to_lowercase(),
+                flush_lsn: lsn(r, 3),
+                replay_lsn: lsn(r, 4),
+            })
+            .collect();
+        if in_recovery {
+            let receiver = self.query(RECEIVER_SQL).await?;
+            if let Some(r) = receiver.first() {
+                let received_tli = num(r, 1);
+                db.timeline = match (received_tli, checkpoint_tli) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
+                db.receiver = Some(ReceiverStatus {
+                    streaming: col(r, 0) == Some("streaming"),
+                    upstream_host: col(r, 2).map(str::to_string),
+                    upstream_port: col(r, 3).and_then(|p| p.parse().ok()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the control file with `pg_controldata`.
+    pub async fn controldata(&self) -> Result<ControlData, patroni_core::DbError> {
+        let out = self
+            .run_checked(
+                "pg_controldata",
+                vec!["-D".into(), self.config().data_dir.display().to_string()],
+                self.config().timeout(),
+            )
+            .await?;
+        Ok(ControlData::parse(&out.stdout))
+    }
+
+    fn log_since_mark(&self) -> String {
+        read_log_since(&self.config().log_file(), self.log_mark(), 256 * 1024)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_terminal_replication_errors() {
+        let log = "2026-11-26 06:00:01 UTC [10] LOG:  started streaming WAL from primary at 0/3000000 on timeline 1
+2026-11-26 06:00:05 UTC [10] FATAL:  could not receive data from WAL stream: ERROR:  requested WAL segment 000000010000000000000003 has already been removed
+";
+        let cf = classify_log(log).unwrap();
+        assert_eq!(cf.reason, CannotFollowReason::WalRemoved);
+        assert!(cf.detail.contains("000000010000000000000003"));
+        let forked = "LOG:  new timeline 2 forked off current database system timeline 1 before current recovery point 0/3000148";
+        assert_eq!(
+            classify_log(forked).unwrap().reason,
+            CannotFollowReason::Diverged
+        );
+        let sysid = "FATAL:  database system identifier differs between the primary and standby";
+        assert_eq!(
+            classify_log(sysid).unwrap().reason,
+            CannotFollowReason::SystemIdMismatch
+        );
+        // A primary that merely restarted is not a reason to rebuild.
+        assert_eq!(
+            classify_log("FATAL:  could not receive data from WAL stream: server closed the connection unexpectedly"),
+            None
+        );
+        assert_eq!(classify_log(""), None);
+    }
+}

@@ -1,0 +1,458 @@
+//! The adapter itself: one local PostgreSQL server driven through `pg_ctl` and SQL.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use patroni_core::{DbError, Member, StartRole, StopMode};
+
+use crate::command::{CommandOutput, CommandRunner, CommandSpec};
+use crate::conf::{self, ConfRole};
+use crate::config::{InitdbOption, PgConfigError, PostgresConfig};
+use crate::conninfo::member_endpoint;
+use crate::datadir::{self, chown, file_len, live_postmaster, log_tail};
+use crate::sql::{Row, Sql};
+
+/// Programs that refuse to run as root or would leave root-owned data behind.
+const SERVER_PROGRAMS: [&str; 4] = ["initdb", "pg_ctl", "pg_basebackup", "pg_rewind"];
+
+/// Extra seconds the runner waits beyond `pg_ctl -t`, so `pg_ctl` reports its own timeout first.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// The server's own words for why it did not start: its FATAL line, after the configuration
+/// complaints it logs first (a bad parameter is a LOG line followed by "contains errors").
+fn start_failure_reason(log_tail: &str) -> Option<String> {
+    let strip = |l: &str| l.trim().to_string();
+    let lines: Vec<&str> = log_tail.lines().collect();
+    let fatal = lines
+        .iter()
+        .rposition(|l| l.contains("FATAL:") || l.contains("PANIC:"))?;
+    let mut parts: Vec<String> = lines[..fatal]
+        .iter()
+        .filter(|l| {
+            l.contains("parameter") || l.contains("syntax error") || l.contains("could not")
+        })
+        .map(|l| strip(l))
+        .collect();
+    parts.push(strip(lines[fatal]));
+    Some(parts.join("; "))
+}
+
+/// One local PostgreSQL server: configuration, the runner every command goes through, and a SQL session.
+pub struct Postgres {
+    name: String,
+    cfg: PostgresConfig,
+    initdb: Vec<InitdbOption>,
+    runner: Arc<dyn CommandRunner>,
+    sql: Sql,
+    /// Log length when the server was last started or pointed at a leader: older lines are history.
+    log_mark: Mutex<u64>,
+}
+
+impl std::fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Postgres")
+            .field("name", &self.name)
+            .field("data_dir", &self.cfg.data_dir)
+            .finish()
+    }
+}
+
+impl Postgres {
+    /// An adapter for member `name` (its `application_name` upstream), after checking the configuration.
+    pub fn new(
+        name: impl Into<String>,
+        cfg: PostgresConfig,
+        runner: Arc<dyn CommandRunner>,
+    ) -> Result<Self, PgConfigError> {
+        cfg.validate()?;
+        let name = name.into();
+        if name.is_empty() {
+            return Err(PgConfigError {
+                field: "name".into(),
+                reason: "the member name must not be empty".into(),
+            });
+        }
+        let mark = file_len(&cfg.log_file());
+        Ok(Postgres {
+            name,
+            sql: Sql::new(&cfg),
+            cfg,
+            initdb: Vec::new(),
+            runner,
+            log_mark: Mutex::new(mark),
+        })
+    }
+
+    /// Sets the `bootstrap.initdb` options used by [`bootstrap`](patroni_core::Database::bootstrap).
+    pub fn with_initdb(mut self, options: Vec<InitdbOption>) -> Self {
+        self.initdb = options;
+        self
+    }
+
+    pub(crate) fn initdb_options(&self) -> &[InitdbOption] {
+        &self.initdb
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PostgresConfig {
+        &self.cfg
+    }
+
+    /// The member name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The live postmaster's pid, if one runs for this data directory.
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        live_postmaster(&self.cfg.data_dir).map(|p| p.pid)
+    }
+
+    /// Runs SQL as the agent's superuser, bounded by `pg_ctl_timeout`; rows come back as text.
+    pub async fn query(&self, sql: &str) -> Result<Vec<Row>, DbError> {
+        self.sql.query(sql).await
+    }
+
+    /// The last lines of the server log since the last start.
+    pub fn log_tail(&self, lines: usize) -> String {
+        log_tail(&self.cfg.log_file(), self.log_mark(), lines)
+    }
+
+    pub(crate) fn log_mark(&self) -> u64 {
+        *self.log_mark.lock().expect("log mark lock")
+    }
+
+    pub(crate) fn set_log_mark(&self) {
+        *self.log_mark.lock().expect("log mark lock") = file_len(&self.cfg.log_file());
+    }
+
+    /// A command for a PostgreSQL program, as the server's OS user with C locale and our pgpass file.
+    pub(crate) fn spec(&self, program: &str, args: Vec<String>, timeout: Duration) -> CommandSpec {
+        let mut spec = CommandSpec::new(self.cfg.binary(program), args, timeout);
+        spec.env = vec![
+            ("LC_ALL".into(), "C".into()),
+            ("PGPASSFILE".into(), self.cfg.pgpass().display().to_string()),
+            ("PGCONNECT_TIMEOUT".into(), "5".into()),
+        ];
+        spec.run_as = self.cfg.run_as;
+        spec.cwd = self.cfg.data_dir.parent().map(|p| p.to_path_buf());
+        spec
+    }
+
+    /// Runs a program and returns its output whatever the exit code.
+    pub(crate) async fn run_raw(
+        &self,
+        program: &str,
+        args: Vec<String>,
+        timeout: Duration,
+    ) -> Result<(String, CommandOutput), DbError> {
+        let spec = self.spec(program, args, timeout);
+        if spec.run_as.is_none()
+            && SERVER_PROGRAMS.contains(&program)
+            && datadir::current_euid() == 0
+        {
+            return Err(DbError::Unsupported(format!(
+                "{program} refuses to run as root: run the agent as the database's OS user, or set run_as"
+            )));
+        }
+        let out = self.runner.run(&spec).await?;
+        Ok((spec.command_line(), out))
+    }
+
+    /// Runs a program and fails with [`DbError::CommandFailed`] on a non-zero exit.
+    pub(crate) async fn run_checked(
+        &self,
+        program: &str,
+        args: Vec<String>,
+        timeout: Duration,
+    ) -> Result<CommandOutput, DbError> {
+        let (command, out) = self.run_raw(program, args, timeout).await?;
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(DbError::CommandFailed {
+                command,
+                status: out.status_text(),
+                output: out.combined().trim().to_string(),
+            })
+        }
+    }
+
+    fn data_dir_arg(&self) -> String {
+        self.cfg.data_dir.display().to_string()
+    }
+
+    fn pg_ctl_args(&self, verb: &str) -> Vec<String> {
+        vec![
+            verb.into(),
+            "-D".into(),
+            self.data_dir_arg(),
+            "-w".into(),
+            "-t".into(),
+            self.cfg.pg_ctl_timeout.to_string(),
+        ]
+    }
+
+    /// Writes our configuration files for `role` (the data directory must exist).
+    pub(crate) fn prepare(&self, role: &ConfRole) -> Result<(), DbError> {
+        datadir::check_owner(&self.cfg.data_dir, self.cfg.run_as)?;
+        conf::prepare(&self.cfg, role)
+    }
+
+    /// The managed-config role for a start request, resolving the upstream's conninfo.
+    pub(crate) fn conf_role(&self, role: &StartRole) -> Result<ConfRole, DbError> {
+        Ok(match role {
+            StartRole::Primary => ConfRole::Primary,
+            StartRole::Standby { upstream: None } => ConfRole::Standby {
+                primary_conninfo: None,
+            },
+            StartRole::Standby {
+                upstream: Some(leader),
+            } => ConfRole::Standby {
+                primary_conninfo: Some(self.upstream_conninfo(leader)?),
+            },
+        })
+    }
+
+    pub(crate) fn upstream_conninfo(&self, leader: &Member) -> Result<String, DbError> {
+        let ep = member_endpoint(leader)?;
+        Ok(conf::replication_conninfo(&self.cfg, &self.name, &ep))
+    }
+
+    /// `pg_ctl start` with the files as they are; a server that does not come up fails with its log.
+    pub(crate) async fn pg_start(&self) -> Result<(), DbError> {
+        if live_postmaster(&self.cfg.data_dir).is_some() {
+            return Ok(());
+        }
+        datadir::check_owner(&self.cfg.data_dir, self.cfg.run_as)?;
+        self.wait_for_reaped_postmaster().await;
+        let log = self.cfg.log_file();
+        if !log.exists() {
+            datadir::write_file(&log, "", 0o600, self.cfg.run_as)?;
+        }
+        chown(&log, self.cfg.run_as)?;
+        let socket_dir = self.cfg.socket_dir();
+        if !socket_dir.exists() {
+            datadir::ensure_dir(&socket_dir, self.cfg.run_as)?;
+        }
+        self.set_log_mark();
+        let mut args = self.pg_ctl_args("start");
+        args.push("-l".into());
+        args.push(log.display().to_string());
+        if let Some(opt) = conf::config_file_option(&self.cfg) {
+            args.push("-o".into());
+            args.push(opt);
+        }
+        let result = self
+            .run_raw("pg_ctl", args, self.cfg.timeout() + GRACE)
+            .await;
+        self.sql.reset().await;
+        let failed = |reason: String| {
+            let tail = self.log_tail(20);
+            DbError::StartFailed {
+                reason: start_failure_reason(&tail).unwrap_or(reason),
+                log_tail: tail,
+            }
+        };
+        match result {
+            Ok((_, out)) if out.success() => Ok(()),
+            Ok((command, out)) => {
+                if live_postmaster(&self.cfg.data_dir).is_some() {
+                    // pg_ctl gave up waiting but the server lives on: it is still recovering.
+                    Err(DbError::Timeout {
+                        command,
+                        secs: self.cfg.pg_ctl_timeout,
+                    })
+                } else {
+                    Err(failed(out.combined().trim().to_string()))
+                }
+            }
+            Err(DbError::Timeout { command, secs }) => {
+                if live_postmaster(&self.cfg.data_dir).is_some() {
+                    Err(DbError::Timeout { command, secs })
+                } else {
+                    Err(failed(format!(
+                        "`{command}` hung and was killed after {secs} s"
+                    )))
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A killed postmaster stays a zombie until init reaps it, and PostgreSQL takes a zombie's pid
+    /// in `postmaster.pid` for a live server: give init a moment rather than fail the start.
+    async fn wait_for_reaped_postmaster(&self) {
+        let Some(stale) = datadir::read_pid_file(&self.cfg.data_dir) else {
+            return;
+        };
+        let proc_dir = std::path::PathBuf::from(format!("/proc/{}", stale.pid));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while proc_dir.exists() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `pg_ctl stop`; a server that is not running counts as stopped.
+    pub(crate) async fn pg_stop(&self, mode: StopMode) -> Result<(), DbError> {
+        if live_postmaster(&self.cfg.data_dir).is_none() {
+            return Ok(());
+        }
+        let mut args = self.pg_ctl_args("stop");
+        args.push("-m".into());
+        args.push(
+            match mode {
+                StopMode::Fast => "fast",
+                StopMode::Immediate => "immediate",
+            }
+            .into(),
+        );
+        let result = self
+            .run_checked("pg_ctl", args, self.cfg.timeout() + GRACE)
+            .await;
+        self.sql.reset().await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(_) if live_postmaster(&self.cfg.data_dir).is_none() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the running server is a standby (`None` when not running or not answering).
+    pub(crate) async fn in_recovery(&self) -> Option<bool> {
+        live_postmaster(&self.cfg.data_dir)?;
+        let rows = self.query("SELECT pg_is_in_recovery()").await.ok()?;
+        rows.first()
+            .and_then(|r| r.first().cloned().flatten())
+            .map(|v| v == "t")
+    }
+
+    pub(crate) async fn start_impl(&self, role: &StartRole) -> Result<(), DbError> {
+        if live_postmaster(&self.cfg.data_dir).is_some() {
+            match (role, self.in_recovery().await) {
+                (StartRole::Primary, Some(false)) => return Ok(()),
+                (
+                    StartRole::Standby {
+                        upstream: Some(leader),
+                    },
+                    Some(true),
+                ) => {
+                    return self.follow_impl(leader).await;
+                }
+                (StartRole::Standby { upstream: None }, Some(true)) => return Ok(()),
+                _ => self.pg_stop(StopMode::Fast).await?,
+            }
+        }
+        let conf_role = self.conf_role(role)?;
+        self.prepare(&conf_role)?;
+        self.pg_start().await
+    }
+
+    pub(crate) async fn restart_impl(&self) -> Result<(), DbError> {
+        self.pg_stop(StopMode::Fast).await?;
+        self.pg_start().await
+    }
+
+    pub(crate) async fn reload_impl(&self) -> Result<(), DbError> {
+        let args = vec!["reload".into(), "-D".into(), self.data_dir_arg()];
+        self.run_checked("pg_ctl", args, self.cfg.timeout()).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn promote_impl(&self) -> Result<(), DbError> {
+        match self.in_recovery().await {
+            Some(false) => return Ok(()),
+            None if live_postmaster(&self.cfg.data_dir).is_none() => {
+                return Err(DbError::NotEffective {
+                    action: "promote".into(),
+                    observed: "not running".into(),
+                })
+            }
+            _ => {}
+        }
+        let args = self.pg_ctl_args("promote");
+        self.run_checked("pg_ctl", args, self.cfg.timeout() + GRACE)
+            .await?;
+        if self.in_recovery().await != Some(false) {
+            return Err(DbError::NotEffective {
+                action: "promote".into(),
+                observed: "still in recovery".into(),
+            });
+        }
+        // The control file carries the new timeline only after a checkpoint; pg_rewind against
+        // this server reads it from there, so old primaries can rewind right away.
+        self.query("CHECKPOINT").await?;
+        // Later restarts must come up as primary whatever the old conninfo said.
+        conf::prepare(&self.cfg, &ConfRole::Primary)
+    }
+
+    pub(crate) async fn demote_impl(&self, mode: StopMode) -> Result<(), DbError> {
+        self.pg_stop(mode).await?;
+        self.prepare(&ConfRole::Standby {
+            primary_conninfo: None,
+        })?;
+        self.pg_start().await
+    }
+
+    pub(crate) async fn follow_impl(&self, leader: &Member) -> Result<(), DbError> {
+        let conninfo = self.upstream_conninfo(leader)?;
+        let role = ConfRole::Standby {
+            primary_conninfo: Some(conninfo.clone()),
+        };
+        match self.in_recovery().await {
+            Some(true) => {
+                if conf::current_primary_conninfo(&self.cfg).as_deref() == Some(conninfo.as_str()) {
+                    return Ok(());
+                }
+                self.prepare(&role)?;
+                // primary_conninfo is reloadable since PostgreSQL 13: no restart needed.
+                self.set_log_mark();
+                self.reload_impl().await
+            }
+            Some(false) => {
+                self.pg_stop(StopMode::Fast).await?;
+                self.prepare(&role)?;
+                self.pg_start().await
+            }
+            None => {
+                if live_postmaster(&self.cfg.data_dir).is_some() {
+                    self.pg_stop(StopMode::Fast).await?;
+                }
+                self.prepare(&role)?;
+                self.pg_start().await
+            }
+        }
+    }
+
+    pub(crate) async fn set_sync_impl(&self, names: &[String], count: u32) -> Result<(), DbError> {
+        let value = if names.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = names.iter().map(|n| crate::sql::ident(n)).collect();
+            format!("FIRST {} ({})", count.max(1), list.join(", "))
+        };
+        // ALTER SYSTEM refuses to run inside a transaction block, so it goes alone.
+        self.query(&format!(
+            "ALTER SYSTEM SET synchronous_standby_names = {}",
+            crate::sql::literal(&value)
+        ))
+        .await?;
+        self.query("SELECT pg_reload_conf()").await?;
+        // The reload is asynchronous; the caller records the sync state next, so wait until it applies.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let rows = self.query("SHOW synchronous_standby_names").await?;
+            let now = rows.first().and_then(|r| r.first().cloned().flatten());
+            if now.as_deref() == Some(value.as_str()) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(DbError::NotEffective {
+                    action: format!("synchronous_standby_names = '{value}'"),
+                    observed: format!("still {:?} after reload", now.unwrap_or_default()),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

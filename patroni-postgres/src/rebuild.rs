@@ -1,0 +1,261 @@
+//! Making data directories: `initdb` for a new cluster, `pg_basebackup` for a copy, `pg_rewind`
+//! to bring a diverged one back onto the leader's history.
+//!
+//! A full rebuild copies into a sibling directory and swaps it in only once the copy is complete,
+//! so a failed rebuild leaves the old data directory as it was, never an empty one.
+
+use std::fs;
+use std::time::Duration;
+
+use patroni_core::{DbError, Member, RebuildMode, StopMode};
+
+use crate::conf::{self, sibling, ConfRole};
+use crate::conninfo::member_endpoint;
+use crate::datadir::{self, ensure_dir, is_empty_dir, live_postmaster, write_file};
+use crate::sql::{ident, literal};
+use crate::Postgres;
+
+/// Copies take longer than `pg_ctl` calls: this many `pg_ctl_timeout`s.
+const COPY_TIMEOUT_FACTOR: u32 = 60;
+
+impl Postgres {
+    fn copy_timeout(&self) -> Duration {
+        self.config().timeout() * COPY_TIMEOUT_FACTOR
+    }
+
+    fn require_empty(&self, what: &str) -> Result<(), DbError> {
+        let dir = &self.config().data_dir;
+        if is_empty_dir(dir) {
+            Ok(())
+        } else {
+            Err(DbError::Unsupported(format!(
+                "{what} needs an empty data directory, but {} holds data",
+                dir.display()
+            )))
+        }
+    }
+
+    pub(crate) async fn bootstrap_impl(&self) -> Result<(), DbError> {
+        self.require_empty("bootstrap")?;
+        let cfg = self.config();
+        ensure_dir(&cfg.data_dir, cfg.run_as)?;
+        datadir::check_owner(&cfg.data_dir, cfg.run_as)?;
+        let su = &cfg.authentication.superuser;
+        let mut args = vec![
+            "-D".to_string(),
+            cfg.data_dir.display().to_string(),
+            format!("--username={}", su.username),
+            "--auth-local=trust".into(),
+            "--auth-host=scram-sha-256".into(),
+        ];
+        let pwfile = sibling(&cfg.data_dir, ".pwfile");
+        if let Some(pw) = &su.password {
+            write_file(&pwfile, &format!("{pw}\n"), 0o600, cfg.run_as)?;
+            args.push(format!("--pwfile={}", pwfile.display()));
+        }
+        args.extend(self.initdb_args());
+        let result = self.run_checked("initdb", args, self.copy_timeout()).await;
+        datadir::remove_file(&pwfile)?;
+        if let Err(e) = result {
+            self.empty_data_dir();
+            return Err(e);
+        }
+        self.prepare(&ConfRole::Primary)?;
+        self.pg_start().await?;
+        self.create_roles().await
+    }
+
+    fn initdb_args(&self) -> Vec<String> {
+        self.initdb_options()
+            .iter()
+            .flat_map(|o| o.to_args())
+            .collect()
+    }
+
+    /// Removes what a failed initdb or clone left, keeping the (empty) directory itself.
+    fn empty_data_dir(&self) {
+        if let Ok(entries) = fs::read_dir(&self.config().data_dir) {
+            for e in entries.flatten() {
+                let p = e.path();
+                let _ = if p.is_dir() {
+                    fs::remove_dir_all(&p)
+                } else {
+                    fs::remove_file(&p)
+                };
+            }
+        }
+    }
+
+    async fn create_roles(&self) -> Result<(), DbError> {
+        let cfg = self.config();
+        let su = cfg.authentication.superuser.username.clone();
+        let password = |pw: &Option<String>| match pw {
+            Some(p) => format!(" PASSWORD {}", literal(p)),
+            None => String::new(),
+        };
+        if let Some(rep) = &cfg.authentication.replication {
+            if rep.username != su {
+                self.query(&format!(
+                    "CREATE ROLE {} WITH REPLICATION LOGIN{}",
+                    ident(&rep.username),
+                    password(&rep.password)
+                ))
+                .await?;
+            }
+        }
+        if let Some(rw) = &cfg.authentication.rewind {
+            if rw.username != su {
+                let role = ident(&rw.username);
+                self.query(&format!(
+                    "CREATE ROLE {role} WITH LOGIN{}",
+                    password(&rw.password)
+                ))
+                .await?;
+                for f in [
+                    "pg_catalog.pg_ls_dir(text, boolean, boolean)",
+                    "pg_catalog.pg_stat_file(text, boolean)",
+                    "pg_catalog.pg_read_binary_file(text)",
+                    "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
+                ] {
+                    self.query(&format!("GRANT EXECUTE ON FUNCTION {f} TO {role}"))
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `pg_basebackup` from `source` into `target` (which must not exist or be empty).
+    async fn basebackup(&self, source: &Member, target: &std::path::Path) -> Result<(), DbError> {
+        let cfg = self.config();
+        let ep = member_endpoint(source)?;
+        conf::write_pgpass(cfg)?;
+        let args = vec![
+            "-D".to_string(),
+            target.display().to_string(),
+            "-d".into(),
+            conf::replication_conninfo(cfg, self.name(), &ep),
+            "-X".into(),
+            "stream".into(),
+            "-c".into(),
+            "fast".into(),
+            "--no-password".into(),
+        ];
+        self.run_checked("pg_basebackup", args, self.copy_timeout())
+            .await
+            .map(|_| ())
+    }
+
+    pub(crate) async fn clone_impl(&self, source: &Member) -> Result<(), DbError> {
+        self.require_empty("clone")?;
+        let cfg = self.config();
+        let conninfo = self.upstream_conninfo(source)?;
+        ensure_dir(&cfg.data_dir, cfg.run_as)?;
+        if let Err(e) = self.basebackup(source, &cfg.data_dir).await {
+            self.empty_data_dir();
+            return Err(e);
+        }
+        self.prepare(&ConfRole::Standby {
+            primary_conninfo: Some(conninfo),
+        })?;
+        self.pg_start().await
+    }
+
+    pub(crate) async fn rebuild_impl(
+        &self,
+        source: &Member,
+        mode: RebuildMode,
+    ) -> Result<(), DbError> {
+        let cfg = self.config();
+        if mode == RebuildMode::Auto && cfg.use_pg_rewind {
+            // A crashed server must finish crash recovery before its control file tells the truth.
+            self.pg_stop(StopMode::Fast).await?;
+            let rewindable = self.controldata().await.map(|c| c.rewind_possible());
+            if let Ok(true) = rewindable {
+                match self.rewind(source).await {
+                    Ok(()) => return Ok(()),
+                    Err(e) if !cfg.remove_data_directory_on_rewind_failure => return Err(e),
+                    Err(_) => {}
+                }
+            }
+        }
+        self.replace_with_copy(source).await
+    }
+
+    /// `pg_rewind` in place, then start as a standby of `source`.
+    async fn rewind(&self, source: &Member) -> Result<(), DbError> {
+        let cfg = self.config();
+        let ep = member_endpoint(source)?;
+        let conninfo = self.upstream_conninfo(source)?;
+        self.pg_stop(StopMode::Fast).await?;
+        conf::write_pgpass(cfg)?;
+        let args = vec![
+            "-D".to_string(),
+            cfg.data_dir.display().to_string(),
+            format!("--source-server={}", conf::rewind_conninfo(cfg, &ep)),
+        ];
+        self.run_checked("pg_rewind", args, self.copy_timeout())
+            .await?;
+        // pg_rewind copied the source's configuration files: ours go back before the start.
+        self.prepare(&ConfRole::Standby {
+            primary_conninfo: Some(conninfo),
+        })?;
+        self.pg_start().await
+    }
+
+    /// A fresh copy in a sibling directory, swapped in only when complete.
+    async fn replace_with_copy(&self, source: &Member) -> Result<(), DbError> {
+        let cfg = self.config();
+        let conninfo = self.upstream_conninfo(source)?;
+        let staging = sibling(&cfg.data_dir, ".rebuild");
+        let old = sibling(&cfg.data_dir, ".old");
+        for leftover in [&staging, &old] {
+            if leftover.exists() {
+                fs::remove_dir_all(leftover).map_err(|e| {
+                    DbError::Io(format!(
+                        "cannot remove leftover {}: {e}",
+                        leftover.display()
+                    ))
+                })?;
+            }
+        }
+        ensure_dir(&staging, cfg.run_as)?;
+        if let Err(e) = self.basebackup(source, &staging).await {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+        if let Err(e) = self.pg_stop(StopMode::Fast).await {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+        if live_postmaster(&cfg.data_dir).is_some() {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(DbError::NotEffective {
+                action: "stop before swapping in the copy".into(),
+                observed: "still running".into(),
+            });
+        }
+        let had_old = cfg.data_dir.exists();
+        if had_old {
+            fs::rename(&cfg.data_dir, &old).map_err(|e| {
+                DbError::Io(format!("cannot move {} aside: {e}", cfg.data_dir.display()))
+            })?;
+        }
+        if let Err(e) = fs::rename(&staging, &cfg.data_dir) {
+            if had_old {
+                let _ = fs::rename(&old, &cfg.data_dir);
+            }
+            return Err(DbError::Io(format!(
+                "cannot move the copy into {}: {e}",
+                cfg.data_dir.display()
+            )));
+        }
+        if had_old {
+            let _ = fs::remove_dir_all(&old);
+        }
+        self.prepare(&ConfRole::Standby {
+            primary_conninfo: Some(conninfo),
+        })?;
+        self.pg_start().await
+    }
+}
