@@ -4,11 +4,13 @@
 //! The binaries are thin: `patroni` parses arguments and calls [`run`]; everything testable lives here.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod config;
 pub mod ctl;
 pub mod execute;
 pub mod members;
 pub mod rest;
+pub mod runtime;
 pub mod state;
 pub mod status;
 

@@ -15,8 +15,8 @@ mod cluster;
 mod config;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
-pub mod keyspace;
 mod ha;
+pub mod keyspace;
 mod local;
 mod lsn;
 mod member;

@@ -168,3 +168,6 @@ pub(crate) fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Response
     serde_json::from_slice(raw)
         .map_err(|e| text(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
 }
+
+#[cfg(test)]
+mod tests;
