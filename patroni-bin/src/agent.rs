@@ -142,10 +142,12 @@ impl Agent {
             let wake = self
                 .wait(next, watch_db, &mut task, shutdown.as_mut())
                 .await;
+            let mut failed = false;
             match wake {
                 Wake::Cycle => {}
                 Wake::TaskDone(r) => {
                     let t = task.take();
+                    failed = !matches!(&r, Ok(done) if done.iter().all(|o| o.result == OutcomeResult::Done));
                     match r {
                         Ok(done) => {
                             self.record_finished(&done);
@@ -164,6 +166,13 @@ impl Agent {
                 }
                 Wake::Reload => self.reload(),
                 Wake::Shutdown => break,
+            }
+            // A failed task is retried on the regular schedule, not in a tight loop.
+            if failed {
+                tokio::select! {
+                    _ = shutdown.as_mut() => break,
+                    _ = sleep_until(next) => {}
+                }
             }
             // Never spin: a burst of watch events still leaves room for the REST API and the database.
             sleep(Duration::from_millis(20)).await;

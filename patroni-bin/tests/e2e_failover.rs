@@ -151,7 +151,7 @@ async fn pause_blocks_automatic_action_until_resume() {
     })
     .await;
     c.node(&primary).kill9_postmaster();
-    // Two ttl's worth of cycles: nobody restarts, promotes or takes the lock.
+    // A ttl and two loops: nobody restarts, promotes or takes the lock.
     let deadline = Instant::now() + Duration::from_millis(TTL_MS + 4_000);
     while Instant::now() < deadline {
         assert!(
@@ -165,7 +165,11 @@ async fn pause_blocks_automatic_action_until_resume() {
                 n.name
             );
         }
-        assert_eq!(c.leader().await.as_deref(), Some(primary.as_str()));
+        // Patroni drops the lock of a paused leader whose database is down; nobody else takes it.
+        assert!(
+            c.leader().await.is_none_or(|l| l == primary),
+            "the lock moved while paused"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let t = Instant::now();

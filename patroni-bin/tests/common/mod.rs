@@ -391,7 +391,14 @@ impl TestCluster {
                 n.name,
                 n.api_port,
                 n.pg_port,
-                n.log_tail(60)
+                n.log_tail(40)
+            );
+            let pg_log = std::fs::read_to_string(n.dir.join("data.log")).unwrap_or_default();
+            let lines: Vec<&str> = pg_log.lines().collect();
+            eprintln!(
+                "----- {} server log -----\n{}",
+                n.name,
+                lines[lines.len().saturating_sub(15)..].join("\n")
             );
         }
     }
