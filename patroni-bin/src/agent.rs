@@ -329,7 +329,7 @@ impl Agent {
             } else {
                 "another task is running"
             };
-            tracing::warn!("not starting {:?}: {why}", slow[0].kind());
+            tracing::info!("not starting {:?}: {why}", slow[0].kind());
             outcomes.extend(slow.iter().map(|a| Outcome {
                 kind: a.kind(),
                 result: OutcomeResult::Skipped,

@@ -127,9 +127,13 @@ impl Executor {
                 if kind.is_guard() && r != OutcomeResult::Done {
                     skipping = true;
                 }
-                if !matches!(r, OutcomeResult::Done) {
-                    tracing::warn!(action = ?kind, result = ?r, "action did not succeed");
-                } else if kind.is_slow() {
+                match &r {
+                    // Losing a race or a compare-and-swap is normal cluster life.
+                    OutcomeResult::Lost => tracing::info!(action = ?kind, "lost the race"),
+                    OutcomeResult::Done | OutcomeResult::Skipped => {}
+                    other => tracing::warn!(action = ?kind, result = ?other, "action failed"),
+                }
+                if r == OutcomeResult::Done && kind.is_slow() {
                     tracing::info!(action = ?kind, "finished");
                 }
                 r
