@@ -10,17 +10,22 @@ use serde_json::{json, Value};
 
 use crate::state::Snapshot;
 
-/// The role name this member reports: from the published member data, else from the database.
+/// The role name this member reports: the running database's own role first (peers racing for the
+/// lock must see a demoted primary as a replica at once), else what was published last.
 pub fn role(snap: &Snapshot) -> MemberRole {
-    if let Some(m) = &snap.member {
-        if m.role != MemberRole::Unknown {
-            return m.role;
+    if snap.local.process.is_alive() {
+        match snap.local.role {
+            DbRole::Primary => return MemberRole::Primary,
+            DbRole::Standby => return MemberRole::Replica,
+            DbRole::Unknown => {}
         }
     }
-    match snap.local.role {
-        DbRole::Primary => MemberRole::Primary,
-        DbRole::Standby => MemberRole::Replica,
-        DbRole::Unknown => MemberRole::Uninitialized,
+    match &snap.member {
+        // A primary whose server is down is no obstacle to the race: never "still alive".
+        Some(m) if m.role == MemberRole::Primary => MemberRole::Demoted,
+        Some(m) if m.role != MemberRole::Unknown => m.role,
+        _ if snap.local.role == DbRole::Standby => MemberRole::Replica,
+        _ => MemberRole::Uninitialized,
     }
 }
 
@@ -227,6 +232,34 @@ mod tests {
         assert_eq!(p.timeline, Some(3));
         assert_eq!(p.failover_priority, 7);
         assert_eq!(p.fetched_at, 42);
+    }
+
+    #[test]
+    fn the_live_database_role_wins_over_stale_member_data() {
+        use patroni_core::MemberData;
+        let mut snap = Snapshot {
+            member: Some(MemberData {
+                role: MemberRole::Primary,
+                state: MemberState::Running,
+                ..Default::default()
+            }),
+            local: LocalDb {
+                process: ProcessState::Running,
+                role: DbRole::Standby,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(role(&snap), MemberRole::Replica, "just demoted");
+        snap.local.process = ProcessState::Crashed;
+        snap.local.role = DbRole::Unknown;
+        assert_eq!(
+            role(&snap),
+            MemberRole::Demoted,
+            "a dead primary is not alive"
+        );
+        snap.member = None;
+        assert_eq!(role(&snap), MemberRole::Uninitialized);
     }
 
     #[test]

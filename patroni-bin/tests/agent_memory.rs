@@ -43,8 +43,14 @@ async fn agent_bootstraps_notices_a_crash_and_releases_on_shutdown() {
     };
     let pg = Postgres::new("a1", cfg, Arc::new(SystemRunner)).unwrap();
     let shared = Shared::new("unit", node, Arc::clone(&dcs), None);
+    let mut reloaded = shared.node();
+    reloaded
+        .tags
+        .custom
+        .insert("site".into(), serde_json::json!("dc2"));
     let agent = Agent::new(Arc::clone(&shared), Arc::new(pg))
-        .with_pid_file(data_dir.join("postmaster.pid"));
+        .with_pid_file(data_dir.join("postmaster.pid"))
+        .with_reloader(Box::new(move || Ok(reloaded.clone())));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(agent.run(async {
         let _ = rx.await;
@@ -93,6 +99,25 @@ async fn agent_bootstraps_notices_a_crash_and_releases_on_shutdown() {
         (snap.is_leader(s.clock.now()) && snap.local.is_running_primary()).then_some(())
     })
     .await;
+
+    // A reload (SIGHUP, POST /reload) re-reads the node: new tags reach the member key.
+    shared.reload.notify_one();
+    let mut published = None;
+    for _ in 0..100 {
+        let view = dcs.load().await.unwrap();
+        published = view
+            .member("a1")
+            .and_then(|m| m.data.tags.custom_str("site"));
+        if published.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(published.as_deref(), Some("dc2"));
+    assert_eq!(
+        shared.node().tags.custom_str("site").as_deref(),
+        Some("dc2")
+    );
 
     // Shutdown: the leader stops its database, then releases the lock (no waiting for ttl).
     tx.send(()).unwrap();
