@@ -54,6 +54,7 @@ fn apply_config(c: &mut DynamicConfig, word: &str) {
         Some(("max_lag", v)) => c.maximum_lag_on_failover = v.parse().unwrap(),
         Some(("sync_count", v)) => c.synchronous_node_count = v.parse().unwrap(),
         Some(("max_history", v)) => c.max_timelines_history = v.parse().unwrap(),
+        Some(("race_backoff", v)) => c.primary_race_backoff = v.parse().unwrap(),
         None if word == "pause" => c.pause = true,
         None if word == "sync" => c.synchronous_mode = SynchronousMode::On,
         None if word == "strict" => c.synchronous_mode_strict = true,
@@ -284,8 +285,8 @@ fn parse_line(case: &mut Case, line: &str) {
                         Some(("sysid", v)) => l.system_id = Some(v.into()),
                         Some(("stream", v)) => {
                             l.receiver = Some(ReceiverStatus {
-                                streaming: true,
-                                upstream_host: Some(v.into()),
+                                streaming: v != "-",
+                                upstream_host: Some(v.to_string()).filter(|h| h != "-"),
                                 upstream_port: Some(5432),
                             })
                         }

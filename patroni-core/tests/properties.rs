@@ -579,6 +579,41 @@ proptest! {
     }
 
     #[test]
+    fn outage_primary_keeps_running_only_inside_its_lease(
+        node in node(),
+        seq in prop::collection::vec(observation(), 1..5),
+    ) {
+        let mut ha = Ha::new(node.clone());
+        let mut config = node.bootstrap_config.clone();
+        for o in &seq {
+            let d = ha.step(o);
+            if let Some(c) = o.cluster() {
+                config = c.config_or(&node.bootstrap_config).clone();
+                continue;
+            }
+            if !o.local.is_running_primary() || config.pause {
+                continue;
+            }
+            if !d.has(ActionKind::Demote) {
+                // Kept running: the lease must outlast the next cycle plus two DCS deadlines.
+                let margin = config
+                    .loop_wait_ms()
+                    .saturating_add(config.retry_timeout_ms().saturating_mul(2));
+                let expiry = ha.leader_expiry();
+                prop_assert!(
+                    expiry.is_some_and(|e| o.now.saturating_add(margin) <= e),
+                    "kept a primary at {} with lease {:?}: {:?}",
+                    o.now,
+                    expiry,
+                    d
+                );
+            } else {
+                prop_assert!(!ha.is_leader(o.now), "demoted but still claims the lock");
+            }
+        }
+    }
+
+    #[test]
     fn member_key_goes_first_and_once(node in node(), obs in observation()) {
         let d = Ha::new(node).step(&obs);
         let n = d.actions.iter().filter(|a| a.kind() == ActionKind::PublishMember).count();

@@ -18,15 +18,18 @@ fn url_host(url: &str) -> Option<&str> {
     (!host.is_empty()).then_some(host)
 }
 
-/// Whether the WAL receiver already streams from `target`.
-fn streams_from(local: &LocalDb, target: &Member) -> bool {
-    let Some(rx) = local.receiver.as_ref().filter(|r| r.streaming) else {
-        return false;
-    };
-    match (rx.upstream_host.as_deref(), url_host(&target.data.conn_url)) {
-        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
-        _ => false,
-    }
+/// Whether the WAL receiver is pointed at `target`, when the adapter reports a receiver at all.
+///
+/// The observed receiver beats our memory of whom we told it to follow: the database may have
+/// been demoted, restarted or rebuilt since.
+fn pointed_at(local: &LocalDb, target: &Member) -> Option<bool> {
+    let rx = local.receiver.as_ref()?;
+    Some(
+        match (rx.upstream_host.as_deref(), url_host(&target.data.conn_url)) {
+            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+            _ => false,
+        },
+    )
 }
 
 impl Ha {
@@ -107,9 +110,9 @@ impl Ha {
         let Some(target) = self.upstream(cy) else {
             return Decision::message(idle);
         };
-        if self.mem.following.as_deref() == Some(target.name.as_str())
-            || streams_from(local, &target)
-        {
+        let configured = pointed_at(local, &target)
+            .unwrap_or(self.mem.following.as_deref() == Some(target.name.as_str()));
+        if configured {
             self.mem.following = Some(target.name.clone());
             return Decision::message(idle);
         }

@@ -57,6 +57,13 @@ impl Ha {
                 ineligible: Vec::new(),
             };
         }
+        if cy.obs.local.role != crate::DbRole::Standby {
+            return Decision {
+                actions: vec![Action::RenewLeader],
+                message: "holding the leader lock; the database role is not known yet".into(),
+                ineligible: Vec::new(),
+            };
+        }
         if cy.events.promote_failed {
             return Decision {
                 actions: vec![Action::ReleaseLeader],

@@ -8,12 +8,16 @@ impl Ha {
     /// Folds the previous decision's outcomes into memory; idempotent, so a second step per cycle is harmless.
     pub(super) fn absorb_outcomes(&mut self, obs: &Observation, config: &DynamicConfig) -> Events {
         let mut ev = Events::default();
+        let mut latest_write: Option<u64> = None;
         for o in &obs.outcomes {
             match (o.kind, &o.result) {
-                (ActionKind::AcquireLeader | ActionKind::RenewLeader, OutcomeResult::Done) => {
-                    let until = o.started_at.saturating_add(config.ttl_ms());
-                    self.mem.leader_expiry =
-                        Some(self.mem.leader_expiry.map_or(until, |e| e.max(until)));
+                // The lease runs from the latest successful write, with the ttl now in force
+                // (never an older, longer expiry: ttl may have been lowered).
+                (ActionKind::AcquireLeader | ActionKind::RenewLeader, OutcomeResult::Done)
+                    if latest_write.is_none_or(|t| o.started_at >= t) =>
+                {
+                    latest_write = Some(o.started_at);
+                    self.mem.leader_expiry = Some(o.started_at.saturating_add(config.ttl_ms()));
                 }
                 (ActionKind::AcquireLeader | ActionKind::RenewLeader, OutcomeResult::Lost) => {
                     self.mem.leader_expiry = None;
@@ -22,7 +26,10 @@ impl Ha {
                     }
                 }
                 (ActionKind::ReleaseLeader, OutcomeResult::Done) => self.mem.leader_expiry = None,
-                (ActionKind::PublishMember, r) if failed(r) => self.mem.published = None,
+                (ActionKind::PublishMember, OutcomeResult::Done) => {
+                    self.mem.published.clone_from(&self.mem.publishing);
+                }
+                (ActionKind::PublishMember, _) => self.mem.published = None,
                 (ActionKind::Follow, r) if failed(r) => self.mem.following = None,
                 (ActionKind::SetSyncStandbys, r) if failed(r) => self.mem.sync_names = None,
                 (ActionKind::Rebuild, OutcomeResult::Failed(_)) => self.mem.rebuild_full = true,
@@ -62,6 +69,8 @@ impl Ha {
                     ));
                 }
             }
+            // From here on we do not claim to be primary (REST `/primary`), even before the lease ends.
+            self.mem.leader_expiry = None;
             return Decision {
                 actions: vec![Action::Demote(StopMode::Fast)],
                 message: "demoted self because DCS is not accessible and I was a leader".into(),

@@ -62,7 +62,7 @@ pub(super) fn member_data(
 }
 
 impl Ha {
-    /// `PublishMember` when our key changed since the last write or is missing from the view.
+    /// `PublishMember` when our key changed since the last confirmed write or is missing from the view.
     pub(super) fn publish(&mut self, cy: &Cycle<'_>) -> Option<Action> {
         let data = member_data(
             cy.node,
@@ -74,7 +74,7 @@ impl Ha {
         if !missing && self.mem.published.as_ref() == Some(&data) {
             return None;
         }
-        self.mem.published = Some(data.clone());
+        self.mem.publishing = Some(data.clone());
         Some(Action::PublishMember(data))
     }
 

@@ -59,8 +59,11 @@ struct Memory {
     leader_expiry: Option<u64>,
     /// The last dynamic configuration read, used while the DCS is unreachable.
     config: Option<DynamicConfig>,
-    /// The member data last sent (optimistically; forgotten when the write did not succeed).
+    /// The member data last confirmed written (a `PublishMember` outcome `Done`).
     published: Option<MemberData>,
+    /// The member data last asked for, confirmed by its outcome; an agent may drop a decision
+    /// (the first step of a peer-probing cycle), so nothing counts as written before that.
+    publishing: Option<MemberData>,
     /// The member we last told the database to stream from.
     following: Option<String>,
     /// The first observation's time: the start of the window in which a peer's primary claim counts.
@@ -77,6 +80,13 @@ struct Memory {
     bootstrap: BootstrapStage,
     /// The synchronous standby names last set on the database.
     sync_names: Option<Vec<String>>,
+    /// Our write position when the synchronous standby names last changed: a newly named standby
+    /// is recorded in `/sync` only once it has flushed up to here.
+    sync_bar: Option<Lsn>,
+    /// Since when the cluster has been unlocked, for `primary_race_backoff`.
+    unlocked_since: Option<u64>,
+    /// Our WAL position in the previous cycle and in this one, to see whether WAL still arrives.
+    wal: (Option<Lsn>, Option<Lsn>),
 }
 
 /// Our own bootstrap's progress, so its completion can be finished with the lock and `/initialize`.
@@ -274,10 +284,21 @@ impl Ha {
                 self.mem.former_leader = Some((leader.name.clone(), Tags::default()));
             }
         }
+        if cluster.leader.is_some() {
+            self.mem.unlocked_since = None;
+        } else {
+            self.mem.unlocked_since.get_or_insert(obs.now);
+        }
+        self.mem.wal = (self.mem.wal.1, Some(obs.local.wal_position()));
         if !cluster.is_leader(&self.node.name) {
             // The key is gone or someone else's: no lease of ours can be valid.
             self.mem.leader_expiry = None;
             self.mem.sync_names = None;
+            self.mem.sync_bar = None;
+        }
+        if obs.local.role == crate::DbRole::Primary {
+            // Whatever we followed before is history once we are primary.
+            self.mem.following = None;
         }
         if obs.local.process == ProcessState::Running {
             self.mem.down_since = None;
@@ -353,7 +374,11 @@ impl Ha {
     fn request(&mut self, cy: &Cycle<'_>) -> Option<Decision> {
         for req in &cy.obs.requests {
             match req {
-                crate::LocalRequest::Restart if cy.obs.local.process.is_alive() => {
+                // A primary without the lock must demote, not restart.
+                crate::LocalRequest::Restart
+                    if cy.obs.local.process.is_alive()
+                        && (cy.hold || !cy.obs.local.is_running_primary()) =>
+                {
                     let mut actions = Vec::new();
                     if cy.hold {
                         actions.push(Action::RenewLeader);
@@ -366,7 +391,9 @@ impl Ha {
                     });
                 }
                 crate::LocalRequest::Reinitialize { force } => {
-                    return Some(self.reinitialize(cy, *force));
+                    if let Some(d) = self.reinitialize(cy, *force) {
+                        return Some(d);
+                    }
                 }
                 _ => {}
             }
@@ -375,21 +402,22 @@ impl Ha {
     }
 
     /// `POST /reinitialize`: wipe and copy this standby from the leader.
-    fn reinitialize(&mut self, cy: &Cycle<'_>, force: bool) -> Decision {
-        if cy.hold {
-            return Decision::message("I am the leader, can not reinitialize");
+    ///
+    /// `None` when the request cannot apply (we lead, nobody leads, or we run as a primary without
+    /// `force`): the cycle then goes on as usual, because renewing, racing or demoting matters more;
+    /// the REST layer answers such requests itself (Patroni's 503s).
+    fn reinitialize(&mut self, cy: &Cycle<'_>, force: bool) -> Option<Decision> {
+        if cy.hold || (cy.obs.local.is_running_primary() && !force) {
+            return None;
         }
+        let leader = cy.other_leader()?;
         if cy.paused {
-            return Decision::message("reinitialize is not done while the cluster is paused");
-        }
-        let Some(leader) = cy.other_leader() else {
-            return Decision::message("Cluster has no leader, can not reinitialize");
-        };
-        if cy.obs.local.process.is_alive() && !force && cy.obs.local.is_running_primary() {
-            return Decision::message("refusing to reinitialize a running primary without force");
+            return Some(Decision::message(
+                "reinitialize is not done while the cluster is paused",
+            ));
         }
         self.mem.following = Some(leader.name.clone());
-        Decision {
+        Some(Decision {
             actions: vec![Action::Rebuild {
                 source: leader.clone(),
                 mode: crate::RebuildMode::Full,
@@ -397,7 +425,7 @@ impl Ha {
             }],
             message: format!("reinitializing from leader '{}'", leader.name),
             ineligible: Vec::new(),
-        }
+        })
     }
 
     /// Whether any member other than us could take over now, with lag measured against `optime`.

@@ -156,6 +156,9 @@ impl Ha {
         if let Err(reason) = self.policy.eligible(&me_c, &ctx) {
             return refuse(me, reason, None);
         }
+        if let (Request::None, Some(wait)) = (&request, self.race_backoff(cy)) {
+            return wait;
+        }
         let others: Vec<&str> = cy
             .cluster
             .members
@@ -267,5 +270,26 @@ impl Ha {
             message: "promoted self to leader by acquiring session lock".into(),
             ineligible: Vec::new(),
         }
+    }
+
+    /// Research U1: with `primary_race_backoff`, hold the race back during the first loop of the
+    /// window, and while WAL still arrives before the window ends, so the most advanced standby wins.
+    fn race_backoff(&self, cy: &Cycle<'_>) -> Option<Decision> {
+        let backoff = cy.config.primary_race_backoff.saturating_mul(1000);
+        let since = self.mem.unlocked_since?;
+        if backoff == 0 {
+            return None;
+        }
+        let end = since.saturating_add(backoff);
+        let first_loop = cy.obs.now < since.saturating_add(cy.config.loop_wait_ms());
+        let moved = matches!(self.mem.wal, (Some(a), Some(b)) if a != b);
+        if cy.obs.now >= end || !(first_loop || moved) {
+            return None;
+        }
+        Some(Decision::message(format!(
+            "My ({}) wal position moved since last heart beat loop, {} seconds until leader race",
+            cy.me(),
+            (end - cy.obs.now).div_ceil(1000)
+        )))
     }
 }

@@ -1,8 +1,9 @@
 //! Synchronous replication, leader side (research §3.4): choose standbys, keep `/sync` and the GUC in order.
 //!
 //! Ordering invariant: a standby is removed from `/sync` before the database stops waiting for it,
-//! and recorded in `/sync` only after the database reports it `sync`. So every member in `/sync`
-//! has every acknowledged commit, and only those may be promoted.
+//! and recorded in `/sync` only after the database reports it `sync` and it has flushed every
+//! write made before it was named. So every member in `/sync` has every acknowledged commit, and
+//! only those may be promoted.
 
 use super::{Cycle, Ha};
 use crate::{Action, ReplicationRow, SyncState};
@@ -54,6 +55,7 @@ impl Ha {
         let mut actions = Vec::new();
         let set_guc = |ha: &mut Ha, names: Vec<String>, count: u32, actions: &mut Vec<Action>| {
             if ha.mem.sync_names.as_ref() != Some(&names) {
+                ha.mem.sync_bar = Some(local.wal_position());
                 actions.push(Action::SetSyncStandbys {
                     names: names.clone(),
                     count,
@@ -140,9 +142,18 @@ impl Ha {
         let count = u32::try_from(picked.len()).unwrap_or(u32::MAX);
         set_guc(self, picked.clone(), count, &mut actions);
         if !removing {
+            // Sync according to the database is not enough: the standby must also hold every
+            // write acknowledged before it was named (it may have been named while far behind).
+            let bar = *self.mem.sync_bar.get_or_insert(local.wal_position());
+            let caught_up = |n: &str| {
+                local.replication.iter().any(|r| {
+                    r.application_name.eq_ignore_ascii_case(n)
+                        && r.flush_lsn.is_some_and(|f| f >= bar)
+                })
+            };
             let confirmed: Vec<String> = picked
                 .iter()
-                .filter(|n| contains(&keep, n) || contains(&db_sync, n))
+                .filter(|n| contains(&keep, n) || (contains(&db_sync, n) && caught_up(n)))
                 .cloned()
                 .collect();
             if !same_set(&confirmed, &recorded) {

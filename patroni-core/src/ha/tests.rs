@@ -158,13 +158,15 @@ fn tag_reload_republishes() {
     };
     let mut c2 = c;
     c2.members.push(Member::new("n1", data.clone()));
-    assert!(!ha
-        .step(&obs(1, c2.clone(), primary_local()))
-        .has(ActionKind::PublishMember));
+    let mut o = obs(1, c2, primary_local());
+    o.outcomes = vec![done(ActionKind::PublishMember, 0)];
+    assert!(!ha.step(&o).has(ActionKind::PublishMember));
     let mut node = Node::new("n1");
     node.tags.nofailover = true;
     ha.set_node(node);
-    let d = ha.step(&obs(2, c2, primary_local()));
+    o.now = 2;
+    o.outcomes.clear();
+    let d = ha.step(&o);
     let Action::PublishMember(data) = &d.actions[0] else {
         panic!("{:?}", d.actions)
     };
@@ -184,7 +186,6 @@ fn two_steps_per_cycle_race_then_acquire() {
     peer.state = MemberState::Running;
     peer.wal_position = Lsn(0x200_0000);
     o.peers = Some(vec![peer]);
-    o.outcomes = vec![done(ActionKind::PublishMember, 50_000)];
     let second = ha.step(&o);
     assert_eq!(
         second.actions.iter().map(Action::kind).collect::<Vec<_>>(),
@@ -193,7 +194,7 @@ fn two_steps_per_cycle_race_then_acquire() {
             ActionKind::AcquireLeader,
             ActionKind::Promote
         ],
-        "our key is still missing from this cycle's view, so it is written again"
+        "the agent runs only the second decision, so it carries the member key too"
     );
     assert_eq!(ha.step(&o), second, "a repeated step decides the same");
 }
@@ -248,4 +249,145 @@ fn follow_once_then_again_after_a_leader_change() {
         kinds(&ha.step(&obs(2, b, standby_local()))),
         vec![ActionKind::Follow]
     );
+}
+
+#[test]
+fn race_backoff_waits_while_wal_still_arrives() {
+    let mut ha = Ha::new(Node::new("n1"));
+    let mut c = cluster(None, vec![]);
+    if let Some(cfg) = c.config.as_mut() {
+        cfg.value.primary_race_backoff = 30;
+    }
+    let at = |now: u64, lsn: u64| {
+        let mut l = standby_local();
+        l.receive_lsn = Some(Lsn(lsn));
+        obs(now, c.clone(), l)
+    };
+    let waits = |d: &crate::Decision| d.message.contains("seconds until leader race");
+    assert!(waits(&ha.step(&at(0, 100))), "first loop of the window");
+    assert!(
+        waits(&ha.step(&at(15_000, 200))),
+        "WAL moved since the last cycle"
+    );
+    let d = ha.step(&at(20_000, 200));
+    assert!(!waits(&d) && d.has(ActionKind::AcquireLeader), "{d:?}");
+    let mut late = Ha::new(Node::new("n1"));
+    late.step(&at(0, 100));
+    assert!(
+        late.step(&at(30_000, 300)).has(ActionKind::AcquireLeader),
+        "window over"
+    );
+}
+
+#[test]
+fn a_lowered_ttl_shortens_the_lease_and_an_outage_demote_ends_it() {
+    let mut ha = Ha::new(Node::new("n1"));
+    let mut c = cluster(Some("n1"), vec![]);
+    let mut o = obs(10_000, c.clone(), primary_local());
+    o.outcomes = vec![done(ActionKind::RenewLeader, 10_000)];
+    ha.step(&o);
+    assert_eq!(ha.leader_expiry(), Some(40_000));
+    if let Some(cfg) = c.config.as_mut() {
+        cfg.value.ttl = 20;
+    }
+    let mut o = obs(11_000, c, primary_local());
+    o.outcomes = vec![done(ActionKind::RenewLeader, 11_000)];
+    ha.step(&o);
+    assert_eq!(ha.leader_expiry(), Some(31_000));
+    // DCS down with too little lease left: demote, and stop claiming the lock at once.
+    let mut down = obs(12_000, Cluster::default(), primary_local());
+    down.dcs = DcsView::Unreachable("refused".into());
+    let d = ha.step(&down);
+    assert_eq!(d.actions, vec![Action::Demote(crate::StopMode::Fast)]);
+    assert!(!ha.is_leader(12_001));
+}
+
+#[test]
+fn member_key_counts_as_written_only_once_confirmed() {
+    let mut ha = Ha::new(Node::new("n1"));
+    let first = ha.step(&obs(0, cluster(Some("n2"), vec![]), standby_local()));
+    let Action::PublishMember(data) = first.actions[0].clone() else {
+        panic!("{first:?}")
+    };
+    let mut c = cluster(Some("n2"), vec![Member::new("n1", data)]);
+    c.members.push(member("n2", MemberRole::Primary, 1));
+    // The previous decision was dropped (no outcome): write again.
+    let d = ha.step(&obs(1, c.clone(), standby_local()));
+    assert_eq!(d.actions[0].kind(), ActionKind::PublishMember);
+    // Confirmed: quiet.
+    let mut o = obs(2, c, standby_local());
+    o.outcomes = vec![done(ActionKind::PublishMember, 1)];
+    assert!(!ha.step(&o).has(ActionKind::PublishMember));
+}
+
+/// Simulator regression (seed 921971472681546990): a standby that was primary in between must
+/// follow the member it once followed when that member leads again.
+#[test]
+fn follows_again_a_leader_it_followed_before_being_primary() {
+    let mut ha = Ha::new(Node::new("n1"));
+    let x = cluster(Some("n2"), vec![member("n2", MemberRole::Primary, 1)]);
+    let follow = |d: &crate::Decision| d.has(ActionKind::Follow);
+    assert!(follow(&ha.step(&obs(0, x.clone(), standby_local()))));
+    // We lead for a while, then hand over back to n2 and run as a standby with no upstream.
+    ha.step(&obs(1, cluster(Some("n1"), vec![]), primary_local()));
+    let mut demoted = standby_local();
+    demoted.receiver = Some(crate::ReceiverStatus {
+        streaming: false,
+        upstream_host: None,
+        upstream_port: None,
+    });
+    let d = ha.step(&obs(2, x, demoted));
+    assert!(follow(&d), "{d:?}");
+}
+
+/// Simulator regression (seed 2150658261075272723): a standby named synchronous while 4 MiB
+/// behind must not be recorded in `/sync` before it has caught up.
+#[test]
+fn sync_standby_is_recorded_only_once_caught_up() {
+    let mut ha = Ha::new(Node::new("n1"));
+    let mut c = cluster(
+        Some("n1"),
+        vec![member("n2", MemberRole::Replica, 0x200_0000)],
+    );
+    if let Some(cfg) = c.config.as_mut() {
+        cfg.value.synchronous_mode = crate::SynchronousMode::On;
+    }
+    c.sync = Some(Versioned {
+        version: 4,
+        value: crate::SyncState {
+            leader: Some("n1".into()),
+            sync_standbys: vec![],
+            quorum: None,
+        },
+    });
+    let with_row = |flush: u64, sync_state: &str| {
+        let mut l = primary_local();
+        l.replication = vec![crate::ReplicationRow {
+            application_name: "n2".into(),
+            state: "streaming".into(),
+            sync_state: sync_state.into(),
+            flush_lsn: Some(Lsn(flush)),
+            replay_lsn: Some(Lsn(flush)),
+        }];
+        l
+    };
+    let writes_sync = |d: &crate::Decision| {
+        d.actions.iter().any(|a| {
+            matches!(a, Action::WriteSyncState { state, .. } if !state.sync_standbys.is_empty())
+        })
+    };
+    let d = ha.step(&obs(0, c.clone(), with_row(0x200_0000, "async")));
+    assert!(d
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::SetSyncStandbys { names, .. } if names == &["n2"])));
+    // The database now waits for n2 but n2 is 16 MiB behind the position it was named at.
+    assert!(!writes_sync(&ha.step(&obs(
+        1,
+        c.clone(),
+        with_row(0x200_0000, "sync")
+    ))));
+    // Caught up: record it.
+    let d = ha.step(&obs(2, c, with_row(0x300_0000, "sync")));
+    assert!(writes_sync(&d), "{d:?}");
 }

@@ -110,7 +110,7 @@ pub struct RaceContext<'a> {
     pub former_leader: Option<(&'a str, &'a Tags)>,
 }
 
-/// Decides eligibility and preference among candidates; Patroni's rules are [`PatroniPolicy`](crate::PatroniPolicy).
+/// Decides eligibility and preference among candidates; Patroni's rules are [`PatroniPolicy`].
 ///
 /// The state machine asks each node "may I race?" ([`eligible`](Self::eligible)) and then "does
 /// this peer beat me?" ([`prefers`](Self::prefers)); the create-only leader write breaks remaining ties.
