@@ -169,9 +169,12 @@ impl Agent {
             }
             // A failed task is retried on the regular schedule, not in a tight loop.
             if failed {
+                let retry_at =
+                    Instant::now() + Duration::from_millis(config.loop_wait_ms().max(100));
                 tokio::select! {
                     _ = shutdown.as_mut() => break,
-                    _ = sleep_until(next) => {}
+                    _ = sleep_until(retry_at) => {}
+                    _ = self.shared.wake.notified() => {}
                 }
             }
             // Never spin: a burst of watch events still leaves room for the REST API and the database.

@@ -73,8 +73,18 @@ async fn seed2_unstartable_primary_hands_over() {
         Some("5000"),
         "no acknowledged write lost"
     );
-    let history = c.view().await.unwrap().history;
-    assert!(!history.is_empty(), "the promotion is in /history");
+    c.wait(
+        "the promotion recorded in /history",
+        Duration::from_secs(10),
+        || async {
+            let history = c.view().await?.history;
+            history
+                .iter()
+                .any(|h| h.new_leader.as_deref() == Some(new.as_str()))
+                .then_some(())
+        },
+    )
+    .await;
     // Make it startable again: it comes back as a standby of the new primary.
     std::fs::write(&auto, original).unwrap();
     let t = Instant::now();
