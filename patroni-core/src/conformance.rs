@@ -1,7 +1,7 @@
 //! The DCS conformance suite: the behaviour every [`Dcs`] implementation must show, written once.
 //!
 //! An implementation's tests provide a [`DcsHarness`] (a fresh, empty cluster per case) and call each
-//! case; the in-memory [`MemoryDcs`](crate::MemoryDcs) runs it in patroni-core, etcd in patroni-etcd.
+//! case; the in-memory [`MemoryDcs`] runs it in patroni-core, etcd in patroni-etcd.
 //! Cases panic with a message on the first violated expectation, as test assertions do.
 
 use std::future::Future;
@@ -286,6 +286,30 @@ pub async fn wait_for_change_on_leader_change<H: DcsHarness + ?Sized>(h: &H) {
     within(h, 5_000, &mut w.wait_for_change())
         .await
         .expect("a release before the wait did not wake it")
+        .unwrap();
+
+    // A new switchover request and a configuration edit wake it too.
+    w.load().await.unwrap();
+    let mut wait = w.wait_for_change();
+    let request = FailoverRequest {
+        candidate: Some("watcher".into()),
+        ..Default::default()
+    };
+    assert!(a.set_failover(&request, None).await.unwrap());
+    within(h, 5_000, &mut wait)
+        .await
+        .expect("a failover request did not wake wait_for_change")
+        .unwrap();
+    drop(wait);
+    w.load().await.unwrap();
+    let mut wait = w.wait_for_change();
+    assert!(a
+        .write_config(&DynamicConfig::default(), None)
+        .await
+        .unwrap());
+    within(h, 5_000, &mut wait)
+        .await
+        .expect("a config change did not wake wait_for_change")
         .unwrap();
 }
 

@@ -114,15 +114,7 @@ impl MemoryDcs {
 #[async_trait]
 impl Dcs for MemoryDcs {
     async fn load(&self) -> Result<Cluster, DcsError> {
-        let (cluster, seen) = self.call(|s, now, me| {
-            let c = s.load(now);
-            if !c.is_leader(me) {
-                if let Some(l) = s.member_lease(me, now) {
-                    s.keep_alive(l, now);
-                }
-            }
-            (c, s.watch_revision())
-        })?;
+        let (cluster, seen) = self.call(|s, now, me| (s.load_as(me, now), s.watch_revision()))?;
         self.seen.store(seen, Ordering::SeqCst);
         Ok(cluster)
     }

@@ -356,10 +356,12 @@ impl MemoryStore {
         self.delete_if_value(keyspace::LEADER, member.as_bytes(), now)
     }
 
-    /// Writes the member key bound to the member's lease, keeping that lease alive.
+    /// Writes the member key bound to the member's lease (granted if it has none).
+    ///
+    /// As in etcd, writing does not extend the lease: that is [`renew_leader`](Self::renew_leader)'s
+    /// job for the leader and [`load_as`](Self::load_as)'s for everyone else.
     pub fn publish_member(&mut self, member: &str, data: &MemberData, now: u64) {
-        self.refresh_member_lease(member, now);
-        let lease = self.member_leases[member];
+        let lease = self.ensure_member_lease(member, now);
         self.put(
             &keyspace::member_key(member),
             to_json(data),
@@ -427,6 +429,20 @@ impl MemoryStore {
             mod_revision: kv.mod_revision,
         }))
     }
+
+    /// What one agent's cluster read does in the adapters: [`load`](Self::load), then, unless the
+    /// view names `member` as leader (whose lease `renew_leader` keeps), keep its lease alive.
+    ///
+    /// This is how a replica that publishes only on change keeps its member key.
+    pub fn load_as(&mut self, member: &str, now: u64) -> Cluster {
+        let c = self.load(now);
+        if !c.is_leader(member) {
+            if let Some(l) = self.member_lease(member, now) {
+                self.keep_alive(l, now);
+            }
+        }
+        c
+    }
 }
 
 /// Serialises one of the model's JSON values; they are plain data, so this cannot fail.
@@ -487,6 +503,18 @@ mod tests {
     }
 
     #[test]
+    fn the_leaders_load_leaves_its_lease_to_renewal() {
+        let mut s = MemoryStore::new(TTL);
+        s.publish_member("a", &MemberData::default(), 0);
+        assert!(s.acquire_leader("a", 0));
+        assert!(s.load_as("a", 20_000).is_leader("a"));
+        assert!(
+            s.load(30_000).is_unlocked(),
+            "only renew_leader extends a leader's lease"
+        );
+    }
+
+    #[test]
     fn leader_lock_between_members() {
         let mut s = MemoryStore::new(TTL);
         assert!(s.acquire_leader("a", 0));
@@ -537,15 +565,28 @@ mod tests {
             s.load(1).member("r").unwrap().data.role,
             MemberRole::Replica
         );
-        assert!(s.refresh_member_lease("r", 29_000));
-        assert!(s.load(58_999).member("r").is_some());
-        assert!(s.load(59_000).members.is_empty());
+        s.publish_member("r", &data, 20_000);
         assert!(
-            !s.refresh_member_lease("r", 60_000),
+            s.load(30_000).members.is_empty(),
+            "publishing does not extend the lease"
+        );
+        s.publish_member("r", &data, 30_000);
+        assert!(
+            s.load_as("r", 50_000).member("r").is_some(),
+            "load_as keeps it alive"
+        );
+        assert!(s.load(79_999).member("r").is_some());
+        assert!(s.load(80_000).members.is_empty());
+        s.publish_member("r", &data, 80_000);
+        assert!(s.refresh_member_lease("r", 99_000));
+        assert!(s.load(128_999).member("r").is_some());
+        assert!(s.load(129_000).members.is_empty());
+        assert!(
+            !s.refresh_member_lease("r", 130_000),
             "an expired lease is re-granted"
         );
         assert!(
-            s.load(60_000).members.is_empty(),
+            s.load(130_000).members.is_empty(),
             "re-granting does not resurrect keys"
         );
     }

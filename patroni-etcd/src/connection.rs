@@ -185,3 +185,63 @@ impl Connection {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: tonic::Code, msg: &str) -> etcd_client::Error {
+        etcd_client::Error::GRpcStatus(tonic::Status::new(code, msg))
+    }
+
+    #[test]
+    fn outages_are_retried_refusals_are_not() {
+        for code in [
+            tonic::Code::Unavailable,
+            tonic::Code::DeadlineExceeded,
+            tonic::Code::Unknown,
+            tonic::Code::Internal,
+        ] {
+            assert_eq!(
+                classify(&status(code, "etcdserver: no leader")),
+                Failure::Retry
+            );
+        }
+        for code in [
+            tonic::Code::Unauthenticated,
+            tonic::Code::PermissionDenied,
+            tonic::Code::InvalidArgument,
+            tonic::Code::FailedPrecondition,
+        ] {
+            assert_eq!(classify(&status(code, "refused")), Failure::Refused);
+        }
+        let io = etcd_client::Error::IoError(std::io::Error::other("connection reset"));
+        assert_eq!(classify(&io), Failure::Retry);
+    }
+
+    #[test]
+    fn lease_not_found_is_recognised() {
+        assert!(is_lease_not_found(&status(
+            tonic::Code::NotFound,
+            "etcdserver: requested lease not found"
+        )));
+        assert!(!is_lease_not_found(&status(
+            tonic::Code::NotFound,
+            "key not found"
+        )));
+        assert!(!is_lease_not_found(&status(
+            tonic::Code::Unavailable,
+            "lease not found"
+        )));
+    }
+
+    #[test]
+    fn attempts_share_retry_timeout_but_get_at_least_a_second() {
+        let three = Etcd3Config::with_hosts(["a:1", "b:2", "c:3"]);
+        let c = Connection::new(&three, Duration::from_secs(9)).unwrap();
+        assert_eq!(c.attempt_budget(), Duration::from_secs(3));
+        let c = Connection::new(&three, Duration::from_secs(2)).unwrap();
+        assert_eq!(c.attempt_budget(), MIN_ATTEMPT);
+        assert_eq!(c.endpoint(4), "http://b:2");
+    }
+}

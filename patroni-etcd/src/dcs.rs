@@ -22,9 +22,12 @@ use crate::watch::{self as watcher, Seen};
 /// Range responses may carry many large values; never let one bad writer make the view unreadable.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
-/// Our lease and what is bound to it.
-#[derive(Default)]
+/// Our lease, its timing, and what is bound to it.
 struct LeaseState {
+    /// TTL of leases we grant (Patroni's `ttl`).
+    ttl: Duration,
+    /// The loop period, for the lazy keep-alive.
+    loop_wait: Duration,
     id: Option<i64>,
     refreshed: Option<Instant>,
     /// The last member value we wrote, re-written when the lease has to be re-granted.
@@ -81,11 +84,19 @@ impl EtcdDcs {
     pub fn new(config: &Etcd3Config, identity: EtcdIdentity) -> Result<Self, EtcdError> {
         identity.validate()?;
         let conn = Connection::new(config, identity.retry_timeout)?;
+        let (ttl, loop_wait) = (identity.ttl, identity.loop_wait);
         Ok(EtcdDcs {
             conn: Arc::new(conn),
             prefix: identity.prefix(),
             identity,
-            lease: tokio::sync::Mutex::new(LeaseState::default()),
+            lease: tokio::sync::Mutex::new(LeaseState {
+                ttl,
+                loop_wait,
+                id: None,
+                refreshed: None,
+                member_value: None,
+                member_lease: None,
+            }),
             leader_seen: Mutex::new(LeaderSeen::default()),
             loaded_at: AtomicI64::new(0),
             seen_tx: watch::channel(Seen::default()).0,
@@ -107,7 +118,7 @@ impl EtcdDcs {
         &self.prefix
     }
 
-    /// The identity this instance acts with.
+    /// The identity this instance was built with (see [`set_timing`](Self::set_timing) for later changes).
     pub fn identity(&self) -> &EtcdIdentity {
         &self.identity
     }
@@ -129,8 +140,19 @@ impl EtcdDcs {
         self.key(&keyspace::member_key(&self.identity.name))
     }
 
-    fn ttl_secs(&self) -> i64 {
-        self.identity.ttl.as_secs_f64().ceil() as i64
+    /// Applies a changed `ttl` or `loop_wait` from the dynamic configuration.
+    ///
+    /// A new `ttl` drops our lease, as Patroni does: the next renewal or publication grants one
+    /// with the new TTL and moves our keys to it; the old lease then simply runs out.
+    pub async fn set_timing(&self, ttl: Duration, loop_wait: Duration) {
+        let mut st = self.lease.lock().await;
+        if ttl != st.ttl {
+            tracing::info!(old = ?st.ttl, new = ?ttl, "ttl changed; the next call re-grants our lease");
+            st.id = None;
+            st.member_lease = None;
+        }
+        st.ttl = ttl.max(Duration::from_secs(1));
+        st.loop_wait = loop_wait;
     }
 
     /// A transaction on one comparison; returns whether it succeeded.
@@ -200,7 +222,7 @@ impl EtcdDcs {
     }
 
     async fn grant(&self, st: &mut LeaseState) -> Result<i64, DcsError> {
-        let ttl = self.ttl_secs();
+        let ttl = st.ttl.as_secs_f64().ceil() as i64;
         let id = self
             .conn
             .call("lease grant", |mut c| async move {
@@ -315,12 +337,8 @@ impl EtcdDcs {
         if st.id.is_none() {
             return;
         }
-        let margin = self.identity.loop_wait + self.identity.retry_timeout;
-        let due_after = self
-            .identity
-            .ttl
-            .saturating_sub(margin)
-            .max(Duration::from_secs(1));
+        let margin = st.loop_wait + self.identity.retry_timeout;
+        let due_after = st.ttl.saturating_sub(margin).max(Duration::from_secs(1));
         if st.refreshed.is_some_and(|t| t.elapsed() < due_after) {
             return;
         }
@@ -629,6 +647,10 @@ impl Dcs for EtcdDcs {
 
     async fn wait_for_change(&self) -> Result<(), DcsError> {
         let since = self.loaded_at.load(Ordering::SeqCst);
+        if since == 0 {
+            // Nothing loaded yet, so everything is news (and no watch runs yet).
+            return Ok(());
+        }
         let mut rx = self.seen_tx.subscribe();
         // The sender lives in `self`, so the channel cannot close while we wait.
         let _ = rx.wait_for(|s| s.wake > since).await;

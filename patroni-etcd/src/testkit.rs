@@ -49,6 +49,22 @@ struct Spec {
     peer_port: u16,
     initial_cluster: String,
     token: String,
+    tls: Option<TlsFiles>,
+}
+
+/// PEM files for an etcd that serves `https` and requires client certificates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The CA that signed both certificates below.
+    pub ca: PathBuf,
+    /// The server certificate, valid for `127.0.0.1`.
+    pub server_cert: PathBuf,
+    /// The server certificate's key.
+    pub server_key: PathBuf,
+    /// A client certificate signed by `ca`.
+    pub client_cert: PathBuf,
+    /// The client certificate's key.
+    pub client_key: PathBuf,
 }
 
 /// One running etcd server, stopped by PID on drop.
@@ -67,7 +83,7 @@ impl EtcdProcess {
         let mut last = FixtureError("not attempted".into());
         // A port chosen free may be taken by a parallel test before etcd binds it: try again.
         for _ in 0..3 {
-            match Self::try_start_single().await {
+            match Self::try_start_single(None).await {
                 Ok(p) => return Ok(p),
                 Err(e) => last = e,
             }
@@ -75,15 +91,32 @@ impl EtcdProcess {
         Err(last)
     }
 
-    async fn try_start_single() -> Result<Self, FixtureError> {
+    /// Starts a single-member etcd serving `https` with client-certificate authentication.
+    #[cfg(feature = "tls")]
+    pub async fn start_tls(files: TlsFiles) -> Result<Self, FixtureError> {
+        let mut last = FixtureError("not attempted".into());
+        for _ in 0..3 {
+            match Self::try_start_single(Some(files.clone())).await {
+                Ok(p) => return Ok(p),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    async fn try_start_single(tls: Option<TlsFiles>) -> Result<Self, FixtureError> {
         let ports = free_ports(2)?;
-        let name = "etcd0".to_string();
+        // A unique member name lets the health check tell our server from another test's that
+        // grabbed the same port first.
+        let token = unique_token();
+        let name = format!("{token}-0");
         let spec = Spec {
             initial_cluster: format!("{name}=http://127.0.0.1:{}", ports[1]),
             name,
             client_port: ports[0],
             peer_port: ports[1],
-            token: unique_token(),
+            token,
+            tls,
         };
         let mut p = Self::spawn(spec)?;
         p.wait_healthy(&[p.endpoint()]).await?;
@@ -121,9 +154,19 @@ impl EtcdProcess {
             .try_clone()
             .map_err(|e| FixtureError(format!("cannot clone log handle: {e}")))?;
         let s = &self.spec;
-        let client = format!("http://127.0.0.1:{}", s.client_port);
+        let client = self.endpoint();
         let peer = format!("http://127.0.0.1:{}", s.peer_port);
-        let child = Command::new(ETCD_BIN)
+        let mut cmd = Command::new(ETCD_BIN);
+        if let Some(t) = &s.tls {
+            cmd.arg("--cert-file")
+                .arg(&t.server_cert)
+                .arg("--key-file")
+                .arg(&t.server_key)
+                .arg("--trusted-ca-file")
+                .arg(&t.ca)
+                .arg("--client-cert-auth");
+        }
+        let child = cmd
             .args(["--name", &s.name])
             .arg("--data-dir")
             .arg(&self.data_dir)
@@ -158,7 +201,8 @@ impl EtcdProcess {
                     )));
                 }
             }
-            match tokio::time::timeout(Duration::from_secs(2), read_once(endpoints)).await {
+            let probe = read_once(endpoints, self.spec.tls.as_ref(), &self.spec.name);
+            match tokio::time::timeout(Duration::from_secs(2), probe).await {
                 Ok(Ok(())) => return Ok(()),
                 Ok(Err(e)) => last = e.to_string(),
                 Err(_) => last = "no answer within 2 s".into(),
@@ -181,12 +225,23 @@ impl EtcdProcess {
 
     /// The client URL, `http://127.0.0.1:<port>`.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.spec.client_port)
+        let scheme = if self.spec.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.spec.client_port)
     }
 
-    /// An `etcd3:` configuration pointing at this server.
+    /// An `etcd3:` configuration pointing at this server (with the client certificate for `https`).
     pub fn config(&self) -> Etcd3Config {
-        Etcd3Config::with_hosts([self.endpoint()])
+        let mut c = Etcd3Config::with_hosts([self.endpoint()]);
+        if let Some(t) = &self.spec.tls {
+            c.cacert = Some(t.ca.clone());
+            c.cert = Some(t.client_cert.clone());
+            c.key = Some(t.client_key.clone());
+        }
+        c
     }
 
     /// The server's process id, while it runs.
@@ -271,9 +326,49 @@ pub async fn raw_client(
     Client::connect(endpoints, Some(opts)).await
 }
 
-async fn read_once(endpoints: &[String]) -> Result<(), etcd_client::Error> {
-    let mut c = raw_client(endpoints, None).await?;
-    c.get("/patroni-testkit-health", None).await.map(|_| ())
+/// A linearizable read succeeds, and the cluster that answered has a member named `ours`.
+async fn read_once(
+    endpoints: &[String],
+    tls: Option<&TlsFiles>,
+    ours: &str,
+) -> Result<(), etcd_client::Error> {
+    let mut c = match tls {
+        None => raw_client(endpoints, None).await?,
+        Some(t) => tls_client(endpoints, t).await?,
+    };
+    c.get("/patroni-testkit-health", None).await?;
+    let members = c.member_list().await?;
+    if members.members().iter().any(|m| m.name() == ours) {
+        Ok(())
+    } else {
+        Err(etcd_client::Error::InvalidArgs(format!(
+            "the server on this port is another test's etcd, not {ours}"
+        )))
+    }
+}
+
+#[cfg(feature = "tls")]
+async fn tls_client(endpoints: &[String], t: &TlsFiles) -> Result<Client, etcd_client::Error> {
+    use etcd_client::{Certificate, Identity, TlsOptions};
+    let read = |p: &Path| std::fs::read(p).map_err(etcd_client::Error::IoError);
+    let tls = TlsOptions::new()
+        .ca_certificate(Certificate::from_pem(read(&t.ca)?))
+        .identity(Identity::from_pem(
+            read(&t.client_cert)?,
+            read(&t.client_key)?,
+        ));
+    let opts = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_timeout(Duration::from_secs(5))
+        .with_tls(tls);
+    Client::connect(endpoints, Some(opts)).await
+}
+
+#[cfg(not(feature = "tls"))]
+async fn tls_client(_: &[String], _: &TlsFiles) -> Result<Client, etcd_client::Error> {
+    Err(etcd_client::Error::InvalidArgs(
+        "https needs the `tls` feature".into(),
+    ))
 }
 
 async fn enable_auth(endpoints: &[String], user: &str, password: &str) -> Result<(), FixtureError> {
@@ -322,17 +417,18 @@ impl EtcdCluster {
         let ports = free_ports(2 * n)?;
         let token = unique_token();
         let initial_cluster = (0..n)
-            .map(|i| format!("etcd{i}=http://127.0.0.1:{}", ports[2 * i + 1]))
+            .map(|i| format!("{token}-{i}=http://127.0.0.1:{}", ports[2 * i + 1]))
             .collect::<Vec<_>>()
             .join(",");
         let mut members = Vec::new();
         for i in 0..n {
             members.push(EtcdProcess::spawn(Spec {
-                name: format!("etcd{i}"),
+                name: format!("{token}-{i}"),
                 client_port: ports[2 * i],
                 peer_port: ports[2 * i + 1],
                 initial_cluster: initial_cluster.clone(),
                 token: token.clone(),
+                tls: None,
             })?);
         }
         let mut cluster = EtcdCluster { members };

@@ -125,3 +125,61 @@ async fn an_idle_agent_makes_at_most_two_requests_per_loop() {
         "{view:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_of_the_leader_key_wakes_a_waiting_replica() {
+    let h = EtcdHarness::start().await;
+    let leader = h.dcs("leader");
+    let replica = h.dcs("replica");
+    assert!(leader.acquire_leader().await.unwrap());
+    assert!(replica.load().await.unwrap().is_leader("leader"));
+    // The leader stops renewing (a hung agent); etcd deletes the key when the lease runs out.
+    let t = std::time::Instant::now();
+    tokio::time::timeout(TTL + Duration::from_secs(5), replica.wait_for_change())
+        .await
+        .expect("lease expiry did not wake the replica")
+        .unwrap();
+    eprintln!(
+        "woken {:?} after the last renewal (ttl {TTL:?})",
+        t.elapsed()
+    );
+    assert!(replica.load().await.unwrap().is_unlocked());
+    assert!(replica.acquire_leader().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_ttl_moves_our_keys_to_a_new_lease() {
+    let h = EtcdHarness::start().await;
+    let a = h.dcs("a");
+    a.publish_member(&MemberData::default()).await.unwrap();
+    assert!(a.acquire_leader().await.unwrap());
+    let old = a.lease_id().await.unwrap();
+
+    a.set_timing(Duration::from_secs(20), LOOP_WAIT).await;
+    assert!(
+        a.renew_leader().await.unwrap(),
+        "the lock survives a ttl change"
+    );
+    let new = a.lease_id().await.unwrap();
+    assert_ne!(new, old);
+
+    let mut raw = raw_client(&[h.etcd.endpoint()], None).await.unwrap();
+    let granted = raw
+        .lease_time_to_live(new, None)
+        .await
+        .unwrap()
+        .granted_ttl();
+    assert_eq!(granted, 20);
+    let prefix = format!("/service/{}/", h.scope);
+    for key in ["leader", "members/a"] {
+        let kv = raw.get(format!("{prefix}{key}"), None).await.unwrap();
+        assert_eq!(kv.kvs()[0].lease(), new, "{key} still on the old lease");
+    }
+    // The old lease expiring takes nothing with it.
+    raw.lease_revoke(old).await.unwrap();
+    let view = h.dcs("observer").load().await.unwrap();
+    assert!(
+        view.is_leader("a") && view.member("a").is_some(),
+        "{view:?}"
+    );
+}

@@ -10,7 +10,7 @@ use patroni_core::{Dcs, DcsError, DynamicConfig, MemberData};
 use patroni_etcd::{EtcdDcs, EtcdIdentity};
 
 /// Slack on top of `retry_timeout` for scheduling on a loaded machine.
-const SLACK: Duration = Duration::from_millis(700);
+const SLACK: Duration = Duration::from_millis(1_000);
 
 async fn assert_unreachable<T: std::fmt::Debug>(
     what: &str,

@@ -10,10 +10,29 @@ use patroni_core::{
 
 use crate::adapter::host_of_conn_url;
 use crate::commands::{sync_standby_names, ServerMode};
-use crate::ctl_output::{CtlOutcome, Verb};
+use crate::ctl_output::{CtlOutcome, CtlReport, Verb};
 use crate::OpenGauss;
+use patroni_postgres::command::{CommandOutput, CommandSpec};
 
 impl OpenGauss {
+    /// A failed start or restart, with the command, its exit status, what gs_ctl said and the server log tail.
+    async fn start_failed(
+        &self,
+        spec: &CommandSpec,
+        out: &CommandOutput,
+        report: &CtlReport,
+    ) -> DbError {
+        DbError::StartFailed {
+            reason: format!(
+                "`{}` ({}): {}",
+                spec.command_line(),
+                out.status_text(),
+                report.summary()
+            ),
+            log_tail: self.log_tail().await,
+        }
+    }
+
     async fn start_mode(&self, mode: ServerMode) -> Result<(), DbError> {
         self.configure(false).await?;
         let spec = self.cmds.start(mode);
@@ -21,15 +40,7 @@ impl OpenGauss {
         if report.outcome == CtlOutcome::StartFailed
             || (!out.success() && report.outcome != CtlOutcome::LockHeld)
         {
-            return Err(DbError::StartFailed {
-                reason: format!(
-                    "`{}` ({}): {}",
-                    spec.command_line(),
-                    out.status_text(),
-                    report.summary()
-                ),
-                log_tail: self.log_tail().await,
-            });
+            return Err(self.start_failed(&spec, &out, &report).await);
         }
         let seen = self.inspect().await;
         let wanted = match mode {
@@ -244,15 +255,7 @@ impl Database for OpenGauss {
         let spec = self.cmds.restart(mode, StopMode::Fast);
         let (out, report) = self.ctl(Verb::Restart, &spec).await?;
         if !out.success() || report.outcome == CtlOutcome::StartFailed {
-            return Err(DbError::StartFailed {
-                reason: format!(
-                    "`{}` ({}): {}",
-                    spec.command_line(),
-                    out.status_text(),
-                    report.summary()
-                ),
-                log_tail: self.log_tail().await,
-            });
+            return Err(self.start_failed(&spec, &out, &report).await);
         }
         let after = self.inspect().await;
         if after.db.process.is_alive() && after.db.role == before.db.role {
@@ -296,15 +299,7 @@ impl Database for OpenGauss {
                 observed: seen.describe(),
             })
         } else {
-            Err(DbError::StartFailed {
-                reason: format!(
-                    "`{}` ({}): {}",
-                    spec.command_line(),
-                    out.status_text(),
-                    report.summary()
-                ),
-                log_tail: self.log_tail().await,
-            })
+            Err(self.start_failed(&spec, &out, &report).await)
         }
     }
 

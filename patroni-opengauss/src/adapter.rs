@@ -128,24 +128,9 @@ impl OpenGauss {
         Ok(self.runner.run(spec).await?)
     }
 
+    /// openGauss keeps PostgreSQL's data directory layout (`PG_VERSION` included), so the ancestor's check applies.
     pub(crate) fn data_dir_state(&self) -> DataDirState {
-        let dir = &self.config.data_dir;
-        match std::fs::read_dir(dir) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => DataDirState::Empty,
-            Err(e) => DataDirState::Unreadable(format!("{}: {e}", dir.display())),
-            Ok(mut entries) => {
-                if entries.next().is_none() {
-                    DataDirState::Empty
-                } else if dir.join("PG_VERSION").is_file() {
-                    DataDirState::Initialized
-                } else {
-                    DataDirState::Unreadable(format!(
-                        "{} is not empty but holds no PG_VERSION",
-                        dir.display()
-                    ))
-                }
-            }
-        }
+        patroni_postgres::datadir::data_dir_state(&self.config.data_dir)
     }
 
     pub(crate) async fn inspect(&self) -> Seen {

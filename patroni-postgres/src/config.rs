@@ -128,8 +128,11 @@ impl InitdbOption {
 }
 
 /// Patroni's `postgresql:` section: where the server lives and how the agent runs and reaches it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+///
+/// Patroni keys this adapter does not implement (`callbacks`, `create_replica_methods`, `pg_ident`,
+/// ...) and misspelt keys land in [`other`](Self::other) instead of failing the load, so an existing
+/// `patroni.yml` still starts; the loader must warn about each of [`ignored_keys`](Self::ignored_keys).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PostgresConfig {
     /// `host[,host...]:port` the server listens on; the port is also the local socket's.
     pub listen: String,
@@ -167,13 +170,17 @@ pub struct PostgresConfig {
     /// When `pg_rewind` fails, fall back to a full copy instead of reporting the failure.
     #[serde(default)]
     pub remove_data_directory_on_rewind_failure: bool,
-    /// When the history diverged and rewind is not possible, copy everything again.
+    /// Read by the agent, not the adapter: rebuild a standby whose history diverged even when
+    /// pg_rewind cannot be used (a [`RebuildMode::Auto`](patroni_core::RebuildMode) rebuild then copies everything).
     #[serde(default)]
     pub remove_data_directory_on_diverged_timelines: bool,
     /// Server log file the agent starts the server with (`pg_ctl -l`); default `<data_dir>.log`, outside
     /// the data directory so a rebuild does not take it away. Not in Patroni's YAML.
     #[serde(default)]
     pub log_file: Option<PathBuf>,
+    /// Keys of the section this adapter does not know, kept so the loader can name them in a warning.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
     /// The OS user (uid, gid) the server runs as; set by the agent, never read from YAML.
     #[serde(skip)]
     pub run_as: Option<(u32, u32)>,
@@ -207,6 +214,7 @@ impl PostgresConfig {
             remove_data_directory_on_rewind_failure: false,
             remove_data_directory_on_diverged_timelines: false,
             log_file: None,
+            other: BTreeMap::new(),
             run_as: None,
         }
     }
@@ -247,6 +255,11 @@ impl PostgresConfig {
             }
         }
         Ok(())
+    }
+
+    /// Keys in the YAML section that this adapter ignores (unsupported Patroni features or typos).
+    pub fn ignored_keys(&self) -> Vec<&str> {
+        self.other.keys().map(String::as_str).collect()
     }
 
     /// The port from `listen`.
@@ -412,9 +425,17 @@ remove_data_directory_on_rewind_failure: true
         c.parameters.insert("x; DROP".into(), "1".into());
         assert_eq!(c.validate().unwrap_err().field, "parameters");
         let unknown = serde_yaml::from_str::<PostgresConfig>(
-            "listen: a:1\nconnect_address: a:1\ndata_dir: /d\nlisten_adress: x\n",
+            "listen: a:1\nconnect_address: a:1\ndata_dir: /d\nlisten_adress: x\ncallbacks: {on_start: /bin/true}\n",
+        )
+        .unwrap();
+        assert_eq!(unknown.ignored_keys(), ["callbacks", "listen_adress"]);
+        let wrong_type = serde_yaml::from_str::<PostgresConfig>(
+            "listen: a:1\nconnect_address: a:1\ndata_dir: /d\npg_ctl_timeout: soon\n",
         );
-        assert!(unknown.unwrap_err().to_string().contains("listen_adress"));
+        assert!(wrong_type
+            .unwrap_err()
+            .to_string()
+            .contains("pg_ctl_timeout"));
     }
 
     #[test]

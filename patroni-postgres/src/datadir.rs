@@ -38,9 +38,21 @@ pub fn process_alive(pid: u32) -> bool {
     }
 }
 
-/// The postmaster's pid when `postmaster.pid` names a live process.
+/// The command name of a process (`comm` in `/proc/<pid>/stat`).
+fn process_name(pid: u32) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    Some(stat.get(open + 1..close)?.to_string())
+}
+
+/// The postmaster's pid when `postmaster.pid` names a live PostgreSQL process; after a reboot
+/// the recorded pid may belong to something else, which must not pass for a running server.
 pub fn live_postmaster(data_dir: &Path) -> Option<PidFile> {
-    read_pid_file(data_dir).filter(|p| process_alive(p.pid))
+    read_pid_file(data_dir).filter(|p| {
+        process_alive(p.pid)
+            && process_name(p.pid).is_some_and(|n| n == "postgres" || n == "postmaster")
+    })
 }
 
 /// Classifies the data directory without opening anything but the directory and `PG_VERSION`.
@@ -55,7 +67,7 @@ pub fn data_dir_state(data_dir: &Path) -> DataDirState {
                 DataDirState::Initialized
             } else {
                 DataDirState::Unreadable(format!(
-                    "{} is not empty but holds no PG_VERSION: not a PostgreSQL data directory",
+                    "{} is not empty but holds no PG_VERSION: not a PostgreSQL or openGauss data directory",
                     data_dir.display()
                 ))
             }
@@ -209,12 +221,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            live_postmaster(&base),
+            read_pid_file(&base),
             Some(PidFile {
                 pid,
                 status: "ready".into()
             })
         );
+        // Alive, but not a postgres process: a recycled pid is no running server.
+        assert_eq!(live_postmaster(&base), None);
         fs::write(base.join("postmaster.pid"), "garbage\n").unwrap();
         assert_eq!(read_pid_file(&base), None);
         fs::write(base.join("log"), "a\nb\nc\nd\n").unwrap();

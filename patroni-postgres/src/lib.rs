@@ -83,6 +83,9 @@ impl Database for Postgres {
         self.rebuild_impl(source, mode).await
     }
 
+    /// `ALTER SYSTEM` persists the list in `postgresql.auto.conf`, which copies and rewinds carry
+    /// along: a promoted standby keeps waiting for the old list until it is set again, which blocks
+    /// commits rather than acknowledging unreplicated ones.
     async fn set_sync_standbys(&self, names: &[String], count: u32) -> Result<(), DbError> {
         self.set_sync_impl(names, count).await
     }

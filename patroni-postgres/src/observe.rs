@@ -121,9 +121,8 @@ impl Postgres {
             "ready" | "standby" => ProcessState::Running,
             _ => ProcessState::Starting,
         };
-        if let Err(e) = self.observe_sql(&mut db).await {
+        if self.observe_sql(&mut db).await.is_err() {
             // Alive but not answering (recovery, startup, overload): report it as starting.
-            let _ = e;
             db.process = ProcessState::Starting;
             // A standby that never becomes consistent can still say why in its log.
             db.cannot_follow = classify_log(&self.log_since_mark());

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use patroni_core::{DbError, Member, StartRole, StopMode};
+use patroni_core::{DataDirState, DbError, Member, StartRole, StopMode};
 
 use crate::command::{CommandOutput, CommandRunner, CommandSpec};
 use crate::conf::{self, ConfRole};
@@ -195,6 +195,16 @@ impl Postgres {
 
     /// Writes our configuration files for `role` (the data directory must exist).
     pub(crate) fn prepare(&self, role: &ConfRole) -> Result<(), DbError> {
+        match datadir::data_dir_state(&self.cfg.data_dir) {
+            DataDirState::Initialized => {}
+            DataDirState::Empty => {
+                return Err(DbError::Unsupported(format!(
+                    "{} holds no cluster yet: bootstrap or clone first",
+                    self.cfg.data_dir.display()
+                )))
+            }
+            DataDirState::Unreadable(why) => return Err(DbError::Io(why)),
+        }
         datadir::check_owner(&self.cfg.data_dir, self.cfg.run_as)?;
         conf::prepare(&self.cfg, role)
     }
@@ -288,7 +298,11 @@ impl Postgres {
         };
         let proc_dir = std::path::PathBuf::from(format!("/proc/{}", stale.pid));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while proc_dir.exists() && tokio::time::Instant::now() < deadline {
+        // Only a zombie is worth waiting for; a live process with that pid is somebody else's.
+        while proc_dir.exists()
+            && !datadir::process_alive(stale.pid)
+            && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -454,5 +468,85 @@ impl Postgres {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::RecordingRunner;
+    use patroni_core::Database;
+    use std::path::PathBuf;
+
+    fn adapter(runner: Arc<RecordingRunner>) -> (Postgres, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("pg-cmd-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cfg = PostgresConfig::new("127.0.0.1:5499", dir.join("data"));
+        cfg.bin_dir = Some("/pg/bin".into());
+        cfg.pg_ctl_timeout = 7;
+        cfg.run_as = Some((1234, 5678));
+        (Postgres::new("n1", cfg, runner).unwrap(), dir)
+    }
+
+    #[tokio::test]
+    async fn issues_exact_commands_as_the_server_user() {
+        let runner = Arc::new(RecordingRunner::new());
+        let (pg, dir) = adapter(runner.clone());
+        runner.reply_stdout(
+            0,
+            "Database cluster state:               shut down\nLatest checkpoint's TimeLineID:       3\n",
+        );
+        let cd = pg.controldata().await.unwrap();
+        assert_eq!((cd.cleanly_shut_down(), cd.timeline()), (true, Some(3)));
+        pg.reload().await.unwrap();
+        // No postmaster: stopping issues nothing, and starting an empty directory is refused typed.
+        pg.stop(StopMode::Fast).await.unwrap();
+        let err = pg.start(&StartRole::Primary).await.unwrap_err();
+        assert!(matches!(err, DbError::Unsupported(_)), "{err}");
+        let data = dir.join("data").display().to_string();
+        assert_eq!(
+            runner.command_lines(),
+            [
+                format!("/pg/bin/pg_controldata -D {data}"),
+                format!("/pg/bin/pg_ctl reload -D {data}"),
+            ]
+        );
+        let calls = runner.calls();
+        assert!(calls.iter().all(|c| c.run_as == Some((1234, 5678))));
+        assert!(calls[1].env.contains(&("LC_ALL".into(), "C".into())));
+        assert_eq!(calls[1].timeout, Duration::from_secs(7));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failing_command_is_typed_with_its_output() {
+        let runner = Arc::new(RecordingRunner::new());
+        let (pg, dir) = adapter(runner.clone());
+        runner.reply(Ok(CommandOutput {
+            code: Some(1),
+            stdout: String::new(),
+            stderr: "pg_ctl: PID file does not exist\n".into(),
+        }));
+        match pg.reload().await.unwrap_err() {
+            DbError::CommandFailed { status, output, .. } => {
+                assert_eq!(status, "exit code 1");
+                assert_eq!(output, "pg_ctl: PID file does not exist");
+            }
+            other => panic!("{other}"),
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn start_failure_reason_names_the_bad_setting() {
+        let tail = "2026-11-26 06:11:36.058 UTC [1] LOG:  invalid value for parameter \"shared_buffers\": \"lots\"\n\
+                    2026-11-26 06:11:36.058 UTC [1] FATAL:  configuration file \"/d/postgresql.conf\" contains errors";
+        let reason = start_failure_reason(tail).unwrap();
+        assert!(
+            reason.contains("shared_buffers") && reason.contains("contains errors"),
+            "{reason}"
+        );
+        assert_eq!(start_failure_reason("LOG:  database system is ready"), None);
     }
 }

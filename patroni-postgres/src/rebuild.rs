@@ -60,9 +60,19 @@ impl Postgres {
             self.empty_data_dir();
             return Err(e);
         }
-        self.prepare(&ConfRole::Primary)?;
-        self.pg_start().await?;
-        self.create_roles().await
+        let started = async {
+            self.prepare(&ConfRole::Primary)?;
+            self.pg_start().await?;
+            self.create_roles().await
+        }
+        .await;
+        if started.is_err() {
+            // A half-made cluster must not be mistaken for a bootstrapped one: leave the directory
+            // empty so this or another member can try again (the server log keeps the evidence).
+            let _ = self.pg_stop(StopMode::Immediate).await;
+            self.empty_data_dir();
+        }
+        started
     }
 
     fn initdb_args(&self) -> Vec<String> {

@@ -193,20 +193,38 @@ fn wait_gone(pids: impl Iterator<Item = u32>, limit: Duration) {
     }
 }
 
-impl Drop for PgNode {
-    fn drop(&mut self) {
-        let cfg = self.pg.config();
-        let Some(pm) = live_postmaster(&cfg.data_dir) else {
+/// Stops whatever postmaster runs in a data directory when dropped, by the PID in its
+/// `postmaster.pid`: for tests where something else (an agent process) started the server.
+#[derive(Debug, Clone)]
+pub struct ServerGuard {
+    /// The data directory whose server to stop.
+    pub data_dir: PathBuf,
+    /// The `pg_ctl` to try an immediate stop with before SIGKILL.
+    pub pg_ctl: PathBuf,
+}
+
+impl ServerGuard {
+    /// A guard for the server of `data_dir`, using PostgreSQL 15's `pg_ctl`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        ServerGuard {
+            data_dir: data_dir.into(),
+            pg_ctl: pg_bin_dir().join("pg_ctl"),
+        }
+    }
+
+    /// Stops the server now: `pg_ctl stop -m immediate` (frees shared memory), then SIGKILL by PID,
+    /// then waits until the postmaster and its children are reaped.
+    pub fn stop_now(&self) {
+        let Some(pm) = live_postmaster(&self.data_dir) else {
             return;
         };
         let children = children_of(pm.pid);
-        // An immediate stop also frees the shared memory; SIGKILL by PID if that does not work.
         let (uid, gid) = test_user();
         let _ = Command::new("timeout")
             .arg("10")
-            .arg(cfg.binary("pg_ctl"))
+            .arg(&self.pg_ctl)
             .args(["stop", "-m", "immediate", "-w", "-t", "8", "-D"])
-            .arg(&cfg.data_dir)
+            .arg(&self.data_dir)
             .uid(uid)
             .gid(gid)
             .stdout(Stdio::null())
@@ -221,5 +239,22 @@ impl Drop for PgNode {
             std::iter::once(pm.pid).chain(children),
             Duration::from_secs(10),
         );
+    }
+}
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+impl Drop for PgNode {
+    fn drop(&mut self) {
+        let cfg = self.pg.config();
+        ServerGuard {
+            data_dir: cfg.data_dir.clone(),
+            pg_ctl: cfg.binary("pg_ctl"),
+        }
+        .stop_now();
     }
 }

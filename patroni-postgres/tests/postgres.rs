@@ -9,7 +9,9 @@ use patroni_core::{
     ProcessState, RebuildMode, StartRole, StopMode,
 };
 use patroni_postgres::command::SystemRunner;
-use patroni_postgres::testkit::{free_port, owned_temp_dir, test_config, test_user, PgNode};
+use patroni_postgres::testkit::{
+    free_port, owned_temp_dir, test_config, test_user, PgNode, ServerGuard,
+};
 use patroni_postgres::{ParamValue, Postgres};
 
 /// Observes until `ok` holds, panicking with the last observation after `secs`.
@@ -93,6 +95,19 @@ async fn bootstraps_a_primary_and_stops_it_cleanly() {
     let err = a.pg.bootstrap().await.unwrap_err();
     assert!(matches!(err, DbError::Unsupported(_)), "{err}");
 
+    // A parameter that needs a restart shows as pending after a reload, and clears with a restart.
+    a.pg.query("ALTER SYSTEM SET max_connections = 25")
+        .await
+        .unwrap();
+    a.pg.reload().await.unwrap();
+    wait_until(&a.pg, "pending restart", 10, |db| db.pending_restart).await;
+    let pid = a.pg.postmaster_pid();
+    a.pg.restart().await.unwrap();
+    assert_ne!(a.pg.postmaster_pid(), pid);
+    let db = a.pg.observe().await;
+    assert!(db.is_running_primary() && !db.pending_restart, "{db:#?}");
+    assert_eq!(scalar(&a.pg, "SHOW max_connections").await, "25");
+
     a.pg.stop(StopMode::Fast).await.unwrap();
     let down = a.pg.observe().await;
     assert_eq!(down.process, ProcessState::Stopped);
@@ -101,6 +116,13 @@ async fn bootstraps_a_primary_and_stops_it_cleanly() {
     assert_eq!(a.pg.postmaster_pid(), None);
     // Stopping a stopped server is not an error.
     a.pg.stop(StopMode::Immediate).await.unwrap();
+
+    // The guard e2e tests use for servers an agent started stops it by PID.
+    a.pg.start(&StartRole::Primary).await.unwrap();
+    let pid = a.pg.postmaster_pid().expect("running");
+    drop(ServerGuard::new(&a.pg.config().data_dir));
+    assert_eq!(a.pg.postmaster_pid(), None);
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,8 +191,11 @@ async fn switchover_promotes_the_standby_and_rewinds_the_old_primary() {
         .await
         .expect("rewind");
     let rewind = started.elapsed();
-    let db = wait_until(&a.pg, "streaming from b", 30, streaming).await;
-    assert_eq!(db.timeline, Some(2));
+    // The receiver reports timeline 1 until it has streamed up to the switch point.
+    wait_until(&a.pg, "streaming timeline 2 from b", 30, |db| {
+        streaming(db) && db.timeline == Some(2)
+    })
+    .await;
     let want = b.pg.observe().await.write_lsn.unwrap();
     wait_until(&a.pg, "caught up", 20, |db| {
         db.replay_lsn.is_some_and(|l| l >= want)
@@ -220,10 +245,13 @@ async fn a_diverged_old_primary_cannot_follow_until_rewound() {
     assert!(!cf.detail.is_empty());
     println!("cannot_follow: {cf:?}");
 
+    let started = Instant::now();
     a.pg.rebuild(&b.member(), RebuildMode::Auto, 2)
         .await
         .expect("rewind");
+    let rewind = started.elapsed();
     wait_until(&a.pg, "streaming from b", 30, streaming).await;
+    println!("MEASURED pg_rewind of a diverged old primary, incl. start as standby: {rewind:?}");
     let want = b.pg.observe().await.write_lsn.unwrap();
     let db = wait_until(&a.pg, "caught up", 20, |db| {
         db.replay_lsn.is_some_and(|l| l >= want)
@@ -378,8 +406,11 @@ async fn a_demoted_primary_follows_the_promoted_standby_without_a_rewind() {
     b.pg.promote(2, true).await.unwrap();
     b.pg.query("INSERT INTO t VALUES (2)").await.unwrap();
     a.pg.follow(&b.member()).await.expect("follow");
-    let db = wait_until(&a.pg, "streaming from b", 30, streaming).await;
-    assert_eq!(db.timeline, Some(2));
+    // The receiver reports timeline 1 until it has streamed up to the switch point.
+    let db = wait_until(&a.pg, "streaming timeline 2 from b", 30, |db| {
+        streaming(db) && db.timeline == Some(2)
+    })
+    .await;
     assert_eq!(
         db.receiver.unwrap().upstream_port,
         Some(b.pg.config().port().unwrap())
@@ -443,4 +474,96 @@ async fn a_hung_pg_ctl_is_killed_and_reported() {
     let err = pg.reload().await.unwrap_err();
     assert!(matches!(err, DbError::Timeout { secs: 1, .. }), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_whose_wal_is_gone_cannot_follow() {
+    let a = PgNode::new("a", |c| {
+        c.parameters.insert("wal_keep_size".into(), "0".into());
+    });
+    a.pg.bootstrap().await.unwrap();
+    let b = PgNode::new("b", |_| {});
+    b.pg.clone_from(&a.member()).await.unwrap();
+    wait_until(&b.pg, "streaming", 30, streaming).await;
+    b.pg.stop(StopMode::Fast).await.unwrap();
+    // Without the standby connected and nothing kept, checkpoints recycle the WAL it still needs.
+    a.pg.query("CREATE TABLE t (v int)").await.unwrap();
+    for _ in 0..6 {
+        a.pg.query("INSERT INTO t VALUES (1)").await.unwrap();
+        a.pg.query("SELECT pg_switch_wal()").await.unwrap();
+        a.pg.query("CHECKPOINT").await.unwrap();
+    }
+    b.pg.start(&StartRole::Standby {
+        upstream: Some(a.member()),
+    })
+    .await
+    .unwrap();
+    let db = wait_until(&b.pg, "reporting cannot_follow", 30, |db| {
+        db.cannot_follow.is_some()
+    })
+    .await;
+    let cf = db.cannot_follow.unwrap();
+    assert_eq!(cf.reason, CannotFollowReason::WalRemoved, "{cf:?}");
+    assert!(cf.detail.contains("has already been removed"), "{cf:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_bootstrap_leaves_an_empty_data_directory() {
+    let a = PgNode::new("a", |c| {
+        c.parameters
+            .insert("max_connections".into(), "plenty".into());
+    });
+    let err = a.pg.bootstrap().await.unwrap_err();
+    assert!(matches!(err, DbError::StartFailed { .. }), "{err}");
+    assert_eq!(a.pg.observe().await.data_dir, DataDirState::Empty);
+    assert_eq!(a.pg.postmaster_pid(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_rewind_is_reported_or_falls_back_to_a_full_copy() {
+    let (a, b) = pair().await;
+    a.pg.query("CREATE TABLE t (v int); INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    let want = a.pg.observe().await.write_lsn.unwrap();
+    wait_until(&b.pg, "caught up", 20, |db| {
+        db.replay_lsn.is_some_and(|l| l >= want)
+    })
+    .await;
+    b.pg.promote(2, false).await.unwrap();
+    a.pg.stop(StopMode::Fast).await.unwrap();
+
+    // pg_rewind connects as a role the new primary does not have, so it fails.
+    let mut cfg = a.pg.config().clone();
+    cfg.authentication.rewind = Some(patroni_postgres::Credentials {
+        username: "no_such_role".into(),
+        password: Some("x".into()),
+    });
+    let strict = Postgres::new("a", cfg.clone(), Arc::new(SystemRunner)).unwrap();
+    let err = strict
+        .rebuild(&b.member(), RebuildMode::Auto, 2)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, DbError::CommandFailed { command, .. } if command.contains("pg_rewind")),
+        "{err}"
+    );
+    assert_eq!(
+        strict.observe().await.data_dir,
+        DataDirState::Initialized,
+        "nothing was wiped"
+    );
+
+    cfg.remove_data_directory_on_rewind_failure = true;
+    let lenient = Postgres::new("a", cfg, Arc::new(SystemRunner)).unwrap();
+    lenient
+        .rebuild(&b.member(), RebuildMode::Auto, 2)
+        .await
+        .expect("falls back to a copy");
+    // The receiver reports timeline 1 until it has streamed up to the switch point.
+    wait_until(&lenient, "streaming timeline 2 from b", 30, |db| {
+        streaming(db) && db.timeline == Some(2)
+    })
+    .await;
+    assert_eq!(scalar(&lenient, "SELECT v FROM t").await, "1");
 }
