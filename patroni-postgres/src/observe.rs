@@ -23,7 +23,7 @@ use crate::sql::Row;
 use crate::Postgres;
 
 /// Log fragments that mean the standby will never catch up, most specific first.
-const TERMINAL: [(&str, CannotFollowReason); 7] = [
+const TERMINAL: [(&str, CannotFollowReason); 8] = [
     (
         "forked off current database system timeline",
         CannotFollowReason::Diverged,
@@ -34,6 +34,11 @@ const TERMINAL: [(&str, CannotFollowReason); 7] = [
     ),
     (
         "is not in this server's history",
+        CannotFollowReason::Diverged,
+    ),
+    // The standby was promoted on its own (a higher timeline) and then pointed at the old line.
+    (
+        "of the primary is behind recovery timeline",
         CannotFollowReason::Diverged,
     ),
     ("has already been removed", CannotFollowReason::WalRemoved),
@@ -234,6 +239,11 @@ mod tests {
         let forked = "LOG:  new timeline 2 forked off current database system timeline 1 before current recovery point 0/3000148";
         assert_eq!(
             classify_log(forked).unwrap().reason,
+            CannotFollowReason::Diverged
+        );
+        let ahead = "FATAL:  highest timeline 1 of the primary is behind recovery timeline 2";
+        assert_eq!(
+            classify_log(ahead).unwrap().reason,
             CannotFollowReason::Diverged
         );
         let sysid = "FATAL:  database system identifier differs between the primary and standby";

@@ -355,7 +355,12 @@ impl Ha {
                 ineligible: Vec::new(),
             };
         }
-        if cy.obs.local.is_running_primary() && !cy.paused && kind != ActionKind::Demote {
+        // The bootstrap task runs its own fresh primary before the lock exists: not a lost lock.
+        if cy.obs.local.is_running_primary()
+            && !cy.paused
+            && kind != ActionKind::Demote
+            && kind != ActionKind::Bootstrap
+        {
             return Decision {
                 actions: vec![Action::Demote(crate::StopMode::Immediate)],
                 message: format!("lost leader lock during {task}"),

@@ -1,0 +1,480 @@
+//! The HA loop: observe the DCS and the database, ask the state machine, act, sleep until the next
+//! cycle or until something worth waking for happens (leader key change, database exit, request).
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use patroni_core::{
+    Action, ActionKind, Cluster, Database, DcsView, Decision, Ha, LocalDb, Node, Observation,
+    Outcome, OutcomeResult, PeerStatus, ProcessState, RunningTask, StopMode,
+};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::{sleep, sleep_until, timeout, Instant};
+
+use crate::execute::Executor;
+use crate::state::Shared;
+use crate::status::peer_status_from_json;
+
+/// Why the agent stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The REST server failed.
+    #[error(transparent)]
+    Rest(#[from] crate::rest::RestError),
+    /// The DCS adapter could not be created.
+    #[error("DCS: {0}")]
+    Dcs(String),
+    /// The database adapter could not be created.
+    #[error("database: {0}")]
+    Database(String),
+    /// Installing signal handlers failed.
+    #[error("signals: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Re-reads the node's settings on SIGHUP or `POST /reload`.
+pub type Reloader = Box<dyn Fn() -> Result<Node, String> + Send + Sync>;
+
+/// A slow action running in the background, with the actions listed after it.
+struct Task {
+    kind: ActionKind,
+    since: u64,
+    done: oneshot::Receiver<Vec<Outcome>>,
+    handle: JoinHandle<()>,
+}
+
+/// What ended the wait between cycles.
+enum Wake {
+    Cycle,
+    TaskDone(Result<Vec<Outcome>, oneshot::error::RecvError>),
+    Reload,
+    Shutdown,
+}
+
+/// One agent: the state machine plus the ports it drives; embeddable in other programs.
+pub struct Agent {
+    shared: Arc<Shared>,
+    exec: Executor,
+    ha: Ha,
+    pid_file: Option<PathBuf>,
+    reloader: Option<Reloader>,
+    http: reqwest::Client,
+}
+
+impl Agent {
+    /// An agent for `shared.node()` driving `db` and `shared.dcs`.
+    pub fn new(shared: Arc<Shared>, db: Arc<dyn Database>) -> Self {
+        let node = shared.node();
+        let exec = Executor {
+            dcs: Arc::clone(&shared.dcs),
+            db,
+            shared: Arc::clone(&shared),
+            dcs_timeout: Duration::from_secs(node.bootstrap_config.retry_timeout.max(1)),
+        };
+        Agent {
+            ha: Ha::new(node),
+            shared,
+            exec,
+            pid_file: None,
+            reloader: None,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Watches this `postmaster.pid` so a database exit wakes the loop within 250 ms.
+    pub fn with_pid_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.pid_file = Some(path.into());
+        self
+    }
+
+    /// Sets how to re-read the node's settings on reload.
+    pub fn with_reloader(mut self, r: Reloader) -> Self {
+        self.reloader = Some(r);
+        self
+    }
+
+    /// The state shared with the REST API.
+    pub fn shared(&self) -> Arc<Shared> {
+        Arc::clone(&self.shared)
+    }
+
+    /// Runs cycles until `shutdown` resolves, then stops the database (unless paused) and releases the lock.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut outcomes: Vec<Outcome> = Vec::new();
+        let mut task: Option<Task> = None;
+        let mut last_local = LocalDb::default();
+        loop {
+            let started = Instant::now();
+            if let Some(t) = task.as_mut() {
+                if let Ok(done) = t.done.try_recv() {
+                    self.record_finished(&done);
+                    outcomes.extend(done);
+                    task = None;
+                }
+            }
+            let config = self.shared.snapshot().dynamic_config(&self.ha_node());
+            self.exec.dcs_timeout = Duration::from_secs(config.retry_timeout.max(1));
+            let decision = self.cycle(&mut outcomes, &mut task, &mut last_local).await;
+            if task.is_some() && decision.has(ActionKind::Demote) {
+                if let Some(t) = task.take() {
+                    tracing::warn!(task = ?t.kind, "cancelling the running task to demote");
+                    t.handle.abort();
+                    outcomes.push(Outcome {
+                        kind: t.kind,
+                        result: OutcomeResult::Failed("cancelled to demote".into()),
+                        started_at: t.since,
+                    });
+                }
+            }
+            self.act(decision.actions, &mut outcomes, &mut task).await;
+            let next = started + Duration::from_millis(config.loop_wait_ms().max(100));
+            if Instant::now() > next {
+                tracing::warn!("Loop time exceeded, rescheduling immediately.");
+            }
+            let watch_db = task.is_none() && last_local.process == ProcessState::Running;
+            let wake = self
+                .wait(next, watch_db, &mut task, shutdown.as_mut())
+                .await;
+            let mut failed = false;
+            match wake {
+                Wake::Cycle => {}
+                Wake::TaskDone(r) => {
+                    let t = task.take();
+                    failed = !matches!(&r, Ok(done) if done.iter().all(|o| o.result == OutcomeResult::Done));
+                    match r {
+                        Ok(done) => {
+                            self.record_finished(&done);
+                            outcomes.extend(done);
+                        }
+                        Err(_) => {
+                            if let Some(t) = t {
+                                outcomes.push(Outcome {
+                                    kind: t.kind,
+                                    result: OutcomeResult::Failed("task ended unexpectedly".into()),
+                                    started_at: t.since,
+                                })
+                            }
+                        }
+                    }
+                }
+                Wake::Reload => self.reload(),
+                Wake::Shutdown => break,
+            }
+            // A failed task is retried on the regular schedule, not in a tight loop.
+            if failed {
+                let retry_at =
+                    Instant::now() + Duration::from_millis(config.loop_wait_ms().max(100));
+                tokio::select! {
+                    _ = shutdown.as_mut() => break,
+                    _ = sleep_until(retry_at) => {}
+                    _ = self.shared.wake.notified() => {}
+                }
+            }
+            // Never spin: a burst of watch events still leaves room for the REST API and the database.
+            sleep(Duration::from_millis(20)).await;
+        }
+        self.shut_down(task).await;
+    }
+
+    fn ha_node(&self) -> Node {
+        self.shared.node()
+    }
+
+    fn record_finished(&self, done: &[Outcome]) {
+        self.shared.update(|s| {
+            s.finished.extend(done.iter().cloned());
+            let excess = s.finished.len().saturating_sub(16);
+            s.finished.drain(..excess);
+        });
+    }
+
+    /// Observes, steps (twice when peers must be probed), logs and publishes the snapshot.
+    async fn cycle(
+        &mut self,
+        outcomes: &mut Vec<Outcome>,
+        task: &mut Option<Task>,
+        last_local: &mut LocalDb,
+    ) -> Decision {
+        let clock = self.shared.clock;
+        let bound = self.exec.dcs_timeout;
+        let dcs = match timeout(bound, self.exec.dcs.load()).await {
+            Ok(Ok(c)) => DcsView::Ok(c),
+            Ok(Err(e)) => DcsView::Unreachable(e.to_string()),
+            Err(_) => DcsView::Unreachable(format!("no answer within {} s", bound.as_secs())),
+        };
+        let local = match timeout(bound, self.exec.db.observe()).await {
+            Ok(l) => l,
+            Err(_) => {
+                tracing::warn!("observing the database timed out; using the previous observation");
+                last_local.clone()
+            }
+        };
+        *last_local = local.clone();
+        let mut obs = Observation {
+            now: clock.now(),
+            wall_clock: clock.wall(),
+            dcs,
+            local,
+            peers: None,
+            outcomes: std::mem::take(outcomes),
+            task: task.as_ref().map(|t| RunningTask {
+                kind: t.kind,
+                since: t.since,
+            }),
+            requests: self.shared.take_requests(),
+        };
+        let mut decision = self.ha.step(&obs);
+        for _ in 0..2 {
+            let Some(members) = decision.actions.iter().find_map(|a| match a {
+                Action::FetchPeerStatus { members } => Some(members.clone()),
+                _ => None,
+            }) else {
+                break;
+            };
+            let cluster = obs.cluster().cloned().unwrap_or_default();
+            obs.peers = Some(self.probe(&cluster, &members).await);
+            obs.now = clock.now();
+            decision = self.ha.step(&obs);
+        }
+        decision
+            .actions
+            .retain(|a| a.kind() != ActionKind::FetchPeerStatus);
+        tracing::info!("{}", decision.message);
+        for (name, why) in &decision.ineligible {
+            tracing::info!(member = %name, "not a failover candidate: {why}");
+        }
+        let cluster: Option<Cluster> = obs.cluster().cloned();
+        self.shared.update(|s| {
+            if cluster.is_some() {
+                s.cluster = cluster;
+                s.dcs_last_seen = Some(obs.wall_clock);
+            }
+            s.local = obs.local.clone();
+            s.last_cycle = Some(obs.now);
+            s.leader_expiry = self.ha.leader_expiry();
+            s.message = decision.message.clone();
+            s.task = obs.task;
+        });
+        decision
+    }
+
+    /// Asks each member's `GET /patroni` in parallel, 2 s each; silence is "unreachable".
+    async fn probe(&self, cluster: &Cluster, members: &[String]) -> Vec<PeerStatus> {
+        let mut set = tokio::task::JoinSet::new();
+        for name in members {
+            let url = cluster.member(name).map(|m| m.data.api_url.clone());
+            let http = self.http.clone();
+            let name = name.clone();
+            let clock = self.shared.clock;
+            set.spawn(async move {
+                let fetched = async {
+                    let url = url.filter(|u| !u.is_empty())?;
+                    let r = http
+                        .get(&url)
+                        .timeout(Duration::from_secs(2))
+                        .send()
+                        .await
+                        .ok()?;
+                    r.json::<serde_json::Value>().await.ok()
+                }
+                .await;
+                match fetched {
+                    Some(doc) => peer_status_from_json(&name, &doc, clock.now()),
+                    None => PeerStatus::unreachable(&name, clock.now()),
+                }
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(r) = set.join_next().await {
+            if let Ok(p) = r {
+                out.push(p);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Runs quick actions inline; from the first slow action on, the rest go to one background task.
+    async fn act(
+        &self,
+        actions: Vec<Action>,
+        outcomes: &mut Vec<Outcome>,
+        task: &mut Option<Task>,
+    ) {
+        let split = actions.iter().position(|a| a.kind().is_slow());
+        let (quick, slow) = match split {
+            Some(i) => {
+                let mut quick = actions;
+                let slow = quick.split_off(i);
+                (quick, slow)
+            }
+            None => (actions, Vec::new()),
+        };
+        let done = self.exec.run_all(quick).await;
+        let blocked = done
+            .iter()
+            .any(|o| o.kind.is_guard() && o.result != OutcomeResult::Done);
+        outcomes.extend(done);
+        if slow.is_empty() {
+            return;
+        }
+        let now = self.shared.clock.now();
+        if blocked || task.is_some() {
+            let why = if blocked {
+                "guard failed"
+            } else {
+                "another task is running"
+            };
+            tracing::info!("not starting {:?}: {why}", slow[0].kind());
+            outcomes.extend(slow.iter().map(|a| Outcome {
+                kind: a.kind(),
+                result: OutcomeResult::Skipped,
+                started_at: now,
+            }));
+            return;
+        }
+        let kind = slow[0].kind();
+        tracing::info!(task = ?kind, "starting in the background");
+        let (tx, rx) = oneshot::channel();
+        let exec = self.exec.clone();
+        let handle = tokio::spawn(async move {
+            let done = exec.run_all(slow).await;
+            exec.shared.wake.notify_one();
+            let _ = tx.send(done);
+        });
+        self.shared.update(|s| {
+            s.task = Some(RunningTask { kind, since: now });
+        });
+        *task = Some(Task {
+            kind,
+            since: now,
+            done: rx,
+            handle,
+        });
+    }
+
+    /// Sleeps until `next`, or less when the leader key changes, the database exits, a request
+    /// arrives, the task finishes, a reload is asked for, or shutdown begins.
+    async fn wait(
+        &self,
+        next: Instant,
+        watch_db: bool,
+        task: &mut Option<Task>,
+        mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> Wake {
+        let dcs = Arc::clone(&self.exec.dcs);
+        let dcs_change = async move {
+            if dcs.wait_for_change().await.is_err() {
+                sleep_until(next).await;
+            }
+        };
+        let pid_file = self.pid_file.clone();
+        let db_exit = async move {
+            match pid_file {
+                Some(p) if watch_db => loop {
+                    sleep(Duration::from_millis(250)).await;
+                    if !postmaster_alive(&p) {
+                        tracing::warn!("the database process exited");
+                        return;
+                    }
+                },
+                _ => std::future::pending::<()>().await,
+            }
+        };
+        let task_done = async {
+            match task.as_mut() {
+                Some(t) => (&mut t.done).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = &mut shutdown => Wake::Shutdown,
+            r = task_done => Wake::TaskDone(r),
+            _ = sleep_until(next) => Wake::Cycle,
+            _ = dcs_change => Wake::Cycle,
+            _ = db_exit => Wake::Cycle,
+            _ = self.shared.wake.notified() => Wake::Cycle,
+            _ = self.shared.reload.notified() => Wake::Reload,
+        }
+    }
+
+    fn reload(&mut self) {
+        let Some(r) = &self.reloader else {
+            tracing::info!("reload asked for, but this agent has no configuration file");
+            return;
+        };
+        match r() {
+            Ok(node) => {
+                tracing::info!("configuration reloaded");
+                *self.shared.node.write().unwrap_or_else(|p| p.into_inner()) = node.clone();
+                self.ha.set_node(node);
+            }
+            Err(e) => tracing::error!("reload failed, keeping the running configuration: {e}"),
+        }
+    }
+
+    /// A leader stops its database and then releases the lock, so a standby takes over in seconds.
+    async fn shut_down(self, task: Option<Task>) {
+        if let Some(t) = task {
+            tracing::info!(task = ?t.kind, "cancelling the running task for shutdown");
+            t.handle.abort();
+        }
+        let snap = self.shared.snapshot();
+        let node = self.shared.node();
+        let now = self.shared.clock.now();
+        let leader = self.ha.is_leader(now)
+            || snap
+                .cluster
+                .as_ref()
+                .is_some_and(|c| c.is_leader(&node.name));
+        if snap.paused(&node) {
+            tracing::info!("paused: leaving the database running");
+        } else {
+            tracing::info!("stopping the database");
+            match timeout(Duration::from_secs(120), self.exec.db.stop(StopMode::Fast)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!("stopping the database failed: {e}"),
+                Err(_) => tracing::error!("stopping the database timed out"),
+            }
+        }
+        if leader && !snap.paused(&node) {
+            match timeout(self.exec.dcs_timeout, self.exec.dcs.release_leader()).await {
+                Ok(Ok(true)) => tracing::info!("leader lock released"),
+                Ok(Ok(false)) => tracing::info!("the leader lock was not ours any more"),
+                Ok(Err(e)) => tracing::error!("releasing the leader lock failed: {e}"),
+                Err(_) => tracing::error!("releasing the leader lock timed out"),
+            }
+        }
+        tracing::info!("agent stopped");
+    }
+}
+
+/// Whether the postmaster named in `postmaster.pid` is alive (zombies count as dead).
+pub fn postmaster_alive(pid_file: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(pid_file) else {
+        return false;
+    };
+    let Some(pid) = text
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<u32>().ok())
+    else {
+        return false;
+    };
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next());
+            !matches!(state, Some("Z") | Some("X"))
+        }
+        Err(_) => false,
+    }
+}

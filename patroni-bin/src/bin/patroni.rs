@@ -1,0 +1,50 @@
+//! `patroni`: the agent daemon. Reads the YAML file, then runs until SIGTERM or SIGINT.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use patroni_bin::Config;
+use tokio::signal::unix::{signal, SignalKind};
+
+/// High-availability agent for one PostgreSQL or openGauss node.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// Only check the configuration file and exit.
+    #[arg(long)]
+    validate_config: bool,
+    /// The YAML configuration file (Patroni's layout).
+    config: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let loaded = Config::load(&args.config)?;
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| loaded.config.log.filter());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_target(false)
+        .init();
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    if args.validate_config {
+        loaded
+            .config
+            .require_agent_keys(&args.config.display().to_string())?;
+        println!("{}: configuration is valid", args.config.display());
+        return Ok(());
+    }
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+        }
+    };
+    patroni_bin::runtime::run(loaded.config, shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,788 @@
+//! The agent's YAML file in Patroni's layout, with `PATRONI_*` environment overrides.
+//!
+//! Operators keep their Patroni files: the same sections and keys, unknown keys warned about
+//! by name instead of silently ignored, and malformed files reported with file, line and column.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use patroni_core::{DynamicConfig, Tags};
+use serde::{Deserialize, Serialize};
+
+/// Why a configuration could not be used; the text names the file and the place.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The YAML is malformed or a value has the wrong type.
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        /// The file.
+        path: String,
+        /// 1-based line, 0 when unknown.
+        line: usize,
+        /// 1-based column, 0 when unknown.
+        column: usize,
+        /// What serde expected.
+        message: String,
+    },
+    /// A required key is missing or empty.
+    #[error("{path}: `{key}` is required")]
+    Missing {
+        /// The file.
+        path: String,
+        /// The dotted key.
+        key: &'static str,
+    },
+    /// A value parsed but makes no sense (timing rule, bad address).
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// `restapi`: where the agent's HTTP API listens and how peers reach it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RestApiConfig {
+    /// `host:port` to bind.
+    pub listen: String,
+    /// `host:port` others use to reach us; defaults to `listen`.
+    pub connect_address: Option<String>,
+    /// Basic-auth credentials required for unsafe verbs.
+    pub authentication: Option<Credentials>,
+}
+
+impl Default for RestApiConfig {
+    fn default() -> Self {
+        RestApiConfig {
+            listen: "127.0.0.1:8008".into(),
+            connect_address: None,
+            authentication: None,
+        }
+    }
+}
+
+/// A user name and password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Credentials {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+/// `etcd3`: how to reach the etcd cluster (Patroni's keys).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Etcd3Section {
+    /// One `host:port`.
+    pub host: Option<String>,
+    /// Several `host:port` (a list, or one comma-separated string).
+    pub hosts: Option<HostList>,
+    /// One URL such as `http://127.0.0.1:2379`.
+    pub url: Option<String>,
+    /// `http` or `https`.
+    pub protocol: Option<String>,
+    /// etcd user.
+    pub username: Option<String>,
+    /// etcd password.
+    pub password: Option<String>,
+}
+
+/// A host list given either as a YAML list or as one comma-separated string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum HostList {
+    /// `[a:2379, b:2379]`
+    List(Vec<String>),
+    /// `a:2379,b:2379`
+    Text(String),
+}
+
+impl Etcd3Section {
+    /// All endpoints as `http(s)://host:port` URLs, in the order given.
+    pub fn endpoints(&self) -> Vec<String> {
+        let proto = self.protocol.clone().unwrap_or_else(|| "http".into());
+        let mut raw: Vec<String> = Vec::new();
+        if let Some(u) = &self.url {
+            raw.push(u.clone());
+        }
+        match &self.hosts {
+            Some(HostList::List(l)) => raw.extend(l.iter().cloned()),
+            Some(HostList::Text(t)) => raw.extend(t.split(',').map(|s| s.trim().to_string())),
+            None => {}
+        }
+        if let Some(h) = &self.host {
+            raw.push(h.clone());
+        }
+        raw.into_iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                if s.contains("://") {
+                    s
+                } else {
+                    format!("{proto}://{s}")
+                }
+            })
+            .collect()
+    }
+}
+
+/// `bootstrap`: what a new cluster starts with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct BootstrapSection {
+    /// Seeds `/config` once.
+    pub dcs: DynamicConfig,
+    /// Extra `initdb` options: `- data-checksums` or `- encoding: UTF8`.
+    pub initdb: Vec<serde_yaml::Value>,
+}
+
+impl BootstrapSection {
+    /// The `initdb` list as command-line options (`--data-checksums`, `--encoding=UTF8`).
+    pub fn initdb_args(&self) -> Result<Vec<String>, String> {
+        let mut out = Vec::new();
+        for item in &self.initdb {
+            match item {
+                serde_yaml::Value::String(s) => out.push(format!("--{s}")),
+                serde_yaml::Value::Mapping(m) => {
+                    for (k, v) in m {
+                        let k = k
+                            .as_str()
+                            .ok_or("bootstrap.initdb: option names must be text")?;
+                        let v = match v {
+                            serde_yaml::Value::String(s) => s.clone(),
+                            serde_yaml::Value::Number(n) => n.to_string(),
+                            serde_yaml::Value::Bool(b) => b.to_string(),
+                            _ => return Err(format!("bootstrap.initdb.{k}: expected a scalar")),
+                        };
+                        out.push(format!("--{k}={v}"));
+                    }
+                }
+                _ => return Err("bootstrap.initdb: expected option names or key: value".into()),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Which database engine the `postgresql` section drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Flavour {
+    /// PostgreSQL (pg_ctl, pg_basebackup, pg_rewind).
+    #[default]
+    #[serde(alias = "postgres")]
+    Postgresql,
+    /// openGauss (gs_ctl build, terms).
+    Opengauss,
+}
+
+/// `postgresql`: the local database (Patroni's keys plus `flavour`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct PostgresqlSection {
+    /// `postgresql` (default) or `opengauss`; a `bin_dir` holding `gs_ctl` also selects openGauss.
+    pub flavour: Option<Flavour>,
+    /// `host:port` the server listens on.
+    pub listen: String,
+    /// `host:port` peers use to reach it; defaults to `listen`.
+    pub connect_address: Option<String>,
+    /// The data directory.
+    pub data_dir: String,
+    /// Where the server programs live.
+    pub bin_dir: Option<String>,
+    /// Where to write the password file used by base backups and rewind.
+    pub pgpass: Option<String>,
+    /// `superuser`, `replication`, `rewind` credentials.
+    pub authentication: BTreeMap<String, Credentials>,
+    /// Server parameters for `postgresql.conf`.
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+    /// Lines for `pg_hba.conf`.
+    pub pg_hba: Vec<String>,
+    /// Timeout of `pg_ctl` commands, seconds.
+    pub pg_ctl_timeout: Option<u64>,
+    /// Where the managed `postgresql.conf` and `pg_hba.conf` go, when not in the data directory.
+    pub config_dir: Option<String>,
+    /// The server log file (default `<data_dir>.log`).
+    pub log_file: Option<String>,
+    /// Run the server as this OS user (we may be started as root).
+    pub run_as: Option<String>,
+    /// openGauss-only settings, read by the openGauss adapter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opengauss: Option<serde_yaml::Value>,
+}
+
+impl PostgresqlSection {
+    /// The engine to drive, from `flavour` or from what `bin_dir` holds.
+    pub fn flavour(&self) -> Flavour {
+        if let Some(f) = self.flavour {
+            return f;
+        }
+        match &self.bin_dir {
+            Some(d) if Path::new(d).join("gs_ctl").exists() => Flavour::Opengauss,
+            _ => Flavour::Postgresql,
+        }
+    }
+
+    /// The address peers connect to.
+    pub fn connect_address(&self) -> &str {
+        self.connect_address.as_deref().unwrap_or(&self.listen)
+    }
+}
+
+/// `watchdog`: only `off` is implemented; the others are accepted and warned about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct WatchdogSection {
+    /// `off`, `automatic`, `required`.
+    pub mode: Option<String>,
+    /// The device.
+    pub device: Option<String>,
+    /// Seconds before the lease expiry the watchdog fires.
+    pub safety_margin: Option<i64>,
+}
+
+/// `log`: verbosity and format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogSection {
+    /// `DEBUG`, `INFO`, `WARNING`, `ERROR`.
+    pub level: String,
+    /// `plain` or `json` (only plain is implemented).
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: "INFO".into(),
+            kind: "plain".into(),
+        }
+    }
+}
+
+impl LogSection {
+    /// The level as a `tracing` filter directive.
+    pub fn filter(&self) -> String {
+        match self.level.to_ascii_uppercase().as_str() {
+            "DEBUG" => "debug",
+            "WARNING" | "WARN" => "warn",
+            "ERROR" | "CRITICAL" => "error",
+            _ => "info",
+        }
+        .to_string()
+    }
+}
+
+/// The whole local configuration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Cluster name: the DCS prefix is `<namespace>/<scope>`.
+    pub scope: String,
+    /// DCS namespace, `/service` by default.
+    pub namespace: String,
+    /// This member's unique name.
+    pub name: String,
+    /// The REST API.
+    pub restapi: RestApiConfig,
+    /// The etcd cluster.
+    pub etcd3: Etcd3Section,
+    /// Seed settings of a new cluster; a node without it never initialises one.
+    pub bootstrap: Option<BootstrapSection>,
+    /// The local database.
+    pub postgresql: PostgresqlSection,
+    /// This member's tags.
+    pub tags: Tags,
+    /// Hardware watchdog settings.
+    pub watchdog: WatchdogSection,
+    /// Logging.
+    pub log: LogSection,
+    /// The file this was read from, for reloads; not a YAML key.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            scope: String::new(),
+            namespace: "/service".into(),
+            name: String::new(),
+            restapi: RestApiConfig::default(),
+            etcd3: Etcd3Section::default(),
+            bootstrap: None,
+            postgresql: PostgresqlSection::default(),
+            tags: Tags::default(),
+            watchdog: WatchdogSection::default(),
+            log: LogSection::default(),
+            source: None,
+        }
+    }
+}
+
+/// A configuration plus the warnings found while reading it (unknown keys, ignored features).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// One line per problem that did not stop loading.
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Reads `path`, applies `PATRONI_*` variables from the process environment, and validates.
+    pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut loaded = Self::parse(&text, &path.display().to_string(), std::env::vars())?;
+        loaded.config.source = Some(path.to_path_buf());
+        Ok(loaded)
+    }
+
+    /// Parses YAML text named `source` (for messages), applies `env` overrides and validates.
+    pub fn parse(
+        text: &str,
+        source: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Loaded, ConfigError> {
+        Self::parse_with(text, source, env, true)
+    }
+
+    /// Reads a file for `patronictl`, which needs no member `name`.
+    pub fn load_for_ctl(path: &Path) -> Result<Loaded, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut loaded =
+            Self::parse_with(&text, &path.display().to_string(), std::env::vars(), false)?;
+        loaded.config.source = Some(path.to_path_buf());
+        Ok(loaded)
+    }
+
+    fn parse_with(
+        text: &str,
+        source: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+        require_name: bool,
+    ) -> Result<Loaded, ConfigError> {
+        let mut warnings = Vec::new();
+        let mut config: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            let de = serde_yaml::Deserializer::from_str(text);
+            serde_ignored::deserialize(de, |p| {
+                warnings.push(format!("{source}: unknown key `{p}` ignored"))
+            })
+            .map_err(|e: serde_yaml::Error| {
+                let (line, column) = e
+                    .location()
+                    .map(|l| (l.line(), l.column()))
+                    .unwrap_or((0, 0));
+                ConfigError::Syntax {
+                    path: source.to_string(),
+                    line,
+                    column,
+                    message: e.to_string(),
+                }
+            })?
+        };
+        config.apply_env(env, &mut warnings);
+        config.validate(source, require_name, &mut warnings)?;
+        Ok(Loaded { config, warnings })
+    }
+
+    fn apply_env(
+        &mut self,
+        env: impl IntoIterator<Item = (String, String)>,
+        warnings: &mut Vec<String>,
+    ) {
+        for (key, value) in env {
+            let Some(rest) = key.strip_prefix("PATRONI_") else {
+                continue;
+            };
+            match rest {
+                "NAME" => self.name = value,
+                "SCOPE" => self.scope = value,
+                "NAMESPACE" => self.namespace = value,
+                "RESTAPI_LISTEN" => self.restapi.listen = value,
+                "RESTAPI_CONNECT_ADDRESS" => self.restapi.connect_address = Some(value),
+                "RESTAPI_USERNAME" => {
+                    self.restapi
+                        .authentication
+                        .get_or_insert_with(Default::default)
+                        .username = value
+                }
+                "RESTAPI_PASSWORD" => {
+                    self.restapi
+                        .authentication
+                        .get_or_insert_with(Default::default)
+                        .password = value
+                }
+                "ETCD3_HOSTS" => self.etcd3.hosts = Some(HostList::Text(value)),
+                "ETCD3_HOST" => self.etcd3.host = Some(value),
+                "ETCD3_URL" => self.etcd3.url = Some(value),
+                "ETCD3_PROTOCOL" => self.etcd3.protocol = Some(value),
+                "ETCD3_USERNAME" => self.etcd3.username = Some(value),
+                "ETCD3_PASSWORD" => self.etcd3.password = Some(value),
+                "POSTGRESQL_LISTEN" => self.postgresql.listen = value,
+                "POSTGRESQL_CONNECT_ADDRESS" => self.postgresql.connect_address = Some(value),
+                "POSTGRESQL_DATA_DIR" => self.postgresql.data_dir = value,
+                "POSTGRESQL_BIN_DIR" => self.postgresql.bin_dir = Some(value),
+                "POSTGRESQL_PGPASS" => self.postgresql.pgpass = Some(value),
+                "LOG_LEVEL" => self.log.level = value,
+                other => {
+                    let role_cred = other
+                        .split_once('_')
+                        .filter(|(_, f)| matches!(*f, "USERNAME" | "PASSWORD"));
+                    match role_cred {
+                        Some((role, field))
+                            if matches!(role, "SUPERUSER" | "REPLICATION" | "REWIND") =>
+                        {
+                            let c = self
+                                .postgresql
+                                .authentication
+                                .entry(role.to_ascii_lowercase())
+                                .or_default();
+                            if field == "USERNAME" {
+                                c.username = value
+                            } else {
+                                c.password = value
+                            }
+                        }
+                        _ => warnings.push(format!("environment: unknown variable {key} ignored")),
+                    }
+                }
+            }
+        }
+    }
+
+    fn validate(
+        &self,
+        source: &str,
+        require_name: bool,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), ConfigError> {
+        let missing = |key| ConfigError::Missing {
+            path: source.to_string(),
+            key,
+        };
+        let invalid = |message: String| ConfigError::Invalid {
+            path: source.to_string(),
+            message,
+        };
+        if self.scope.trim().is_empty() {
+            return Err(missing("scope"));
+        }
+        if require_name && self.name.trim().is_empty() {
+            return Err(missing("name"));
+        }
+        for (key, addr) in [
+            ("restapi.listen", Some(self.restapi.listen.as_str())),
+            (
+                "restapi.connect_address",
+                self.restapi.connect_address.as_deref(),
+            ),
+            ("postgresql.listen", Some(self.postgresql.listen.as_str())),
+            (
+                "postgresql.connect_address",
+                self.postgresql.connect_address.as_deref(),
+            ),
+        ] {
+            if let Some(a) = addr {
+                if !a.is_empty() {
+                    split_host_port(a).map_err(|e| invalid(format!("{key}: {e}")))?;
+                }
+            }
+        }
+        if let Some(b) = &self.bootstrap {
+            b.dcs
+                .validate()
+                .map_err(|e| invalid(format!("bootstrap.dcs: {e}")))?;
+            b.initdb_args().map_err(invalid)?;
+        }
+        if let Some(mode) = &self.watchdog.mode {
+            if !matches!(mode.as_str(), "off" | "false") {
+                warnings.push(format!(
+                    "{source}: watchdog.mode {mode:?} is not supported yet; running without a watchdog"
+                ));
+            }
+        }
+        if self.log.kind != "plain" {
+            warnings.push(format!(
+                "{source}: log.type {:?} is not supported; logging plain text",
+                self.log.kind
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks what the agent (not patronictl) needs beyond [`parse`](Self::parse): a database section.
+    pub fn require_agent_keys(&self, source: &str) -> Result<(), ConfigError> {
+        let missing = |key| ConfigError::Missing {
+            path: source.to_string(),
+            key,
+        };
+        if self.postgresql.data_dir.trim().is_empty() {
+            return Err(missing("postgresql.data_dir"));
+        }
+        if self.postgresql.listen.trim().is_empty() {
+            return Err(missing("postgresql.listen"));
+        }
+        if self.etcd3.endpoints().is_empty() {
+            return Err(missing("etcd3.hosts"));
+        }
+        Ok(())
+    }
+
+    /// The DCS key prefix `/<namespace>/<scope>/`.
+    pub fn dcs_prefix(&self) -> String {
+        format!(
+            "/{}/{}/",
+            self.namespace.trim_matches('/'),
+            self.scope.trim_matches('/')
+        )
+        .replace("//", "/")
+    }
+
+    /// The REST address others reach this agent at.
+    pub fn api_address(&self) -> &str {
+        self.restapi
+            .connect_address
+            .as_deref()
+            .unwrap_or(&self.restapi.listen)
+    }
+
+    /// The dynamic configuration this node uses until `/config` exists.
+    pub fn bootstrap_dcs(&self) -> DynamicConfig {
+        self.bootstrap
+            .as_ref()
+            .map(|b| b.dcs.clone())
+            .unwrap_or_default()
+    }
+
+    /// This node's identity for the state machine.
+    pub fn node(&self) -> patroni_core::Node {
+        let (host, port) = split_host_port(self.postgresql.connect_address())
+            .unwrap_or_else(|_| ("127.0.0.1".to_string(), 5432));
+        let user = self
+            .postgresql
+            .authentication
+            .get("superuser")
+            .map(|c| c.username.clone())
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "postgres".into());
+        patroni_core::Node {
+            name: self.name.clone(),
+            conn_url: format!("postgres://{user}@{host}:{port}/postgres"),
+            api_url: format!("http://{}/patroni", self.api_address()),
+            tags: self.tags.clone(),
+            bootstrap_config: self.bootstrap_dcs(),
+            can_bootstrap: self.bootstrap.is_some(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+/// Splits `host:port` (IPv6 in brackets), so a typo is caught at start rather than at bind time.
+pub fn split_host_port(addr: &str) -> Result<(String, u16), String> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{addr:?} is not host:port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{addr:?}: port {port:?} is not a number from 0 to 65535"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("{addr:?}: empty host"));
+    }
+    Ok((host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+scope: demo
+name: node1
+restapi:
+  listen: 127.0.0.1:8008
+  authentication: {username: admin, password: secret}
+etcd3:
+  hosts: [127.0.0.1:2379, 127.0.0.1:2380]
+bootstrap:
+  dcs:
+    ttl: 10
+    loop_wait: 2
+    retry_timeout: 4
+    postgresql:
+      parameters: {max_connections: 50}
+  initdb:
+    - data-checksums
+    - encoding: UTF8
+postgresql:
+  listen: 127.0.0.1:5432
+  data_dir: /tmp/pg
+  authentication:
+    superuser: {username: postgres, password: pw}
+    replication: {username: repl, password: rpw}
+tags:
+  nofailover: false
+  site: dc1
+"#;
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    #[test]
+    fn parses_patroni_layout() {
+        let l = Config::parse(SAMPLE, "a.yml", no_env()).unwrap();
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        let c = l.config;
+        assert_eq!(c.dcs_prefix(), "/service/demo/");
+        assert_eq!(
+            c.etcd3.endpoints(),
+            vec!["http://127.0.0.1:2379", "http://127.0.0.1:2380"]
+        );
+        let b = c.bootstrap.as_ref().unwrap();
+        assert_eq!(
+            (b.dcs.ttl, b.dcs.loop_wait, b.dcs.retry_timeout),
+            (10, 2, 4)
+        );
+        assert_eq!(
+            b.initdb_args().unwrap(),
+            vec!["--data-checksums", "--encoding=UTF8"]
+        );
+        assert_eq!(c.postgresql.authentication["replication"].username, "repl");
+        assert_eq!(c.tags.custom_str("site").as_deref(), Some("dc1"));
+        let n = c.node();
+        assert_eq!(n.conn_url, "postgres://postgres@127.0.0.1:5432/postgres");
+        assert_eq!(n.api_url, "http://127.0.0.1:8008/patroni");
+        assert!(n.can_bootstrap);
+        c.require_agent_keys("a.yml").unwrap();
+    }
+
+    #[test]
+    fn malformed_yaml_names_file_line_and_column() {
+        let text = "scope: demo\nname: n\nrestapi:\n  listen: [unclosed\n";
+        let e = Config::parse(text, "bad.yml", no_env()).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("bad.yml:"), "{msg}");
+        match e {
+            ConfigError::Syntax { line, .. } => assert!(line >= 4, "{msg}"),
+            other => panic!("{other:?}"),
+        }
+        let e = Config::parse("scope: demo\nname: n\nrestapi: 5\n", "t.yml", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t.yml:3:") && e.contains("expected"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_warned_by_name() {
+        let text = "scope: s\nname: n\nrestapi:\n  listen: 127.0.0.1:1\n  lisen: x\nfoo: 1\n";
+        let l = Config::parse(text, "u.yml", no_env()).unwrap();
+        assert!(
+            l.warnings.iter().any(|w| w.contains("restapi.lisen")),
+            "{:?}",
+            l.warnings
+        );
+        assert!(l.warnings.iter().any(|w| w.contains("`foo`")));
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let env = vec![
+            ("PATRONI_NAME".to_string(), "node9".to_string()),
+            (
+                "PATRONI_ETCD3_HOSTS".into(),
+                "10.1.1.1:2379, h2:2379".into(),
+            ),
+            ("PATRONI_POSTGRESQL_DATA_DIR".into(), "/data/x".into()),
+            (
+                "PATRONI_RESTAPI_CONNECT_ADDRESS".into(),
+                "127.0.0.2:8008".into(),
+            ),
+            ("PATRONI_REPLICATION_PASSWORD".into(), "zz".into()),
+            ("PATRONI_BOGUS".into(), "1".into()),
+            ("HOME".into(), "/root".into()),
+        ];
+        let l = Config::parse(SAMPLE, "a.yml", env).unwrap();
+        let c = &l.config;
+        assert_eq!(c.name, "node9");
+        assert_eq!(
+            c.etcd3.endpoints(),
+            vec!["http://10.1.1.1:2379", "http://h2:2379"]
+        );
+        assert_eq!(c.postgresql.data_dir, "/data/x");
+        assert_eq!(c.api_address(), "127.0.0.2:8008");
+        assert_eq!(c.postgresql.authentication["replication"].password, "zz");
+        assert!(l.warnings.iter().any(|w| w.contains("PATRONI_BOGUS")));
+    }
+
+    #[test]
+    fn timing_rule_and_required_keys() {
+        let text =
+            "scope: s\nname: n\nbootstrap:\n  dcs: {ttl: 10, loop_wait: 5, retry_timeout: 5}\n";
+        let e = Config::parse(text, "t.yml", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bootstrap.dcs") && e.contains("ttl (10)"), "{e}");
+        let e = Config::parse("name: n\n", "t.yml", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`scope` is required"), "{e}");
+        let l = Config::parse("scope: s\nname: n\n", "t.yml", no_env()).unwrap();
+        let e = l
+            .config
+            .require_agent_keys("t.yml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("postgresql.data_dir"), "{e}");
+        let e = Config::parse(
+            "scope: s\nname: n\nrestapi: {listen: 'localhost:99999'}\n",
+            "t.yml",
+            no_env(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("restapi.listen") && e.contains("99999"), "{e}");
+    }
+
+    #[test]
+    fn flavour_selection() {
+        let l = Config::parse(
+            "scope: s\nname: n\npostgresql: {flavour: opengauss, listen: '127.0.0.1:1', data_dir: /d}\n",
+            "f.yml",
+            no_env(),
+        )
+        .unwrap();
+        assert_eq!(l.config.postgresql.flavour(), Flavour::Opengauss);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("gs_ctl"), "").unwrap();
+        let s = PostgresqlSection {
+            bin_dir: Some(dir.path().display().to_string()),
+            ..Default::default()
+        };
+        assert_eq!(s.flavour(), Flavour::Opengauss);
+        assert_eq!(PostgresqlSection::default().flavour(), Flavour::Postgresql);
+    }
+}

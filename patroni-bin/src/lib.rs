@@ -1,0 +1,18 @@
+//! The patroni-rs agent: YAML configuration, the HA loop that drives the core's state machine
+//! through the `Dcs` and `Database` ports, the REST API, and `patronictl`.
+//!
+//! The binaries are thin: `patroni` parses arguments and calls [`run`]; everything testable lives here.
+#![forbid(unsafe_code)]
+
+pub mod agent;
+pub mod config;
+pub mod ctl;
+pub mod execute;
+pub mod members;
+pub mod rest;
+pub mod runtime;
+pub mod state;
+pub mod status;
+
+pub use config::{Config, ConfigError, Loaded};
+pub use state::{Clock, Shared, Snapshot};

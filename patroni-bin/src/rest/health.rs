@@ -1,0 +1,250 @@
+//! Health-check endpoints: 200 or 503 from the last cycle, the status document as the body.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use patroni_core::{DbRole, Lsn, Node, ProcessState};
+
+use crate::state::{Shared, Snapshot};
+use crate::status::patroni_json;
+
+/// Which question a health endpoint answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Holds the lock and runs as primary.
+    Primary,
+    /// Holds the lock.
+    Leader,
+    /// Holds the lock in a standby cluster (we run none, so never).
+    StandbyLeader,
+    /// A running, load-balanced standby within the lag and tag filters.
+    Replica,
+    /// Primary or replica.
+    ReadOnly,
+    /// A synchronous standby.
+    Sync,
+    /// A running standby that is not synchronous.
+    Async,
+    /// The database runs.
+    Health,
+    /// The HA loop runs.
+    Liveness,
+    /// Ready to serve: leader, or a streaming standby close enough.
+    Readiness,
+}
+
+/// Paths and what they check.
+pub const ROUTES: &[(&str, Check)] = &[
+    ("/", Check::Primary),
+    ("/primary", Check::Primary),
+    ("/master", Check::Primary),
+    ("/read-write", Check::Primary),
+    ("/leader", Check::Leader),
+    ("/standby-leader", Check::StandbyLeader),
+    ("/standby_leader", Check::StandbyLeader),
+    ("/replica", Check::Replica),
+    ("/read-only", Check::ReadOnly),
+    ("/sync", Check::Sync),
+    ("/synchronous", Check::Sync),
+    ("/async", Check::Async),
+    ("/asynchronous", Check::Async),
+    ("/health", Check::Health),
+    ("/liveness", Check::Liveness),
+    ("/readiness", Check::Readiness),
+];
+
+/// Parses `?lag=`: bytes, or a number with `B`, `kB`, `MB`, `GB`, `TB` (powers of 1024).
+pub fn parse_lag(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1 << 10,
+        "mb" | "m" => 1 << 20,
+        "gb" | "g" => 1 << 30,
+        "tb" | "t" => 1 << 40,
+        _ => return None,
+    };
+    let v = n * mult as f64;
+    (v.is_finite() && v >= 0.0 && v < u64::MAX as f64).then_some(v as u64)
+}
+
+/// How far this standby's replay is behind the primary, in bytes.
+fn replica_lag(snap: &Snapshot) -> u64 {
+    let leader_pos = snap
+        .cluster
+        .as_ref()
+        .map(|c| {
+            let from_member = c.leader_member().map(|m| m.wal_position());
+            c.leader_optime().max(from_member).unwrap_or(Lsn::ZERO)
+        })
+        .unwrap_or(Lsn::ZERO);
+    let top = leader_pos.max(snap.local.receive_lsn.unwrap_or(Lsn::ZERO));
+    let replayed = snap
+        .local
+        .replay_lsn
+        .or(snap.local.receive_lsn)
+        .unwrap_or(Lsn::ZERO);
+    top.saturating_sub(replayed)
+}
+
+fn is_running_standby(snap: &Snapshot) -> bool {
+    snap.local.process == ProcessState::Running && snap.local.role == DbRole::Standby
+}
+
+fn is_sync(snap: &Snapshot, node: &Node) -> bool {
+    snap.cluster
+        .as_ref()
+        .and_then(|c| c.sync_state())
+        .is_some_and(|s| s.is_sync(&node.name))
+}
+
+fn replica_ok(snap: &Snapshot, node: &Node, q: &HashMap<String, String>) -> bool {
+    if !is_running_standby(snap) || node.tags.noloadbalance {
+        return false;
+    }
+    if let Some(l) = q.get("lag") {
+        match parse_lag(l) {
+            Some(max) if replica_lag(snap) <= max => {}
+            _ => return false,
+        }
+    }
+    if let Some(want) = q.get("replication_state") {
+        let streaming = snap.local.receiver.as_ref().is_some_and(|r| r.streaming);
+        if want == "streaming" && !streaming {
+            return false;
+        }
+    }
+    for (k, v) in q {
+        if let Some(tag) = k.strip_prefix("tag_") {
+            let have = match tag {
+                "nofailover" => Some(node.tags.nofailover.to_string()),
+                "nosync" => Some(node.tags.nosync.to_string()),
+                "noloadbalance" => Some(node.tags.noloadbalance.to_string()),
+                "clonefrom" => Some(node.tags.clonefrom.to_string()),
+                "failover_priority" => Some(node.tags.failover_priority.to_string()),
+                other => node.tags.custom_str(other),
+            };
+            if have.as_deref().map(str::to_ascii_lowercase) != Some(v.to_ascii_lowercase()) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Answers one health question at `now`.
+pub fn evaluate(
+    check: Check,
+    snap: &Snapshot,
+    node: &Node,
+    q: &HashMap<String, String>,
+    now: u64,
+) -> bool {
+    let leader = snap.is_leader(now);
+    let primary = leader && snap.local.is_running_primary();
+    match check {
+        Check::Primary => primary,
+        Check::Leader => leader,
+        Check::StandbyLeader => false,
+        Check::Replica => replica_ok(snap, node, q),
+        Check::ReadOnly => primary || replica_ok(snap, node, q),
+        Check::Sync => is_running_standby(snap) && is_sync(snap, node),
+        Check::Async => is_running_standby(snap) && !is_sync(snap, node),
+        Check::Health => snap.local.process == ProcessState::Running,
+        Check::Liveness => {
+            let cfg = snap.dynamic_config(node);
+            if cfg.pause {
+                return true;
+            }
+            let limit = if primary {
+                cfg.ttl_ms()
+            } else {
+                cfg.ttl_ms() * 2
+            };
+            snap.last_cycle
+                .is_some_and(|t| now.saturating_sub(t) <= limit)
+        }
+        Check::Readiness => {
+            if primary {
+                return true;
+            }
+            let max = q
+                .get("lag")
+                .and_then(|l| parse_lag(l))
+                .unwrap_or(snap.dynamic_config(node).maximum_lag_on_failover);
+            is_running_standby(snap)
+                && snap.local.receiver.as_ref().is_some_and(|r| r.streaming)
+                && replica_lag(snap) <= max
+        }
+    }
+}
+
+fn answer(shared: &Shared, q: &HashMap<String, String>, check: Check) -> (StatusCode, Response) {
+    let snap = shared.snapshot();
+    let node = shared.node();
+    let now = shared.clock.now();
+    let code = if evaluate(check, &snap, &node, q, now) {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Json(patroni_json(&shared.scope, &node, &snap, now));
+    (code, body.into_response())
+}
+
+/// GET: the status code and the status document.
+pub async fn get(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+    check: Check,
+) -> Response {
+    let (code, body) = answer(&shared, &q, check);
+    (code, body).into_response()
+}
+
+/// HEAD and OPTIONS: the status line only (HAProxy `option httpchk OPTIONS /primary`).
+pub async fn head(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+    check: Check,
+) -> Response {
+    answer(&shared, &q, check).0.into_response()
+}
+
+/// `GET /patroni`: always 200 with the status document.
+pub async fn patroni(State(shared): State<Arc<Shared>>) -> Response {
+    let snap = shared.snapshot();
+    let node = shared.node();
+    Json(patroni_json(
+        &shared.scope,
+        &node,
+        &snap,
+        shared.clock.now(),
+    ))
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_units() {
+        assert_eq!(parse_lag("1048576"), Some(1048576));
+        assert_eq!(parse_lag("10MB"), Some(10 << 20));
+        assert_eq!(parse_lag("16 kB"), Some(16 << 10));
+        assert_eq!(parse_lag("1.5GB"), Some(3 << 29));
+        assert_eq!(parse_lag("ten"), None);
+        assert_eq!(parse_lag("5 parsecs"), None);
+        assert_eq!(parse_lag("99999999999999999999TB"), None);
+    }
+}

@@ -1,0 +1,173 @@
+//! The agent's HTTP API: Patroni's endpoints and status codes, so load balancers and tools work unchanged.
+//!
+//! Health checks read the last cycle's snapshot; admin verbs write DCS keys or queue a request
+//! for the loop. Every body is size-limited and parsed defensively: no request can panic the agent.
+
+// Handlers return early with a ready `Response`; boxing it would only add noise.
+#![allow(clippy::result_large_err)]
+
+mod admin;
+pub mod config;
+mod health;
+mod metrics;
+mod switchover;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine;
+use serde::de::DeserializeOwned;
+
+use crate::state::Shared;
+
+/// Largest request body accepted; Patroni's verbs take a few hundred bytes.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Why the REST server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RestError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The server stopped with an I/O error.
+    #[error("REST server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// The router with every endpoint, over shared agent state.
+pub fn router(shared: Arc<Shared>) -> Router {
+    let mut r = Router::new();
+    for (path, check) in health::ROUTES {
+        let c = *check;
+        r = r.route(
+            path,
+            get(move |s, q| health::get(s, q, c))
+                .head(move |s, q| health::head(s, q, c))
+                .options(move |s, q| health::head(s, q, c)),
+        );
+    }
+    r.route("/patroni", get(health::patroni))
+        .route("/cluster", get(metrics::cluster))
+        .route("/history", get(metrics::history))
+        .route("/metrics", get(metrics::metrics))
+        .route(
+            "/config",
+            get(config::get_config)
+                .patch(config::patch_config)
+                .put(config::put_config),
+        )
+        .route(
+            "/switchover",
+            post(switchover::post_switchover).delete(switchover::delete_switchover),
+        )
+        .route("/failover", post(switchover::post_failover))
+        .route("/restart", post(admin::restart))
+        .route("/reinitialize", post(admin::reinitialize))
+        .route("/reload", post(admin::reload))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(shared)
+}
+
+/// A bound REST server, so callers learn the port before serving (tests bind port 0).
+pub struct RestServer {
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl RestServer {
+    /// Binds `addr`.
+    pub async fn bind(addr: &str, shared: Arc<Shared>) -> Result<Self, RestError> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| RestError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
+        Ok(RestServer { listener, shared })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), RestError> {
+        axum::serve(self.listener, router(self.shared))
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(RestError::Serve)
+    }
+}
+
+/// A plain-text answer, as Patroni gives for its verbs.
+pub(crate) fn text(code: StatusCode, msg: impl Into<String>) -> Response {
+    (
+        code,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        msg.into(),
+    )
+        .into_response()
+}
+
+/// Checks basic auth for an unsafe verb; `Err` is the 401 to send.
+pub(crate) fn require_auth(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(want) = &shared.auth else {
+        return Ok(());
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .and_then(|raw| String::from_utf8(raw).ok());
+    let ok = given.as_deref().and_then(|g| g.split_once(':'))
+        == Some((want.username.as_str(), want.password.as_str()));
+    if ok {
+        Ok(())
+    } else {
+        Err((
+            StatusCode::UNAUTHORIZED,
+            [
+                (header::WWW_AUTHENTICATE, "Basic realm=\"patroni\""),
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            ],
+            "no auth header received",
+        )
+            .into_response())
+    }
+}
+
+/// Parses a JSON body; an empty body is `{}`; `Err` is the 400 naming what is wrong.
+pub(crate) fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
+    let raw: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    serde_json::from_slice(raw)
+        .map_err(|e| text(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,218 @@
+//! The daemon: builds the adapters from a [`Config`], serves the REST API and runs the [`Agent`].
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use patroni_core::{Database, Dcs, DynamicConfig};
+use patroni_etcd::{Etcd3Config, EtcdDcs, EtcdIdentity};
+use patroni_postgres::command::SystemRunner;
+use patroni_postgres::{Postgres, PostgresConfig};
+use serde_json::{json, Map, Value};
+
+use crate::agent::{Agent, AgentError};
+use crate::config::{Config, Flavour};
+use crate::rest::RestServer;
+use crate::state::Shared;
+
+/// The `(uid, gid)` of an OS user, via `id`, so the agent started as root can run the server as another user.
+pub fn lookup_user(name: &str) -> Result<(u32, u32), String> {
+    let id = |flag: &str| -> Result<u32, String> {
+        let out = std::process::Command::new("id")
+            .args([flag, name])
+            .output()
+            .map_err(|e| format!("cannot run id: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("no such OS user {name:?}"));
+        }
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .map_err(|e| format!("id {flag} {name}: {e}"))
+    };
+    Ok((id("-u")?, id("-g")?))
+}
+
+/// The etcd client settings from the `etcd3` section.
+pub fn etcd3_config(config: &Config) -> Etcd3Config {
+    let mut e = Etcd3Config::with_hosts(config.etcd3.endpoints());
+    e.username = config.etcd3.username.clone();
+    e.password = config.etcd3.password.clone();
+    e
+}
+
+/// The DCS for `config`, acting as member `name` with the given timings.
+pub fn connect_dcs(
+    config: &Config,
+    name: &str,
+    timing: &DynamicConfig,
+) -> Result<Arc<dyn Dcs>, AgentError> {
+    let mut id = EtcdIdentity::new(config.scope.clone(), name.to_string());
+    id.namespace = config.namespace.clone();
+    id.ttl = Duration::from_secs(timing.ttl);
+    id.retry_timeout = Duration::from_secs(timing.retry_timeout);
+    id.loop_wait = Duration::from_secs(timing.loop_wait);
+    let dcs =
+        EtcdDcs::new(&etcd3_config(config), id).map_err(|e| AgentError::Dcs(e.to_string()))?;
+    Ok(Arc::new(dcs))
+}
+
+/// The PostgreSQL adapter's settings from the `postgresql` section, with `bootstrap.dcs` parameters under the local ones.
+pub fn postgres_config(config: &Config) -> Result<PostgresConfig, AgentError> {
+    let s = &config.postgresql;
+    let dynamic = config.bootstrap_dcs();
+    let mut params: Map<String, Value> = dynamic.postgresql.parameters.clone();
+    params.extend(s.parameters.clone());
+    let auth: Map<String, Value> = s
+        .authentication
+        .iter()
+        .map(|(role, c)| {
+            let pw = (!c.password.is_empty()).then(|| c.password.clone());
+            (
+                role.clone(),
+                json!({"username": c.username, "password": pw}),
+            )
+        })
+        .collect();
+    let mut doc = json!({
+        "listen": s.listen,
+        "connect_address": s.connect_address(),
+        "data_dir": s.data_dir,
+        "authentication": auth,
+        "parameters": params,
+        "pg_hba": s.pg_hba,
+        "use_pg_rewind": dynamic.postgresql.use_pg_rewind,
+    });
+    let o = doc.as_object_mut().expect("object literal");
+    for (k, v) in [
+        ("bin_dir", s.bin_dir.clone()),
+        ("pgpass", s.pgpass.clone()),
+        ("config_dir", s.config_dir.clone()),
+        ("log_file", s.log_file.clone()),
+    ] {
+        if let Some(v) = v {
+            o.insert(k.into(), json!(v));
+        }
+    }
+    if let Some(t) = s.pg_ctl_timeout {
+        o.insert("pg_ctl_timeout".into(), json!(t));
+    }
+    let mut cfg: PostgresConfig = serde_json::from_value(doc)
+        .map_err(|e| AgentError::Database(format!("postgresql section: {e}")))?;
+    if let Some(user) = &s.run_as {
+        cfg.run_as = Some(lookup_user(user).map_err(AgentError::Database)?);
+    }
+    Ok(cfg)
+}
+
+/// The database adapter `config` asks for.
+pub fn build_database(config: &Config) -> Result<Arc<dyn Database>, AgentError> {
+    match config.postgresql.flavour() {
+        Flavour::Postgresql => {
+            let initdb = config
+                .bootstrap
+                .as_ref()
+                .map(|b| b.initdb.clone())
+                .unwrap_or_default();
+            let initdb = serde_json::to_value(initdb)
+                .and_then(serde_json::from_value)
+                .map_err(|e| AgentError::Database(format!("bootstrap.initdb: {e}")))?;
+            let pg = Postgres::new(
+                config.name.clone(),
+                postgres_config(config)?,
+                Arc::new(SystemRunner),
+            )
+            .map_err(|e| AgentError::Database(e.to_string()))?
+            .with_initdb(initdb);
+            Ok(Arc::new(pg))
+        }
+        Flavour::Opengauss => {
+            let mut section = serde_json::to_value(&config.postgresql)
+                .map_err(|e| AgentError::Database(e.to_string()))?;
+            if let Some(o) = section.as_object_mut() {
+                o.retain(|_, v| !v.is_null());
+            }
+            section["name"] = json!(config.name);
+            section["flavour"] = json!("opengauss");
+            section["connect_address"] = json!(config.postgresql.connect_address());
+            let og: patroni_opengauss::OpenGaussConfig = serde_json::from_value(section)
+                .map_err(|e| AgentError::Database(format!("postgresql section: {e}")))?;
+            let user = og
+                .opengauss
+                .db_user
+                .clone()
+                .or_else(|| {
+                    config
+                        .postgresql
+                        .authentication
+                        .get("superuser")
+                        .map(|c| c.username.clone())
+                })
+                .unwrap_or_else(|| "omm".into());
+            let timeout = Duration::from_secs(og.opengauss.ctl_timeout.unwrap_or(60));
+            let sql = patroni_opengauss::sql::PgSql::new(og.socket_dir(), og.port(), user, timeout);
+            let db = patroni_opengauss::OpenGauss::new(og, Arc::new(SystemRunner), Arc::new(sql))
+                .map_err(|e| AgentError::Database(e.to_string()))?;
+            Ok(Arc::new(db))
+        }
+    }
+}
+
+/// Runs the agent described by `config` until `shutdown` resolves (SIGTERM/SIGINT in the daemon).
+///
+/// SIGHUP and `POST /reload` re-read `config.source` (tags, bootstrap timings) when it is set.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
+    let source = config.source.clone().unwrap_or_default();
+    config.require_agent_keys(&source.display().to_string())?;
+    let node = config.node();
+    let dcs = connect_dcs(&config, &config.name, &node.bootstrap_config)?;
+    let db = build_database(&config)?;
+    let shared = Shared::new(
+        config.scope.clone(),
+        node,
+        dcs,
+        config.restapi.authentication.clone(),
+    );
+    let server = RestServer::bind(&config.restapi.listen, Arc::clone(&shared)).await?;
+    tracing::info!(
+        "{}: REST API on {}, data directory {}",
+        config.name,
+        server.local_addr(),
+        config.postgresql.data_dir
+    );
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let rest = tokio::spawn(server.serve(async {
+        let _ = stop_rx.await;
+    }));
+    let hup_shared = Arc::clone(&shared);
+    let hup = tokio::spawn(async move {
+        let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while s.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the configuration");
+            hup_shared.reload.notify_one();
+        }
+    });
+    let mut agent = Agent::new(shared, db)
+        .with_pid_file(PathBuf::from(&config.postgresql.data_dir).join("postmaster.pid"));
+    if config.source.is_some() {
+        agent = agent.with_reloader(Box::new(move || {
+            let loaded = Config::load(&source).map_err(|e| e.to_string())?;
+            for w in &loaded.warnings {
+                tracing::warn!("{w}");
+            }
+            Ok(loaded.config.node())
+        }));
+    }
+    agent.run(shutdown).await;
+    hup.abort();
+    let _ = stop_tx.send(());
+    match rest.await {
+        Ok(r) => r?,
+        Err(e) => tracing::error!("REST task: {e}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,280 @@
+//! The `GET /patroni` document: what this agent says about itself, and how peers read it back.
+//!
+//! The same JSON feeds HAProxy checks, monitoring and the leader race, so its field names are
+//! Patroni's and the parser tolerates answers from real Patroni agents too.
+
+use patroni_core::{
+    DbRole, Lsn, MemberRole, MemberState, Node, PeerStatus, ProcessState, Timestamp,
+};
+use serde_json::{json, Value};
+
+use crate::state::Snapshot;
+
+/// The role name this member reports: the running database's own role first (peers racing for the
+/// lock must see a demoted primary as a replica at once), else what was published last.
+pub fn role(snap: &Snapshot) -> MemberRole {
+    if snap.local.process.is_alive() {
+        match snap.local.role {
+            DbRole::Primary => return MemberRole::Primary,
+            DbRole::Standby => return MemberRole::Replica,
+            DbRole::Unknown => {}
+        }
+    }
+    match &snap.member {
+        // A primary whose server is down is no obstacle to the race: never "still alive".
+        Some(m) if m.role == MemberRole::Primary => MemberRole::Demoted,
+        Some(m) if m.role != MemberRole::Unknown => m.role,
+        _ if snap.local.role == DbRole::Standby => MemberRole::Replica,
+        _ => MemberRole::Uninitialized,
+    }
+}
+
+/// The state this member reports: from the published member data, else from the process.
+pub fn state(snap: &Snapshot) -> MemberState {
+    if let Some(m) = &snap.member {
+        if m.state != MemberState::Unknown {
+            return m.state;
+        }
+    }
+    match snap.local.process {
+        ProcessState::Running => MemberState::Running,
+        ProcessState::Starting => MemberState::Starting,
+        ProcessState::Stopped => MemberState::Stopped,
+        ProcessState::Crashed => MemberState::Crashed,
+    }
+}
+
+fn enum_text<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// `"15.4"` as Patroni's integer `150004`; `None` when the text is not a version.
+pub fn server_version_num(v: &str) -> Option<u64> {
+    let mut parts = v
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty());
+    let major: u64 = parts.next()?.parse().ok()?;
+    let minor: u64 = parts.next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    Some(if major >= 10 {
+        major * 10000 + minor
+    } else {
+        let patch: u64 = parts.next().and_then(|m| m.parse().ok()).unwrap_or(0);
+        major * 10000 + minor * 100 + patch
+    })
+}
+
+/// The `GET /patroni` body.
+pub fn patroni_json(scope: &str, node: &Node, snap: &Snapshot, now: u64) -> Value {
+    let local = &snap.local;
+    let role = role(snap);
+    let mut doc = json!({
+        "state": enum_text(&state(snap)),
+        "role": enum_text(&role),
+        "cluster_unlocked": snap.cluster.as_ref().is_none_or(|c| c.is_unlocked()),
+        "pause": snap.paused(node),
+        "tags": node.tags,
+        "patroni": {"version": node.version, "scope": scope, "name": node.name},
+    });
+    let obj = doc.as_object_mut().expect("object literal");
+    if let Some(v) = local.version.as_deref() {
+        match server_version_num(v) {
+            Some(n) => obj.insert("server_version".into(), json!(n)),
+            None => obj.insert("server_version".into(), json!(v)),
+        };
+    }
+    if local.role == DbRole::Primary {
+        obj.insert(
+            "xlog".into(),
+            json!({"location": local.write_lsn.unwrap_or(local.wal_position()).0}),
+        );
+    } else if local.process.is_alive() {
+        obj.insert(
+            "xlog".into(),
+            json!({
+                "received_location": local.receive_lsn.map(|l| l.0),
+                "replayed_location": local.replay_lsn.map(|l| l.0),
+                "replayed_timestamp": null,
+                "paused": false,
+            }),
+        );
+    }
+    if let Some(tl) = local.timeline {
+        obj.insert("timeline".into(), json!(tl));
+    }
+    if !local.replication.is_empty() {
+        let rows: Vec<Value> = local
+            .replication
+            .iter()
+            .map(|r| {
+                json!({"application_name": r.application_name, "state": r.state,
+                       "sync_state": r.sync_state,
+                       "flush_lsn": r.flush_lsn.map(|l| l.0), "replay_lsn": r.replay_lsn.map(|l| l.0)})
+            })
+            .collect();
+        obj.insert("replication".into(), Value::Array(rows));
+    }
+    if let Some(sync) = snap.cluster.as_ref().and_then(|c| c.sync_state()) {
+        if sync.is_sync(&node.name) {
+            obj.insert("sync_standby".into(), json!(true));
+        }
+    }
+    if let Some(id) = &local.system_id {
+        obj.insert("database_system_identifier".into(), json!(id));
+    }
+    if local.pending_restart {
+        obj.insert("pending_restart".into(), json!(true));
+    }
+    if let Some(seen) = snap.dcs_last_seen {
+        obj.insert("dcs_last_seen".into(), json!(seen.0 / 1000));
+    }
+    if let Some(r) = &local.receiver {
+        obj.insert(
+            "replication_state".into(),
+            json!(if r.streaming { "streaming" } else { "stopped" }),
+        );
+    }
+    obj.insert("is_leader".into(), json!(snap.is_leader(now)));
+    doc
+}
+
+/// Reads a peer's `GET /patroni` answer into what the leader race compares.
+pub fn peer_status_from_json(name: &str, doc: &Value, fetched_at: u64) -> PeerStatus {
+    let parse_enum = |key: &str| doc.get(key).cloned().unwrap_or(Value::Null);
+    let role: MemberRole = serde_json::from_value(parse_enum("role")).unwrap_or_default();
+    let state: MemberState = serde_json::from_value(parse_enum("state")).unwrap_or_default();
+    let xlog = doc.get("xlog");
+    let lsn_of = |k: &str| -> Option<Lsn> {
+        xlog.and_then(|x| x.get(k))
+            .and_then(|v| serde_json::from_value::<Lsn>(v.clone()).ok())
+    };
+    let wal_position = [
+        lsn_of("location"),
+        lsn_of("received_location"),
+        lsn_of("replayed_location"),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or(Lsn::ZERO);
+    let tags = doc.get("tags");
+    PeerStatus {
+        name: name.to_string(),
+        reachable: true,
+        role,
+        state,
+        wal_position,
+        timeline: doc.get("timeline").and_then(Value::as_u64),
+        nofailover: tags
+            .and_then(|t| t.get("nofailover"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        failover_priority: tags
+            .and_then(|t| t.get("failover_priority"))
+            .and_then(Value::as_i64)
+            .unwrap_or(1),
+        watchdog_failed: doc
+            .get("watchdog_failed")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        fetched_at,
+    }
+}
+
+/// Seconds since the Unix epoch as Patroni prints them in `dcs_last_seen`.
+pub fn epoch_secs(t: Timestamp) -> i64 {
+    t.0 / 1000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use patroni_core::{LocalDb, ReceiverStatus};
+
+    #[test]
+    fn versions_as_patroni_numbers() {
+        assert_eq!(server_version_num("15.4"), Some(150004));
+        assert_eq!(server_version_num("PostgreSQL 16.1 (Debian)"), Some(160001));
+        assert_eq!(server_version_num("9.6.24"), Some(90624));
+        assert_eq!(server_version_num("openGauss"), None);
+    }
+
+    #[test]
+    fn standby_document_round_trips_into_a_peer_status() {
+        let snap = Snapshot {
+            local: LocalDb {
+                process: ProcessState::Running,
+                role: DbRole::Standby,
+                timeline: Some(3),
+                receive_lsn: Some(Lsn(500)),
+                replay_lsn: Some(Lsn(400)),
+                receiver: Some(ReceiverStatus {
+                    streaming: true,
+                    upstream_host: None,
+                    upstream_port: None,
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut node = Node::new("n2");
+        node.tags.failover_priority = 7;
+        let doc = patroni_json("s", &node, &snap, 10);
+        assert_eq!(doc["role"], "replica");
+        assert_eq!(doc["state"], "running");
+        assert_eq!(doc["patroni"]["name"], "n2");
+        let p = peer_status_from_json("n2", &doc, 42);
+        assert!(p.reachable);
+        assert_eq!(p.role, MemberRole::Replica);
+        assert_eq!(p.wal_position, Lsn(500));
+        assert_eq!(p.timeline, Some(3));
+        assert_eq!(p.failover_priority, 7);
+        assert_eq!(p.fetched_at, 42);
+    }
+
+    #[test]
+    fn the_live_database_role_wins_over_stale_member_data() {
+        use patroni_core::MemberData;
+        let mut snap = Snapshot {
+            member: Some(MemberData {
+                role: MemberRole::Primary,
+                state: MemberState::Running,
+                ..Default::default()
+            }),
+            local: LocalDb {
+                process: ProcessState::Running,
+                role: DbRole::Standby,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(role(&snap), MemberRole::Replica, "just demoted");
+        snap.local.process = ProcessState::Crashed;
+        snap.local.role = DbRole::Unknown;
+        assert_eq!(
+            role(&snap),
+            MemberRole::Demoted,
+            "a dead primary is not alive"
+        );
+        snap.member = None;
+        assert_eq!(role(&snap), MemberRole::Uninitialized);
+    }
+
+    #[test]
+    fn real_patroni_answer_and_garbage() {
+        let doc: Value = serde_json::from_str(
+            r#"{"state":"running","role":"master","xlog":{"location":"0/3000060"},"timeline":2,
+                "tags":{"nofailover":true},"watchdog_failed":true}"#,
+        )
+        .unwrap();
+        let p = peer_status_from_json("x", &doc, 1);
+        assert_eq!(p.role, MemberRole::Primary);
+        assert_eq!(p.wal_position, Lsn(0x3000060));
+        assert!(p.nofailover && p.watchdog_failed);
+        let junk = peer_status_from_json("y", &json!([1, 2, 3]), 1);
+        assert_eq!(junk.role, MemberRole::Unknown);
+        assert_eq!(junk.wal_position, Lsn::ZERO);
+    }
+}

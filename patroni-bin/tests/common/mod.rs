@@ -1,0 +1,445 @@
+//! End-to-end fixture: a real etcd and three `patroni` agents, each running PostgreSQL 15, on loopback.
+//!
+//! Agents run as the non-root test user; everything started here is stopped by PID on drop.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use patroni_core::{Cluster, Dcs};
+use patroni_etcd::testkit::EtcdProcess;
+use patroni_etcd::{EtcdDcs, EtcdIdentity};
+use patroni_postgres::testkit::{free_port, owned_temp_dir, pg_bin_dir, test_user, TEST_PASSWORD};
+use serde_json::Value;
+
+/// One member: its directory, ports and agent process.
+pub struct Node {
+    pub name: String,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub api_port: u16,
+    pub pg_port: u16,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    pub fn api(&self) -> String {
+        format!("http://127.0.0.1:{}", self.api_port)
+    }
+
+    /// The live postmaster's pid from `postmaster.pid`.
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;
+        let pid: u32 = text.lines().next()?.trim().parse().ok()?;
+        alive(pid).then_some(pid)
+    }
+
+    pub fn agent_pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Starts the agent process as the test user.
+    pub fn start_agent(&mut self) {
+        assert!(self.child.is_none(), "{} already runs", self.name);
+        let (uid, gid) = test_user();
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("agent log");
+        let child = Command::new(env!("CARGO_BIN_EXE_patroni"))
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .env_remove("PATRONI_NAME")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .uid(uid)
+            .gid(gid)
+            .process_group(0)
+            .spawn()
+            .expect("start patroni");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL to the agent only (its database keeps running).
+    pub fn kill9_agent(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            signal(c.id(), "KILL");
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM to the agent, waiting up to `secs` for a clean exit.
+    pub fn stop_agent(&mut self, secs: u64) {
+        if let Some(mut c) = self.child.take() {
+            signal(c.id(), "TERM");
+            let deadline = Instant::now() + Duration::from_secs(secs);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            signal(c.id(), "KILL");
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGKILL to the postmaster; returns once it is gone.
+    pub fn kill9_postmaster(&self) {
+        if let Some(pid) = self.postmaster_pid() {
+            signal(pid, "KILL");
+            wait_gone(pid);
+        }
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Runs SQL through psql on this node; `None` when it fails.
+    pub fn sql(&self, query: &str) -> Option<String> {
+        let out = Command::new("timeout")
+            .arg("10")
+            .arg(pg_bin_dir().join("psql"))
+            .args(["-h", "127.0.0.1", "-p", &self.pg_port.to_string()])
+            .args(["-U", "postgres", "-d", "postgres", "-XAtq", "-c", query])
+            .env("PGPASSWORD", TEST_PASSWORD)
+            .env("PGCONNECT_TIMEOUT", "3")
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !matches!(
+            stat.rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().next()),
+            Some("Z") | Some("X")
+        ),
+        Err(_) => false,
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn wait_gone(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The whole test cluster.
+pub struct TestCluster {
+    pub scope: String,
+    pub nodes: Vec<Node>,
+    pub etcd: EtcdProcess,
+    pub dcs: Arc<dyn Dcs>,
+    pub http: reqwest::Client,
+    _root: tempfile::TempDir,
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            n.kill9_agent();
+        }
+        for n in &self.nodes {
+            n.kill9_postmaster();
+        }
+    }
+}
+
+/// Short timings so a scenario runs in seconds: `ttl 10, loop_wait 2, retry_timeout 4`.
+pub const TTL_MS: u64 = 10_000;
+
+fn yaml(
+    scope: &str,
+    name: &str,
+    etcd: &str,
+    api: u16,
+    pg: u16,
+    dir: &Path,
+    extra_dcs: &str,
+) -> String {
+    format!(
+        r#"scope: {scope}
+name: {name}
+restapi:
+  listen: 127.0.0.1:{api}
+  connect_address: 127.0.0.1:{api}
+etcd3:
+  hosts: {etcd}
+bootstrap:
+  dcs:
+    ttl: 10
+    loop_wait: 2
+    retry_timeout: 4
+    maximum_lag_on_failover: 16777216
+{extra_dcs}    postgresql:
+      use_pg_rewind: true
+      parameters:
+        wal_keep_size: 64MB
+        max_wal_senders: 10
+        max_replication_slots: 10
+        wal_log_hints: "on"
+postgresql:
+  listen: 127.0.0.1:{pg}
+  connect_address: 127.0.0.1:{pg}
+  data_dir: {data}
+  bin_dir: {bin}
+  pg_ctl_timeout: 30
+  authentication:
+    superuser: {{username: postgres, password: "{pw}"}}
+    replication: {{username: replicator, password: "{pw}"}}
+  parameters:
+    shared_buffers: 16MB
+    fsync: "off"
+    max_connections: 30
+    max_wal_size: 256MB
+    wal_retrieve_retry_interval: 500ms
+log:
+  level: INFO
+"#,
+        data = dir.join("data").display(),
+        bin = pg_bin_dir().display(),
+        pw = TEST_PASSWORD,
+    )
+}
+
+impl TestCluster {
+    /// Starts etcd and three agents (`node1`..`node3`) and waits for a leader and two streaming replicas.
+    pub async fn start(tag: &str) -> TestCluster {
+        Self::start_with(tag, "").await
+    }
+
+    /// Like [`start`](Self::start) with extra `bootstrap.dcs` lines (indented four spaces).
+    pub async fn start_with(tag: &str, extra_dcs: &str) -> TestCluster {
+        let etcd = EtcdProcess::start().await.expect("etcd");
+        let root = owned_temp_dir(&format!("patroni-e2e-{tag}-"));
+        let scope = format!("e2e-{tag}-{}", std::process::id());
+        let endpoint = etcd.endpoint().trim_start_matches("http://").to_string();
+        let mut nodes = Vec::new();
+        for i in 1..=3 {
+            let name = format!("node{i}");
+            let dir = root.path().join(&name);
+            std::fs::create_dir_all(&dir).unwrap();
+            let (uid, gid) = test_user();
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+            let api_port = free_port();
+            let pg_port = free_port();
+            let config = dir.join("patroni.yml");
+            std::fs::write(
+                &config,
+                yaml(&scope, &name, &endpoint, api_port, pg_port, &dir, extra_dcs),
+            )
+            .unwrap();
+            nodes.push(Node {
+                name,
+                log: root.path().join(format!("node{i}.log")),
+                dir,
+                config,
+                api_port,
+                pg_port,
+                child: None,
+            });
+        }
+        let dcs = EtcdDcs::new(
+            &etcd.config(),
+            EtcdIdentity::new(scope.clone(), "e2e-observer"),
+        )
+        .expect("observer DCS");
+        let mut c = TestCluster {
+            scope,
+            nodes,
+            etcd,
+            dcs: Arc::new(dcs),
+            http: reqwest::Client::new(),
+            _root: root,
+        };
+        for n in &mut c.nodes {
+            n.start_agent();
+        }
+        c.wait_healthy(Duration::from_secs(90)).await;
+        c
+    }
+
+    pub fn node(&self, name: &str) -> &Node {
+        self.nodes.iter().find(|n| n.name == name).unwrap()
+    }
+
+    pub fn node_mut(&mut self, name: &str) -> &mut Node {
+        self.nodes.iter_mut().find(|n| n.name == name).unwrap()
+    }
+
+    pub async fn view(&self) -> Option<Cluster> {
+        self.dcs.load().await.ok()
+    }
+
+    pub async fn leader(&self) -> Option<String> {
+        self.view().await?.leader.map(|l| l.name)
+    }
+
+    /// GET a REST path: status code and JSON body (Null when not JSON).
+    pub async fn get(&self, node: &str, path: &str) -> Option<(u16, Value)> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.node(node).api()))
+            .timeout(Duration::from_secs(3))
+            .send()
+            .await
+            .ok()?;
+        let code = r.status().as_u16();
+        Some((code, r.json().await.unwrap_or(Value::Null)))
+    }
+
+    pub async fn post(&self, node: &str, path: &str, body: Value) -> Option<(u16, String)> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.node(node).api()))
+            .timeout(Duration::from_secs(60))
+            .json(&body)
+            .send()
+            .await
+            .ok()?;
+        let code = r.status().as_u16();
+        Some((code, r.text().await.unwrap_or_default()))
+    }
+
+    pub async fn patch_config(&self, node: &str, body: Value) -> Option<u16> {
+        let r = self
+            .http
+            .patch(format!("{}/config", self.node(node).api()))
+            .timeout(Duration::from_secs(10))
+            .json(&body)
+            .send()
+            .await
+            .ok()?;
+        Some(r.status().as_u16())
+    }
+
+    /// Whether `node` answers `/primary` with 200.
+    pub async fn is_primary(&self, node: &str) -> bool {
+        matches!(self.get(node, "/primary").await, Some((200, _)))
+    }
+
+    /// Whether `node` is a running standby streaming from someone.
+    pub async fn is_streaming(&self, node: &str) -> bool {
+        match self.get(node, "/patroni").await {
+            Some((200, doc)) => doc["role"] == "replica" && doc["replication_state"] == "streaming",
+            _ => false,
+        }
+    }
+
+    /// The node that answers `/primary` with 200, if exactly one does.
+    pub async fn primary(&self) -> Option<String> {
+        let mut found = Vec::new();
+        for n in &self.nodes {
+            if self.is_primary(&n.name).await {
+                found.push(n.name.clone());
+            }
+        }
+        (found.len() == 1).then(|| found.remove(0))
+    }
+
+    /// Polls `f` every 100 ms until it yields a value or `timeout` passes; panics with the agents' logs.
+    pub async fn wait<T, F, Fut>(&self, what: &str, timeout: Duration, mut f: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = f().await {
+                return v;
+            }
+            if Instant::now() > deadline {
+                self.dump();
+                panic!("timed out after {timeout:?} waiting for {what}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Prints each agent's recent log, for failed assertions.
+    pub fn dump(&self) {
+        for n in &self.nodes {
+            eprintln!(
+                "===== {} (api {}, pg {}) =====\n{}",
+                n.name,
+                n.api_port,
+                n.pg_port,
+                n.log_tail(40)
+            );
+            let pg_log = std::fs::read_to_string(n.dir.join("data.log")).unwrap_or_default();
+            let lines: Vec<&str> = pg_log.lines().collect();
+            eprintln!(
+                "----- {} server log -----\n{}",
+                n.name,
+                lines[lines.len().saturating_sub(15)..].join("\n")
+            );
+        }
+    }
+
+    /// One primary and every other running node streaming.
+    pub async fn wait_healthy(&self, timeout: Duration) -> String {
+        self.wait("a primary and streaming replicas", timeout, || async {
+            let p = self.primary().await?;
+            for n in &self.nodes {
+                if n.name != p && n.agent_pid().is_some() && !self.is_streaming(&n.name).await {
+                    return None;
+                }
+            }
+            Some(p)
+        })
+        .await
+    }
+
+    /// Waits until some node other than `old` is the primary; returns it.
+    pub async fn wait_new_primary(&self, old: &str, timeout: Duration) -> String {
+        self.wait("a new primary", timeout, || async {
+            self.primary().await.filter(|p| p != old)
+        })
+        .await
+    }
+
+    /// Creates a table and writes `n` rows through the primary; returns the count it reports.
+    pub fn write_rows(&self, primary: &str, table: &str, n: u32) -> String {
+        let node = self.node(primary);
+        node.sql(&format!("CREATE TABLE IF NOT EXISTS {table}(i int)"))
+            .expect("create table");
+        node.sql(&format!(
+            "INSERT INTO {table} SELECT generate_series(1, {n})"
+        ))
+        .expect("insert");
+        node.sql(&format!("SELECT count(*) FROM {table}"))
+            .expect("count")
+    }
+}
+
+/// Prints a measured figure in one greppable format.
+pub fn report(scenario: &str, what: &str, ms: u128) {
+    println!("MEASURED {scenario}: {what} in {ms} ms");
+}
