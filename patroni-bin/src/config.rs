@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use patroni_core::{DynamicConfig, Tags};
+use patroni_etcd::Etcd3Config;
 use serde::{Deserialize, Serialize};
 
 /// Why a configuration could not be used; the text names the file and the place.
@@ -80,63 +81,6 @@ pub struct Credentials {
     pub username: String,
     /// Password.
     pub password: String,
-}
-
-/// `etcd3`: how to reach the etcd cluster (Patroni's keys).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(default)]
-pub struct Etcd3Section {
-    /// One `host:port`.
-    pub host: Option<String>,
-    /// Several `host:port` (a list, or one comma-separated string).
-    pub hosts: Option<HostList>,
-    /// One URL such as `http://127.0.0.1:2379`.
-    pub url: Option<String>,
-    /// `http` or `https`.
-    pub protocol: Option<String>,
-    /// etcd user.
-    pub username: Option<String>,
-    /// etcd password.
-    pub password: Option<String>,
-}
-
-/// A host list given either as a YAML list or as one comma-separated string.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum HostList {
-    /// `[a:2379, b:2379]`
-    List(Vec<String>),
-    /// `a:2379,b:2379`
-    Text(String),
-}
-
-impl Etcd3Section {
-    /// All endpoints as `http(s)://host:port` URLs, in the order given.
-    pub fn endpoints(&self) -> Vec<String> {
-        let proto = self.protocol.clone().unwrap_or_else(|| "http".into());
-        let mut raw: Vec<String> = Vec::new();
-        if let Some(u) = &self.url {
-            raw.push(u.clone());
-        }
-        match &self.hosts {
-            Some(HostList::List(l)) => raw.extend(l.iter().cloned()),
-            Some(HostList::Text(t)) => raw.extend(t.split(',').map(|s| s.trim().to_string())),
-            None => {}
-        }
-        if let Some(h) = &self.host {
-            raw.push(h.clone());
-        }
-        raw.into_iter()
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                if s.contains("://") {
-                    s
-                } else {
-                    format!("{proto}://{s}")
-                }
-            })
-            .collect()
-    }
 }
 
 /// `bootstrap`: what a new cluster starts with.
@@ -288,7 +232,7 @@ impl LogSection {
 }
 
 /// The whole local configuration file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct Config {
     /// Cluster name: the DCS prefix is `<namespace>/<scope>`.
@@ -300,7 +244,7 @@ pub struct Config {
     /// The REST API.
     pub restapi: RestApiConfig,
     /// The etcd cluster.
-    pub etcd3: Etcd3Section,
+    pub etcd3: Etcd3Config,
     /// Seed settings of a new cluster; a node without it never initialises one.
     pub bootstrap: Option<BootstrapSection>,
     /// The local database.
@@ -323,7 +267,7 @@ impl Default for Config {
             namespace: "/service".into(),
             name: String::new(),
             restapi: RestApiConfig::default(),
-            etcd3: Etcd3Section::default(),
+            etcd3: Etcd3Config::default(),
             bootstrap: None,
             postgresql: PostgresqlSection::default(),
             tags: Tags::default(),
@@ -435,7 +379,9 @@ impl Config {
                         .get_or_insert_with(Default::default)
                         .password = value
                 }
-                "ETCD3_HOSTS" => self.etcd3.hosts = Some(HostList::Text(value)),
+                "ETCD3_HOSTS" => {
+                    self.etcd3.hosts = value.split(',').map(|h| h.trim().to_string()).collect()
+                }
                 "ETCD3_HOST" => self.etcd3.host = Some(value),
                 "ETCD3_URL" => self.etcd3.url = Some(value),
                 "ETCD3_PROTOCOL" => self.etcd3.protocol = Some(value),
@@ -493,6 +439,10 @@ impl Config {
         if require_name && self.name.trim().is_empty() {
             return Err(missing("name"));
         }
+        self.etcd3
+            .endpoints()
+            .and(self.etcd3.credentials())
+            .map_err(|e| invalid(e.to_string()))?;
         for (key, addr) in [
             ("restapi.listen", Some(self.restapi.listen.as_str())),
             (
@@ -544,9 +494,6 @@ impl Config {
         }
         if self.postgresql.listen.trim().is_empty() {
             return Err(missing("postgresql.listen"));
-        }
-        if self.etcd3.endpoints().is_empty() {
-            return Err(missing("etcd3.hosts"));
         }
         Ok(())
     }
@@ -659,7 +606,7 @@ tags:
         let c = l.config;
         assert_eq!(c.dcs_prefix(), "/service/demo/");
         assert_eq!(
-            c.etcd3.endpoints(),
+            c.etcd3.endpoints().unwrap(),
             vec!["http://127.0.0.1:2379", "http://127.0.0.1:2380"]
         );
         let b = c.bootstrap.as_ref().unwrap();
@@ -729,7 +676,7 @@ tags:
         let c = &l.config;
         assert_eq!(c.name, "node9");
         assert_eq!(
-            c.etcd3.endpoints(),
+            c.etcd3.endpoints().unwrap(),
             vec!["http://10.1.1.1:2379", "http://h2:2379"]
         );
         assert_eq!(c.postgresql.data_dir, "/data/x");

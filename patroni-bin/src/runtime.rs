@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use patroni_core::{Database, Dcs, DynamicConfig};
-use patroni_etcd::{Etcd3Config, EtcdDcs, EtcdIdentity};
+use patroni_etcd::{EtcdDcs, EtcdIdentity};
 use patroni_postgres::command::SystemRunner;
 use patroni_postgres::{Postgres, PostgresConfig};
 use serde_json::{json, Map, Value};
@@ -34,14 +34,6 @@ pub fn lookup_user(name: &str) -> Result<(u32, u32), String> {
     Ok((id("-u")?, id("-g")?))
 }
 
-/// The etcd client settings from the `etcd3` section.
-pub fn etcd3_config(config: &Config) -> Etcd3Config {
-    let mut e = Etcd3Config::with_hosts(config.etcd3.endpoints());
-    e.username = config.etcd3.username.clone();
-    e.password = config.etcd3.password.clone();
-    e
-}
-
 /// The DCS for `config`, acting as member `name` with the given timings.
 pub fn connect_dcs(
     config: &Config,
@@ -53,8 +45,7 @@ pub fn connect_dcs(
     id.ttl = Duration::from_secs(timing.ttl);
     id.retry_timeout = Duration::from_secs(timing.retry_timeout);
     id.loop_wait = Duration::from_secs(timing.loop_wait);
-    let dcs =
-        EtcdDcs::new(&etcd3_config(config), id).map_err(|e| AgentError::Dcs(e.to_string()))?;
+    let dcs = EtcdDcs::new(&config.etcd3, id).map_err(|e| AgentError::Dcs(e.to_string()))?;
     Ok(Arc::new(dcs))
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
-use patroni_bin::config::{Config, HostList};
+use patroni_bin::config::Config;
 use patroni_bin::ctl::{Ctl, Format};
 
 #[derive(Parser)]
@@ -120,7 +120,7 @@ fn cluster_config(args: &Args) -> anyhow::Result<Config> {
             .strip_prefix("etcd3://")
             .or_else(|| url.strip_prefix("etcd://"))
             .with_context(|| format!("--dcs-url {url}: expected etcd3://host:port[,host:port]"))?;
-        config.etcd3.hosts = Some(HostList::Text(hosts.to_string()));
+        config.etcd3.hosts = hosts.split(',').map(|h| h.trim().to_string()).collect();
         config.etcd3.url = None;
         config.etcd3.host = None;
     }
@@ -133,9 +133,11 @@ fn cluster_config(args: &Args) -> anyhow::Result<Config> {
     if config.scope.is_empty() {
         bail!("no cluster scope: give -c config.yml or --scope");
     }
-    if config.etcd3.endpoints().is_empty() {
-        bail!("no DCS: give -c config.yml with an etcd3 section or --dcs-url etcd3://host:port");
-    }
+    // Without -c or --dcs-url this is Patroni's default, 127.0.0.1:2379.
+    config
+        .etcd3
+        .endpoints()
+        .context("etcd3: give -c config.yml or --dcs-url etcd3://host:port")?;
     Ok(config)
 }
 
