@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use patroni_core::{DynamicConfig, Tags};
 use patroni_etcd::Etcd3Config;
+use patroni_opengauss::{detect_flavour, Flavour};
 use serde::{Deserialize, Serialize};
 
 /// Why a configuration could not be used; the text names the file and the place.
@@ -121,18 +122,6 @@ impl BootstrapSection {
     }
 }
 
-/// Which database engine the `postgresql` section drives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Flavour {
-    /// PostgreSQL (pg_ctl, pg_basebackup, pg_rewind).
-    #[default]
-    #[serde(alias = "postgres")]
-    Postgresql,
-    /// openGauss (gs_ctl build, terms).
-    Opengauss,
-}
-
 /// `postgresql`: the local database (Patroni's keys plus `flavour`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
@@ -169,15 +158,9 @@ pub struct PostgresqlSection {
 }
 
 impl PostgresqlSection {
-    /// The engine to drive, from `flavour` or from what `bin_dir` holds.
+    /// The engine to drive, from `flavour` or from what `bin_dir` holds (the openGauss adapter's rule).
     pub fn flavour(&self) -> Flavour {
-        if let Some(f) = self.flavour {
-            return f;
-        }
-        match &self.bin_dir {
-            Some(d) if Path::new(d).join("gs_ctl").exists() => Flavour::Opengauss,
-            _ => Flavour::Postgresql,
-        }
+        detect_flavour(self.flavour, self.bin_dir.as_deref().map(Path::new))
     }
 
     /// The address peers connect to.
@@ -722,14 +705,14 @@ tags:
             no_env(),
         )
         .unwrap();
-        assert_eq!(l.config.postgresql.flavour(), Flavour::Opengauss);
+        assert_eq!(l.config.postgresql.flavour(), Flavour::OpenGauss);
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("gs_ctl"), "").unwrap();
         let s = PostgresqlSection {
             bin_dir: Some(dir.path().display().to_string()),
             ..Default::default()
         };
-        assert_eq!(s.flavour(), Flavour::Opengauss);
-        assert_eq!(PostgresqlSection::default().flavour(), Flavour::Postgresql);
+        assert_eq!(s.flavour(), Flavour::OpenGauss);
+        assert_eq!(PostgresqlSection::default().flavour(), Flavour::Postgres);
     }
 }

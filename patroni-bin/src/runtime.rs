@@ -12,9 +12,10 @@ use patroni_postgres::{Postgres, PostgresConfig};
 use serde_json::{json, Map, Value};
 
 use crate::agent::{Agent, AgentError};
-use crate::config::{Config, Flavour};
+use crate::config::Config;
 use crate::rest::RestServer;
 use crate::state::Shared;
+use patroni_opengauss::Flavour;
 
 /// The `(uid, gid)` of an OS user, via `id`, so the agent started as root can run the server as another user.
 pub fn lookup_user(name: &str) -> Result<(u32, u32), String> {
@@ -100,7 +101,7 @@ pub fn postgres_config(config: &Config) -> Result<PostgresConfig, AgentError> {
 /// The database adapter `config` asks for.
 pub fn build_database(config: &Config) -> Result<Arc<dyn Database>, AgentError> {
     match config.postgresql.flavour() {
-        Flavour::Postgresql => {
+        Flavour::Postgres => {
             let initdb = config
                 .bootstrap
                 .as_ref()
@@ -118,7 +119,7 @@ pub fn build_database(config: &Config) -> Result<Arc<dyn Database>, AgentError> 
             .with_initdb(initdb);
             Ok(Arc::new(pg))
         }
-        Flavour::Opengauss => {
+        Flavour::OpenGauss => {
             let mut section = serde_json::to_value(&config.postgresql)
                 .map_err(|e| AgentError::Database(e.to_string()))?;
             if let Some(o) = section.as_object_mut() {

@@ -7,13 +7,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Which `Database` adapter a `postgresql` section asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Flavour {
     /// PostgreSQL: pg_ctl, pg_basebackup, pg_rewind.
+    #[serde(alias = "postgresql")]
     Postgres,
     /// openGauss: gs_ctl, gs_guc.
     OpenGauss,
