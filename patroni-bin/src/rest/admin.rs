@@ -11,7 +11,7 @@ use axum::response::Response;
 use patroni_core::{ActionKind, DbRole, LocalRequest, OutcomeResult};
 use serde::Deserialize;
 
-use super::{json_body, require_auth, text};
+use super::{authorized_json, require_auth, text};
 use crate::state::Shared;
 use crate::status::server_version_num;
 
@@ -31,11 +31,8 @@ pub async fn restart(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = require_auth(&shared, &headers) {
-        return r;
-    }
-    let b: RestartBody = match json_body(&body) {
-        Ok(b) => b,
+    let b: RestartBody = match authorized_json(&shared, &headers, &body) {
+        Ok(v) => v,
         Err(r) => return r,
     };
     if b.schedule.is_some() {
@@ -127,11 +124,8 @@ pub async fn reinitialize(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = require_auth(&shared, &headers) {
-        return r;
-    }
-    let b: ReinitBody = match json_body(&body) {
-        Ok(b) => b,
+    let b: ReinitBody = match authorized_json(&shared, &headers, &body) {
+        Ok(v) => v,
         Err(r) => return r,
     };
     let _ = b.from_leader;

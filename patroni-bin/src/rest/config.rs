@@ -10,7 +10,7 @@ use axum::Json;
 use patroni_core::DynamicConfig;
 use serde_json::Value;
 
-use super::{json_body, require_auth, text};
+use super::{authorized_json, text};
 use crate::state::Shared;
 
 /// Merges `patch` into `base`: objects recursively, `null` deletes, anything else replaces.
@@ -67,10 +67,7 @@ pub async fn patch_config(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = require_auth(&shared, &headers) {
-        return r;
-    }
-    let patch: Value = match json_body(&body) {
+    let patch: Value = match authorized_json(&shared, &headers, &body) {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -112,10 +109,7 @@ pub async fn put_config(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = require_auth(&shared, &headers) {
-        return r;
-    }
-    let v: Value = match json_body(&body) {
+    let v: Value = match authorized_json(&shared, &headers, &body) {
         Ok(v) => v,
         Err(r) => return r,
     };

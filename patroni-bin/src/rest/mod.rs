@@ -169,5 +169,15 @@ pub(crate) fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Response
         .map_err(|e| text(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
 }
 
+/// The prelude of every unsafe verb with a body: basic auth when configured, then the JSON body.
+pub(crate) fn authorized_json<T: DeserializeOwned>(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, Response> {
+    require_auth(shared, headers)?;
+    json_body(body)
+}
+
 #[cfg(test)]
 mod tests;

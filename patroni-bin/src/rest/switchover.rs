@@ -10,7 +10,7 @@ use axum::response::Response;
 use patroni_core::{Cluster, FailoverRequest, MemberRole, MemberState, Timestamp};
 use serde::Deserialize;
 
-use super::{json_body, require_auth, text};
+use super::{authorized_json, require_auth, text};
 use crate::state::Shared;
 
 #[derive(Debug, Deserialize, Default)]
@@ -226,11 +226,8 @@ async fn handle(shared: Arc<Shared>, body: Body, failover: bool) -> Result<Respo
 }
 
 async fn entry(shared: Arc<Shared>, headers: HeaderMap, body: Bytes, failover: bool) -> Response {
-    if let Err(r) = require_auth(&shared, &headers) {
-        return r;
-    }
-    let body: Body = match json_body(&body) {
-        Ok(b) => b,
+    let body: Body = match authorized_json(&shared, &headers, &body) {
+        Ok(v) => v,
         Err(r) => return r,
     };
     match handle(shared, body, failover).await {
