@@ -6,8 +6,8 @@
 //! a prefix of the upstream's, which is exactly when `pg_rewind` would not be needed.
 
 use crate::{
-    CannotFollow, CannotFollowReason, DataDirState, DbRole, LocalDb, Lsn, ProcessState,
-    ReceiverStatus, ReplicationRow,
+    CannotFollow, CannotFollowReason, DataDirState, DbRole, LocalDb, Lsn, OutcomeResult,
+    ProcessState, ReceiverStatus, ReplicationRow,
 };
 
 /// How long database operations take, in virtual milliseconds.
@@ -117,6 +117,17 @@ impl Default for SimDb {
 }
 
 impl SimDb {
+    /// A start on a database marked unstartable: it stays down as crashed, with the failure the agent reports.
+    pub(crate) fn refuse_start(&mut self) -> Option<OutcomeResult> {
+        if !self.cannot_start {
+            return None;
+        }
+        self.process = Process::Crashed;
+        Some(OutcomeResult::Failed(
+            "could not start: FATAL: data directory is corrupt (simulated)".into(),
+        ))
+    }
+
     /// Whether this server accepts writes right now: the property invariant (a) counts.
     pub fn writable(&self) -> bool {
         self.process == Process::Running && self.role == DbRole::Primary

@@ -465,11 +465,8 @@ impl World {
                     return interrupted();
                 }
                 let db = &mut self.dbs[i];
-                if db.cannot_start {
-                    db.process = Process::Crashed;
-                    return OutcomeResult::Failed(
-                        "could not start: FATAL: data directory is corrupt (simulated)".into(),
-                    );
+                if let Some(failed) = db.refuse_start() {
+                    return failed;
                 }
                 match role {
                     StartRole::Primary => {
@@ -490,11 +487,8 @@ impl World {
                     return interrupted();
                 }
                 let db = &mut self.dbs[i];
-                if db.cannot_start {
-                    db.process = Process::Crashed;
-                    return OutcomeResult::Failed(
-                        "could not start: FATAL: data directory is corrupt (simulated)".into(),
-                    );
+                if let Some(failed) = db.refuse_start() {
+                    return failed;
                 }
                 db.process = Process::Running;
                 OutcomeResult::Done

@@ -138,12 +138,7 @@ pub fn safety() -> Vec<Box<dyn Invariant>> {
 
 /// The full suite, as the harness runs it.
 pub fn suite(liveness: liveness::Liveness) -> Vec<Box<dyn Invariant>> {
-    vec![
-        Box::new(single_primary::SinglePrimary),
-        Box::new(promote_with_lock::PromoteWithLock),
-        Box::new(eligible_promotion::EligiblePromotion),
-        Box::new(no_lost_writes::NoLostWrites),
-        Box::new(pause_respected::PauseRespected),
-        Box::new(liveness),
-    ]
+    let mut all = safety();
+    all.push(Box::new(liveness));
+    all
 }
