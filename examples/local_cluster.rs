@@ -14,7 +14,7 @@ use patroni_bin::Config;
 use patroni_etcd::testkit::EtcdProcess;
 use patroni_etcd::{EtcdDcs, EtcdIdentity};
 use patroni_postgres::testkit::{
-    free_port, owned_temp_dir, pg_bin_dir, test_user, TEST_PASSWORD, TEST_USER,
+    free_port, owned_temp_dir, pg_bin_dir, psql, test_user, TEST_PASSWORD, TEST_USER,
 };
 use tokio::sync::oneshot;
 
@@ -29,25 +29,7 @@ struct Node {
 
 impl Node {
     fn sql(&self, q: &str) -> Option<String> {
-        let out = Command::new("timeout")
-            .arg("10")
-            .arg(pg_bin_dir().join("psql"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.pg.to_string(),
-                "-U",
-                "postgres",
-            ])
-            .args(["-d", "postgres", "-XAtqc", q])
-            .env("PGPASSWORD", TEST_PASSWORD)
-            .env("PGCONNECT_TIMEOUT", "3")
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        psql(self.pg, q)
     }
 
     fn postmaster_pid(&self) -> Option<u32> {

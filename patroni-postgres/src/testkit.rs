@@ -64,6 +64,24 @@ pub fn test_user() -> (u32, u32) {
     })
 }
 
+/// Runs one SQL statement with psql as the `postgres` superuser over TCP on 127.0.0.1; `None` when it fails.
+///
+/// For tests and the demo, which check data the way an operator would; bounded by a 10 s `timeout`.
+pub fn psql(port: u16, query: &str) -> Option<String> {
+    let out = Command::new("timeout")
+        .arg("10")
+        .arg(pg_bin_dir().join("psql"))
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-U", "postgres", "-d", "postgres", "-XAtq", "-c", query])
+        .env("PGPASSWORD", TEST_PASSWORD)
+        .env("PGCONNECT_TIMEOUT", "3")
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 /// A port on 127.0.0.1 nobody listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

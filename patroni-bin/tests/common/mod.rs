@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use patroni_core::{Cluster, Dcs};
 use patroni_etcd::testkit::EtcdProcess;
 use patroni_etcd::{EtcdDcs, EtcdIdentity};
-use patroni_postgres::testkit::{free_port, owned_temp_dir, pg_bin_dir, test_user, TEST_PASSWORD};
+use patroni_postgres::testkit::{
+    free_port, owned_temp_dir, pg_bin_dir, psql, test_user, TEST_PASSWORD,
+};
 use serde_json::Value;
 
 /// One member: its directory, ports and agent process.
@@ -111,18 +113,7 @@ impl Node {
 
     /// Runs SQL through psql on this node; `None` when it fails.
     pub fn sql(&self, query: &str) -> Option<String> {
-        let out = Command::new("timeout")
-            .arg("10")
-            .arg(pg_bin_dir().join("psql"))
-            .args(["-h", "127.0.0.1", "-p", &self.pg_port.to_string()])
-            .args(["-U", "postgres", "-d", "postgres", "-XAtq", "-c", query])
-            .env("PGPASSWORD", TEST_PASSWORD)
-            .env("PGCONNECT_TIMEOUT", "3")
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        psql(self.pg_port, query)
     }
 }
 
