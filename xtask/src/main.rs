@@ -6,25 +6,88 @@
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
 
-/// Debian packages the tests and the demo need, each with a file that proves it is installed.
-const PACKAGES: &[(&str, &str)] = &[
-    ("protobuf-compiler", "/usr/bin/protoc"),
-    ("etcd-server", "/usr/bin/etcd"),
-    ("etcd-client", "/usr/bin/etcdctl"),
-    ("postgresql", "/usr/lib/postgresql/15/bin/postgres"),
+/// One thing the build, the tests or the demo need from the system, the file that proves it is
+/// there, and the Debian package that provides it.
+///
+/// Every package is named here explicitly and installed with `--no-install-recommends`, so nothing
+/// depends on what a package merely recommends (`protobuf-compiler` only recommends the
+/// well-known `.proto` files that `etcd-client`'s build script imports).
+struct Prerequisite {
+    what: &'static str,
+    probe: &'static str,
+    package: &'static str,
+}
+
+const PREREQUISITES: &[Prerequisite] = &[
+    Prerequisite {
+        what: "C compiler and linker (build scripts, ring)",
+        probe: "/usr/bin/cc",
+        package: "gcc",
+    },
+    Prerequisite {
+        what: "C library headers (build scripts)",
+        probe: "/usr/include/stdio.h",
+        package: "libc6-dev",
+    },
+    Prerequisite {
+        what: "protoc (etcd-client's build script)",
+        probe: "/usr/bin/protoc",
+        package: "protobuf-compiler",
+    },
+    Prerequisite {
+        what: "well-known .proto files (google/protobuf/descriptor.proto, imported by etcd's API)",
+        probe: "/usr/include/google/protobuf/descriptor.proto",
+        package: "libprotobuf-dev",
+    },
+    Prerequisite {
+        what: "etcd server (tests and demo start their own)",
+        probe: "/usr/bin/etcd",
+        package: "etcd-server",
+    },
+    Prerequisite {
+        what: "etcdctl (tests inspect leases and keys)",
+        probe: "/usr/bin/etcdctl",
+        package: "etcd-client",
+    },
+    Prerequisite {
+        what: "PostgreSQL 15 server programs (postgres, initdb, pg_ctl, pg_rewind, pg_basebackup)",
+        probe: "/usr/lib/postgresql/15/bin/pg_rewind",
+        package: "postgresql-15",
+    },
+    Prerequisite {
+        what: "psql (tests and demo check data as an operator would)",
+        probe: "/usr/lib/postgresql/15/bin/psql",
+        package: "postgresql-client-15",
+    },
+    Prerequisite {
+        what: "useradd (creates the unprivileged patroni-test OS user)",
+        probe: "/usr/sbin/useradd",
+        package: "passwd",
+    },
+    Prerequisite {
+        what: "timeout (bounds every psql call in tests)",
+        probe: "/usr/bin/timeout",
+        package: "coreutils",
+    },
 ];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("test") => install().and_then(|_| test(&args[1..])),
-        Some("install") => install(),
-        Some("demo") => install().and_then(|_| demo(&args[1..])),
+        Some("test") => install()
+            .and_then(|_| doctor())
+            .and_then(|_| test(&args[1..])),
+        Some("install") => install().and_then(|_| doctor()),
+        Some("demo") => install()
+            .and_then(|_| doctor())
+            .and_then(|_| demo(&args[1..])),
+        Some("doctor") => doctor(),
         _ => {
-            eprintln!("usage: cargo xtask <test|demo|install>");
+            eprintln!("usage: cargo xtask <test|demo|install|doctor>");
             eprintln!("  test     install missing packages, then fmt, clippy and every test (real etcd and PostgreSQL)");
             eprintln!("  demo     install missing packages, then run a local 3-node cluster with a failover drill");
             eprintln!("  install  only install missing Debian packages");
+            eprintln!("  doctor   only check the prerequisites: one line per missing item, with its package");
             exit(2);
         }
     };
@@ -54,12 +117,65 @@ fn run(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
-fn install() -> Result<(), String> {
-    let missing: Vec<&str> = PACKAGES
+fn missing() -> Vec<&'static Prerequisite> {
+    PREREQUISITES
         .iter()
-        .filter(|(_, probe)| !Path::new(probe).exists())
-        .map(|(pkg, _)| *pkg)
-        .collect();
+        .filter(|p| !Path::new(p.probe).exists())
+        .collect()
+}
+
+/// Checks every prerequisite before anything compiles, so a missing one is named with its
+/// package instead of surfacing as a build-script or test failure minutes later.
+fn doctor() -> Result<(), String> {
+    let missing = missing();
+    for p in &missing {
+        eprintln!(
+            "xtask doctor: missing {} ({}): install Debian package {}",
+            p.what, p.probe, p.package
+        );
+    }
+    if !missing.is_empty() {
+        return Err(format!(
+            "{} prerequisite(s) missing; `apt-get install --no-install-recommends {}` (or `cargo xtask install`)",
+            missing.len(),
+            packages(&missing).join(" ")
+        ));
+    }
+    if !is_root() {
+        // Tests create the patroni-test user with useradd, which needs root unless it exists.
+        let exists = Command::new("id")
+            .arg("patroni-test")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !exists {
+            return Err(
+                "the OS user patroni-test is missing and only root can create it: \
+                 `sudo useradd --system --no-create-home --user-group patroni-test`"
+                    .into(),
+            );
+        }
+    }
+    eprintln!(
+        "xtask doctor: all {} prerequisites present",
+        PREREQUISITES.len()
+    );
+    Ok(())
+}
+
+/// The distinct packages behind a list of prerequisites, in table order.
+fn packages(list: &[&Prerequisite]) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for p in list {
+        if !out.contains(&p.package) {
+            out.push(p.package);
+        }
+    }
+    out
+}
+
+fn install() -> Result<(), String> {
+    let missing = packages(&missing());
     if missing.is_empty() {
         return Ok(());
     }
