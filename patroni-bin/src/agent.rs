@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use patroni_core::{
-    Action, ActionKind, Cluster, Database, DcsView, Decision, Ha, LocalDb, Node, Observation,
-    Outcome, OutcomeResult, PeerStatus, ProcessState, RunningTask, StopMode,
+    needs_restep, Action, ActionKind, Cluster, Database, DcsView, Decision, Ha, LocalDb, Node,
+    Observation, Outcome, OutcomeResult, PeerStatus, ProcessState, RunningTask, StopMode,
+    MAX_RESTEPS,
 };
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -112,28 +113,41 @@ impl Agent {
         let mut last_local = LocalDb::default();
         loop {
             let started = Instant::now();
-            if let Some(t) = task.as_mut() {
-                if let Ok(done) = t.done.try_recv() {
-                    self.record_finished(&done);
-                    outcomes.extend(done);
-                    task = None;
-                }
-            }
             let config = self.shared.snapshot().dynamic_config(&self.ha_node());
             self.exec.dcs_timeout = Duration::from_secs(config.retry_timeout.max(1));
-            let decision = self.cycle(&mut outcomes, &mut task, &mut last_local).await;
-            if task.is_some() && decision.has(ActionKind::Demote) {
-                if let Some(t) = task.take() {
-                    tracing::warn!(task = ?t.kind, "cancelling the running task to demote");
-                    t.handle.abort();
-                    outcomes.push(Outcome {
-                        kind: t.kind,
-                        result: OutcomeResult::Failed("cancelled to demote".into()),
-                        started_at: t.since,
-                    });
+            // One cycle: step, act, and step again at once while a guard was refused (a lost race
+            // must demote now, not one loop_wait later) or peers were asked for.
+            let mut resteps = 0;
+            loop {
+                if let Some(t) = task.as_mut() {
+                    if let Ok(done) = t.done.try_recv() {
+                        self.record_finished(&done);
+                        outcomes.extend(done);
+                        task = None;
+                    }
                 }
+                let decision = self
+                    .cycle(&mut outcomes, &mut task, &mut last_local, &mut resteps)
+                    .await;
+                if task.is_some() && decision.has(ActionKind::Demote) {
+                    if let Some(t) = task.take() {
+                        tracing::warn!(task = ?t.kind, "cancelling the running task to demote");
+                        t.handle.abort();
+                        outcomes.push(Outcome {
+                            kind: t.kind,
+                            result: OutcomeResult::Failed("cancelled to demote".into()),
+                            started_at: t.since,
+                        });
+                    }
+                }
+                let acted_from = outcomes.len();
+                self.act(decision.actions, &mut outcomes, &mut task).await;
+                if resteps >= MAX_RESTEPS || !needs_restep(&outcomes[acted_from..]) {
+                    break;
+                }
+                resteps += 1;
+                tracing::info!("a guard was refused; deciding again at once");
             }
-            self.act(decision.actions, &mut outcomes, &mut task).await;
             let next = started + Duration::from_millis(config.loop_wait_ms().max(100));
             if Instant::now() > next {
                 tracing::warn!("Loop time exceeded, rescheduling immediately.");
@@ -201,6 +215,7 @@ impl Agent {
         outcomes: &mut Vec<Outcome>,
         task: &mut Option<Task>,
         last_local: &mut LocalDb,
+        resteps: &mut usize,
     ) -> Decision {
         let clock = self.shared.clock;
         let bound = self.exec.dcs_timeout;
@@ -231,13 +246,14 @@ impl Agent {
             requests: self.shared.take_requests(),
         };
         let mut decision = self.ha.step(&obs);
-        for _ in 0..2 {
+        while *resteps < MAX_RESTEPS {
             let Some(members) = decision.actions.iter().find_map(|a| match a {
                 Action::FetchPeerStatus { members } => Some(members.clone()),
                 _ => None,
             }) else {
                 break;
             };
+            *resteps += 1;
             let cluster = obs.cluster().cloned().unwrap_or_default();
             obs.peers = Some(self.probe(&cluster, &members).await);
             obs.now = clock.now();

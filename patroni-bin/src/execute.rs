@@ -63,7 +63,9 @@ impl Executor {
                 dcs_result(timeout(t, dcs.set_initialize(system_id)).await, yes)
             }
             Action::CancelInitialize => dcs_result(timeout(t, dcs.cancel_initialize()).await, yes),
-            Action::WriteConfig(c) => dcs_result(timeout(t, dcs.write_config(c, None)).await, flag),
+            Action::WriteConfig { config, version } => {
+                dcs_result(timeout(t, dcs.write_config(config, *version)).await, flag)
+            }
             Action::AcquireLeader => dcs_result(timeout(t, dcs.acquire_leader()).await, flag),
             Action::RenewLeader => dcs_result(timeout(t, dcs.renew_leader()).await, flag),
             Action::ReleaseLeader => dcs_result(timeout(t, dcs.release_leader()).await, flag),

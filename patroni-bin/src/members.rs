@@ -2,11 +2,9 @@
 //!
 //! `GET /cluster` and `patronictl list` print the same rows, so they are built once here.
 
-use patroni_core::{Cluster, Lsn, Member, MemberRole};
+use patroni_core::{Cluster, Endpoint, Lsn, Member, MemberRole};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-
-use crate::config::split_host_port;
 
 /// One member as `GET /cluster` and `patronictl list` show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,11 +31,12 @@ pub struct MemberRow {
     pub tags: Value,
 }
 
+/// Host and port for `patronictl list`; a URL that does not parse is shown whole.
 fn host_port(conn_url: &str) -> (String, u16) {
-    let rest = conn_url.split_once("://").map_or(conn_url, |(_, r)| r);
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
-    let hostport = rest.split('/').next().unwrap_or(rest);
-    split_host_port(hostport).unwrap_or_else(|_| (hostport.to_string(), 5432))
+    Endpoint::from_conn_url(conn_url).map_or_else(
+        |_| (conn_url.to_string(), patroni_core::DEFAULT_PORT),
+        |e| (e.host, e.port),
+    )
 }
 
 /// The role word for a member row.

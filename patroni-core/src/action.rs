@@ -38,8 +38,9 @@ pub enum RebuildMode {
 
 /// One effect, executed by the agent in list order.
 ///
-/// Lock actions are guards: when one fails or loses its compare-and-swap, the agent skips the
-/// rest of the list and reports that in the next [`Observation::outcomes`](crate::Observation::outcomes).
+/// Lock actions and stops are guards: when one fails or loses its compare-and-swap, the agent
+/// skips the rest of the list and reports that in the next
+/// [`Observation::outcomes`](crate::Observation::outcomes).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Create `/initialize` only if absent (the bootstrap race). Guard.
@@ -51,8 +52,14 @@ pub enum Action {
     },
     /// Delete `/initialize` after a failed bootstrap so another member may try.
     CancelInitialize,
-    /// Seed `/config` when the DCS has none.
-    WriteConfig(DynamicConfig),
+    /// Seed `/config` when the DCS has none (`version` `None`: create-only), or restore it when it
+    /// is empty or unreadable (compare-and-swap on the version read).
+    WriteConfig {
+        /// The configuration to write.
+        config: DynamicConfig,
+        /// The version read, `None` to create.
+        version: Option<u64>,
+    },
     /// Create the leader key bound to our lease, only if absent. Guard.
     AcquireLeader,
     /// Keep our leader key alive; fails when it is no longer ours. Guard.
@@ -169,7 +176,7 @@ impl Action {
             Action::TakeInitialize => ActionKind::TakeInitialize,
             Action::SetInitialize { .. } => ActionKind::SetInitialize,
             Action::CancelInitialize => ActionKind::CancelInitialize,
-            Action::WriteConfig(_) => ActionKind::WriteConfig,
+            Action::WriteConfig { .. } => ActionKind::WriteConfig,
             Action::AcquireLeader => ActionKind::AcquireLeader,
             Action::RenewLeader => ActionKind::RenewLeader,
             Action::ReleaseLeader => ActionKind::ReleaseLeader,
@@ -195,7 +202,9 @@ impl Action {
 }
 
 impl ActionKind {
-    /// Whether a failure of this action must stop the rest of the list (lock and CAS writes).
+    /// Whether a failure of this action must stop the rest of the list: lock and CAS writes, and a
+    /// stop (nothing after a stop, such as releasing the lock, may run while the database may
+    /// still accept writes).
     pub fn is_guard(self) -> bool {
         matches!(
             self,
@@ -203,6 +212,7 @@ impl ActionKind {
                 | ActionKind::AcquireLeader
                 | ActionKind::RenewLeader
                 | ActionKind::WriteSyncState
+                | ActionKind::Stop
         )
     }
 

@@ -217,6 +217,11 @@ pub struct Cluster {
     pub members: Vec<Member>,
     /// `/failover`: a pending switchover or manual failover.
     pub failover: Option<Versioned<FailoverRequest>>,
+    /// `/failover` holds something that is not a request (why, at its version): the leader clears it.
+    pub failover_unreadable: Option<Versioned<String>>,
+    /// `/config` exists but is empty (`{}`, blank) or not a configuration (why, at its version):
+    /// the leader restores it from its last good copy instead of running on defaults.
+    pub config_unreadable: Option<Versioned<String>>,
     /// `/sync`: the recorded synchronous standbys.
     pub sync: Option<Versioned<SyncState>>,
     /// `/history`: one entry per promotion, oldest first.

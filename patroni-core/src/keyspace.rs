@@ -78,6 +78,16 @@ fn json<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// Whether a value is blank or `{}`: a key that exists but says nothing.
+fn is_blank_object(raw: &[u8]) -> bool {
+    let t: Vec<u8> = raw
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    t.is_empty() || t == b"{}"
+}
+
 /// Builds the cluster view from every key under the prefix, read at one revision.
 ///
 /// Undecodable values become entries in [`Cluster::warnings`]; an undecodable member is kept with
@@ -104,7 +114,14 @@ pub fn decode_cluster<'a>(keys: impl IntoIterator<Item = RawKey<'a>>) -> Cluster
         match k.key {
             INITIALIZE => c.initialize = Some(text(k.key, k.value, &mut w).into_owned()),
             CONFIG => {
-                if let Some(cfg) =
+                let unreadable = |why: String| Versioned {
+                    version: k.mod_revision,
+                    value: why,
+                };
+                if is_blank_object(k.value) {
+                    w.push(format!("/{}: empty, not a dynamic configuration", k.key));
+                    c.config_unreadable = Some(unreadable("the key is empty".into()));
+                } else if let Some(cfg) =
                     json::<DynamicConfig>(k.key, k.value, "a dynamic configuration", &mut w)
                 {
                     if let Err(e) = cfg.validate() {
@@ -114,6 +131,9 @@ pub fn decode_cluster<'a>(keys: impl IntoIterator<Item = RawKey<'a>>) -> Cluster
                         version: k.mod_revision,
                         value: cfg,
                     });
+                } else {
+                    let why = w.last().cloned().unwrap_or_default();
+                    c.config_unreadable = Some(unreadable(why));
                 }
             }
             LEADER => {
@@ -138,7 +158,13 @@ pub fn decode_cluster<'a>(keys: impl IntoIterator<Item = RawKey<'a>>) -> Cluster
                             value: r,
                         })
                     }
-                    Err(e) => w.push(format!("/{}: ignored: {e}", k.key)),
+                    Err(e) => {
+                        w.push(format!("/{}: ignored: {e}", k.key));
+                        c.failover_unreadable = Some(Versioned {
+                            version: k.mod_revision,
+                            value: e,
+                        });
+                    }
                 }
             }
             SYNC => {
@@ -251,6 +277,9 @@ mod tests {
             raw("failsafe", b"1"),
         ]);
         assert!(c.leader.is_none() && c.config.is_none() && c.failover.is_none());
+        // Both are reported with their version so the leader can repair them.
+        assert_eq!(c.failover_unreadable.as_ref().map(|v| v.version), Some(7));
+        assert_eq!(c.config_unreadable.as_ref().map(|v| v.version), Some(7));
         assert!(c.sync.is_none() && c.history.is_empty() && c.status.is_none());
         assert_eq!(c.members.len(), 3);
         assert!(c.member("bad").unwrap().unreadable.is_some());
@@ -291,5 +320,30 @@ mod tests {
         )]);
         assert_eq!(c.config.unwrap().value.ttl, 10);
         assert!(c.warnings[0].contains("timing rule"), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn empty_config_is_unreadable_not_defaults() {
+        for value in [&b"{}"[..], b"", b"  { }\n"] {
+            let c = decode_cluster([raw("config", value)]);
+            assert!(c.config.is_none(), "{value:?}");
+            assert_eq!(
+                c.config_unreadable.as_ref().map(|v| v.value.as_str()),
+                Some("the key is empty")
+            );
+        }
+        // A partial configuration is Patroni's normal case: the rest are defaults.
+        let c = decode_cluster([raw("config", br#"{"ttl":30}"#)]);
+        assert!(c.config_unreadable.is_none() && c.config.is_some());
+    }
+
+    #[test]
+    fn naive_scheduled_at_is_an_unreadable_failover() {
+        let c = decode_cluster([raw(
+            "failover",
+            br#"{"member":"n2","scheduled_at":"2026-12-01T10:00:00"}"#,
+        )]);
+        assert!(c.failover.is_none());
+        assert!(c.failover_unreadable.is_some(), "{:?}", c.warnings);
     }
 }

@@ -15,6 +15,7 @@ mod cluster;
 mod config;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+mod endpoint;
 mod ha;
 pub mod keyspace;
 mod local;
@@ -38,7 +39,8 @@ pub use cluster::{
     Cluster, ClusterStatus, FailoverRequest, HistoryEntry, Leader, SyncState, Versioned,
 };
 pub use config::{ConfigError, DynamicConfig, DynamicPostgresql, SynchronousMode};
-pub use ha::Ha;
+pub use endpoint::{Endpoint, DEFAULT_PORT};
+pub use ha::{needs_restep, Ha, MAX_RESTEPS};
 pub use local::{
     CannotFollow, CannotFollowReason, DataDirState, DbRole, LocalDb, ProcessState, ReceiverStatus,
     ReplicationRow,

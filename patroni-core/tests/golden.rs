@@ -94,6 +94,7 @@ fn kind(w: &str) -> ActionKind {
         "Bootstrap" => Bootstrap,
         "CloneFrom" => CloneFrom,
         "Start" => Start,
+        "Stop" => Stop,
         "Restart" => Restart,
         "Promote" => Promote,
         "Demote" => Demote,
@@ -163,6 +164,20 @@ fn parse_line(case: &mut Case, line: &str) {
         "noconfig" => cluster.unwrap().config = None,
         "init" => cluster.unwrap().initialize = Some(rest.trim().trim_matches('"').to_string()),
         "noinit" => cluster.unwrap().initialize = None,
+        "config_unreadable" => {
+            let c = cluster.unwrap();
+            c.config = None;
+            c.config_unreadable = Some(Versioned {
+                version: 1,
+                value: "the key is empty".into(),
+            });
+        }
+        "failover_unreadable" => {
+            cluster.unwrap().failover_unreadable = Some(Versioned {
+                version: 9,
+                value: "failover key is not a failover request".into(),
+            });
+        }
         "leader" => {
             cluster.unwrap().leader = Some(Leader {
                 name: words[0].into(),
@@ -191,6 +206,7 @@ fn parse_line(case: &mut Case, line: &str) {
                     match kv(w) {
                         Some(("lsn", v)) => data.xlog_location = Some(lsn(v)),
                         Some(("tl", v)) => data.timeline = Some(v.parse().unwrap()),
+                        Some(("addr", v)) => data.conn_url = format!("postgres://{v}/postgres"),
                         _ => panic!("unknown member word {w:?}"),
                     }
                 }
@@ -284,10 +300,14 @@ fn parse_line(case: &mut Case, line: &str) {
                         Some(("tl", v)) => l.timeline = Some(v.parse().unwrap()),
                         Some(("sysid", v)) => l.system_id = Some(v.into()),
                         Some(("stream", v)) => {
+                            let (host, port) = match v.rsplit_once(':') {
+                                Some((h, p)) => (h, Some(p.parse().unwrap())),
+                                None => (v, Some(5432)),
+                            };
                             l.receiver = Some(ReceiverStatus {
                                 streaming: v != "-",
-                                upstream_host: Some(v.to_string()).filter(|h| h != "-"),
-                                upstream_port: Some(5432),
+                                upstream_host: Some(host.to_string()).filter(|h| h != "-"),
+                                upstream_port: port.filter(|_| v != "-"),
                             })
                         }
                         Some(("cannot", v)) => {

@@ -205,7 +205,7 @@ fn cluster() -> BoxedStrategy<Cluster> {
                 optime: Some(o),
                 ..ClusterStatus::default()
             }),
-            warnings: Vec::new(),
+            ..Cluster::default()
         })
     .boxed()
 }

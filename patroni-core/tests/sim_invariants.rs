@@ -55,3 +55,12 @@ fn partitions_and_stalls_only() {
     };
     run("partitions+stalls", SimConfig::three_nodes(4), 400, mix);
 }
+
+/// Reads and writes no longer land in one instant: two agents can decide from the same view and
+/// one loses its compare-and-swap, as on a real network (50 ms between read and write).
+#[test]
+fn async_cluster_with_a_dcs_round_trip() {
+    let mut cfg = SimConfig::three_nodes(5);
+    cfg.dcs_rtt_ms = 50;
+    run("async/all/rtt50", cfg, 400, FaultMix::ALL);
+}

@@ -282,34 +282,7 @@ fn resolve_run_as(config: &OpenGaussConfig) -> Result<Option<(u32, u32)>, Config
 
 /// The host of a `postgres://host:port/db` URL.
 pub(crate) fn host_of_conn_url(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split('/').next()?;
-    let authority = authority.rsplit('@').next()?;
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next()?,
-        None => authority.rsplit_once(':').map_or(authority, |h| h.0),
-    };
-    (!host.is_empty()).then(|| host.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn conn_url_hosts() {
-        assert_eq!(
-            host_of_conn_url("postgres://10.10.0.12:5432/postgres").as_deref(),
-            Some("10.10.0.12")
-        );
-        assert_eq!(
-            host_of_conn_url("postgresql://u:p@db2:5432/postgres").as_deref(),
-            Some("db2")
-        );
-        assert_eq!(
-            host_of_conn_url("postgres://[::1]:5432/x").as_deref(),
-            Some("::1")
-        );
-        assert_eq!(host_of_conn_url("garbage"), None);
-    }
+    patroni_core::Endpoint::from_conn_url(url)
+        .ok()
+        .map(|e| e.host)
 }

@@ -166,7 +166,12 @@ pub fn local_db(facts: &Facts) -> LocalDb {
                     streaming: matches!(r.state.as_str(), "Normal" | "Catchup" | "Streaming")
                         && r.peer_role == "Primary",
                     upstream_host: r.channel.as_ref().map(|c| c.remote_host.clone()),
-                    upstream_port: r.channel.as_ref().map(|c| c.remote_port),
+                    // The channel names the upstream's HA port, which this adapter always sets to
+                    // the client port + 1; the state machine compares client ports (`conn_url`).
+                    upstream_port: r
+                        .channel
+                        .as_ref()
+                        .and_then(|c| c.remote_port.checked_sub(1)),
                 });
             }
             db.replay_lsn = sql_replay.or(report.receiver.as_ref().and_then(|r| r.receiver_replay));

@@ -111,7 +111,8 @@ cases! {
         assert_eq!((db.process, db.role), (ProcessState::Running, DbRole::Standby));
         let rx = db.receiver.clone().unwrap();
         assert!(rx.streaming);
-        assert_eq!((rx.upstream_host.as_deref(), rx.upstream_port), (Some("10.10.0.11"), Some(5433)));
+        // The channel shows the HA port 5433; the upstream is reported by its client port.
+        assert_eq!((rx.upstream_host.as_deref(), rx.upstream_port), (Some("10.10.0.11"), Some(5432)));
         assert_eq!(db.receive_lsn, Some(lsn("0/5F3A1B8")));
         assert_eq!(db.replay_lsn, Some(lsn("0/5F3A160")));
         assert!(db.cannot_follow.is_none());

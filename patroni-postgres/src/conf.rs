@@ -7,10 +7,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use patroni_core::DbError;
+use patroni_core::{DbError, Endpoint};
 
 use crate::config::{Credentials, PostgresConfig};
-use crate::conninfo::{conninfo, Endpoint};
+use crate::conninfo::conninfo;
 use crate::datadir::{remove_file, write_file};
 
 /// First line of every `postgresql.conf` we write, so a re-run knows the original was moved aside.

@@ -2,7 +2,9 @@
 
 use super::{BootstrapStage, Cycle, Ha};
 use crate::action::ActionKind;
-use crate::{Action, DataDirState, DbRole, Decision, MemberState, OutcomeResult, ProcessState};
+use crate::{
+    Action, DataDirState, DbRole, Decision, MemberState, OutcomeResult, ProcessState, StopMode,
+};
 
 /// The message when our data belongs to another cluster than `/initialize` says, else `None`.
 pub(super) fn system_id_mismatch(cy: &Cycle<'_>) -> Option<String> {
@@ -31,6 +33,11 @@ pub(super) fn adopt(cy: &Cycle<'_>) -> Option<Action> {
         .map(|system_id| Action::SetInitialize { system_id })
 }
 
+/// Patroni's refusal to join a cluster with no `/initialize` from a running replica: only a
+/// freshly started agent says it, until it has taken over its database.
+pub(super) const ABORT_JOIN: &str =
+    "No initialize key in DCS and PostgreSQL is running as replica, aborting start";
+
 fn only(actions: Vec<Action>, message: impl Into<String>) -> Option<Decision> {
     Some(Decision {
         actions,
@@ -58,7 +65,10 @@ impl Ha {
                     actions.push(Action::SetInitialize { system_id });
                 }
                 if cy.cluster.config.is_none() {
-                    actions.push(Action::WriteConfig(cy.node.bootstrap_config.clone()));
+                    actions.push(Action::WriteConfig {
+                        config: cy.node.bootstrap_config.clone(),
+                        version: None,
+                    });
                 }
                 return only(actions, "initialized a new cluster");
             }
@@ -72,36 +82,76 @@ impl Ha {
             );
         }
         match &local.data_dir {
-            DataDirState::Unreadable(err) => {
-                if cy.hold {
-                    return only(
-                        vec![Action::ReleaseLeader],
-                        "released leader key voluntarily as data dir not accessible and currently leader",
-                    );
-                }
-                only(
-                    Vec::new(),
-                    format!("data directory is not accessible: {err}"),
-                )
-            }
+            DataDirState::Unreadable(err) => Some(self.data_dir_lost(cy, Some(err))),
+            DataDirState::Empty if local.process.is_alive() => Some(self.data_dir_lost(cy, None)),
             DataDirState::Empty => Some(self.empty_data_dir(cy)),
             DataDirState::Initialized => {
                 if let Some(msg) = system_id_mismatch(cy) {
+                    if cy.hold {
+                        return only(
+                            vec![Action::ReleaseLeader],
+                            "released leader key voluntarily due to the system ID mismatch",
+                        );
+                    }
                     return only(Vec::new(), msg);
                 }
-                if cy.cluster.initialize.is_none()
+                if !self.mem.joined
+                    && cy.cluster.initialize.is_none()
                     && cy.cluster.is_unlocked()
                     && !cy.paused
                     && local.process == ProcessState::Running
                     && local.role == DbRole::Standby
                 {
-                    return only(
-                        Vec::new(),
-                        "No initialize key in DCS and PostgreSQL is running as replica, aborting start",
-                    );
+                    return only(Vec::new(), ABORT_JOIN);
                 }
                 None
             }
+        }
+    }
+
+    /// The data directory became unreadable, or emptied, under us: stop a postmaster that may
+    /// still accept writes *before* giving up the lock, so no other member is promoted while it
+    /// runs (Patroni stops it too).
+    ///
+    /// The stop is a guard: when it fails the lock is not released, and the next step (at once,
+    /// see [`needs_restep`](super::needs_restep)) keeps renewing while it tries again; a lock that
+    /// nobody renews would expire under a primary that still runs. From this cycle on we do not
+    /// claim to be primary (`/primary` answers 503). In pause the database is left alone and the
+    /// lock released: paused members do not race, so nobody is promoted beside it.
+    fn data_dir_lost(&mut self, cy: &Cycle<'_>, err: Option<&str>) -> Decision {
+        self.mem.leader_expiry = None;
+        let alive = cy.obs.local.process.is_alive() && !cy.paused;
+        let mut actions = Vec::new();
+        if cy.hold && alive && cy.events.stop_failed {
+            actions.push(Action::RenewLeader);
+        }
+        if alive {
+            actions.push(Action::Stop(StopMode::Immediate));
+        }
+        let what = if err.is_some() {
+            "not accessible"
+        } else {
+            "empty"
+        };
+        if cy.hold {
+            actions.push(Action::ReleaseLeader);
+            return Decision {
+                actions,
+                message: format!(
+                    "released leader key voluntarily as data dir {what} and currently leader"
+                ),
+                ineligible: Vec::new(),
+            };
+        }
+        let message = match err {
+            Some(e) => format!("data directory is not accessible: {e}"),
+            None if alive => "stopped PostgreSQL because its data directory is empty".into(),
+            None => "running with empty data directory".into(),
+        };
+        Decision {
+            actions,
+            message,
+            ineligible: Vec::new(),
         }
     }
 

@@ -2,34 +2,28 @@
 
 use super::{Cycle, Ha};
 use crate::{
-    Action, CannotFollowReason, Decision, LocalDb, Member, MemberState, RebuildMode, StopMode,
+    Action, CannotFollowReason, Decision, Endpoint, LocalDb, Member, MemberState, RebuildMode,
+    StopMode,
 };
 
-/// The host part of a libpq URL (`postgres://user@host:port/db`), to compare with the receiver's upstream.
-fn url_host(url: &str) -> Option<&str> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?']).next()?;
-    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if let Some(v6) = hostport.strip_prefix('[') {
-        v6.split(']').next()?
-    } else {
-        hostport.split(':').next()?
-    };
-    (!host.is_empty()).then_some(host)
-}
-
-/// Whether the WAL receiver is pointed at `target`, when the adapter reports a receiver at all.
+/// Whether the WAL receiver streams from `target`, when the adapter reports a receiver at all.
 ///
 /// The observed receiver beats our memory of whom we told it to follow: the database may have
-/// been demoted, restarted or rebuilt since.
+/// been demoted, restarted or rebuilt since. Host *and* port must match the target's `conn_url`:
+/// with several members on one host, a receiver still attached to a deposed primary that keeps
+/// running would otherwise pass for one that follows the new leader.
 fn pointed_at(local: &LocalDb, target: &Member) -> Option<bool> {
     let rx = local.receiver.as_ref()?;
-    Some(
-        match (rx.upstream_host.as_deref(), url_host(&target.data.conn_url)) {
-            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
-            _ => false,
-        },
-    )
+    let want = Endpoint::from_conn_url(&target.data.conn_url).ok()?;
+    match (rx.upstream_host.as_deref(), rx.upstream_port) {
+        (Some(host), Some(port)) => Some(want.is(host, port)),
+        (Some(host), None) if want.host.eq_ignore_ascii_case(host) => {
+            // Not enough to tell one member on that host from another: trust our memory.
+            None
+        }
+        // Another host, or a receiver that names no upstream at all.
+        _ => Some(false),
+    }
 }
 
 impl Ha {
@@ -93,7 +87,7 @@ impl Ha {
             }
             return Decision {
                 actions: vec![Action::Demote(StopMode::Immediate)],
-                message: "demoting self because I do not have the lock and I was a leader".into(),
+                message: super::DEMOTE_NO_LOCK.into(),
                 ineligible: Vec::new(),
             };
         }
@@ -130,22 +124,5 @@ impl Ha {
             message,
             ineligible: Vec::new(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::url_host;
-
-    #[test]
-    fn host_of_libpq_urls() {
-        assert_eq!(
-            url_host("postgres://10.0.0.2:5432/postgres"),
-            Some("10.0.0.2")
-        );
-        assert_eq!(url_host("postgres://rep@db1/postgres"), Some("db1"));
-        assert_eq!(url_host("postgresql://[::1]:5433/x"), Some("::1"));
-        assert_eq!(url_host("garbage"), None);
-        assert_eq!(url_host("postgres:///x"), None);
     }
 }

@@ -2,6 +2,7 @@
 
 use super::switchover::Handover;
 use super::{Cycle, Ha};
+use crate::action::ActionKind;
 use crate::{Action, Decision, HistoryEntry, StopMode, SyncState};
 
 /// Patroni's reason text for a promotion in `/history`.
@@ -29,6 +30,24 @@ impl Ha {
             Handover::Nothing => {}
         }
         actions.extend(self.upkeep(cy));
+        // Repairs of garbled keys say why, once, in the cycle that does them.
+        let repaired = [
+            (
+                ActionKind::ClearFailover,
+                cy.cluster.failover_unreadable.as_ref(),
+                "cleaned up an unreadable failover key",
+            ),
+            (
+                ActionKind::WriteConfig,
+                cy.cluster.config_unreadable.as_ref(),
+                "restored /config from the last good copy",
+            ),
+        ];
+        for (kind, bad, what) in repaired {
+            if let Some(bad) = bad.filter(|_| actions.iter().any(|a| a.kind() == kind)) {
+                message = format!("{what} ({})", bad.value);
+            }
+        }
         Decision {
             actions,
             message,
@@ -70,6 +89,18 @@ impl Ha {
                 message: "released leader key after failing to promote".into(),
                 ineligible: Vec::new(),
             };
+        }
+        // A promotion that finished but is not visible yet (the database still reports
+        // recovery) is waited for; a second one would open yet another timeline.
+        if let Some(at) = self.mem.promoted_at {
+            if cy.obs.now < at.saturating_add(cy.config.ttl_ms()) {
+                return Decision {
+                    actions: vec![Action::RenewLeader],
+                    message: "waiting to become primary after promote...".into(),
+                    ineligible: Vec::new(),
+                };
+            }
+            self.mem.promoted_at = None;
         }
         let mut actions = vec![Action::RenewLeader];
         if let Some(w) = self.sync_on_promote(cy) {
@@ -115,8 +146,27 @@ impl Ha {
         if let (false, Some(system_id)) = (initialized, local.system_id.clone()) {
             actions.push(Action::SetInitialize { system_id });
         }
-        if cy.cluster.config.is_none() {
-            actions.push(Action::WriteConfig(cy.node.bootstrap_config.clone()));
+        match (&cy.cluster.config, &cy.cluster.config_unreadable) {
+            (None, None) => actions.push(Action::WriteConfig {
+                config: cy.node.bootstrap_config.clone(),
+                version: None,
+            }),
+            // Patroni restores an emptied `/config` from its last copy; without one we keep
+            // deciding by the bootstrap settings and leave the key for the operator.
+            (None, Some(bad)) => {
+                if let Some(good) = self.mem.dcs_config.clone() {
+                    actions.push(Action::WriteConfig {
+                        config: good,
+                        version: Some(bad.version),
+                    });
+                }
+            }
+            (Some(_), _) => {}
+        }
+        if let Some(bad) = &cy.cluster.failover_unreadable {
+            actions.push(Action::ClearFailover {
+                version: bad.version,
+            });
         }
         if let Some(h) = self.history(cy) {
             actions.push(h);

@@ -45,8 +45,23 @@ impl Ha {
                     self.mem.bootstrap = BootstrapStage::Idle;
                     ev.bootstrap_failed = true;
                 }
-                (ActionKind::Start, OutcomeResult::Failed(_)) => ev.start_failed = true,
+                (ActionKind::Start, OutcomeResult::Failed(_)) => {
+                    ev.start_failed = true;
+                    self.mem.primary_start = false;
+                    // Counted once per attempt, however often this cycle steps.
+                    let (n, last) = self.mem.start_failures;
+                    if n == 0 || last != o.started_at {
+                        self.mem.start_failures = (n.saturating_add(1), o.started_at);
+                    }
+                }
+                (ActionKind::Stop, OutcomeResult::Failed(_)) => ev.stop_failed = true,
+                (ActionKind::Stop | ActionKind::Demote, OutcomeResult::Done) => {
+                    self.mem.primary_start = false;
+                }
                 (ActionKind::Promote, OutcomeResult::Failed(_)) => ev.promote_failed = true,
+                (ActionKind::Promote, OutcomeResult::Done) => {
+                    self.mem.promoted_at = Some(o.started_at);
+                }
                 _ => {}
             }
         }

@@ -12,6 +12,7 @@ pub(super) fn member_data(
     local: &LocalDb,
     task: Option<ActionKind>,
     paused: bool,
+    start_failed: bool,
 ) -> MemberData {
     let state = match task {
         Some(ActionKind::Bootstrap) => MemberState::Initializing,
@@ -20,6 +21,7 @@ pub(super) fn member_data(
         Some(ActionKind::Start | ActionKind::Restart) if local.process != ProcessState::Running => {
             MemberState::Starting
         }
+        _ if start_failed && !local.process.is_alive() => MemberState::StartFailed,
         _ => match local.process {
             ProcessState::Running => MemberState::Running,
             ProcessState::Starting => MemberState::Starting,
@@ -69,6 +71,7 @@ impl Ha {
             &cy.obs.local,
             cy.obs.task.map(|t| t.kind),
             cy.paused,
+            self.mem.start_failures.0 > 0,
         );
         let missing = cy.cluster.member(cy.me()).is_none();
         if !missing && self.mem.published.as_ref() == Some(&data) {

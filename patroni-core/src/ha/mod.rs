@@ -23,8 +23,23 @@ use crate::action::ActionKind;
 use crate::policy::{Candidate, FailoverPolicy, PatroniPolicy, RaceContext};
 use crate::{
     Action, Cluster, Decision, DynamicConfig, Lsn, Member, MemberData, MemberState, Node,
-    Observation, OutcomeResult, ProcessState, Tags,
+    Observation, Outcome, OutcomeResult, ProcessState, Tags,
 };
+
+/// How many times one cycle may step again (peer probes, a lost guard), so a confused state
+/// machine cannot keep an agent from sleeping.
+pub const MAX_RESTEPS: usize = 3;
+
+/// Whether these outcomes call for another step in the same cycle: a guard the DCS refused
+/// (a lost race or renewal, a lost compare-and-swap) or a stop that failed.
+///
+/// A guard that could not reach the DCS does not: the next step would only wait `retry_timeout`
+/// again, and the lease arithmetic already covers an unreachable DCS.
+pub fn needs_restep(outcomes: &[Outcome]) -> bool {
+    outcomes.iter().any(|o| {
+        o.kind.is_guard() && matches!(o.result, OutcomeResult::Lost | OutcomeResult::Failed(_))
+    })
+}
 
 /// One node's HA brain: decides each cycle what the agent should do, keeping only this node's memory.
 ///
@@ -32,8 +47,11 @@ use crate::{
 ///
 /// * Each cycle the agent reads the DCS and the local database, builds an [`Observation`] and calls
 ///   [`step`](Ha::step). It executes [`Decision::actions`] **in order**.
-/// * A guard action ([`ActionKind::is_guard`]: leader and initialize lock writes, `/sync` CAS) that
-///   fails or loses skips the rest of the list (reported as [`OutcomeResult::Skipped`]).
+/// * A guard action ([`ActionKind::is_guard`]: leader and initialize lock writes, `/sync` CAS, a
+///   stop) that fails or loses skips the rest of the list (reported as [`OutcomeResult::Skipped`]).
+/// * When a guard lost or failed ([`needs_restep`]), the agent observes and steps again at once,
+///   in the same cycle, at most [`MAX_RESTEPS`] times: a primary that just lost the leader race
+///   must stop accepting writes now, not one `loop_wait` later while the winner promotes.
 /// * Every executed action's [`Outcome`](crate::Outcome), with the time it was *started*, comes back
 ///   in the next observation's `outcomes`; lease bookkeeping depends on those start times.
 /// * Slow actions ([`ActionKind::is_slow`]) run in the background, followed by the actions listed
@@ -41,8 +59,9 @@ use crate::{
 ///   the lock alive (or demotes when it was lost). A `Demote` decided while a task runs means the
 ///   agent cancels that task first.
 /// * When a decision contains [`Action::FetchPeerStatus`], the agent probes those peers (short
-///   timeout, in parallel) and calls `step` again in the same cycle with `peers = Some(..)`.
-///   `step` tolerates being called twice per cycle with the same outcomes.
+///   timeout, in parallel) and calls `step` again in the same cycle with `peers = Some(..)`
+///   (also counted against [`MAX_RESTEPS`]). `step` tolerates being called more than once per
+///   cycle with the same outcomes.
 ///
 /// The state machine is deterministic: the same sequence of observations yields the same decisions.
 #[derive(Debug)]
@@ -66,10 +85,6 @@ struct Memory {
     publishing: Option<MemberData>,
     /// The member we last told the database to stream from.
     following: Option<String>,
-    /// The first observation's time: the start of the window in which a peer's primary claim counts.
-    first_seen: Option<u64>,
-    /// The last time a leader key was in the view.
-    leader_seen: Option<u64>,
     /// The last leader seen, by name and tags (for the policy's former-leader rules).
     former_leader: Option<(String, Tags)>,
     /// Since when the local database has not been running (stopped, crashed or starting).
@@ -78,6 +93,19 @@ struct Memory {
     rebuild_full: bool,
     /// Where our own bootstrap is.
     bootstrap: BootstrapStage,
+    /// The last `/config` read from the DCS itself (never the bootstrap fallback): what an empty
+    /// or unreadable `/config` is restored from, and decided by meanwhile.
+    dcs_config: Option<DynamicConfig>,
+    /// This agent has taken over its database (Patroni's `cb_called`): the "no initialize key and
+    /// running as replica" refusal applies only before that.
+    joined: bool,
+    /// We started the database as a primary and it has not reported running since.
+    primary_start: bool,
+    /// When a promotion last finished; until the database reports primary (or `ttl` passes) no
+    /// second promotion is sent.
+    promoted_at: Option<u64>,
+    /// Consecutive failed starts, and when the last one began, for back-off and the member state.
+    start_failures: (u32, u64),
     /// The synchronous standby names last set on the database.
     sync_names: Option<Vec<String>>,
     /// Our write position when the synchronous standby names last changed: a newly named standby
@@ -108,6 +136,8 @@ struct Events {
     renew_lost: bool,
     /// A start of the database failed.
     start_failed: bool,
+    /// A stop of the database failed: the postmaster may still accept writes.
+    stop_failed: bool,
     /// A promotion failed.
     promote_failed: bool,
     /// The bootstrap command failed.
@@ -232,17 +262,29 @@ impl Ha {
 
     /// Decides one cycle: deterministic, no I/O; see the type's contract for how to run the result.
     pub fn step(&mut self, obs: &Observation) -> Decision {
-        self.mem.first_seen.get_or_insert(obs.now);
         let cluster = obs.cluster();
-        let config = cluster
-            .map(|c| c.config_or(&self.node.bootstrap_config).clone())
-            .or_else(|| self.mem.config.clone())
-            .unwrap_or_else(|| self.node.bootstrap_config.clone());
+        let config = match cluster {
+            // An emptied or garbled `/config` is not a reason to fall back to defaults.
+            Some(c) if c.config.is_none() && c.config_unreadable.is_some() => self
+                .mem
+                .dcs_config
+                .clone()
+                .unwrap_or_else(|| self.node.bootstrap_config.clone()),
+            Some(c) => c.config_or(&self.node.bootstrap_config).clone(),
+            None => self
+                .mem
+                .config
+                .clone()
+                .unwrap_or_else(|| self.node.bootstrap_config.clone()),
+        };
         let events = self.absorb_outcomes(obs, &config);
         let Some(cluster) = cluster else {
             return self.dcs_outage(obs, &config);
         };
         self.mem.config = Some(config.clone());
+        if let Some(c) = &cluster.config {
+            self.mem.dcs_config = Some(c.value.clone());
+        }
         self.observe_cluster(obs, cluster);
         let node = Arc::clone(&self.node);
         let cycle = Cycle {
@@ -255,6 +297,16 @@ impl Ha {
             events,
         };
         let mut decision = self.decide(&cycle);
+        decision = self.fence_lockless_primary(&cycle, decision);
+        self.mem.joined |= decision.message != bootstrap::ABORT_JOIN;
+        if decision.has(ActionKind::Start)
+            && decision
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::Start(crate::StartRole::Primary)))
+        {
+            self.mem.primary_start = true;
+        }
         if decision.message.is_empty() {
             decision.message = format!("no action. I am ({})", self.node.name);
         }
@@ -272,7 +324,6 @@ impl Ha {
     /// Remembers what this view says about the leader, the lease and the local database.
     fn observe_cluster(&mut self, obs: &Observation, cluster: &Cluster) {
         if let Some(leader) = &cluster.leader {
-            self.mem.leader_seen = Some(obs.now);
             if let Some(m) = cluster.member(&leader.name) {
                 self.mem.former_leader = Some((m.name.clone(), m.data.tags.clone()));
             } else if self
@@ -299,9 +350,12 @@ impl Ha {
         if obs.local.role == crate::DbRole::Primary {
             // Whatever we followed before is history once we are primary.
             self.mem.following = None;
+            self.mem.promoted_at = None;
         }
         if obs.local.process == ProcessState::Running {
             self.mem.down_since = None;
+            self.mem.primary_start = false;
+            self.mem.start_failures = (0, 0);
         } else {
             self.mem.down_since.get_or_insert(obs.now);
         }
@@ -352,6 +406,18 @@ impl Ha {
             return Decision {
                 actions: vec![Action::RenewLeader],
                 message: format!("updated leader lock during {task}"),
+                ineligible: Vec::new(),
+            };
+        }
+        // A lock holder only ever starts its database as a primary.
+        if (self.mem.primary_start || cy.events.renew_lost)
+            && !cy.paused
+            && matches!(kind, ActionKind::Start | ActionKind::Restart)
+            && (cy.events.renew_lost || cy.other_leader_name().is_some())
+        {
+            return Decision {
+                actions: vec![Action::Demote(crate::StopMode::Immediate)],
+                message: STOPPED_STARTING_LOCK_LOST.into(),
                 ineligible: Vec::new(),
             };
         }
@@ -428,6 +494,41 @@ impl Ha {
         })
     }
 
+    /// The last line of defence for DESIGN safety 1: a node that runs as a writable primary
+    /// without the leader lock is demoted in the cycle that sees it, whatever branch decided.
+    ///
+    /// The branches already demote in the cases they know (a lost race, a lost renewal, a lock
+    /// held by another member); this catches the ones nobody thought of. Pause reports instead,
+    /// a running task has its own rule ([`busy`](Self::busy)), our own fresh bootstrap takes the
+    /// lock next, and a data directory of another cluster is not ours to touch.
+    fn fence_lockless_primary(&self, cy: &Cycle<'_>, d: Decision) -> Decision {
+        let keeps_or_stops = d.actions.iter().any(|a| {
+            matches!(
+                a.kind(),
+                ActionKind::AcquireLeader
+                    | ActionKind::Demote
+                    | ActionKind::Stop
+                    | ActionKind::Rebuild
+                    | ActionKind::CloneFrom
+            )
+        });
+        if cy.hold
+            || cy.paused
+            || keeps_or_stops
+            || !cy.obs.local.is_running_primary()
+            || cy.obs.task.is_some()
+            || self.mem.bootstrap != BootstrapStage::Idle
+            || bootstrap::system_id_mismatch(cy).is_some()
+        {
+            return d;
+        }
+        Decision {
+            actions: vec![Action::Demote(crate::StopMode::Immediate)],
+            message: DEMOTE_NO_LOCK.into(),
+            ineligible: d.ineligible,
+        }
+    }
+
     /// Whether any member other than us could take over now, with lag measured against `optime`.
     fn failover_possible(&self, cy: &Cycle<'_>, optime: Option<Lsn>) -> bool {
         let ctx = cy.race_context(optime, &self.mem);
@@ -438,6 +539,13 @@ impl Ha {
         })
     }
 }
+
+/// Patroni's words for demoting a primary that runs without the lock.
+const DEMOTE_NO_LOCK: &str = "demoting self because I do not have the lock and I was a leader";
+
+/// Patroni's words for stopping a primary whose lock was lost while it was still starting.
+const STOPPED_STARTING_LOCK_LOST: &str =
+    "stopped PostgreSQL while starting up because leader key was lost";
 
 /// The name a running task goes by in status messages, as Patroni names its async actions.
 fn task_name(kind: ActionKind) -> &'static str {

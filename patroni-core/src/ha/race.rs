@@ -54,6 +54,15 @@ fn refuse(me: &str, reason: Ineligible, message: Option<String>) -> Decision {
     }
 }
 
+/// The member a pending, due failover request names: in pause, the only one that may race.
+fn paused_candidate<'a>(cy: &Cycle<'a>) -> Option<&'a str> {
+    let req = cy.cluster.failover_request()?;
+    let due = req
+        .scheduled_at
+        .is_none_or(|at| at.0 <= cy.obs.wall_clock.0);
+    req.candidate.as_deref().filter(|_| due)
+}
+
 impl Ha {
     /// Branch U: the cluster is unlocked.
     pub(super) fn race(&mut self, cy: &Cycle<'_>) -> Decision {
@@ -62,7 +71,8 @@ impl Ha {
         if local.is_running_primary() {
             return self.race_as_primary(cy);
         }
-        if cy.paused {
+        // In pause only the member an operator named in a failover request races.
+        if cy.paused && paused_candidate(cy) != Some(me) {
             return refuse(
                 me,
                 Ineligible::Paused,
@@ -95,8 +105,27 @@ impl Ha {
                     "not taking the leader lock: system ID differs from /initialize",
                 );
             }
+            let mut actions = vec![Action::AcquireLeader];
+            if let (Some(fo), Some(c)) = (cy.cluster.failover.as_ref(), paused_candidate(cy)) {
+                if cy.cluster.member(c).is_some() {
+                    // The operator moves the primary to `c`: leave the lock to it.
+                    return refuse(
+                        me,
+                        Ineligible::NotTheCandidate {
+                            candidate: c.to_string(),
+                        },
+                        Some(format!(
+                            "not taking the leader lock: a manual failover to ({c}) is pending"
+                        )),
+                    );
+                }
+                // A candidate that is gone would hold the cluster leaderless for ever.
+                actions.push(Action::ClearFailover {
+                    version: fo.version,
+                });
+            }
             return Decision {
-                actions: vec![Action::AcquireLeader],
+                actions,
                 message: "acquired session lock as a leader".into(),
                 ineligible: Vec::new(),
             };
@@ -232,22 +261,18 @@ impl Ha {
                 );
             }
         }
-        let claim_until = self
-            .mem
-            .leader_seen
-            .or(self.mem.first_seen)
-            .unwrap_or(cy.obs.now)
-            .saturating_add(cy.config.ttl_ms());
-        if cy.obs.now < claim_until {
-            if let Some(p) = peers.iter().find(|p| p.role == MemberRole::Primary) {
-                return refuse(
-                    me,
-                    Ineligible::NotHealthiest {
-                        better: p.name.clone(),
-                    },
-                    Some(format!("Primary ({}) is still alive", p.name)),
-                );
-            }
+        // A peer whose agent says its database runs as a writable primary blocks the race, for
+        // as long as it says so: promoting beside it is two primaries. Its own agent demotes it
+        // before its lease can run out unless it is paused (then the operator decides) or its
+        // agent cannot act (then the node's fence stops the database).
+        if let Some(p) = peers.iter().find(|p| p.role == MemberRole::Primary) {
+            return refuse(
+                me,
+                Ineligible::NotHealthiest {
+                    better: p.name.clone(),
+                },
+                Some(format!("Primary ({}) is still alive", p.name)),
+            );
         }
         if !matches!(request, Request::ForMe) {
             for p in &peers {
@@ -266,7 +291,9 @@ impl Ha {
             }
         }
         let mut actions = vec![Action::AcquireLeader];
-        if let Some(fo) = failover {
+        // In pause the request stays until we run as primary (the leader clears it then): it is
+        // what tells this lock holder to wait for its promotion instead of giving the lock back.
+        if let Some(fo) = failover.filter(|_| !cy.paused) {
             actions.push(Action::ClearFailover {
                 version: fo.version,
             });

@@ -55,7 +55,19 @@ impl Ha {
 
     /// Branch B: the postmaster runs but does not accept connections yet.
     fn starting(&mut self, cy: &Cycle<'_>) -> Option<Decision> {
-        if !cy.hold || cy.paused {
+        if cy.paused {
+            return None;
+        }
+        if !cy.hold {
+            // A primary coming up after its lock was refused or taken must not finish starting:
+            // it would accept writes beside the new leader.
+            let lost = cy.events.renew_lost || cy.other_leader_name().is_some();
+            if (self.mem.primary_start || cy.events.renew_lost) && lost {
+                return Some(decision(
+                    vec![Action::Stop(StopMode::Immediate)],
+                    super::STOPPED_STARTING_LOCK_LOST,
+                ));
+            }
             return None;
         }
         let timeout = Self::start_timeout_ms(cy);
@@ -71,6 +83,11 @@ impl Ha {
                 vec![Action::RenewLeader],
                 "primary start has timed out, but continuing to wait because failover is not possible",
             ));
+        }
+        // A switchover or manual failover need not wait for crash recovery to end (Patroni
+        // processes the request while starting, too).
+        if let super::switchover::Handover::Demote(d) = self.handover(cy) {
+            return Some(d);
         }
         let left = (timeout - down_for).div_ceil(1000);
         Some(decision(
@@ -120,11 +137,42 @@ impl Ha {
                 return d;
             }
         }
+        let (failures, last) = self.mem.start_failures;
+        if failures > 0 {
+            let wait = start_backoff_ms(failures, cy.config.loop_wait_ms());
+            let until = last.saturating_add(wait);
+            if cy.obs.now < until {
+                return Decision::message(format!(
+                    "failed to start postgres ({failures} attempts); retrying in {} seconds",
+                    (until - cy.obs.now).div_ceil(1000)
+                ));
+            }
+        }
         let upstream = self.upstream(cy);
         self.mem.following = upstream.as_ref().map(|m| m.name.clone());
         decision(
             vec![Action::Start(StartRole::Standby { upstream })],
             "starting as a secondary",
         )
+    }
+}
+
+/// How long a standby waits before the next start after `failures` failed ones: doubling from
+/// one second up to `loop_wait`, so a database that cannot start is not forked every cycle
+/// while one that was only briefly broken comes back soon.
+fn start_backoff_ms(failures: u32, loop_wait_ms: u64) -> u64 {
+    let doubled = 1000u64.saturating_mul(1u64 << failures.saturating_sub(1).min(16));
+    doubled.min(loop_wait_ms.max(1000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::start_backoff_ms;
+
+    #[test]
+    fn start_backoff_doubles_up_to_loop_wait() {
+        let waits: Vec<u64> = (1..=6).map(|n| start_backoff_ms(n, 10_000)).collect();
+        assert_eq!(waits, [1000, 2000, 4000, 8000, 10_000, 10_000]);
+        assert_eq!(start_backoff_ms(40, 2_000), 2_000);
     }
 }

@@ -28,13 +28,18 @@ impl Ha {
         let Some(fo) = cy.cluster.failover.as_ref().filter(|f| !f.value.is_empty()) else {
             return Handover::Nothing;
         };
-        if cy.paused {
-            return Handover::Nothing;
-        }
         let req = &fo.value;
         let clear = Action::ClearFailover {
             version: fo.version,
         };
+        // In pause only a failover to a named member is carried out (Patroni's way to move the
+        // primary during maintenance); anything else would be an automatic choice.
+        if cy.paused && req.candidate.is_none() {
+            return note(
+                vec![clear],
+                "Failover is possible only to a specific candidate in a paused state".into(),
+            );
+        }
         let word = if req.is_switchover() {
             "switchover"
         } else {

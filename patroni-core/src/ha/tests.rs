@@ -200,10 +200,9 @@ fn two_steps_per_cycle_race_then_acquire() {
 }
 
 #[test]
-fn primary_claim_window_starts_when_a_leader_was_last_seen() {
+fn a_live_primary_claim_blocks_the_race_for_as_long_as_it_lasts() {
     let mut ha = Ha::new(Node::new("n1"));
     let n2 = member("n2", MemberRole::Primary, 0x300_0000);
-    // Cycle 1 at t=0 sees n2 as leader; cycle 2 at t=25s sees no leader but n2 still claims primary.
     ha.step(&obs(
         0,
         cluster(Some("n2"), vec![n2.clone()]),
@@ -214,14 +213,16 @@ fn primary_claim_window_starts_when_a_leader_was_last_seen() {
     peer.role = MemberRole::Primary;
     peer.state = MemberState::Running;
     peer.wal_position = Lsn(0x300_0000);
-    let mut o = obs(25_000, cluster(None, vec![n2]), standby_local());
+    // Long after n2's lease must have run out, its agent still says it runs as primary (it is
+    // paused and cut off from the DCS, or its demotion hangs): promoting now is two primaries.
+    let mut o = obs(120_000, cluster(None, vec![n2]), standby_local());
+    peer.fetched_at = 120_000;
     o.peers = Some(vec![peer.clone()]);
     let blocked = ha.step(&o);
     assert_eq!(blocked.message, "Primary (n2) is still alive");
     assert!(!blocked.has(ActionKind::AcquireLeader));
-    // At t=30s the old primary's lease has certainly expired: its claim no longer counts.
-    o.now = 30_000;
-    peer.fetched_at = 30_000;
+    // Once it runs as a replica (or does not answer), the race goes on.
+    peer.role = MemberRole::Replica;
     o.peers = Some(vec![peer]);
     let d = ha.step(&o);
     assert!(d.has(ActionKind::AcquireLeader), "{d:?}");
@@ -390,4 +391,113 @@ fn sync_standby_is_recorded_only_once_caught_up() {
     // Caught up: record it.
     let d = ha.step(&obs(2, c, with_row(0x300_0000, "sync")));
     assert!(writes_sync(&d), "{d:?}");
+}
+
+#[test]
+fn unreadable_data_dir_stops_claiming_primary_at_once() {
+    let mut ha = Ha::new(Node::new("n1"));
+    let c = cluster(
+        Some("n1"),
+        vec![member("n1", MemberRole::Primary, 0x300_0000)],
+    );
+    let mut o = obs(100_000, c.clone(), primary_local());
+    o.outcomes = vec![done(ActionKind::RenewLeader, 99_000)];
+    ha.step(&o);
+    assert!(ha.is_leader(100_000));
+    let mut broken = primary_local();
+    broken.data_dir = DataDirState::Unreadable("Input/output error".into());
+    let d = ha.step(&obs(101_000, c, broken));
+    assert!(
+        !ha.is_leader(101_000),
+        "/primary must answer 503 from this cycle on"
+    );
+    let kinds: Vec<ActionKind> = d.actions.iter().map(Action::kind).collect();
+    let stop = kinds.iter().position(|k| *k == ActionKind::Stop).unwrap();
+    let release = kinds
+        .iter()
+        .position(|k| *k == ActionKind::ReleaseLeader)
+        .unwrap();
+    assert!(stop < release, "stop before the lock goes: {kinds:?}");
+}
+
+#[test]
+fn no_initialize_refusal_applies_only_before_the_agent_joined() {
+    let mut ha = Ha::new(Node::new("n1"));
+    let peers = vec![member("n2", MemberRole::Primary, 0x300_0000)];
+    let d = ha.step(&obs(100_000, cluster(Some("n2"), peers), standby_local()));
+    assert!(d.message.contains("leader (n2)"), "{}", d.message);
+    // The DCS is wiped and the primary is gone: a joined replica must not refuse for ever.
+    let wiped = Cluster {
+        initialize: None,
+        ..cluster(None, Vec::new())
+    };
+    let d = ha.step(&obs(200_000, wiped, standby_local()));
+    assert!(
+        !d.message.contains("aborting start"),
+        "a joined agent refused: {}",
+        d.message
+    );
+    assert!(d.has(ActionKind::SetInitialize), "{d:?}");
+    // A freshly started agent still refuses, as Patroni does.
+    let mut fresh = Ha::new(Node::new("n3"));
+    let wiped = Cluster {
+        initialize: None,
+        ..cluster(None, Vec::new())
+    };
+    let d = fresh.step(&obs(200_000, wiped, standby_local()));
+    assert!(d.message.contains("aborting start"), "{}", d.message);
+}
+
+#[test]
+fn emptied_config_is_restored_from_the_last_good_copy() {
+    let mut ha = Ha::new(Node::new("n1"));
+    let mut c = cluster(
+        Some("n1"),
+        vec![member("n1", MemberRole::Primary, 0x300_0000)],
+    );
+    c.config.as_mut().unwrap().value.ttl = 45;
+    let mut o = obs(100_000, c.clone(), primary_local());
+    o.outcomes = vec![done(ActionKind::RenewLeader, 99_000)];
+    ha.step(&o);
+    c.config = None;
+    c.config_unreadable = Some(Versioned {
+        version: 8,
+        value: "the key is empty".into(),
+    });
+    let d = ha.step(&obs(101_000, c, primary_local()));
+    let restored = d.actions.iter().find_map(|a| match a {
+        Action::WriteConfig { config, version } => Some((config.ttl, *version)),
+        _ => None,
+    });
+    assert_eq!(restored, Some((45, Some(8))), "{d:?}");
+    assert!(d.message.starts_with("restored /config"), "{}", d.message);
+}
+
+#[test]
+fn only_a_refused_guard_or_a_failed_stop_calls_for_a_restep() {
+    let o = |kind, result| Outcome {
+        kind,
+        result,
+        started_at: 1,
+    };
+    assert!(super::needs_restep(&[o(
+        ActionKind::AcquireLeader,
+        OutcomeResult::Lost
+    )]));
+    assert!(super::needs_restep(&[o(
+        ActionKind::Stop,
+        OutcomeResult::Failed("x".into())
+    )]));
+    assert!(!super::needs_restep(&[o(
+        ActionKind::RenewLeader,
+        OutcomeResult::DcsUnreachable("x".into())
+    )]));
+    assert!(!super::needs_restep(&[o(
+        ActionKind::PublishMember,
+        OutcomeResult::Failed("x".into())
+    )]));
+    assert!(!super::needs_restep(&[o(
+        ActionKind::AcquireLeader,
+        OutcomeResult::Skipped
+    )]));
 }

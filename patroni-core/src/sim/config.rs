@@ -51,6 +51,10 @@ pub struct SimConfig {
     pub warmup_ms: u64,
     /// Whether to keep the readable timeline (off in benches).
     pub trace: bool,
+    /// Time between an agent's DCS read and its writes landing, ms. At 0 a cycle reads and acts
+    /// in one instant and no other agent can act in between; above 0 two agents can decide from
+    /// the same view and one of them loses its compare-and-swap, as on a real network.
+    pub dcs_rtt_ms: u64,
     /// The failover policy under test; `None` uses Patroni's rules.
     pub policy: Option<PolicyFactory>,
 }
@@ -73,6 +77,7 @@ impl SimConfig {
             write_bytes: 16 * 1024,
             warmup_ms: 60_000,
             trace: true,
+            dcs_rtt_ms: 0,
             policy: None,
         }
     }

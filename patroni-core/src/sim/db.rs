@@ -93,6 +93,9 @@ pub struct SimDb {
     pub cannot_start: bool,
     /// Bytes this standby stays behind its upstream (a slow link or disk).
     pub lag_bytes: u64,
+    /// The data directory cannot be read (I/O error, permissions, a volume gone) while a running
+    /// server may still accept writes through the files it already has open.
+    pub data_dir_unreadable: bool,
 }
 
 impl Default for SimDb {
@@ -112,6 +115,7 @@ impl Default for SimDb {
             sync_count: 0,
             cannot_start: false,
             lag_bytes: 0,
+            data_dir_unreadable: false,
         }
     }
 }
@@ -204,6 +208,16 @@ impl SimDb {
             Process::Busy => ProcessState::Starting,
             Process::Running => ProcessState::Running,
         };
+        if self.data_dir_unreadable {
+            // What the PostgreSQL adapter sees: the postmaster it knew is alive, nothing else.
+            return LocalDb {
+                process,
+                data_dir: DataDirState::Unreadable(
+                    "Input/output error (simulated unreadable data directory)".into(),
+                ),
+                ..LocalDb::default()
+            };
+        }
         let running = self.process == Process::Running;
         let primary = running && self.role == DbRole::Primary;
         let standby = running && self.role == DbRole::Standby;

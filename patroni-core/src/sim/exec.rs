@@ -8,20 +8,16 @@
 use crate::keyspace;
 use crate::sim::db::{Process, Segment};
 use crate::sim::invariants::{PausedAction, Promotion};
-use crate::sim::world::{Task, World};
+use crate::sim::world::{Pending, Task, World};
 use crate::{
-    Action, ActionKind, ClusterStatus, DbRole, DcsView, Lsn, Observation, Outcome, OutcomeResult,
-    PeerStatus, RunningTask, StartRole, StopMode, SyncState, Timestamp,
+    needs_restep, Action, ActionKind, ClusterStatus, DbRole, DcsView, Lsn, Observation, Outcome,
+    OutcomeResult, PeerStatus, RunningTask, StartRole, StopMode, SyncState, Timestamp, MAX_RESTEPS,
 };
-
-/// Re-steps allowed in one cycle for peer probes, so a confused state machine cannot spin.
-const MAX_RESTEPS: usize = 3;
 
 impl World {
     /// Runs one HA cycle of agent `i` (its timer fired, or its timed-out DCS read returned).
     pub(crate) fn cycle(&mut self, i: usize) {
         let now = self.now;
-        let loop_ms = self.dynamic.loop_wait_ms();
         let pending = self.agents[i].read_times_out_at.take().is_some();
         let timed_out = pending && !self.dcs_reachable(i);
         if !pending && !self.dcs_reachable(i) {
@@ -29,69 +25,115 @@ impl World {
             self.agents[i].read_times_out_at = Some(now + self.dynamic.retry_timeout_ms());
             return;
         }
-        let mut peers = None;
-        for round in 0..=MAX_RESTEPS {
-            let dcs = if self.dcs_reachable(i) && !timed_out {
-                DcsView::Ok(self.load_and_keep_alive(i))
-            } else {
-                DcsView::Unreachable("etcd: request timed out (simulated partition)".into())
-            };
-            let obs = Observation {
-                now,
-                wall_clock: Timestamp(self.epoch.0 + now as i64),
-                dcs,
-                local: self.observe_local(i),
-                peers: peers.take(),
-                outcomes: std::mem::take(&mut self.agents[i].outcomes),
-                task: self.agents[i].task.as_ref().map(|t| RunningTask {
-                    kind: t.action.kind(),
-                    since: t.since,
-                }),
-                requests: std::mem::take(&mut self.agents[i].requests),
-            };
-            let decision = self.agents[i].ha.step(&obs);
-            if let Some(c) = obs
-                .cluster()
-                .filter(|c| c.config.as_ref().is_some_and(|v| v.value.pause))
-            {
-                let requested = c.failover_request().is_some();
-                for a in &decision.actions {
-                    let kind = a.kind();
-                    if matches!(
-                        kind,
-                        ActionKind::Start
-                            | ActionKind::Stop
-                            | ActionKind::Restart
-                            | ActionKind::Promote
-                            | ActionKind::Demote
-                            | ActionKind::Rebuild
-                    ) {
-                        self.paused_actions.push(PausedAction {
-                            node: i,
-                            kind,
-                            requested,
-                        });
-                    }
-                }
+        self.rounds(i, 0, None, timed_out, now);
+    }
+
+    /// Steps agent `i` from round `round` on: observe, decide, act, and step again at once after
+    /// peer probes or a refused guard, as the agent does. With a DCS round trip the actions land
+    /// later ([`land_pending`](Self::land_pending)), which resumes the cycle.
+    fn rounds(
+        &mut self,
+        i: usize,
+        mut round: usize,
+        mut peers: Option<Vec<PeerStatus>>,
+        timed_out: bool,
+        cycle_start: u64,
+    ) {
+        let now = self.now;
+        loop {
+            let actions = self.decide(i, peers.take(), timed_out && round == 0);
+            if self.cfg.dcs_rtt_ms > 0 {
+                self.agents[i].pending = Some(Pending {
+                    at: now + self.cfg.dcs_rtt_ms,
+                    actions,
+                    round,
+                    cycle_start,
+                });
+                return;
             }
-            if self.trace.enabled {
-                let kinds: Vec<String> = decision.actions.iter().map(describe).collect();
-                let who = self.names[i].clone();
-                let line = format!(
-                    "[{}] {} -> [{}]",
-                    self.role_word(i),
-                    decision.message,
-                    kinds.join(", ")
-                );
-                self.log(&who, line);
-            }
-            peers = self.execute(i, decision.actions);
-            if peers.is_none() || round == MAX_RESTEPS {
+            peers = self.execute(i, actions);
+            let again = peers.is_some() || needs_restep(&self.agents[i].outcomes);
+            if !again || round == MAX_RESTEPS {
                 break;
             }
+            round += 1;
         }
-        let a = &mut self.agents[i];
-        a.next_wake = now + loop_ms;
+        self.agents[i].next_wake = cycle_start + self.dynamic.loop_wait_ms();
+    }
+
+    /// Lands agent `i`'s pending actions and goes on with its cycle.
+    pub(crate) fn land_pending(&mut self, i: usize) {
+        let Some(p) = self.agents[i].pending.take() else {
+            return;
+        };
+        let peers = self.execute(i, p.actions);
+        let again = peers.is_some() || needs_restep(&self.agents[i].outcomes);
+        if again && p.round < MAX_RESTEPS {
+            self.rounds(i, p.round + 1, peers, false, p.cycle_start);
+        } else {
+            let next = p.cycle_start + self.dynamic.loop_wait_ms();
+            self.agents[i].next_wake = next.max(self.now);
+        }
+    }
+
+    /// One `Ha::step` of agent `i` on what it observes now; returns the decision's actions.
+    fn decide(&mut self, i: usize, peers: Option<Vec<PeerStatus>>, timed_out: bool) -> Vec<Action> {
+        let now = self.now;
+        let dcs = if self.dcs_reachable(i) && !timed_out {
+            DcsView::Ok(self.load_and_keep_alive(i))
+        } else {
+            DcsView::Unreachable("etcd: request timed out (simulated partition)".into())
+        };
+        let obs = Observation {
+            now,
+            wall_clock: Timestamp(self.epoch.0 + now as i64),
+            dcs,
+            local: self.observe_local(i),
+            peers,
+            outcomes: std::mem::take(&mut self.agents[i].outcomes),
+            task: self.agents[i].task.as_ref().map(|t| RunningTask {
+                kind: t.action.kind(),
+                since: t.since,
+            }),
+            requests: std::mem::take(&mut self.agents[i].requests),
+        };
+        let decision = self.agents[i].ha.step(&obs);
+        if let Some(c) = obs
+            .cluster()
+            .filter(|c| c.config.as_ref().is_some_and(|v| v.value.pause))
+        {
+            let requested = c.failover_request().is_some();
+            for a in &decision.actions {
+                let kind = a.kind();
+                if matches!(
+                    kind,
+                    ActionKind::Start
+                        | ActionKind::Stop
+                        | ActionKind::Restart
+                        | ActionKind::Promote
+                        | ActionKind::Demote
+                        | ActionKind::Rebuild
+                ) {
+                    self.paused_actions.push(PausedAction {
+                        node: i,
+                        kind,
+                        requested,
+                    });
+                }
+            }
+        }
+        if self.trace.enabled {
+            let kinds: Vec<String> = decision.actions.iter().map(describe).collect();
+            let who = self.names[i].clone();
+            let line = format!(
+                "[{}] {} -> [{}]",
+                self.role_word(i),
+                decision.message,
+                kinds.join(", ")
+            );
+            self.log(&who, line);
+        }
+        decision.actions
     }
 
     /// Reads the cluster for agent `i` the way the DCS adapters do ([`MemoryStore::load_as`](crate::MemoryStore::load_as)):
@@ -115,14 +157,24 @@ impl World {
         while let Some(action) = iter.next() {
             let kind = action.kind();
             if kind.is_slow() {
+                if kind == ActionKind::Demote {
+                    // A demotion cancels whatever runs, as the agent aborts its task.
+                    if let Some(t) = self.agents[i].task.take() {
+                        self.push_outcome(
+                            i,
+                            t.action.kind(),
+                            OutcomeResult::Failed("cancelled to demote".into()),
+                            t.since,
+                        );
+                    }
+                }
                 if self.agents[i].task.is_some() {
-                    self.push_outcome(
-                        i,
-                        kind,
-                        OutcomeResult::Failed("another task is running".into()),
-                        now,
-                    );
-                    continue;
+                    // As the agent: the slow action and everything after it are not started.
+                    self.push_outcome(i, kind, OutcomeResult::Skipped, now);
+                    for rest in iter.by_ref() {
+                        self.push_outcome(i, rest.kind(), OutcomeResult::Skipped, now);
+                    }
+                    return peers;
                 }
                 match self.start_slow(i, &action) {
                     Ok(duration) => {
@@ -204,8 +256,8 @@ impl World {
                 self.store.cancel_initialize(now);
                 OutcomeResult::Done
             }
-            Action::WriteConfig(config) => {
-                let ok = self.store.write_config(&config, None, now);
+            Action::WriteConfig { config, version } => {
+                let ok = self.store.write_config(&config, version, now);
                 self.reload_dynamic();
                 lost(ok)
             }

@@ -12,6 +12,12 @@ pub enum Fault {
         /// Whether a start can succeed afterwards.
         restartable: bool,
     },
+    /// The node's data directory turns unreadable under its running server, for good: the
+    /// server keeps accepting writes until it is stopped, and can never start again.
+    UnreadableDataDir {
+        /// Node index.
+        node: usize,
+    },
     /// The whole node (agent and database) is gone for the rest of the run.
     LoseNode {
         /// Node index.
@@ -74,6 +80,7 @@ impl Fault {
         matches!(
             self,
             Fault::LoseNode { .. }
+                | Fault::UnreadableDataDir { .. }
                 | Fault::CrashDb {
                     restartable: false,
                     ..
@@ -84,7 +91,7 @@ impl Fault {
     /// The node this fault breaks for good, if it does.
     pub fn broken_node(&self) -> Option<usize> {
         match self {
-            Fault::LoseNode { node } => Some(*node),
+            Fault::LoseNode { node } | Fault::UnreadableDataDir { node } => Some(*node),
             Fault::CrashDb {
                 node,
                 restartable: false,
@@ -107,6 +114,9 @@ impl fmt::Display for Fault {
                 }
             ),
             Fault::LoseNode { node } => write!(f, "lose node{node}"),
+            Fault::UnreadableDataDir { node } => {
+                write!(f, "data directory of node{node} turns unreadable")
+            }
             Fault::CutDcs { node, for_ms } => {
                 write!(f, "cut node{node} <-> DCS for {for_ms} ms")
             }

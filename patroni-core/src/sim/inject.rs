@@ -22,12 +22,19 @@ impl World {
                     self.broken[node] = true;
                 }
             }
+            Fault::UnreadableDataDir { node } => {
+                let db = &mut self.dbs[node];
+                db.data_dir_unreadable = true;
+                db.cannot_start = true;
+                self.broken[node] = true;
+            }
             Fault::LoseNode { node } => {
                 self.alive[node] = false;
                 self.broken[node] = true;
                 self.dbs[node].process = Process::Crashed;
                 self.dbs[node].streaming = false;
                 self.agents[node].task = None;
+                self.agents[node].pending = None;
             }
             Fault::CutDcs { node, for_ms } => {
                 self.dcs_cut_until[node] = self.dcs_cut_until[node].max(now + for_ms);

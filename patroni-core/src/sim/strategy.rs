@@ -7,7 +7,7 @@ use crate::sim::fault::{Fault, FaultSchedule, Scheduled};
 /// Which kinds of faults a schedule may contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FaultMix {
-    /// Database crashes, restartable or not.
+    /// Database crashes, restartable or not, and data directories turning unreadable.
     pub crashes: bool,
     /// Permanent node loss.
     pub node_loss: bool,
@@ -47,6 +47,14 @@ pub fn fault(n: usize, mix: FaultMix) -> BoxedStrategy<Fault> {
     }
     if mix.node_loss {
         options.push((1, (0..n).prop_map(|node| Fault::LoseNode { node }).boxed()));
+    }
+    if mix.crashes {
+        options.push((
+            1,
+            (0..n)
+                .prop_map(|node| Fault::UnreadableDataDir { node })
+                .boxed(),
+        ));
     }
     if mix.partitions {
         options.push((

@@ -27,6 +27,17 @@ pub(crate) struct Task {
     pub(crate) rest: Vec<Action>,
 }
 
+/// A decision read at one instant whose actions land `dcs_rtt_ms` later.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub(crate) at: u64,
+    pub(crate) actions: Vec<Action>,
+    /// Which step of its cycle decided it (re-steps are bounded by [`crate::MAX_RESTEPS`]).
+    pub(crate) round: usize,
+    /// When the cycle began, so the next one is one `loop_wait` after it.
+    pub(crate) cycle_start: u64,
+}
+
 /// One node's agent: the real state machine plus what the runtime keeps around it.
 #[derive(Debug)]
 pub(crate) struct Agent {
@@ -45,6 +56,8 @@ pub(crate) struct Agent {
     pub(crate) reset: bool,
     /// When this member's DCS lease runs out, as far as the world knows (last refresh + ttl).
     pub(crate) lease_until: u64,
+    /// Actions decided but not landed yet (only with a DCS round trip).
+    pub(crate) pending: Option<Pending>,
 }
 
 /// How a run ended.
@@ -130,6 +143,7 @@ impl World {
                     watchdog_ping: 0,
                     reset: false,
                     lease_until: 0,
+                    pending: None,
                 }
             })
             .collect();
@@ -320,6 +334,8 @@ impl World {
             }
             let resume = a.stalled_until;
             match a.read_times_out_at {
+                // Between a read and its writes landing the loop timer does not fire.
+                _ if a.pending.is_some() => {}
                 Some(r) => {
                     // The etcd client retries within retry_timeout: the read returns when the link does.
                     let back = self.dcs_cut_until[i].max(self.dcs_down_until);
@@ -329,6 +345,9 @@ impl World {
             }
             if let Some(task) = &a.task {
                 t = t.min(task.done_at.max(resume));
+            }
+            if let Some(p) = &a.pending {
+                t = t.min(p.at.max(resume));
             }
             if a.watchdog_armed && self.cfg.watchdog {
                 let fire = a.watchdog_ping + ttl.saturating_sub(self.cfg.safety_margin_ms);
@@ -385,6 +404,14 @@ impl World {
             {
                 self.finish_task(i);
                 self.after_event();
+            }
+            if self.agents[i].pending.as_ref().is_some_and(|p| p.at <= now) {
+                self.land_pending(i);
+                self.after_event();
+                continue;
+            }
+            if self.agents[i].pending.is_some() {
+                continue;
             }
             let timed_out = self.agents[i]
                 .read_times_out_at
@@ -503,6 +530,7 @@ impl World {
             a.watchdog_armed = false;
             a.reset = true;
             a.task = None;
+            a.pending = None;
             let db = &mut self.dbs[i];
             if db.process != Process::Stopped {
                 db.process = Process::Crashed;
@@ -521,6 +549,7 @@ impl World {
         a.reset = false;
         a.outcomes.clear();
         a.task = None;
+        a.pending = None;
         a.read_times_out_at = None;
         a.next_wake = self.now;
         let who = self.names[i].clone();
@@ -642,6 +671,7 @@ fn fault_targets_exist(f: &Fault, n: usize) -> bool {
     match *f {
         Fault::CrashDb { node, .. }
         | Fault::LoseNode { node }
+        | Fault::UnreadableDataDir { node }
         | Fault::CutDcs { node, .. }
         | Fault::Stall { node, .. }
         | Fault::Lag { node, .. } => node < n,
