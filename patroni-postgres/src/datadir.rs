@@ -38,12 +38,65 @@ pub fn process_alive(pid: u32) -> bool {
     }
 }
 
-/// The command name of a process (`comm` in `/proc/<pid>/stat`).
-fn process_name(pid: u32) -> Option<String> {
+/// One process, named by its pid *and* its start time, so a recycled pid is never mistaken for
+/// it: what the adapter remembers of a postmaster whose `postmaster.pid` it may not read again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessId {
+    /// The process id.
+    pub pid: u32,
+    /// Clock ticks after boot when it started (`/proc/<pid>/stat` field 22).
+    pub start_time: u64,
+}
+
+impl ProcessId {
+    /// The live process with this pid, as it is now.
+    pub fn of(pid: u32) -> Option<ProcessId> {
+        let (_, rest) = stat_fields(pid)?;
+        // Fields after the command name start at field 3; the start time is field 22.
+        let start_time = rest.split_whitespace().nth(19)?.parse().ok()?;
+        Some(ProcessId { pid, start_time })
+    }
+
+    /// Whether this very process still runs (not a zombie, not a newer process with its pid).
+    pub fn is_alive(&self) -> bool {
+        process_alive(self.pid) && ProcessId::of(self.pid) == Some(*self)
+    }
+
+    /// The live children of this process (a postmaster's backends).
+    pub fn children(&self) -> Vec<u32> {
+        children_of(self.pid)
+    }
+}
+
+/// The processes whose parent is `pid`, read from `/proc`.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            stat_fields(*p)
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                == Some(pid)
+        })
+        .collect()
+}
+
+/// `/proc/<pid>/stat` split at the command name: (name, the fields after it).
+fn stat_fields(pid: u32) -> Option<(String, String)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let open = stat.find('(')?;
     let close = stat.rfind(')')?;
-    Some(stat.get(open + 1..close)?.to_string())
+    Some((
+        stat.get(open + 1..close)?.to_string(),
+        stat.get(close + 1..)?.to_string(),
+    ))
+}
+
+/// The command name of a process (`comm` in `/proc/<pid>/stat`).
+fn process_name(pid: u32) -> Option<String> {
+    stat_fields(pid).map(|(name, _)| name)
 }
 
 /// The postmaster's pid when `postmaster.pid` names a live PostgreSQL process; after a reboot
@@ -193,6 +246,24 @@ pub fn log_tail(path: &Path, from: u64, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_is_named_by_pid_and_start_time() {
+        let me = ProcessId::of(std::process::id()).expect("our own stat");
+        assert!(me.is_alive());
+        let recycled = ProcessId {
+            start_time: me.start_time + 1,
+            ..me
+        };
+        assert!(!recycled.is_alive(), "same pid, other start time");
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        assert!(me.children().contains(&child.id()));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
 
     #[test]
     fn our_own_process_is_alive_and_a_reaped_one_is_not() {

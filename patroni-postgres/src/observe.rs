@@ -105,8 +105,13 @@ impl Postgres {
             ..LocalDb::default()
         };
         let pid = live_postmaster(&cfg.data_dir);
+        if let Some(p) = &pid {
+            self.remember_postmaster(p.pid);
+        }
         if db.data_dir != DataDirState::Initialized {
-            db.process = if pid.is_some() {
+            // `postmaster.pid` may have gone with the data directory: the postmaster last seen
+            // still runs, and may still accept writes, until it is stopped.
+            db.process = if pid.is_some() || self.known_postmaster().is_some() {
                 ProcessState::Starting
             } else {
                 ProcessState::Stopped

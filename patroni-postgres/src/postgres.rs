@@ -9,7 +9,7 @@ use crate::command::{CommandOutput, CommandRunner, CommandSpec};
 use crate::conf::{self, ConfRole};
 use crate::config::{InitdbOption, PgConfigError, PostgresConfig};
 use crate::conninfo::member_endpoint;
-use crate::datadir::{self, chown, file_len, live_postmaster, log_tail};
+use crate::datadir::{self, chown, file_len, live_postmaster, log_tail, ProcessId};
 use crate::sql::{Row, Sql};
 
 /// Programs that refuse to run as root or would leave root-owned data behind.
@@ -46,6 +46,9 @@ pub struct Postgres {
     sql: Sql,
     /// Log length when the server was last started or pointed at a leader: older lines are history.
     log_mark: Mutex<u64>,
+    /// The postmaster last seen running: it can still be found (and stopped) when its data
+    /// directory, and the `postmaster.pid` in it, can no longer be read.
+    postmaster: Mutex<Option<ProcessId>>,
 }
 
 impl std::fmt::Debug for Postgres {
@@ -80,6 +83,7 @@ impl Postgres {
             initdb: Vec::new(),
             runner,
             log_mark: Mutex::new(mark),
+            postmaster: Mutex::new(None),
         })
     }
 
@@ -106,6 +110,19 @@ impl Postgres {
     /// The live postmaster's pid, if one runs for this data directory.
     pub fn postmaster_pid(&self) -> Option<u32> {
         live_postmaster(&self.cfg.data_dir).map(|p| p.pid)
+    }
+
+    /// Remembers the postmaster `postmaster.pid` names, for when the file cannot be read again.
+    pub(crate) fn remember_postmaster(&self, pid: u32) {
+        if let Some(id) = ProcessId::of(pid) {
+            *self.postmaster.lock().expect("postmaster lock") = Some(id);
+        }
+    }
+
+    /// The postmaster last seen, if that very process still runs.
+    pub(crate) fn known_postmaster(&self) -> Option<ProcessId> {
+        let known = *self.postmaster.lock().expect("postmaster lock");
+        known.filter(ProcessId::is_alive)
     }
 
     /// Runs SQL as the agent's superuser, bounded by `pg_ctl_timeout`; rows come back as text.
@@ -307,10 +324,15 @@ impl Postgres {
         }
     }
 
-    /// `pg_ctl stop`; a server that is not running counts as stopped.
+    /// `pg_ctl stop`; a server that is not running counts as stopped. When the data directory
+    /// (and so `postmaster.pid`) cannot be read, the postmaster last seen is signalled directly:
+    /// a server must never outlive a stop because its files went away under it.
     pub(crate) async fn pg_stop(&self, mode: StopMode) -> Result<(), DbError> {
         if live_postmaster(&self.cfg.data_dir).is_none() {
-            return Ok(());
+            return match self.known_postmaster() {
+                Some(id) => self.signal_stop(id, mode).await,
+                None => Ok(()),
+            };
         }
         let mut args = self.pg_ctl_args("stop");
         args.push("-m".into());
@@ -327,9 +349,68 @@ impl Postgres {
         self.sql.reset().await;
         match result {
             Ok(_) => Ok(()),
-            Err(_) if live_postmaster(&self.cfg.data_dir).is_none() => Ok(()),
+            Err(_) if live_postmaster(&self.cfg.data_dir).is_none() => {
+                match self.known_postmaster() {
+                    Some(id) => self.signal_stop(id, mode).await,
+                    None => Ok(()),
+                }
+            }
             Err(e) => Err(e),
         }
+    }
+
+    /// Stops a postmaster by signal, as `pg_ctl stop` would (SIGINT fast, SIGQUIT immediate),
+    /// then SIGKILL to it and its backends when it does not go within `pg_ctl_timeout`.
+    async fn signal_stop(&self, id: ProcessId, mode: StopMode) -> Result<(), DbError> {
+        let signal = match mode {
+            StopMode::Fast => "INT",
+            StopMode::Immediate => "QUIT",
+        };
+        self.kill(signal, id.pid).await;
+        if self.wait_gone(id, self.cfg.timeout()).await {
+            self.sql.reset().await;
+            return Ok(());
+        }
+        let backends = id.children();
+        self.kill("KILL", id.pid).await;
+        for pid in backends {
+            if let Some(child) = ProcessId::of(pid) {
+                self.kill("KILL", child.pid).await;
+            }
+        }
+        self.sql.reset().await;
+        if self.wait_gone(id, GRACE).await {
+            Ok(())
+        } else {
+            Err(DbError::CommandFailed {
+                command: format!("kill -s KILL {}", id.pid),
+                status: "still running".into(),
+                output: format!("postmaster {} survived SIGKILL", id.pid),
+            })
+        }
+    }
+
+    /// `kill -s SIGNAL -- PID` as the server's OS user, bounded like every command.
+    async fn kill(&self, signal: &str, pid: u32) {
+        let mut spec = CommandSpec::new(
+            "kill",
+            ["-s", signal, "--", &pid.to_string()],
+            Duration::from_secs(5),
+        );
+        spec.run_as = self.cfg.run_as;
+        let _ = self.runner.run(&spec).await;
+    }
+
+    /// Waits up to `limit` for `id` to exit.
+    async fn wait_gone(&self, id: ProcessId, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while id.is_alive() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        true
     }
 
     /// Whether the running server is a standby (`None` when not running or not answering).

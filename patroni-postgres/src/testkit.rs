@@ -13,7 +13,7 @@ use patroni_core::{Member, MemberData};
 
 use crate::command::SystemRunner;
 use crate::config::{Credentials, PostgresConfig};
-use crate::datadir::{live_postmaster, process_alive};
+use crate::datadir::{children_of, live_postmaster, process_alive};
 
 use crate::Postgres;
 
@@ -179,25 +179,6 @@ impl PgNode {
             Duration::from_secs(10),
         );
     }
-}
-
-fn children_of(pid: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let (_, rest) = s.rsplit_once(')')?;
-                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
-                })
-                == Some(pid)
-        })
-        .collect()
 }
 
 /// Waits until the processes are reaped, not only dead: PostgreSQL treats a zombie's pid in

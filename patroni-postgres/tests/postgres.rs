@@ -567,3 +567,42 @@ async fn a_failed_rewind_is_reported_or_falls_back_to_a_full_copy() {
     .await;
     assert_eq!(scalar(&lenient, "SELECT v FROM t").await, "1");
 }
+
+/// A data directory lost under a running postmaster (a volume gone, a path replaced): the adapter
+/// still sees the postmaster it knew and stops it by signal, since `pg_ctl` cannot read
+/// `postmaster.pid` any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postmaster_whose_data_directory_is_gone_is_still_seen_and_stopped() {
+    let a = primary("a").await;
+    let pid = a.pg.postmaster_pid().expect("running");
+    assert_eq!(a.pg.observe().await.process, ProcessState::Running);
+    let data = a.pg.config().data_dir.clone();
+    let moved = data.with_extension("moved");
+    // The postmaster keeps its working directory (now `moved`) and goes on accepting writes.
+    std::fs::rename(&data, &moved).unwrap();
+    std::fs::write(&data, b"not a directory").unwrap();
+    let restore = |data: &std::path::Path, moved: &std::path::Path| {
+        let _ = std::fs::remove_file(data);
+        let _ = std::fs::rename(moved, data);
+    };
+    let db = a.pg.observe().await;
+    let seen = (
+        db.process,
+        matches!(db.data_dir, DataDirState::Unreadable(_)),
+    );
+    if seen != (ProcessState::Starting, true) {
+        restore(&data, &moved);
+        panic!("expected an alive postmaster and an unreadable data dir: {db:#?}");
+    }
+    assert_eq!(
+        scalar(&a.pg, "SELECT 1").await,
+        "1",
+        "the server still answers"
+    );
+    let stopped = a.pg.stop(StopMode::Immediate).await;
+    let alive = patroni_postgres::datadir::process_alive(pid);
+    restore(&data, &moved);
+    stopped.expect("stop by signal");
+    assert!(!alive, "the postmaster {pid} survived the stop");
+    assert_eq!(a.pg.observe().await.process, ProcessState::Crashed);
+}

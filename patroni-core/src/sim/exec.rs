@@ -650,3 +650,54 @@ fn describe(action: &Action) -> String {
         other => format!("{:?}", other.kind()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::sim::{invariants, FaultSchedule, SimConfig, World};
+
+    /// Issue 11 item 2, in the executor both the agent and the simulator follow: a running
+    /// primary whose `AcquireLeader` loses stops accepting writes at that instant, not one
+    /// `loop_wait` later. The interleaving is built by hand: with a DCS round trip the primary
+    /// reads an unlocked view, and another member's acquire lands before its own.
+    #[test]
+    fn a_running_primary_that_loses_the_race_demotes_at_once() {
+        let mut cfg = SimConfig::three_nodes(77);
+        cfg.dcs_rtt_ms = 50;
+        cfg.watchdog = false;
+        let warmup = cfg.warmup_ms;
+        let mut w = World::new(cfg, &FaultSchedule::none(), invariants::safety());
+        w.run_until(warmup);
+        let p = w.writable()[0];
+        let other = (p + 1) % 3;
+        let (pn, on) = (w.names[p].clone(), w.names[other].clone());
+        // The lock goes (as when a lease ran out); the primary's next cycle races for it.
+        let now = w.now;
+        assert!(w.store.release_leader(&pn, now));
+        w.agents[p].next_wake = now;
+        w.run_until_cond(now + 1_000, |w| {
+            w.agents[p].pending.as_ref().is_some_and(|x| {
+                x.actions
+                    .iter()
+                    .any(|a| a.kind() == crate::ActionKind::AcquireLeader)
+            })
+        })
+        .expect("the primary races for the free lock");
+        // Another member's acquire lands first.
+        let now = w.now;
+        assert!(w.store.acquire_leader(&on, now));
+        // The lost acquire lands; the re-step reads the view again (one round trip) and demotes:
+        // no `loop_wait` in between.
+        let landed = w.agents[p].pending.as_ref().unwrap().at;
+        w.run_until(landed + 50);
+        assert!(
+            !w.dbs[p].writable(),
+            "the loser still accepts writes after losing the race:\n{}",
+            w.trace().tail(20)
+        );
+        assert!(
+            w.trace().tail(20).contains("demoting self"),
+            "{}",
+            w.trace().tail(20)
+        );
+    }
+}

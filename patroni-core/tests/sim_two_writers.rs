@@ -1,0 +1,75 @@
+#![cfg(feature = "sim")]
+//! Regression schedules for the windows in which two nodes could accept writes (issue 11), each
+//! run with the watchdog off so that the state machine's own decisions are what keeps them shut.
+//! The single-primary invariant is checked after every event, so every instant is covered.
+//!
+//! The lost race as a running primary (item 2) needs an interleaving no fault produces on its
+//! own; it lives beside the executor (`sim::exec::tests`).
+
+use patroni_core::sim::{invariants, Fault, FaultSchedule, SimConfig, World};
+use patroni_core::ActionKind;
+
+fn warm(cfg: SimConfig) -> (World, usize) {
+    let warmup = cfg.warmup_ms;
+    let mut w = World::new(cfg, &FaultSchedule::none(), invariants::safety());
+    w.run_until(warmup);
+    let p = w.writable();
+    assert_eq!(p.len(), 1, "warm-up:\n{}", w.trace());
+    (w, p[0])
+}
+
+/// Item 1: the primary's data directory turns unreadable under its running server. Before the
+/// fix the leader released the lock and left the server running: a standby was promoted beside it.
+#[test]
+fn an_unreadable_data_directory_is_stopped_before_anyone_is_promoted() {
+    let mut cfg = SimConfig::three_nodes(21);
+    cfg.watchdog = false;
+    let (loop_ms, promote_ms) = (cfg.dynamic.loop_wait_ms(), cfg.timings.promote_ms);
+    let (mut w, p) = warm(cfg);
+    let t0 = w.now();
+    w.inject(Fault::UnreadableDataDir { node: p });
+    let bound = t0 + loop_ms + promote_ms + 2_000;
+    let done = w
+        .run_until_cond(bound, |w| w.writable().len() == 1 && w.writable()[0] != p)
+        .unwrap_or_else(|| panic!("no new primary in time:\n{}", w.trace().tail(40)));
+    w.run_until(done + 3 * loop_ms);
+    assert!(w.violation().is_none(), "{}", w.trace().tail(40));
+    assert!(!w.dbs()[p].writable());
+    println!(
+        "unreadable data dir: new primary {} ms after the fault",
+        done - t0
+    );
+}
+
+/// Item 3: a primary restarting after a crash loses its lock while its start is still running
+/// (cut off from the DCS long enough for a standby to take over). Before the fix the start was
+/// left to finish, and the old primary came up writable beside the new one.
+#[test]
+fn a_primary_that_loses_its_lock_while_starting_never_comes_up_writable() {
+    let mut cfg = SimConfig::three_nodes(22);
+    cfg.watchdog = false;
+    cfg.timings.start_ms = 60_000;
+    let ttl = cfg.dynamic.ttl_ms();
+    let (mut w, p) = warm(cfg);
+    let t0 = w.now();
+    w.inject(Fault::CrashDb {
+        node: p,
+        restartable: true,
+    });
+    w.run_until_cond(t0 + 20_000, |w| {
+        w.tasks_started()
+            .iter()
+            .any(|&(at, n, k)| at >= t0 && n == p && k == ActionKind::Start)
+    })
+    .unwrap_or_else(|| panic!("the primary did not start again:\n{}", w.trace().tail(30)));
+    w.inject(Fault::CutDcs {
+        node: p,
+        for_ms: ttl + 15_000,
+    });
+    let t1 = w.now();
+    w.run_until(t1 + 90_000);
+    assert!(w.violation().is_none(), "{}", w.trace().tail(40));
+    let now = w.writable();
+    assert_eq!(now.len(), 1, "{}", w.trace().tail(40));
+    assert_ne!(now[0], p, "the old primary must not have kept the role");
+}
