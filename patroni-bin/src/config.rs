@@ -526,6 +526,13 @@ impl Config {
             bootstrap_config: self.bootstrap_dcs(),
             can_bootstrap: self.bootstrap.is_some(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            rewind_tool: match self.postgresql.flavour() {
+                Flavour::OpenGauss => Some("gs_ctl build".into()),
+                Flavour::Postgres if self.bootstrap_dcs().postgresql.use_pg_rewind => {
+                    Some("pg_rewind".into())
+                }
+                Flavour::Postgres => None,
+            },
         }
     }
 }

@@ -20,6 +20,10 @@ pub struct Node {
     pub can_bootstrap: bool,
     /// Agent version reported in the member key.
     pub version: String,
+    /// What an [`RebuildMode::Auto`](crate::RebuildMode) rebuild runs before it falls back to a
+    /// full copy (`pg_rewind`, `gs_ctl build`), named in the status line; `None` when the adapter
+    /// always copies everything (PostgreSQL with `use_pg_rewind` off).
+    pub rewind_tool: Option<String>,
 }
 
 impl Node {
@@ -34,6 +38,7 @@ impl Node {
             bootstrap_config: DynamicConfig::default(),
             can_bootstrap: true,
             version: env!("CARGO_PKG_VERSION").to_string(),
+            rewind_tool: Some("pg_rewind".into()),
         }
     }
 }

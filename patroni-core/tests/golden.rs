@@ -144,6 +144,10 @@ fn parse_line(case: &mut Case, line: &str) {
             for w in &words[1..] {
                 if *w == "nobootstrap" {
                     case.node.can_bootstrap = false;
+                } else if *w == "norewind" {
+                    case.node.rewind_tool = None;
+                } else if let Some(tool) = w.strip_prefix("rewind=") {
+                    case.node.rewind_tool = Some(tool.replace('+', " "));
                 } else if !apply_tags(&mut case.node.tags, w) {
                     panic!("unknown node word {w:?}");
                 }

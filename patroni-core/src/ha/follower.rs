@@ -61,9 +61,14 @@ impl Ha {
         } else {
             RebuildMode::Auto
         };
-        let message = match mode {
-            RebuildMode::Auto => format!("running pg_rewind from {}", leader.name),
-            RebuildMode::Full => "reinitializing due to diverged timelines".to_string(),
+        // Name the mechanism the adapter will use: a copy is not a rewind.
+        let message = match (mode, cy.node.rewind_tool.as_deref()) {
+            (RebuildMode::Auto, Some(tool)) => format!("running {tool} from {}", leader.name),
+            (RebuildMode::Auto, None) => format!(
+                "reinitializing from {}: no rewind tool configured, the data will be copied",
+                leader.name
+            ),
+            (RebuildMode::Full, _) => "reinitializing due to diverged timelines".to_string(),
         };
         self.mem.following = Some(leader.name.clone());
         Some(Decision {
