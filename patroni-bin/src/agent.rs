@@ -66,6 +66,8 @@ pub struct Agent {
     pid_file: Option<PathBuf>,
     reloader: Option<Reloader>,
     http: reqwest::Client,
+    /// The lease timing last handed to the DCS.
+    lease_timing: Option<(u64, u64)>,
 }
 
 impl Agent {
@@ -85,6 +87,7 @@ impl Agent {
             pid_file: None,
             reloader: None,
             http: reqwest::Client::new(),
+            lease_timing: None,
         }
     }
 
@@ -140,6 +143,7 @@ impl Agent {
                         });
                     }
                 }
+                self.apply_lease_timing().await;
                 let acted_from = outcomes.len();
                 self.act(decision.actions, &mut outcomes, &mut task).await;
                 if resteps >= MAX_RESTEPS || !needs_restep(&outcomes[acted_from..]) {
@@ -195,6 +199,24 @@ impl Agent {
             sleep(Duration::from_millis(20)).await;
         }
         self.shut_down(task).await;
+    }
+
+    /// Hands the decision's lease TTL to the DCS before its lock writes run, so a `/config`
+    /// change of `ttl` moves us to a lease of the new TTL exactly when the state machine starts
+    /// counting with it.
+    async fn apply_lease_timing(&mut self) {
+        let Some(timing) = self.ha.lease_timing() else {
+            return;
+        };
+        if self.lease_timing == Some(timing) {
+            return;
+        }
+        let (ttl, loop_wait) = timing;
+        self.exec
+            .dcs
+            .set_timing(Duration::from_millis(ttl), Duration::from_millis(loop_wait))
+            .await;
+        self.lease_timing = Some(timing);
     }
 
     fn ha_node(&self) -> Node {

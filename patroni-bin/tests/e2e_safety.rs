@@ -116,3 +116,70 @@ async fn an_unreadable_leader_data_directory_stops_its_postmaster_before_failove
         first.as_millis(),
     );
 }
+
+/// The granted TTL of the lease the leader key is bound to, read from etcd itself.
+async fn leader_lease_ttl(c: &TestCluster) -> Option<i64> {
+    let mut raw = patroni_etcd::testkit::raw_client(&[c.etcd.endpoint()], None)
+        .await
+        .ok()?;
+    let key = format!("/service/{}/leader", c.scope);
+    let kv = raw.get(key, None).await.ok()?;
+    let lease = kv.kvs().first()?.lease();
+    Some(
+        raw.lease_time_to_live(lease, None)
+            .await
+            .ok()?
+            .granted_ttl(),
+    )
+}
+
+/// `PATCH /config` of `ttl` reaches the lease etcd holds: raised and lowered, the leader's lease
+/// is re-granted with the new TTL within a loop; during an etcd outage right after, the primary
+/// stops claiming its role before that lease could have run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_etcd_holds_follows_the_configured_ttl() {
+    let c = TestCluster::start("leasettl").await;
+    let leader = c.primary().await.unwrap();
+    assert_eq!(leader_lease_ttl(&c).await, Some(10));
+    for ttl in [20, 10, 20] {
+        let code = c
+            .patch_config(&leader, serde_json::json!({ "ttl": ttl }))
+            .await;
+        assert_eq!(code, Some(200), "PATCH ttl={ttl}");
+        let t = Instant::now();
+        c.wait(
+            &format!("the leader's lease granted with ttl {ttl}"),
+            Duration::from_secs(15),
+            || async { (leader_lease_ttl(&c).await == Some(ttl)).then_some(()) },
+        )
+        .await;
+        report(
+            "lease ttl",
+            &format!("leader lease re-granted with ttl {ttl}"),
+            t.elapsed().as_millis(),
+        );
+    }
+    // etcd stops answering: the leader must give up before its 20 s lease could expire.
+    c.etcd.pause().unwrap();
+    let t = Instant::now();
+    let mut gave_up = None;
+    while t.elapsed() < Duration::from_secs(25) {
+        if !c.is_primary(&leader).await {
+            gave_up = Some(t.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.etcd.resume().unwrap();
+    let gave_up = gave_up.expect("the leader still claimed its role 25 s into the outage");
+    assert!(
+        gave_up < Duration::from_secs(20),
+        "the leader claimed its role for {gave_up:?}, past its 20 s lease"
+    );
+    report(
+        "lease ttl",
+        "leader stopped claiming its role during the etcd outage",
+        gave_up.as_millis(),
+    );
+    c.wait_healthy(Duration::from_secs(90)).await;
+}

@@ -147,6 +147,12 @@ impl Dcs for MemoryDcs {
         self.call(|s, now, me| s.renew_leader(me, now))
     }
 
+    async fn set_timing(&self, ttl: std::time::Duration, _loop_wait: std::time::Duration) {
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let name = self.name.clone();
+        self.shared.with(|s| s.set_member_ttl_ms(&name, ms));
+    }
+
     async fn release_leader(&self) -> Result<bool, DcsError> {
         self.call(|s, now, me| s.release_leader(me, now))
     }

@@ -45,6 +45,11 @@ pub trait Dcs: Send + Sync {
     async fn acquire_leader(&self) -> Result<bool, DcsError>;
     /// Keeps our lease alive and checks the leader key is still ours.
     async fn renew_leader(&self) -> Result<bool, DcsError>;
+    /// Sets the lease TTL (and loop wait) that later lock writes use: a successful
+    /// `acquire_leader`/`renew_leader` after this call has bound our keys to a lease of exactly
+    /// `ttl`, granted or kept alive after the call began. The state machine counts its lease
+    /// with the same `ttl` ([`Ha::lease_timing`](crate::Ha::lease_timing)).
+    async fn set_timing(&self, ttl: std::time::Duration, loop_wait: std::time::Duration);
     /// Deletes the leader key only if its value is our name.
     async fn release_leader(&self) -> Result<bool, DcsError>;
     /// Writes our member key, bound to our lease.

@@ -49,6 +49,8 @@ pub struct MemoryStore {
     keys: BTreeMap<String, KeyValue>,
     leases: BTreeMap<LeaseId, Lease>,
     member_leases: BTreeMap<String, LeaseId>,
+    /// A member's own lease TTL, set from its `ttl` ([`set_member_ttl_ms`](Self::set_member_ttl_ms)).
+    member_ttls: BTreeMap<String, u64>,
 }
 
 impl MemoryStore {
@@ -63,6 +65,7 @@ impl MemoryStore {
             keys: BTreeMap::new(),
             leases: BTreeMap::new(),
             member_leases: BTreeMap::new(),
+            member_ttls: BTreeMap::new(),
         }
     }
 
@@ -291,14 +294,35 @@ impl MemoryStore {
         self.member_leases.get(member).copied()
     }
 
+    /// The TTL of `member`'s lease from its next refresh on, as its agent's `ttl` changes.
+    ///
+    /// etcd cannot change a granted lease's TTL, so Patroni grants a new one and moves its keys;
+    /// here the refresh simply uses the new TTL, which is the same for everything bound to it.
+    pub fn set_member_ttl_ms(&mut self, member: &str, ttl_ms: u64) {
+        self.member_ttls.insert(member.to_string(), ttl_ms.max(1));
+    }
+
+    /// The TTL `member`'s lease is refreshed with.
+    pub fn member_ttl_ms(&self, member: &str) -> u64 {
+        self.member_ttls.get(member).copied().unwrap_or(self.ttl_ms)
+    }
+
     /// Keeps the member's lease alive, granting a new one if it expired; `false` means re-granted.
     ///
     /// After a re-grant the keys bound to the old lease are gone, and the agent must re-publish.
     pub fn refresh_member_lease(&mut self, member: &str, now: u64) -> bool {
+        let ttl = self.member_ttl_ms(member);
         match self.member_lease(member, now) {
-            Some(l) if self.keep_alive(l, now) => true,
+            Some(l) if self.keep_alive(l, now) => {
+                let clock = self.clock;
+                if let Some(lease) = self.leases.get_mut(&l) {
+                    lease.ttl_ms = ttl;
+                    lease.expires_at = clock.saturating_add(ttl);
+                }
+                true
+            }
             _ => {
-                let l = self.grant(self.ttl_ms, now);
+                let l = self.grant(ttl, now);
                 self.member_leases.insert(member.to_string(), l);
                 false
             }

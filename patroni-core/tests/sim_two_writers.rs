@@ -73,3 +73,26 @@ fn a_primary_that_loses_its_lock_while_starting_never_comes_up_writable() {
     assert_eq!(now.len(), 1, "{}", w.trace().tail(40));
     assert_ne!(now[0], p, "the old primary must not have kept the role");
 }
+
+/// Issue 12 item 3: `ttl` is raised and the primary is cut off from the DCS right after. The
+/// lease the store holds and the lease the primary counts must be the same one: the primary
+/// demotes before any standby can take over, and nobody is promoted beside it.
+#[test]
+fn a_raised_ttl_is_the_lease_the_primary_counts_and_the_store_holds() {
+    for (seed, ttl) in [(23, 60), (24, 12)] {
+        let mut cfg = SimConfig::three_nodes(seed);
+        cfg.watchdog = false;
+        let (mut w, p) = warm(cfg);
+        w.inject(Fault::SetTtl { ttl });
+        let t = w.now();
+        w.run_until(t + 25_000);
+        w.inject(Fault::CutDcs {
+            node: p,
+            for_ms: 3 * ttl * 1000,
+        });
+        let t = w.now();
+        w.run_until(t + 4 * ttl * 1000);
+        assert!(w.violation().is_none(), "ttl {ttl}: {}", w.trace().tail(40));
+        assert_eq!(w.writable().len(), 1, "ttl {ttl}: {}", w.trace().tail(40));
+    }
+}

@@ -118,7 +118,7 @@ impl EtcdDcs {
         &self.prefix
     }
 
-    /// The identity this instance was built with (see [`set_timing`](Self::set_timing) for later changes).
+    /// The identity this instance was built with (see [`Dcs::set_timing`] for later changes).
     pub fn identity(&self) -> &EtcdIdentity {
         &self.identity
     }
@@ -138,21 +138,6 @@ impl EtcdDcs {
 
     fn member_key(&self) -> String {
         self.key(&keyspace::member_key(&self.identity.name))
-    }
-
-    /// Applies a changed `ttl` or `loop_wait` from the dynamic configuration.
-    ///
-    /// A new `ttl` drops our lease, as Patroni does: the next renewal or publication grants one
-    /// with the new TTL and moves our keys to it; the old lease then simply runs out.
-    pub async fn set_timing(&self, ttl: Duration, loop_wait: Duration) {
-        let mut st = self.lease.lock().await;
-        if ttl != st.ttl {
-            tracing::info!(old = ?st.ttl, new = ?ttl, "ttl changed; the next call re-grants our lease");
-            st.id = None;
-            st.member_lease = None;
-        }
-        st.ttl = ttl.max(Duration::from_secs(1));
-        st.loop_wait = loop_wait;
     }
 
     /// A transaction on one comparison; returns whether it succeeded.
@@ -490,6 +475,20 @@ impl EtcdDcs {
 
 #[async_trait]
 impl Dcs for EtcdDcs {
+    /// A new `ttl` drops our lease, as Patroni does: the next renewal or publication grants one
+    /// with the new TTL and moves our keys to it; the old lease then simply runs out.
+    async fn set_timing(&self, ttl: Duration, loop_wait: Duration) {
+        let ttl = ttl.max(Duration::from_secs(1));
+        let mut st = self.lease.lock().await;
+        if ttl != st.ttl {
+            tracing::info!(old = ?st.ttl, new = ?ttl, "ttl changed; the next call re-grants our lease");
+            st.id = None;
+            st.member_lease = None;
+        }
+        st.ttl = ttl;
+        st.loop_wait = loop_wait;
+    }
+
     async fn load(&self) -> Result<Cluster, DcsError> {
         let started = Instant::now();
         let prefix = self.prefix.clone();

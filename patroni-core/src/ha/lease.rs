@@ -9,15 +9,21 @@ impl Ha {
     pub(super) fn absorb_outcomes(&mut self, obs: &Observation, config: &DynamicConfig) -> Events {
         let mut ev = Events::default();
         let mut latest_write: Option<u64> = None;
+        // The TTL the lock writes were sent with (the previous decision's), never a newer one.
+        let ttl_ms = self
+            .mem
+            .lease_timing
+            .map_or(config.ttl_ms(), |(ttl, _)| ttl)
+            .min(config.ttl_ms().max(1));
         for o in &obs.outcomes {
             match (o.kind, &o.result) {
-                // The lease runs from the latest successful write, with the ttl now in force
-                // (never an older, longer expiry: ttl may have been lowered).
+                // The lease runs from the latest successful write, with the TTL that write used
+                // (and never longer than the ttl now in force: it may have been lowered).
                 (ActionKind::AcquireLeader | ActionKind::RenewLeader, OutcomeResult::Done)
                     if latest_write.is_none_or(|t| o.started_at >= t) =>
                 {
                     latest_write = Some(o.started_at);
-                    self.mem.leader_expiry = Some(o.started_at.saturating_add(config.ttl_ms()));
+                    self.mem.leader_expiry = Some(o.started_at.saturating_add(ttl_ms));
                 }
                 (ActionKind::AcquireLeader | ActionKind::RenewLeader, OutcomeResult::Lost) => {
                     self.mem.leader_expiry = None;

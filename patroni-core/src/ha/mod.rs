@@ -76,6 +76,9 @@ pub struct Ha {
 struct Memory {
     /// Until when (monotonic ms) our leader lease is certainly valid.
     leader_expiry: Option<u64>,
+    /// The lease TTL and loop wait the last decision's lock writes were made with: a renewal's
+    /// outcome counts with the TTL it was sent with, not with a `/config` read since.
+    lease_timing: Option<(u64, u64)>,
     /// The last dynamic configuration read, used while the DCS is unreachable.
     config: Option<DynamicConfig>,
     /// The member data last confirmed written (a `PublishMember` outcome `Done`).
@@ -255,6 +258,13 @@ impl Ha {
         self.mem.leader_expiry
     }
 
+    /// The lease TTL and loop wait (ms) the last decision's lock writes must use: the agent
+    /// hands them to [`Dcs::set_timing`](crate::Dcs::set_timing) before running them, so the
+    /// lease etcd holds is the lease this state machine counts (`/config` may change `ttl`).
+    pub fn lease_timing(&self) -> Option<(u64, u64)> {
+        self.mem.lease_timing
+    }
+
     /// Whether we hold a valid leader lease at `now`, what the REST `/primary` check answers.
     pub fn is_leader(&self, now: u64) -> bool {
         self.mem.leader_expiry.is_some_and(|e| now < e)
@@ -278,6 +288,7 @@ impl Ha {
                 .unwrap_or_else(|| self.node.bootstrap_config.clone()),
         };
         let events = self.absorb_outcomes(obs, &config);
+        self.mem.lease_timing = Some((config.ttl_ms(), config.loop_wait_ms()));
         let Some(cluster) = cluster else {
             return self.dcs_outage(obs, &config);
         };

@@ -245,7 +245,12 @@ impl World {
                 OutcomeResult::Lost
             }
         };
-        let ttl = self.dynamic.ttl_ms();
+        // The lease TTL the state machine counts with for this decision, as the agent hands it
+        // to the DCS before its lock writes.
+        let ttl = self.agents[i]
+            .ha
+            .lease_timing()
+            .map_or(self.dynamic.ttl_ms(), |(ttl, _)| ttl);
         match action {
             Action::TakeInitialize => lost(self.store.take_initialize(now)),
             Action::SetInitialize { system_id } => {
@@ -262,6 +267,7 @@ impl World {
                 lost(ok)
             }
             Action::AcquireLeader | Action::RenewLeader => {
+                self.store.set_member_ttl_ms(&me, ttl);
                 let ok = if matches!(action, Action::AcquireLeader) {
                     self.store.acquire_leader(&me, now)
                 } else {

@@ -68,6 +68,12 @@ pub enum Fault {
         /// Target node index.
         candidate: usize,
     },
+    /// `patronictl edit-config -s ttl=N`: a new lease TTL (loop_wait and retry_timeout follow
+    /// so the timing rule holds) while the cluster runs.
+    SetTtl {
+        /// Seconds.
+        ttl: u64,
+    },
     /// `patronictl pause`: maintenance mode on.
     Pause,
     /// `patronictl resume`: maintenance mode off.
@@ -129,6 +135,7 @@ impl fmt::Display for Fault {
             Fault::Switchover { candidate: Some(c) } => write!(f, "switchover to node{c}"),
             Fault::Switchover { candidate: None } => write!(f, "switchover to the healthiest"),
             Fault::Failover { candidate } => write!(f, "manual failover to node{candidate}"),
+            Fault::SetTtl { ttl } => write!(f, "edit-config ttl={ttl}"),
             Fault::Pause => write!(f, "pause"),
             Fault::Resume => write!(f, "resume"),
         }

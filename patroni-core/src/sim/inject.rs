@@ -52,7 +52,11 @@ impl World {
                 a.stalled_until = a.stalled_until.max(now + for_ms);
             }
             Fault::Lag { node, bytes } => self.dbs[node].lag_bytes = bytes,
-            Fault::Switchover { .. } | Fault::Failover { .. } | Fault::Pause | Fault::Resume
+            Fault::Switchover { .. }
+            | Fault::Failover { .. }
+            | Fault::Pause
+            | Fault::Resume
+            | Fault::SetTtl { .. }
                 if now < self.dcs_down_until =>
             {
                 self.log("world", "operator request failed: DCS unreachable".into());
@@ -88,6 +92,12 @@ impl World {
                 };
                 self.write_failover(&request);
             }
+            Fault::SetTtl { ttl } => self.edit_config(|c| {
+                // Keep Patroni's timing rule: loop_wait + 2 * retry_timeout <= ttl.
+                c.ttl = ttl;
+                c.loop_wait = c.loop_wait.min(ttl / 3).max(1);
+                c.retry_timeout = ((ttl - c.loop_wait) / 2).clamp(1, 10);
+            }),
             Fault::Pause => self.set_pause(true),
             Fault::Resume => self.set_pause(false),
         }
@@ -138,15 +148,20 @@ impl World {
     }
 
     fn set_pause(&mut self, pause: bool) {
+        self.edit_config(|c| c.pause = pause);
+    }
+
+    /// `PATCH /config` as an operator would: compare-and-swap on the version read.
+    fn edit_config(&mut self, edit: impl FnOnce(&mut DynamicConfig)) {
         let now = self.now;
         let Some(kv) = self.store.get(keyspace::CONFIG, now) else {
-            self.log("world", "pause/resume skipped: no /config yet".into());
+            self.log("world", "config edit skipped: no /config yet".into());
             return;
         };
         let Ok(mut config) = serde_json::from_slice::<DynamicConfig>(&kv.value) else {
             return;
         };
-        config.pause = pause;
+        edit(&mut config);
         if self.store.write_config(&config, Some(kv.mod_revision), now) {
             self.dynamic = config;
         }

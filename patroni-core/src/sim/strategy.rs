@@ -15,7 +15,7 @@ pub struct FaultMix {
     pub partitions: bool,
     /// Agent stalls.
     pub stalls: bool,
-    /// Switchover and failover requests, pause and resume.
+    /// Switchover and failover requests, pause and resume, `ttl` edits.
     pub operator: bool,
     /// Replication lag on a standby.
     pub lag: bool,
@@ -97,6 +97,12 @@ pub fn fault(n: usize, mix: FaultMix) -> BoxedStrategy<Fault> {
             1,
             (0..n)
                 .prop_map(|candidate| Fault::Failover { candidate })
+                .boxed(),
+        ));
+        options.push((
+            1,
+            prop_oneof![Just(12u64), Just(20), Just(30), Just(60)]
+                .prop_map(|ttl| Fault::SetTtl { ttl })
                 .boxed(),
         ));
         options.push((1, Just(Fault::Pause).boxed()));

@@ -678,6 +678,6 @@ fn fault_targets_exist(f: &Fault, n: usize) -> bool {
         Fault::CutPeers { a, b, .. } => a < n && b < n && a != b,
         Fault::Switchover { candidate } => candidate.is_none_or(|c| c < n),
         Fault::Failover { candidate } => candidate < n,
-        Fault::Pause | Fault::Resume | Fault::DcsOutage { .. } => true,
+        Fault::Pause | Fault::Resume | Fault::DcsOutage { .. } | Fault::SetTtl { .. } => true,
     }
 }
