@@ -50,6 +50,7 @@ fn observation(cluster: Cluster, local: LocalDb, peers: Option<Vec<PeerStatus>>)
         outcomes: Vec::new(),
         task: None,
         requests: Vec::new(),
+        watchdog_ready: true,
     }
 }
 

@@ -211,6 +211,11 @@ async fn drill(nodes: &mut [Node], ctl: &Ctl, http: &reqwest::Client) -> anyhow:
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() -> anyhow::Result<()> {
+    // The agents' fence processes are this program, started as `local_cluster fence ...`.
+    if let Some(code) = patroni::agent::fence::run_if_invoked() {
+        std::process::exit(code);
+    }
+    std::env::set_var(patroni::agent::fence::PROGRAM_ENV, std::env::current_exe()?);
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(
             std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),

@@ -39,6 +39,38 @@ pub enum AgentError {
     Signals(std::io::Error),
 }
 
+/// What stops this node's database when its agent cannot: the fence process and the watchdog
+/// device, as the `watchdog` section asks.
+#[derive(Debug)]
+pub struct Fencing {
+    /// The section's settings.
+    pub settings: crate::watchdog::Settings,
+    /// The fence process, when it runs.
+    pub client: Option<crate::fence::FenceClient>,
+    /// The watchdog device (used only when present).
+    pub device: crate::watchdog::Device,
+}
+
+impl Fencing {
+    /// Fencing with nothing started yet.
+    pub fn new(settings: crate::watchdog::Settings) -> Fencing {
+        Fencing {
+            device: crate::watchdog::Device::new(&settings.device),
+            settings,
+            client: None,
+        }
+    }
+
+    /// No fencing at all (`watchdog.mode: off`), for embedders and tests.
+    pub fn off() -> Fencing {
+        Fencing::new(crate::watchdog::Settings {
+            mode: crate::watchdog::Mode::Off,
+            device: std::path::PathBuf::from("/dev/watchdog"),
+            safety_margin: Some(5),
+        })
+    }
+}
+
 /// Re-reads the node's settings on SIGHUP or `POST /reload`.
 pub type Reloader = Box<dyn Fn() -> Result<Node, String> + Send + Sync>;
 
@@ -68,6 +100,8 @@ pub struct Agent {
     http: reqwest::Client,
     /// The lease timing last handed to the DCS.
     lease_timing: Option<(u64, u64)>,
+    /// The fence process and watchdog device.
+    fencing: Fencing,
 }
 
 impl Agent {
@@ -88,12 +122,19 @@ impl Agent {
             reloader: None,
             http: reqwest::Client::new(),
             lease_timing: None,
+            fencing: Fencing::off(),
         }
     }
 
     /// Watches this `postmaster.pid` so a database exit wakes the loop within 250 ms.
     pub fn with_pid_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.pid_file = Some(path.into());
+        self
+    }
+
+    /// Sets the fencing this agent keeps informed (the daemon's default is `automatic`).
+    pub fn with_fencing(mut self, fencing: Fencing) -> Self {
+        self.fencing = fencing;
         self
     }
 
@@ -152,6 +193,7 @@ impl Agent {
                 resteps += 1;
                 tracing::info!("a guard was refused; deciding again at once");
             }
+            self.update_fencing(&last_local);
             let next = started + Duration::from_millis(config.loop_wait_ms().max(100));
             if Instant::now() > next {
                 tracing::warn!("Loop time exceeded, rescheduling immediately.");
@@ -219,6 +261,46 @@ impl Agent {
         self.lease_timing = Some(timing);
     }
 
+    /// Whether fencing works as `watchdog.mode` asks (only `required` can make this false).
+    fn fence_ready(&self) -> bool {
+        self.fencing.settings.mode != crate::watchdog::Mode::Required
+            || self.fencing.client.as_ref().is_some_and(|c| c.is_running())
+    }
+
+    /// After each cycle: the fence's deadline follows our lease, and the device is kept alive
+    /// while we lead.
+    fn update_fencing(&mut self, local: &LocalDb) {
+        let now = self.shared.clock.now();
+        let node = self.ha_node();
+        let snap = self.shared.snapshot();
+        let paused = snap.paused(&node);
+        let ttl = self.ha.lease_timing().map_or(30_000, |(ttl, _)| ttl);
+        let margin = self.fencing.settings.margin_ms(ttl);
+        let order = crate::fence::order(
+            self.ha.leader_expiry(),
+            local.is_running_primary(),
+            paused,
+            margin,
+        );
+        if let Some(client) = self.fencing.client.as_mut() {
+            if let Err(e) = client.update(order, now) {
+                tracing::error!("cannot write the fence state: {e}");
+            }
+        }
+        if self.fencing.settings.mode != crate::watchdog::Mode::Off && self.fencing.device.present()
+        {
+            match order {
+                crate::fence::FenceOrder::ArmUntil(_) => {
+                    if let Err(e) = self.fencing.device.keep_alive() {
+                        tracing::error!("watchdog device: {e}");
+                    }
+                }
+                crate::fence::FenceOrder::Disarm => self.fencing.device.disable(),
+                crate::fence::FenceOrder::Keep => {}
+            }
+        }
+    }
+
     fn ha_node(&self) -> Node {
         self.shared.node()
     }
@@ -266,6 +348,7 @@ impl Agent {
                 since: t.since,
             }),
             requests: self.shared.take_requests(),
+            watchdog_ready: self.fence_ready(),
         };
         let mut decision = self.ha.step(&obs);
         while *resteps < MAX_RESTEPS {
@@ -488,6 +571,13 @@ impl Agent {
                 Ok(Ok(false)) => tracing::info!("the leader lock was not ours any more"),
                 Ok(Err(e)) => tracing::error!("releasing the leader lock failed: {e}"),
                 Err(_) => tracing::error!("releasing the leader lock timed out"),
+            }
+        }
+        let mut fencing = self.fencing;
+        fencing.device.disable();
+        if let Some(client) = fencing.client.as_mut() {
+            if let Err(e) = client.shut_down() {
+                tracing::error!("cannot tell the fence to exit: {e}");
             }
         }
         tracing::info!("agent stopped");

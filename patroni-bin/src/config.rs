@@ -169,11 +169,11 @@ impl PostgresqlSection {
     }
 }
 
-/// `watchdog`: only `off` is implemented; the others are accepted and warned about.
+/// `watchdog`: the fencing mode (see [`crate::watchdog`]); Patroni's keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct WatchdogSection {
-    /// `off`, `automatic`, `required`.
+    /// `off`, `automatic` (the default), `required`.
     pub mode: Option<String>,
     /// The device.
     pub device: Option<String>,
@@ -450,13 +450,7 @@ impl Config {
                 .map_err(|e| invalid(format!("bootstrap.dcs: {e}")))?;
             b.initdb_args().map_err(invalid)?;
         }
-        if let Some(mode) = &self.watchdog.mode {
-            if !matches!(mode.as_str(), "off" | "false") {
-                warnings.push(format!(
-                    "{source}: watchdog.mode {mode:?} is not supported yet; running without a watchdog"
-                ));
-            }
-        }
+        crate::watchdog::Settings::from_section(&self.watchdog).map_err(invalid)?;
         if self.log.kind != "plain" {
             warnings.push(format!(
                 "{source}: log.type {:?} is not supported; logging plain text",
@@ -526,6 +520,8 @@ impl Config {
             bootstrap_config: self.bootstrap_dcs(),
             can_bootstrap: self.bootstrap.is_some(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            watchdog_required: crate::watchdog::Settings::from_section(&self.watchdog)
+                .is_ok_and(|w| w.mode == crate::watchdog::Mode::Required),
             rewind_tool: match self.postgresql.flavour() {
                 Flavour::OpenGauss => Some("gs_ctl build".into()),
                 Flavour::Postgres if self.bootstrap_dcs().postgresql.use_pg_rewind => {

@@ -8,11 +8,13 @@ pub mod agent;
 pub mod config;
 pub mod ctl;
 pub mod execute;
+pub mod fence;
 pub mod members;
 pub mod rest;
 pub mod runtime;
 pub mod state;
 pub mod status;
+pub mod watchdog;
 
 pub use config::{Config, ConfigError, Loaded};
 pub use state::{Clock, Shared, Snapshot};

@@ -11,7 +11,7 @@ use patroni_postgres::command::SystemRunner;
 use patroni_postgres::{Postgres, PostgresConfig};
 use serde_json::{json, Map, Value};
 
-use crate::agent::{Agent, AgentError};
+use crate::agent::{Agent, AgentError, Fencing};
 use crate::config::Config;
 use crate::rest::RestServer;
 use crate::state::Shared;
@@ -151,6 +151,64 @@ pub fn build_database(config: &Config) -> Result<Arc<dyn Database>, AgentError> 
     }
 }
 
+/// The fence process (adopted or started) and the watchdog device, as `watchdog` asks.
+///
+/// A fence that cannot start is a warning in `automatic` mode; in `required` mode the agent runs
+/// but never leads (the state machine sees the watchdog as not ready).
+pub fn start_fencing(config: &Config) -> Result<Fencing, AgentError> {
+    let settings = crate::watchdog::Settings::from_section(&config.watchdog)
+        .map_err(|e| AgentError::Database(e.to_string()))?;
+    let mut fencing = Fencing::new(settings.clone());
+    if settings.mode == crate::watchdog::Mode::Off {
+        tracing::warn!("watchdog.mode is off: nothing stops this node's database if its agent stalls or dies while it leads");
+        return Ok(fencing);
+    }
+    let data_dir = PathBuf::from(&config.postgresql.data_dir);
+    let (ctl, run_as) = match config.postgresql.flavour() {
+        Flavour::Postgres => {
+            let pg = postgres_config(config)?;
+            (pg.binary("pg_ctl"), pg.run_as)
+        }
+        Flavour::OpenGauss => {
+            let bin = config.postgresql.bin_dir.clone().unwrap_or_default();
+            let run_as = match &config.postgresql.run_as {
+                Some(user) => Some(lookup_user(user).map_err(AgentError::Database)?),
+                None => None,
+            };
+            (PathBuf::from(bin).join("gs_ctl"), run_as)
+        }
+    };
+    let fence = crate::fence::FenceSettings {
+        paths: crate::fence::FencePaths::beside(&data_dir),
+        data_dir,
+        ctl,
+        run_as,
+    };
+    let started = crate::fence::program()
+        .ok_or_else(|| {
+            "no fence program: set PATRONI_FENCE_PROGRAM to the patroni binary".to_string()
+        })
+        .and_then(|program| crate::fence::FenceClient::start(&fence, &program));
+    match started {
+        Ok(client) => {
+            tracing::info!(state = %fence.paths.state.display(), "fence process running");
+            fencing.client = Some(client);
+        }
+        Err(e) => tracing::error!(
+            "fence process not running ({e}); {}",
+            if settings.mode == crate::watchdog::Mode::Required {
+                "watchdog.mode is required: this node will not lead"
+            } else {
+                "nothing stops this node's database if its agent stalls or dies while it leads"
+            }
+        ),
+    }
+    if fencing.device.present() {
+        tracing::info!(device = %settings.device.display(), "watchdog device present; it is kept alive while this node leads");
+    }
+    Ok(fencing)
+}
+
 /// Runs the agent described by `config` until `shutdown` resolves (SIGTERM/SIGINT in the daemon).
 ///
 /// SIGHUP and `POST /reload` re-read `config.source` (tags, bootstrap timings) when it is set.
@@ -188,8 +246,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             hup_shared.reload.notify_one();
         }
     });
+    let fencing = start_fencing(&config)?;
     let mut agent = Agent::new(shared, db)
-        .with_pid_file(PathBuf::from(&config.postgresql.data_dir).join("postmaster.pid"));
+        .with_pid_file(PathBuf::from(&config.postgresql.data_dir).join("postmaster.pid"))
+        .with_fencing(fencing);
     if config.source.is_some() {
         agent = agent.with_reloader(Box::new(move || {
             let loaded = Config::load(&source).map_err(|e| e.to_string())?;

@@ -20,6 +20,9 @@ pub struct Node {
     pub can_bootstrap: bool,
     /// Agent version reported in the member key.
     pub version: String,
+    /// `watchdog.mode: required`: never hold the lock as a primary without working fencing
+    /// (reported each cycle in [`Observation::watchdog_ready`]).
+    pub watchdog_required: bool,
     /// What an [`RebuildMode::Auto`](crate::RebuildMode) rebuild runs before it falls back to a
     /// full copy (`pg_rewind`, `gs_ctl build`), named in the status line; `None` when the adapter
     /// always copies everything (PostgreSQL with `use_pg_rewind` off).
@@ -39,6 +42,7 @@ impl Node {
             can_bootstrap: true,
             version: env!("CARGO_PKG_VERSION").to_string(),
             rewind_tool: Some("pg_rewind".into()),
+            watchdog_required: false,
         }
     }
 }
@@ -97,6 +101,9 @@ pub struct Observation {
     pub task: Option<RunningTask>,
     /// Operator requests for this node.
     pub requests: Vec<LocalRequest>,
+    /// Whether the node's fencing (fence process, watchdog device) works; only consulted when
+    /// [`Node::watchdog_required`] is set.
+    pub watchdog_ready: bool,
 }
 
 impl Observation {

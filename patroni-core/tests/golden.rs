@@ -127,6 +127,7 @@ fn default_obs() -> Observation {
         outcomes: Vec::new(),
         task: None,
         requests: Vec::new(),
+        watchdog_ready: true,
     }
 }
 
@@ -144,6 +145,8 @@ fn parse_line(case: &mut Case, line: &str) {
             for w in &words[1..] {
                 if *w == "nobootstrap" {
                     case.node.can_bootstrap = false;
+                } else if *w == "watchdog=required" {
+                    case.node.watchdog_required = true;
                 } else if *w == "norewind" {
                     case.node.rewind_tool = None;
                 } else if let Some(tool) = w.strip_prefix("rewind=") {
@@ -400,6 +403,10 @@ fn parse_line(case: &mut Case, line: &str) {
             }
         }
         "wall" => obs.wall_clock = words[0].parse::<Timestamp>().unwrap(),
+        "watchdog" => {
+            assert_eq!(words, ["failed"]);
+            obs.watchdog_ready = false;
+        }
         "dcs" => {
             assert_eq!(words, ["down"]);
             obs.dcs = DcsView::Unreachable("connection refused".into());

@@ -391,6 +391,7 @@ fn observation() -> BoxedStrategy<Observation> {
                 outcomes,
                 task: task.map(|(kind, since)| RunningTask { kind, since }),
                 requests,
+                watchdog_ready: true,
             },
         )
     .boxed()

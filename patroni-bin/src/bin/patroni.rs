@@ -1,4 +1,5 @@
 //! `patroni`: the agent daemon. Reads the YAML file, then runs until SIGTERM or SIGINT.
+//! `patroni fence ...` is the node's fence process, which the agent starts itself.
 
 use std::path::PathBuf;
 
@@ -8,6 +9,8 @@ use patroni_bin::Config;
 use tokio::signal::unix::{signal, SignalKind};
 
 /// High-availability agent for one PostgreSQL or openGauss node.
+///
+/// `patroni fence ...` runs the node's fence process, which the agent starts itself.
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
@@ -18,10 +21,20 @@ struct Args {
     config: PathBuf,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    if let Some(code) = patroni_bin::fence::run_if_invoked() {
+        std::process::exit(code);
+    }
     let args = Args::parse();
-    let loaded = Config::load(&args.config)?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?
+        .block_on(agent(args.config, args.validate_config))
+}
+
+async fn agent(config: PathBuf, validate_only: bool) -> anyhow::Result<()> {
+    let loaded = Config::load(&config)?;
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| loaded.config.log.filter());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
@@ -30,11 +43,11 @@ async fn main() -> anyhow::Result<()> {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    if args.validate_config {
+    if validate_only {
         loaded
             .config
-            .require_agent_keys(&args.config.display().to_string())?;
-        println!("{}: configuration is valid", args.config.display());
+            .require_agent_keys(&config.display().to_string())?;
+        println!("{}: configuration is valid", config.display());
         return Ok(());
     }
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;

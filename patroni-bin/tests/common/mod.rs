@@ -97,6 +97,27 @@ impl Node {
         }
     }
 
+    /// The node's fence process (started by its agent), checked by its command line.
+    pub fn fence_pid(&self) -> Option<u32> {
+        let paths = patroni_bin::fence::FencePaths::beside(&self.data_dir());
+        patroni_bin::fence::running_fence(&paths.pid)
+    }
+
+    /// SIGKILL to the node's fence process, if one runs; returns once it is gone.
+    pub fn kill9_fence(&self) {
+        if let Some(pid) = self.fence_pid() {
+            signal(pid, "KILL");
+            wait_gone(pid);
+        }
+    }
+
+    /// Sends `sig` (`STOP`, `CONT`) to the agent process this test started.
+    pub fn signal_agent(&self, sig: &str) {
+        if let Some(pid) = self.agent_pid() {
+            signal(pid, sig);
+        }
+    }
+
     /// SIGKILL to the postmaster; returns once it is gone.
     pub fn kill9_postmaster(&self) {
         if let Some(pid) = self.postmaster_pid() {
@@ -158,6 +179,7 @@ impl Drop for TestCluster {
             n.kill9_agent();
         }
         for n in &self.nodes {
+            n.kill9_fence();
             n.kill9_postmaster();
         }
     }

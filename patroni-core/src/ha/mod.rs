@@ -394,6 +394,8 @@ impl Ha {
             && (cy.cluster.is_leader(cy.me()) || cy.obs.local.is_running_primary())
         {
             self.lost_lock(cy)
+        } else if let Some(d) = self.watchdog_missing(cy) {
+            d
         } else if cy.cluster.leader.is_none() {
             self.race(cy)
         } else if cy.hold {
@@ -503,6 +505,50 @@ impl Ha {
             message: format!("reinitializing from leader '{}'", leader.name),
             ineligible: Vec::new(),
         })
+    }
+
+    /// `watchdog.mode: required` without working fencing: never lead, as Patroni's
+    /// `enforce_primary_role` (a primary demotes, a lock holder lets go, nobody races).
+    fn watchdog_missing(&self, cy: &Cycle<'_>) -> Option<Decision> {
+        if !cy.node.watchdog_required || cy.obs.watchdog_ready || cy.paused {
+            return None;
+        }
+        let local = &cy.obs.local;
+        if cy.hold && local.is_running_primary() {
+            return Some(Decision {
+                actions: vec![
+                    Action::Demote(crate::StopMode::Immediate),
+                    Action::ReleaseLeader,
+                ],
+                message: "Demoting self because watchdog could not be activated".into(),
+                ineligible: Vec::new(),
+            });
+        }
+        if cy.hold {
+            return Some(Decision {
+                actions: vec![Action::ReleaseLeader],
+                message: "Not promoting self because watchdog could not be activated".into(),
+                ineligible: Vec::new(),
+            });
+        }
+        if cy.cluster.leader.is_none() && local.is_running_primary() {
+            return Some(Decision {
+                actions: vec![Action::Demote(crate::StopMode::Immediate)],
+                message: "Demoting self because watchdog could not be activated".into(),
+                ineligible: Vec::new(),
+            });
+        }
+        if cy.cluster.leader.is_none() {
+            return Some(Decision {
+                actions: Vec::new(),
+                message: "Not promoting self because watchdog could not be activated".into(),
+                ineligible: vec![(
+                    cy.me().to_string(),
+                    crate::policy::Ineligible::Policy("watchdog could not be activated".into()),
+                )],
+            });
+        }
+        None
     }
 
     /// The last line of defence for DESIGN safety 1: a node that runs as a writable primary

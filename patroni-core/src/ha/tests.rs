@@ -68,6 +68,7 @@ fn obs(now: u64, c: Cluster, local: LocalDb) -> Observation {
         outcomes: Vec::new(),
         task: None,
         requests: Vec::new(),
+        watchdog_ready: true,
     }
 }
 

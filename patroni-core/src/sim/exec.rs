@@ -96,6 +96,7 @@ impl World {
                 since: t.since,
             }),
             requests: std::mem::take(&mut self.agents[i].requests),
+            watchdog_ready: true,
         };
         let decision = self.agents[i].ha.step(&obs);
         if let Some(c) = obs

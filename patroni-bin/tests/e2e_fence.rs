@@ -1,0 +1,241 @@
+//! The fence on real processes: the leader's agent is SIGKILLed, or SIGSTOPped for two ttls,
+//! while its postgres keeps running. A writer through a multi-host read-write DSN records every
+//! acknowledged insert; the fence must have stopped the old postmaster before the new primary
+//! acknowledges anything, and no acknowledged insert may be lost.
+
+mod common;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{report, TestCluster, TTL_MS};
+use patroni_postgres::testkit::{pg_bin_dir, TEST_PASSWORD};
+
+/// One acknowledged insert: its id, the port of the server that acknowledged it, and when.
+#[derive(Debug, Clone, Copy)]
+struct Ack {
+    id: u64,
+    port: u16,
+    at: Duration,
+}
+
+/// Inserts one row per connection through `host=...,...` with `target_session_attrs=read-write`,
+/// as a client of a Patroni cluster without a proxy would, recording every acknowledgement.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    acks: Arc<Mutex<Vec<Ack>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(ports: &[u16], t0: Instant) -> Writer {
+        let hosts = vec!["127.0.0.1"; ports.len()].join(",");
+        let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+        let dsn = format!(
+            "host={hosts} port={} user=postgres dbname=postgres target_session_attrs=read-write connect_timeout=2",
+            ports.join(",")
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let acks = Arc::new(Mutex::new(Vec::new()));
+        let (s, a) = (Arc::clone(&stop), Arc::clone(&acks));
+        let thread = std::thread::spawn(move || {
+            let mut id = 0u64;
+            while !s.load(Ordering::SeqCst) {
+                id += 1;
+                let out = Command::new("timeout")
+                    .arg("5")
+                    .arg(pg_bin_dir().join("psql"))
+                    .arg(&dsn)
+                    .args(["-XAtq", "-c"])
+                    .arg(format!(
+                        "INSERT INTO t_acks VALUES ({id}) RETURNING inet_server_port()"
+                    ))
+                    .env("PGPASSWORD", TEST_PASSWORD)
+                    .output();
+                if let Ok(out) = out {
+                    let port = String::from_utf8_lossy(&out.stdout).trim().parse().ok();
+                    if let (true, Some(port)) = (out.status.success(), port) {
+                        a.lock().unwrap().push(Ack {
+                            id,
+                            port,
+                            at: t0.elapsed(),
+                        });
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        Writer {
+            stop,
+            acks,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> Vec<Ack> {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.acks.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Kills or stalls the leader's agent, then checks who accepted writes when and what was kept.
+async fn leader_agent_fault(tag: &str, stall: bool) {
+    let mut c = TestCluster::start(tag).await;
+    let old = c.primary().await.unwrap();
+    c.node(&old)
+        .sql("CREATE TABLE t_acks(id bigint primary key)")
+        .expect("create table");
+    let old_port = c.node(&old).pg_port;
+    let old_pm = c.node(&old).postmaster_pid().expect("old postmaster");
+    assert!(
+        c.node(&old).fence_pid().is_some(),
+        "the leader has no fence"
+    );
+    let ports: Vec<u16> = c.nodes.iter().map(|n| n.pg_port).collect();
+    let t0 = Instant::now();
+    let writer = Writer::start(&ports, t0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let fault_at = t0.elapsed();
+    if stall {
+        c.node(&old).signal_agent("STOP");
+    } else {
+        c.node_mut(&old).kill9_agent();
+    }
+    let mut pm_dead_at = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let new = loop {
+        if pm_dead_at.is_none() && !patroni_postgres::datadir::process_alive(old_pm) {
+            pm_dead_at = Some(t0.elapsed());
+        }
+        if let Some(p) = c.primary().await.filter(|p| *p != old) {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no new primary within 60 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let new_port = c.node(&new).pg_port;
+    // Keep writing through the new primary for a moment.
+    let promoted_at = t0.elapsed();
+    c.wait(
+        "writes on the new primary",
+        Duration::from_secs(30),
+        || async {
+            let n = c.node(&new).sql("SELECT count(*) FROM t_acks")?;
+            (n.parse::<u64>().ok()? > 0).then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    if stall {
+        // Twice the ttl in all before the agent runs again.
+        let resume = fault_at + Duration::from_millis(2 * TTL_MS);
+        if let Some(wait) = resume.checked_sub(t0.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+        c.node(&old).signal_agent("CONT");
+    }
+    let acks = writer.finish();
+    let pm_dead_at = pm_dead_at
+        .or_else(|| (!patroni_postgres::datadir::process_alive(old_pm)).then(|| t0.elapsed()))
+        .unwrap_or_else(|| {
+            c.dump();
+            panic!("the fence never stopped the old postmaster {old_pm}")
+        });
+    let first_new = acks
+        .iter()
+        .find(|a| a.port == new_port)
+        .map(|a| a.at)
+        .expect("the new primary acknowledged nothing");
+    let late_on_old: Vec<&Ack> = acks
+        .iter()
+        .filter(|a| a.port == old_port && a.at >= first_new)
+        .collect();
+    // Every acknowledged id must be on the new primary.
+    let on_new: std::collections::HashSet<u64> = c
+        .node(&new)
+        .sql("SELECT string_agg(id::text, ',') FROM t_acks")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let lost: Vec<u64> = acks
+        .iter()
+        .map(|a| a.id)
+        .filter(|id| !on_new.contains(id))
+        .collect();
+    if pm_dead_at > first_new || !late_on_old.is_empty() || !lost.is_empty() {
+        c.dump();
+    }
+    assert!(
+        pm_dead_at <= first_new,
+        "old postmaster alive until {pm_dead_at:?}, new primary acknowledged at {first_new:?}"
+    );
+    assert!(
+        late_on_old.is_empty(),
+        "the old primary acknowledged after the new one: {late_on_old:?}"
+    );
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    let what = if stall { "SIGSTOP" } else { "SIGKILL" };
+    report(
+        &format!("leader agent {what}"),
+        &format!(
+            "fence stopped the old postmaster {} ms after the fault; {new} promoted at {} ms; {} acks, 0 lost",
+            (pm_dead_at - fault_at).as_millis(),
+            (promoted_at - fault_at).as_millis(),
+            acks.len()
+        ),
+        (first_new - fault_at).as_millis(),
+    );
+    if stall {
+        c.wait(
+            "the stalled node back as a standby",
+            Duration::from_secs(90),
+            || async { c.is_streaming(&old).await.then_some(()) },
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_leader_agent_is_fenced_before_failover() {
+    leader_agent_fault("fencekill", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_leader_agent_is_fenced_before_failover() {
+    leader_agent_fault("fencestop", true).await;
+}
+
+/// An agent killed and started again at once finds its fence running and takes it over: the
+/// fence is the same process, the deadline it held covered the gap, and the primary kept running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_agent_takes_its_fence_over_without_a_gap() {
+    let mut c = TestCluster::start("fencetakeover").await;
+    let leader = c.primary().await.unwrap();
+    let fence = c.node(&leader).fence_pid().expect("fence");
+    let pm = c.node(&leader).postmaster_pid().expect("postmaster");
+    c.node_mut(&leader).kill9_agent();
+    c.node_mut(&leader).start_agent();
+    // Longer than the deadline the fence held when the old agent died.
+    tokio::time::sleep(Duration::from_millis(TTL_MS)).await;
+    assert_eq!(c.node(&leader).fence_pid(), Some(fence), "a second fence");
+    assert!(
+        patroni_postgres::datadir::process_alive(pm),
+        "the fence stopped a primary whose restarted agent renewed in time"
+    );
+    c.wait("the same primary", Duration::from_secs(20), || async {
+        (c.primary().await.as_deref() == Some(leader.as_str())).then_some(())
+    })
+    .await;
+}
