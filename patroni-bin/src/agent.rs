@@ -102,6 +102,8 @@ pub struct Agent {
     lease_timing: Option<(u64, u64)>,
     /// The fence process and watchdog device.
     fencing: Fencing,
+    /// Every member's REST address seen so far, for probing one whose key has expired.
+    api_urls: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Agent {
@@ -123,6 +125,7 @@ impl Agent {
             http: reqwest::Client::new(),
             lease_timing: None,
             fencing: Fencing::off(),
+            api_urls: Default::default(),
         }
     }
 
@@ -187,6 +190,8 @@ impl Agent {
                 self.apply_lease_timing().await;
                 let acted_from = outcomes.len();
                 self.act(decision.actions, &mut outcomes, &mut task).await;
+                // The fence's deadline must count from this renewal.
+                self.ha.absorb_lease_outcomes(&outcomes[acted_from..]);
                 if resteps >= MAX_RESTEPS || !needs_restep(&outcomes[acted_from..]) {
                     break;
                 }
@@ -274,12 +279,14 @@ impl Agent {
         let node = self.ha_node();
         let snap = self.shared.snapshot();
         let paused = snap.paused(&node);
-        let ttl = self.ha.lease_timing().map_or(30_000, |(ttl, _)| ttl);
-        let margin = self.fencing.settings.margin_ms(ttl);
-        let order = crate::fence::order(
+        let (ttl, loop_wait) = self.ha.lease_timing().unwrap_or((30_000, 10_000));
+        let margin = self.fencing.settings.margin_ms(ttl, loop_wait);
+        let order = patroni_core::fence_order(
+            now,
             self.ha.leader_expiry(),
             local.is_running_primary(),
             paused,
+            ttl,
             margin,
         );
         if let Some(client) = self.fencing.client.as_mut() {
@@ -290,13 +297,13 @@ impl Agent {
         if self.fencing.settings.mode != crate::watchdog::Mode::Off && self.fencing.device.present()
         {
             match order {
-                crate::fence::FenceOrder::ArmUntil(_) => {
+                patroni_core::FenceOrder::ArmUntil(_) => {
                     if let Err(e) = self.fencing.device.keep_alive() {
                         tracing::error!("watchdog device: {e}");
                     }
                 }
-                crate::fence::FenceOrder::Disarm => self.fencing.device.disable(),
-                crate::fence::FenceOrder::Keep => {}
+                patroni_core::FenceOrder::Disarm => self.fencing.device.disable(),
+                patroni_core::FenceOrder::Keep => {}
             }
         }
     }
@@ -389,8 +396,19 @@ impl Agent {
     /// Asks each member's `GET /patroni` in parallel, 2 s each; silence is "unreachable".
     async fn probe(&self, cluster: &Cluster, members: &[String]) -> Vec<PeerStatus> {
         let mut set = tokio::task::JoinSet::new();
+        if let Ok(mut seen) = self.api_urls.lock() {
+            for m in &cluster.members {
+                if !m.data.api_url.is_empty() {
+                    seen.insert(m.name.clone(), m.data.api_url.clone());
+                }
+            }
+        }
         for name in members {
-            let url = cluster.member(name).map(|m| m.data.api_url.clone());
+            // A member whose key has gone (its lease ran out) is asked at its last known address.
+            let url = cluster
+                .member(name)
+                .map(|m| m.data.api_url.clone())
+                .or_else(|| self.api_urls.lock().ok()?.get(name).cloned());
             let http = self.http.clone();
             let name = name.clone();
             let clock = self.shared.clock;

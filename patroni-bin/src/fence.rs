@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use patroni_core::FenceOrder;
 use patroni_postgres::datadir::{live_postmaster, ProcessId};
 use serde::{Deserialize, Serialize};
 
@@ -252,34 +253,6 @@ fn kill(pid: u32) {
         .status();
 }
 
-/// What the agent asks of its fence after a cycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FenceOrder {
-    /// Stop the database at this agent-clock instant (ms) unless told otherwise before.
-    ArmUntil(u64),
-    /// Keep the last deadline (a primary without a renewed lease: it must not outlive it).
-    Keep,
-    /// Nothing to fence (not a primary, or paused: the operator decides).
-    Disarm,
-}
-
-/// The order for this cycle: armed until `safety_margin` before the lease ends while we lead;
-/// the old deadline kept for a primary without a lease; disarmed otherwise and in pause (as
-/// Patroni disables its watchdog in pause).
-pub fn order(
-    leader_expiry: Option<u64>,
-    running_primary: bool,
-    paused: bool,
-    margin_ms: u64,
-) -> FenceOrder {
-    match (paused, leader_expiry) {
-        (true, _) => FenceOrder::Disarm,
-        (false, Some(expiry)) => FenceOrder::ArmUntil(expiry.saturating_sub(margin_ms)),
-        (false, None) if running_primary => FenceOrder::Keep,
-        (false, None) => FenceOrder::Disarm,
-    }
-}
-
 /// The agent's side: starts or adopts the fence and writes its orders.
 #[derive(Debug)]
 pub struct FenceClient {
@@ -386,17 +359,6 @@ impl FenceClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn orders_follow_the_lease() {
-        assert_eq!(
-            order(Some(30_000), true, false, 5_000),
-            FenceOrder::ArmUntil(25_000)
-        );
-        assert_eq!(order(None, true, false, 5_000), FenceOrder::Keep);
-        assert_eq!(order(None, false, false, 5_000), FenceOrder::Disarm);
-        assert_eq!(order(Some(30_000), true, true, 5_000), FenceOrder::Disarm);
-    }
 
     #[test]
     fn state_round_trips_and_only_changes_are_written() {

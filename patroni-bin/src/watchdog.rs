@@ -59,15 +59,9 @@ impl Settings {
         })
     }
 
-    /// The margin in ms for a lease of `ttl_ms`, never the whole lease.
-    pub fn margin_ms(&self, ttl_ms: u64) -> u64 {
-        let half = ttl_ms / 2;
-        match self.safety_margin {
-            Some(s) => s
-                .saturating_mul(1000)
-                .min(ttl_ms.saturating_sub(1000).max(half)),
-            None => half,
-        }
+    /// The margin in ms for a lease of `ttl_ms` renewed every `loop_wait_ms`.
+    pub fn margin_ms(&self, ttl_ms: u64, loop_wait_ms: u64) -> u64 {
+        patroni_core::fence_margin_ms(self.safety_margin, ttl_ms, loop_wait_ms)
     }
 }
 
@@ -141,10 +135,9 @@ mod tests {
     #[test]
     fn margins() {
         let s = Settings::from_section(&section(None, None)).unwrap();
-        assert_eq!(s.margin_ms(30_000), 5_000);
-        assert_eq!(s.margin_ms(4_000), 3_000, "never the whole lease");
+        assert_eq!(s.margin_ms(30_000, 10_000), 5_000);
         let half = Settings::from_section(&section(None, Some(-1))).unwrap();
-        assert_eq!(half.margin_ms(30_000), 15_000);
+        assert_eq!(half.margin_ms(30_000, 10_000), 15_000);
     }
 
     #[test]

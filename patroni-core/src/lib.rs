@@ -16,6 +16,7 @@ mod config;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod endpoint;
+mod fencing;
 mod ha;
 pub mod keyspace;
 mod local;
@@ -40,6 +41,7 @@ pub use cluster::{
 };
 pub use config::{ConfigError, DynamicConfig, DynamicPostgresql, SynchronousMode};
 pub use endpoint::{Endpoint, DEFAULT_PORT};
+pub use fencing::{fence_margin_ms, fence_order, FenceOrder};
 pub use ha::{needs_restep, Ha, MAX_RESTEPS};
 pub use local::{
     CannotFollow, CannotFollowReason, DataDirState, DbRole, LocalDb, ProcessState, ReceiverStatus,

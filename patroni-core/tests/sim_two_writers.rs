@@ -96,3 +96,26 @@ fn a_raised_ttl_is_the_lease_the_primary_counts_and_the_store_holds() {
         assert_eq!(w.writable().len(), 1, "ttl {ttl}: {}", w.trace().tail(40));
     }
 }
+
+/// Found by `sim_invariants` once the fence ran by default (seed 3484320105828025684): in pause
+/// the primary's agent stalls, and the cluster is resumed while it is stalled. The lock ran out
+/// during the pause, nothing asks the primary to step down, and a standby raced at once. Now the
+/// fence follows the agent's liveness in pause, and after a resume members with a silent peer
+/// wait a `ttl` before racing.
+#[test]
+fn a_resume_while_the_paused_primary_agent_stalls_promotes_nobody_beside_it() {
+    let cfg = SimConfig::three_nodes(3484320105828025684);
+    let schedule = FaultSchedule::none()
+        .at(0, Fault::Pause)
+        .at(
+            50_230,
+            Fault::Stall {
+                node: 2,
+                for_ms: 45_190,
+            },
+        )
+        .at(93_219, Fault::Resume);
+    if let Err(f) = patroni_core::sim::check(&cfg, &schedule) {
+        panic!("{f}");
+    }
+}

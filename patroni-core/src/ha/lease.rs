@@ -2,36 +2,21 @@
 
 use super::{failed, BootstrapStage, Events, Ha};
 use crate::action::ActionKind;
-use crate::{Action, Decision, DynamicConfig, Observation, OutcomeResult, StopMode};
+use crate::{Action, Decision, DynamicConfig, Observation, Outcome, OutcomeResult, StopMode};
 
 impl Ha {
     /// Folds the previous decision's outcomes into memory; idempotent, so a second step per cycle is harmless.
     pub(super) fn absorb_outcomes(&mut self, obs: &Observation, config: &DynamicConfig) -> Events {
         let mut ev = Events::default();
-        let mut latest_write: Option<u64> = None;
         // The TTL the lock writes were sent with (the previous decision's), never a newer one.
         let ttl_ms = self
             .mem
             .lease_timing
             .map_or(config.ttl_ms(), |(ttl, _)| ttl)
             .min(config.ttl_ms().max(1));
+        ev.renew_lost = self.fold_lease(&obs.outcomes, ttl_ms);
         for o in &obs.outcomes {
             match (o.kind, &o.result) {
-                // The lease runs from the latest successful write, with the TTL that write used
-                // (and never longer than the ttl now in force: it may have been lowered).
-                (ActionKind::AcquireLeader | ActionKind::RenewLeader, OutcomeResult::Done)
-                    if latest_write.is_none_or(|t| o.started_at >= t) =>
-                {
-                    latest_write = Some(o.started_at);
-                    self.mem.leader_expiry = Some(o.started_at.saturating_add(ttl_ms));
-                }
-                (ActionKind::AcquireLeader | ActionKind::RenewLeader, OutcomeResult::Lost) => {
-                    self.mem.leader_expiry = None;
-                    if o.kind == ActionKind::RenewLeader {
-                        ev.renew_lost = true;
-                    }
-                }
-                (ActionKind::ReleaseLeader, OutcomeResult::Done) => self.mem.leader_expiry = None,
                 (ActionKind::PublishMember, OutcomeResult::Done) => {
                     self.mem.published.clone_from(&self.mem.publishing);
                 }
@@ -72,6 +57,40 @@ impl Ha {
             }
         }
         ev
+    }
+
+    /// Folds lock-write outcomes into the lease as soon as they are known, before the next step:
+    /// the agent calls this right after running a decision, so its fence's deadline counts from
+    /// this renewal, not the one before (a deadline one loop stale fires on a healthy primary).
+    /// The next step folds the same outcomes again, which changes nothing.
+    pub fn absorb_lease_outcomes(&mut self, outcomes: &[Outcome]) {
+        if let Some((ttl_ms, _)) = self.mem.lease_timing {
+            self.fold_lease(outcomes, ttl_ms);
+        }
+    }
+
+    /// The lease runs from the latest successful lock write, with `ttl_ms`; a refused one ends
+    /// it. Returns whether a renewal was refused.
+    fn fold_lease(&mut self, outcomes: &[Outcome], ttl_ms: u64) -> bool {
+        let mut latest_write: Option<u64> = None;
+        let mut renew_lost = false;
+        for o in outcomes {
+            match (o.kind, &o.result) {
+                (ActionKind::AcquireLeader | ActionKind::RenewLeader, OutcomeResult::Done)
+                    if latest_write.is_none_or(|t| o.started_at >= t) =>
+                {
+                    latest_write = Some(o.started_at);
+                    self.mem.leader_expiry = Some(o.started_at.saturating_add(ttl_ms));
+                }
+                (ActionKind::AcquireLeader | ActionKind::RenewLeader, OutcomeResult::Lost) => {
+                    self.mem.leader_expiry = None;
+                    renew_lost |= o.kind == ActionKind::RenewLeader;
+                }
+                (ActionKind::ReleaseLeader, OutcomeResult::Done) => self.mem.leader_expiry = None,
+                _ => {}
+            }
+        }
+        renew_lost
     }
 
     /// Branch K: the DCS did not answer. A primary rides it out only while its lease surely lasts.

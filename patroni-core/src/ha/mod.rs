@@ -114,6 +114,9 @@ struct Memory {
     /// Our write position when the synchronous standby names last changed: a newly named standby
     /// is recorded in `/sync` only once it has flushed up to here.
     sync_bar: Option<Lsn>,
+    /// The last time `/config` said paused: after a resume nobody races for `ttl`, the longest a
+    /// primary left running without the lock in pause can outlive its agent (its fence's deadline).
+    paused_seen: Option<u64>,
     /// Since when the cluster has been unlocked, for `primary_race_backoff`.
     unlocked_since: Option<u64>,
     /// Our WAL position in the previous cycle and in this one, to see whether WAL still arrives.
@@ -307,6 +310,9 @@ impl Ha {
             paused: config.pause,
             events,
         };
+        if cycle.paused {
+            self.mem.paused_seen = Some(obs.now);
+        }
         let mut decision = self.decide(&cycle);
         decision = self.fence_lockless_primary(&cycle, decision);
         self.mem.joined |= decision.message != bootstrap::ABORT_JOIN;

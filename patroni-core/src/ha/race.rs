@@ -187,13 +187,20 @@ impl Ha {
         if let (Request::None, Some(wait)) = (&request, self.race_backoff(cy)) {
             return wait;
         }
-        let others: Vec<&str> = cy
+        let mut others: Vec<&str> = cy
             .cluster
             .members
             .iter()
             .filter(|m| m.name != me && !m.data.api_url.is_empty())
             .map(|m| m.name.as_str())
             .collect();
+        // The last leader is asked too when its member key is gone with its lease: cut off from
+        // the DCS (and paused, so nothing fenced it) it may still run as a writable primary.
+        if let Some((former, _)) = self.mem.former_leader.as_ref() {
+            if former != me && cy.cluster.member(former).is_none() {
+                others.push(former.as_str());
+            }
+        }
         let fresh_within = cy.config.ttl_ms();
         let peers: Vec<&PeerStatus> = match &cy.obs.peers {
             None if !others.is_empty() => {
@@ -215,6 +222,10 @@ impl Ha {
                 })
                 .collect(),
         };
+        let silent = others.iter().any(|n| !peers.iter().any(|p| p.name == *n));
+        if let Some(wait) = self.after_resume(cy, silent) {
+            return wait;
+        }
         if let Request::ForOther(c) = request {
             let answered = cy
                 .obs
@@ -276,7 +287,13 @@ impl Ha {
         }
         if !matches!(request, Request::ForMe) {
             for p in &peers {
-                if p.nofailover || p.watchdog_failed || Some(p.name.as_str()) == old_leader {
+                // A member without a key (its lease ran out) cannot race: only its primary
+                // claim above counts, not its WAL position.
+                if p.nofailover
+                    || p.watchdog_failed
+                    || Some(p.name.as_str()) == old_leader
+                    || cy.cluster.member(&p.name).is_none()
+                {
                     continue;
                 }
                 if self.policy.prefers(&peer_candidate(p), &me_c, &ctx) {
@@ -310,6 +327,20 @@ impl Ha {
             message: "promoted self to leader by acquiring session lock".into(),
             ineligible: Vec::new(),
         }
+    }
+
+    /// Just resumed with nobody holding the lock and a member that did not answer: a primary
+    /// that ran without the lock while paused may still be writable if its agent stalled, and
+    /// only its fence stops it, within `ttl` of its agent's last cycle. Wait that long.
+    fn after_resume(&self, cy: &Cycle<'_>, someone_silent: bool) -> Option<Decision> {
+        let until = self.mem.paused_seen?.saturating_add(cy.config.ttl_ms());
+        if cy.paused || !someone_silent || cy.obs.now >= until {
+            return None;
+        }
+        Some(Decision::message(format!(
+            "the cluster was resumed without a leader; {} seconds until the leader race",
+            (until - cy.obs.now).div_ceil(1000)
+        )))
     }
 
     /// Research U1: with `primary_race_backoff`, hold the race back during the first loop of the

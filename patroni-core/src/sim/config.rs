@@ -39,9 +39,12 @@ pub struct SimConfig {
     pub dynamic: DynamicConfig,
     /// How long database operations take.
     pub timings: DbTimings,
-    /// Whether each node has a watchdog that resets it when its agent stops pinging.
+    /// Whether each node runs the fence process, as the daemon does by default: it stops the
+    /// database (not the agent) when the agent's deadline passes, and is disarmed in pause.
+    pub fence: bool,
+    /// Whether each node has a hardware watchdog that resets it when its agent stops pinging.
     pub watchdog: bool,
-    /// The watchdog fires `ttl - safety_margin` after the last ping (Patroni's default margin: 5 s).
+    /// The fence and the watchdog fire `safety_margin` before the lease ends (Patroni's default 5 s).
     pub safety_margin_ms: u64,
     /// How often the client writes, ms.
     pub write_interval_ms: u64,
@@ -60,7 +63,8 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// A 3-node cluster (`node0`..`node2`) with Patroni's timing defaults and a watchdog,
+    /// A 3-node cluster (`node0`..`node2`) with Patroni's timing defaults and the daemon's
+    /// default fencing (the fence process, no hardware watchdog),
     /// `primary_start_timeout` shortened to 30 s so a dead primary is replaced within minutes.
     pub fn three_nodes(seed: u64) -> Self {
         SimConfig {
@@ -71,7 +75,8 @@ impl SimConfig {
                 ..DynamicConfig::default()
             },
             timings: DbTimings::default(),
-            watchdog: true,
+            fence: true,
+            watchdog: false,
             safety_margin_ms: 5_000,
             write_interval_ms: 1_000,
             write_bytes: 16 * 1024,
@@ -90,6 +95,7 @@ impl fmt::Debug for SimConfig {
             .field("nodes", &self.nodes)
             .field("dynamic", &self.dynamic)
             .field("timings", &self.timings)
+            .field("fence", &self.fence)
             .field("watchdog", &self.watchdog)
             .field("policy", &self.policy.as_ref().map(|p| p()))
             .finish_non_exhaustive()

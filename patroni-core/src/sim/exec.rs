@@ -52,6 +52,9 @@ impl World {
                 return;
             }
             peers = self.execute(i, actions);
+            let a = &mut self.agents[i];
+            a.ha.absorb_lease_outcomes(&a.outcomes);
+            // As the agent does: step again at once after peer probes or a refused guard.
             let again = peers.is_some() || needs_restep(&self.agents[i].outcomes);
             if !again || round == MAX_RESTEPS {
                 break;
@@ -59,6 +62,7 @@ impl World {
             round += 1;
         }
         self.agents[i].next_wake = cycle_start + self.dynamic.loop_wait_ms();
+        self.update_fence(i);
     }
 
     /// Lands agent `i`'s pending actions and goes on with its cycle.
@@ -67,12 +71,15 @@ impl World {
             return;
         };
         let peers = self.execute(i, p.actions);
+        let a = &mut self.agents[i];
+        a.ha.absorb_lease_outcomes(&a.outcomes);
         let again = peers.is_some() || needs_restep(&self.agents[i].outcomes);
         if again && p.round < MAX_RESTEPS {
             self.rounds(i, p.round + 1, peers, false, p.cycle_start);
         } else {
             let next = p.cycle_start + self.dynamic.loop_wait_ms();
             self.agents[i].next_wake = next.max(self.now);
+            self.update_fence(i);
         }
     }
 
@@ -98,6 +105,9 @@ impl World {
             requests: std::mem::take(&mut self.agents[i].requests),
             watchdog_ready: true,
         };
+        if let Some(c) = obs.cluster() {
+            self.agents[i].saw_pause = c.config.as_ref().is_some_and(|v| v.value.pause);
+        }
         let decision = self.agents[i].ha.step(&obs);
         if let Some(c) = obs
             .cluster()

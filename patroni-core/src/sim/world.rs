@@ -58,6 +58,10 @@ pub(crate) struct Agent {
     pub(crate) lease_until: u64,
     /// Actions decided but not landed yet (only with a DCS round trip).
     pub(crate) pending: Option<Pending>,
+    /// When this node's fence stops its database unless the agent sets a new deadline.
+    pub(crate) fence_deadline: Option<u64>,
+    /// Whether the agent's last view of `/config` said paused (the fence is disarmed then).
+    pub(crate) saw_pause: bool,
 }
 
 /// How a run ended.
@@ -144,6 +148,8 @@ impl World {
                     reset: false,
                     lease_until: 0,
                     pending: None,
+                    fence_deadline: None,
+                    saw_pause: false,
                 }
             })
             .collect();
@@ -349,6 +355,9 @@ impl World {
             if let Some(p) = &a.pending {
                 t = t.min(p.at.max(resume));
             }
+            if let Some(d) = a.fence_deadline {
+                t = t.min(d);
+            }
             if a.watchdog_armed && self.cfg.watchdog {
                 let fire = a.watchdog_ping + ttl.saturating_sub(self.cfg.safety_margin_ms);
                 t = t.min(fire);
@@ -385,6 +394,7 @@ impl World {
             self.after_event();
         }
         self.fire_watchdogs();
+        self.fire_fences();
         if now >= self.next_write {
             self.client_write();
             self.next_write = now + self.cfg.write_interval_ms;
@@ -539,6 +549,53 @@ impl World {
             let who = self.names[i].clone();
             self.log(&who, "WATCHDOG reset the host: database killed".into());
             self.after_event();
+        }
+    }
+
+    /// A fence whose deadline passed stops its node's database, whatever the agent is doing.
+    fn fire_fences(&mut self) {
+        for i in 0..self.agents.len() {
+            if !self.alive[i] || self.agents[i].fence_deadline.is_none_or(|d| d > self.now) {
+                continue;
+            }
+            self.agents[i].fence_deadline = None;
+            let db = &mut self.dbs[i];
+            if db.process != Process::Stopped {
+                db.process = Process::Crashed;
+            }
+            db.streaming = false;
+            let who = self.names[i].clone();
+            self.log(
+                &who,
+                "FENCE stopped the database: no new deadline from the agent".into(),
+            );
+            self.after_event();
+        }
+    }
+
+    /// After agent `i`'s cycle: its fence's deadline follows its lease, as the daemon's does.
+    pub(crate) fn update_fence(&mut self, i: usize) {
+        if !self.cfg.fence {
+            return;
+        }
+        let a = &self.agents[i];
+        let (ttl, loop_wait) =
+            a.ha.lease_timing()
+                .unwrap_or((self.dynamic.ttl_ms(), self.dynamic.loop_wait_ms()));
+        let margin = crate::fence_margin_ms(Some(self.cfg.safety_margin_ms / 1000), ttl, loop_wait);
+        let order = crate::fence_order(
+            self.now,
+            a.ha.leader_expiry(),
+            self.dbs[i].writable(),
+            a.saw_pause,
+            ttl,
+            margin,
+        );
+        let a = &mut self.agents[i];
+        match order {
+            crate::FenceOrder::ArmUntil(d) => a.fence_deadline = Some(d),
+            crate::FenceOrder::Keep => {}
+            crate::FenceOrder::Disarm => a.fence_deadline = None,
         }
     }
 
