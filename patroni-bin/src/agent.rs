@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use patroni_core::executor::{Next, Rounds, Sequence};
 use patroni_core::{
-    needs_restep, Action, ActionKind, Cluster, Database, DcsView, Decision, Ha, LocalDb, Node,
-    Observation, Outcome, OutcomeResult, PeerStatus, ProcessState, RunningTask, StopMode,
-    MAX_RESTEPS,
+    Action, ActionKind, Cluster, Database, DcsView, Decision, Ha, LocalDb, Node, Observation,
+    Outcome, OutcomeResult, PeerStatus, ProcessState, RunningTask, StopMode,
 };
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -162,9 +162,10 @@ impl Agent {
             let started = Instant::now();
             let config = self.shared.snapshot().dynamic_config(&self.ha_node());
             self.exec.dcs_timeout = Duration::from_secs(config.retry_timeout.max(1));
-            // One cycle: step, act, and step again at once while a guard was refused (a lost race
-            // must demote now, not one loop_wait later) or peers were asked for.
-            let mut resteps = 0;
+            // One cycle: step, act, and step again at once after peer probes or a refused guard
+            // (a lost race must demote now, not one loop_wait later), as the core's executor says.
+            let mut rounds = Rounds::new();
+            let mut peers = None;
             loop {
                 if let Some(t) = task.as_mut() {
                     if let Ok(done) = t.done.try_recv() {
@@ -173,30 +174,19 @@ impl Agent {
                         task = None;
                     }
                 }
-                let decision = self
-                    .cycle(&mut outcomes, &mut task, &mut last_local, &mut resteps)
+                let (decision, cluster) = self
+                    .cycle(&mut outcomes, &task, &mut last_local, peers.take())
                     .await;
-                if task.is_some() && decision.has(ActionKind::Demote) {
-                    if let Some(t) = task.take() {
-                        tracing::warn!(task = ?t.kind, "cancelling the running task to demote");
-                        t.handle.abort();
-                        outcomes.push(Outcome {
-                            kind: t.kind,
-                            result: OutcomeResult::Failed("cancelled to demote".into()),
-                            started_at: t.since,
-                        });
-                    }
-                }
                 self.apply_lease_timing().await;
                 let acted_from = outcomes.len();
-                self.act(decision.actions, &mut outcomes, &mut task).await;
+                peers = self
+                    .act(decision.actions, &mut outcomes, &mut task, &cluster)
+                    .await;
                 // The fence's deadline must count from this renewal.
                 self.ha.absorb_lease_outcomes(&outcomes[acted_from..]);
-                if resteps >= MAX_RESTEPS || !needs_restep(&outcomes[acted_from..]) {
+                if !rounds.again(peers.is_some(), &outcomes[acted_from..]) {
                     break;
                 }
-                resteps += 1;
-                tracing::info!("a guard was refused; deciding again at once");
             }
             self.update_fencing(&last_local);
             let next = started + Duration::from_millis(config.loop_wait_ms().max(100));
@@ -320,14 +310,15 @@ impl Agent {
         });
     }
 
-    /// Observes, steps (twice when peers must be probed), logs and publishes the snapshot.
+    /// Observes, steps once (with the peers' answers when the previous step asked for them),
+    /// logs and publishes the snapshot; returns the decision and the cluster view it came from.
     async fn cycle(
         &mut self,
         outcomes: &mut Vec<Outcome>,
-        task: &mut Option<Task>,
+        task: &Option<Task>,
         last_local: &mut LocalDb,
-        resteps: &mut usize,
-    ) -> Decision {
+        peers: Option<Vec<PeerStatus>>,
+    ) -> (Decision, Cluster) {
         let clock = self.shared.clock;
         let bound = self.exec.dcs_timeout;
         let dcs = match timeout(bound, self.exec.dcs.load()).await {
@@ -343,12 +334,12 @@ impl Agent {
             }
         };
         *last_local = local.clone();
-        let mut obs = Observation {
+        let obs = Observation {
             now: clock.now(),
             wall_clock: clock.wall(),
             dcs,
             local,
-            peers: None,
+            peers,
             outcomes: std::mem::take(outcomes),
             task: task.as_ref().map(|t| RunningTask {
                 kind: t.kind,
@@ -357,31 +348,17 @@ impl Agent {
             requests: self.shared.take_requests(),
             watchdog_ready: self.fence_ready(),
         };
-        let mut decision = self.ha.step(&obs);
-        while *resteps < MAX_RESTEPS {
-            let Some(members) = decision.actions.iter().find_map(|a| match a {
-                Action::FetchPeerStatus { members } => Some(members.clone()),
-                _ => None,
-            }) else {
-                break;
-            };
-            *resteps += 1;
-            let cluster = obs.cluster().cloned().unwrap_or_default();
-            obs.peers = Some(self.probe(&cluster, &members).await);
-            obs.now = clock.now();
-            decision = self.ha.step(&obs);
-        }
-        decision
-            .actions
-            .retain(|a| a.kind() != ActionKind::FetchPeerStatus);
-        tracing::info!("{}", decision.message);
-        for (name, why) in &decision.ineligible {
-            tracing::info!(member = %name, "not a failover candidate: {why}");
+        let decision = self.ha.step(&obs);
+        if !decision.has(ActionKind::FetchPeerStatus) {
+            tracing::info!("{}", decision.message);
+            for (name, why) in &decision.ineligible {
+                tracing::info!(member = %name, "not a failover candidate: {why}");
+            }
         }
         let cluster: Option<Cluster> = obs.cluster().cloned();
         self.shared.update(|s| {
             if cluster.is_some() {
-                s.cluster = cluster;
+                s.cluster = cluster.clone();
                 s.dcs_last_seen = Some(obs.wall_clock);
             }
             s.local = obs.local.clone();
@@ -390,7 +367,7 @@ impl Agent {
             s.message = decision.message.clone();
             s.task = obs.task;
         });
-        decision
+        (decision, cluster.unwrap_or_default())
     }
 
     /// Asks each member's `GET /patroni` in parallel, 2 s each; silence is "unreachable".
@@ -440,63 +417,65 @@ impl Agent {
         out
     }
 
-    /// Runs quick actions inline; from the first slow action on, the rest go to one background task.
+    /// Carries a decision out as the core's [`Sequence`] says: quick actions now, in order, the
+    /// slow tail in one background task; returns the peers' answers when it probed them.
     async fn act(
         &self,
         actions: Vec<Action>,
         outcomes: &mut Vec<Outcome>,
         task: &mut Option<Task>,
-    ) {
-        let split = actions.iter().position(|a| a.kind().is_slow());
-        let (quick, slow) = match split {
-            Some(i) => {
-                let mut quick = actions;
-                let slow = quick.split_off(i);
-                (quick, slow)
+        cluster: &Cluster,
+    ) -> Option<Vec<PeerStatus>> {
+        let mut seq = Sequence::foreground(actions, task.is_some());
+        let mut peers = None;
+        loop {
+            match seq.next(self.shared.clock.now()) {
+                Next::Done => break,
+                Next::CancelTask => {
+                    if let Some(t) = task.take() {
+                        tracing::warn!(task = ?t.kind, "cancelling the running task to demote");
+                        t.handle.abort();
+                        seq.cancelled(t.kind, t.since);
+                    }
+                }
+                Next::Run(Action::FetchPeerStatus { members }) => {
+                    peers = Some(self.probe(cluster, &members).await);
+                    seq.report(OutcomeResult::Done);
+                }
+                Next::Run(action) => {
+                    let result = self.exec.run_logged(&action).await;
+                    seq.report(result);
+                }
+                Next::Spawn(slow) => {
+                    let now = self.shared.clock.now();
+                    let kind = slow[0].kind();
+                    tracing::info!(task = ?kind, "starting in the background");
+                    let (tx, rx) = oneshot::channel();
+                    let exec = self.exec.clone();
+                    let handle = tokio::spawn(async move {
+                        let done = exec.run_background(slow).await;
+                        exec.shared.wake.notify_one();
+                        let _ = tx.send(done);
+                    });
+                    self.shared.update(|s| {
+                        s.task = Some(RunningTask { kind, since: now });
+                    });
+                    *task = Some(Task {
+                        kind,
+                        since: now,
+                        done: rx,
+                        handle,
+                    });
+                    break;
+                }
             }
-            None => (actions, Vec::new()),
-        };
-        let done = self.exec.run_all(quick).await;
-        let blocked = done
-            .iter()
-            .any(|o| o.kind.is_guard() && o.result != OutcomeResult::Done);
+        }
+        let done = seq.into_outcomes();
+        for o in done.iter().filter(|o| o.result == OutcomeResult::Skipped) {
+            tracing::debug!(action = ?o.kind, "skipped");
+        }
         outcomes.extend(done);
-        if slow.is_empty() {
-            return;
-        }
-        let now = self.shared.clock.now();
-        if blocked || task.is_some() {
-            let why = if blocked {
-                "guard failed"
-            } else {
-                "another task is running"
-            };
-            tracing::info!("not starting {:?}: {why}", slow[0].kind());
-            outcomes.extend(slow.iter().map(|a| Outcome {
-                kind: a.kind(),
-                result: OutcomeResult::Skipped,
-                started_at: now,
-            }));
-            return;
-        }
-        let kind = slow[0].kind();
-        tracing::info!(task = ?kind, "starting in the background");
-        let (tx, rx) = oneshot::channel();
-        let exec = self.exec.clone();
-        let handle = tokio::spawn(async move {
-            let done = exec.run_all(slow).await;
-            exec.shared.wake.notify_one();
-            let _ = tx.send(done);
-        });
-        self.shared.update(|s| {
-            s.task = Some(RunningTask { kind, since: now });
-        });
-        *task = Some(Task {
-            kind,
-            since: now,
-            done: rx,
-            handle,
-        });
+        peers
     }
 
     /// Sleeps until `next`, or less when the leader key changes, the database exits, a request

@@ -1,4 +1,5 @@
-//! Runs a decision's actions through the ports, in order, honouring guards and timeouts.
+//! Performs one action through the ports, with a deadline on every call; the order, the guards
+//! and the background tasks are the core's [`executor`](patroni_core::executor).
 //!
 //! Each action becomes an [`Outcome`] stamped with the monotonic time it *started*, which the
 //! state machine's lease bookkeeping depends on.
@@ -6,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use patroni_core::executor::{Next, Sequence};
 use patroni_core::{Action, ClusterStatus, Database, Dcs, DcsError, Outcome, OutcomeResult};
 
 use crate::state::Shared;
@@ -115,37 +117,29 @@ impl Executor {
         }
     }
 
-    /// Runs `actions` in order; after a guard fails or loses, the rest are reported as skipped.
-    pub async fn run_all(&self, actions: Vec<Action>) -> Vec<Outcome> {
-        let mut out = Vec::with_capacity(actions.len());
-        let mut skipping = false;
-        for a in actions {
-            let kind = a.kind();
-            let started_at = self.shared.clock.now();
-            let result = if skipping {
-                OutcomeResult::Skipped
-            } else {
-                let r = self.run(&a).await;
-                if kind.is_guard() && r != OutcomeResult::Done {
-                    skipping = true;
-                }
-                match &r {
-                    // Losing a race or a compare-and-swap is normal cluster life.
-                    OutcomeResult::Lost => tracing::info!(action = ?kind, "lost the race"),
-                    OutcomeResult::Done | OutcomeResult::Skipped => {}
-                    other => tracing::warn!(action = ?kind, result = ?other, "action failed"),
-                }
-                if r == OutcomeResult::Done && kind.is_slow() {
-                    tracing::info!(action = ?kind, "finished");
-                }
-                r
-            };
-            out.push(Outcome {
-                kind,
-                result,
-                started_at,
-            });
+    /// Runs one action and logs how it ended when that is news (a failure, a finished slow one).
+    pub async fn run_logged(&self, action: &Action) -> OutcomeResult {
+        let kind = action.kind();
+        let r = self.run(action).await;
+        match &r {
+            // Losing a race or a compare-and-swap is normal cluster life.
+            OutcomeResult::Lost => tracing::info!(action = ?kind, "lost the race"),
+            OutcomeResult::Done | OutcomeResult::Skipped => {}
+            other => tracing::warn!(action = ?kind, result = ?other, "action failed"),
         }
-        out
+        if r == OutcomeResult::Done && kind.is_slow() {
+            tracing::info!(action = ?kind, "finished");
+        }
+        r
+    }
+
+    /// Runs a background task's actions in order, as the core's [`Sequence::background`] says.
+    pub async fn run_background(&self, actions: Vec<Action>) -> Vec<Outcome> {
+        let mut seq = Sequence::background(actions);
+        while let Next::Run(action) = seq.next(self.shared.clock.now()) {
+            let result = self.run_logged(&action).await;
+            seq.report(result);
+        }
+        seq.into_outcomes()
     }
 }

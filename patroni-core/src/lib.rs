@@ -16,6 +16,7 @@ mod config;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod endpoint;
+pub mod executor;
 mod fencing;
 mod ha;
 pub mod keyspace;

@@ -1,17 +1,18 @@
 //! One agent's cycle in the simulated world: observe, `Ha::step`, execute the decision.
 //!
-//! This follows the `Ha` contract: actions run in order; a guard that fails or loses skips
-//! the rest; slow actions run in the background (the observation names the running task, and
-//! the actions queued behind one run when it finishes); `FetchPeerStatus` is answered from the
-//! peers' simulated state and the state machine is stepped again in the same cycle.
+//! What runs when, what is skipped, when a task is cancelled and when to step again is the
+//! core's [`executor`](crate::executor), pumped here exactly as the daemon's agent pumps it; only
+//! the effects differ (the simulated world on virtual time instead of etcd and `pg_ctl`).
+//! `FetchPeerStatus` is answered from the peers' simulated state.
 
+use crate::executor::{Next, Rounds, Sequence};
 use crate::keyspace;
 use crate::sim::db::{Process, Segment};
 use crate::sim::invariants::{PausedAction, Promotion};
 use crate::sim::world::{Pending, Task, World};
 use crate::{
-    needs_restep, Action, ActionKind, ClusterStatus, DbRole, DcsView, Lsn, Observation, Outcome,
-    OutcomeResult, PeerStatus, RunningTask, StartRole, StopMode, SyncState, Timestamp, MAX_RESTEPS,
+    Action, ActionKind, ClusterStatus, DbRole, DcsView, Lsn, Observation, Outcome, OutcomeResult,
+    PeerStatus, RunningTask, StartRole, StopMode, SyncState, Timestamp,
 };
 
 impl World {
@@ -25,28 +26,31 @@ impl World {
             self.agents[i].read_times_out_at = Some(now + self.dynamic.retry_timeout_ms());
             return;
         }
-        self.rounds(i, 0, None, timed_out, now);
+        self.rounds(i, Rounds::new(), None, timed_out, now);
     }
 
-    /// Steps agent `i` from round `round` on: observe, decide, act, and step again at once after
-    /// peer probes or a refused guard, as the agent does. With a DCS round trip the actions land
-    /// later ([`land_pending`](Self::land_pending)), which resumes the cycle.
+    /// Steps agent `i` through its cycle: observe, decide, act, and step again at once after peer
+    /// probes or a refused guard, as the core's [`Rounds`] says (the agent pumps the same type).
+    /// With a DCS round trip the actions land later ([`land_pending`](Self::land_pending)), which
+    /// resumes the cycle.
     fn rounds(
         &mut self,
         i: usize,
-        mut round: usize,
+        mut rounds: Rounds,
         mut peers: Option<Vec<PeerStatus>>,
         timed_out: bool,
         cycle_start: u64,
     ) {
         let now = self.now;
+        let mut first = true;
         loop {
-            let actions = self.decide(i, peers.take(), timed_out && round == 0);
+            let actions = self.decide(i, peers.take(), timed_out && first);
+            first = false;
             if self.cfg.dcs_rtt_ms > 0 {
                 self.agents[i].pending = Some(Pending {
                     at: now + self.cfg.dcs_rtt_ms,
                     actions,
-                    round,
+                    rounds,
                     cycle_start,
                 });
                 return;
@@ -54,12 +58,9 @@ impl World {
             peers = self.execute(i, actions);
             let a = &mut self.agents[i];
             a.ha.absorb_lease_outcomes(&a.outcomes);
-            // As the agent does: step again at once after peer probes or a refused guard.
-            let again = peers.is_some() || needs_restep(&self.agents[i].outcomes);
-            if !again || round == MAX_RESTEPS {
+            if !rounds.again(peers.is_some(), &self.agents[i].outcomes) {
                 break;
             }
-            round += 1;
         }
         self.agents[i].next_wake = cycle_start + self.dynamic.loop_wait_ms();
         self.update_fence(i);
@@ -67,15 +68,14 @@ impl World {
 
     /// Lands agent `i`'s pending actions and goes on with its cycle.
     pub(crate) fn land_pending(&mut self, i: usize) {
-        let Some(p) = self.agents[i].pending.take() else {
+        let Some(mut p) = self.agents[i].pending.take() else {
             return;
         };
         let peers = self.execute(i, p.actions);
         let a = &mut self.agents[i];
         a.ha.absorb_lease_outcomes(&a.outcomes);
-        let again = peers.is_some() || needs_restep(&self.agents[i].outcomes);
-        if again && p.round < MAX_RESTEPS {
-            self.rounds(i, p.round + 1, peers, false, p.cycle_start);
+        if p.rounds.again(peers.is_some(), &self.agents[i].outcomes) {
+            self.rounds(i, p.rounds, peers, false, p.cycle_start);
         } else {
             let next = p.cycle_start + self.dynamic.loop_wait_ms();
             self.agents[i].next_wake = next.max(self.now);
@@ -160,64 +160,73 @@ impl World {
         cluster
     }
 
-    /// Executes `actions` in order for agent `i`; returns peer answers when one asked for them.
+    /// Carries out agent `i`'s decision as the core's [`Sequence`] says (the agent pumps the same
+    /// type); returns peer answers when it asked for them.
     fn execute(&mut self, i: usize, actions: Vec<Action>) -> Option<Vec<PeerStatus>> {
-        let now = self.now;
+        let mut seq = Sequence::foreground(actions, self.agents[i].task.is_some());
         let mut peers = None;
-        let mut iter = actions.into_iter();
-        while let Some(action) = iter.next() {
-            let kind = action.kind();
-            if kind.is_slow() {
-                if kind == ActionKind::Demote {
+        loop {
+            match seq.next(self.now) {
+                Next::Done => break,
+                Next::CancelTask => {
                     // A demotion cancels whatever runs, as the agent aborts its task.
                     if let Some(t) = self.agents[i].task.take() {
-                        self.push_outcome(
-                            i,
-                            t.action.kind(),
-                            OutcomeResult::Failed("cancelled to demote".into()),
-                            t.since,
-                        );
+                        seq.cancelled(t.action.kind(), t.since);
                     }
                 }
-                if self.agents[i].task.is_some() {
-                    // As the agent: the slow action and everything after it are not started.
-                    self.push_outcome(i, kind, OutcomeResult::Skipped, now);
-                    for rest in iter.by_ref() {
-                        self.push_outcome(i, rest.kind(), OutcomeResult::Skipped, now);
-                    }
-                    return peers;
-                }
-                match self.start_slow(i, &action) {
-                    Ok(duration) => {
-                        self.tasks_started.push((now, i, kind));
-                        self.agents[i].task = Some(Task {
-                            action,
-                            since: now,
-                            done_at: now + duration,
-                            rest: iter.collect(),
-                        });
-                        return peers;
-                    }
-                    Err(why) => self.push_outcome(i, kind, OutcomeResult::Failed(why), now),
-                }
-                continue;
-            }
-            let result = match action {
-                Action::FetchPeerStatus { members } => {
+                Next::Run(Action::FetchPeerStatus { members }) => {
                     peers = Some(self.peer_statuses(i, &members));
-                    OutcomeResult::Done
+                    seq.report(OutcomeResult::Done);
                 }
-                other => self.execute_quick(i, other),
-            };
-            let failed = result != OutcomeResult::Done;
-            self.push_outcome(i, kind, result, now);
-            if failed && kind.is_guard() {
-                for rest in iter.by_ref() {
-                    self.push_outcome(i, rest.kind(), OutcomeResult::Skipped, now);
+                Next::Run(action) => {
+                    let result = self.execute_quick(i, action);
+                    seq.report(result);
+                }
+                Next::Spawn(slow) => {
+                    self.run_background(i, Sequence::background(slow));
+                    break;
                 }
             }
         }
+        self.push_outcomes(i, seq.into_outcomes());
         peers
+    }
+
+    /// Pumps a background task's sequence: quick actions at once; a slow one starts a phase that
+    /// ends in virtual time ([`finish_task`](Self::finish_task) resumes the sequence).
+    fn run_background(&mut self, i: usize, mut seq: Sequence) {
+        let now = self.now;
+        while let Next::Run(action) = seq.next(now) {
+            let kind = action.kind();
+            if !kind.is_slow() {
+                let result = match action {
+                    Action::FetchPeerStatus { .. } => OutcomeResult::Done,
+                    other => self.execute_quick(i, other),
+                };
+                seq.report(result);
+                continue;
+            }
+            match self.start_slow(i, &action) {
+                Ok(duration) => {
+                    self.tasks_started.push((now, i, kind));
+                    self.agents[i].task = Some(Task {
+                        action,
+                        since: now,
+                        done_at: now + duration,
+                        seq,
+                    });
+                    return;
+                }
+                Err(why) => seq.report(OutcomeResult::Failed(why)),
+            }
+        }
+        self.push_outcomes(i, seq.into_outcomes());
+    }
+
+    fn push_outcomes(&mut self, i: usize, outcomes: Vec<Outcome>) {
+        for o in outcomes {
+            self.push_outcome(i, o.kind, o.result, o.started_at);
+        }
     }
 
     fn push_outcome(&mut self, i: usize, kind: ActionKind, result: OutcomeResult, started_at: u64) {
@@ -439,9 +448,9 @@ impl World {
         }
     }
 
-    /// Completes agent `i`'s slow action, reports its outcome and runs the actions queued behind it.
+    /// Completes agent `i`'s slow action and goes on with the task's sequence.
     pub(crate) fn finish_task(&mut self, i: usize) {
-        let Some(task) = self.agents[i].task.take() else {
+        let Some(mut task) = self.agents[i].task.take() else {
             return;
         };
         let kind = task.action.kind();
@@ -450,25 +459,8 @@ impl World {
             let who = self.names[i].clone();
             self.log(&who, format!("finished {kind:?}: {result:?}"));
         }
-        self.push_outcome_quiet(i, kind, result, task.since);
-        if !task.rest.is_empty() {
-            // Peer answers for a probe queued behind a slow action reach the next cycle's step.
-            let _ = self.execute(i, task.rest);
-        }
-    }
-
-    fn push_outcome_quiet(
-        &mut self,
-        i: usize,
-        kind: ActionKind,
-        result: OutcomeResult,
-        since: u64,
-    ) {
-        self.agents[i].outcomes.push(Outcome {
-            kind,
-            result,
-            started_at: since,
-        });
+        task.seq.report(result);
+        self.run_background(i, task.seq);
     }
 
     fn complete_slow(&mut self, i: usize, action: &Action) -> OutcomeResult {

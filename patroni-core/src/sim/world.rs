@@ -18,13 +18,13 @@ use crate::{
     Timestamp,
 };
 
-/// A slow action running in the background, with the actions queued behind it.
+/// A slow action running in the background, and the task's sequence it belongs to.
 #[derive(Debug)]
 pub(crate) struct Task {
     pub(crate) action: Action,
     pub(crate) since: u64,
     pub(crate) done_at: u64,
-    pub(crate) rest: Vec<Action>,
+    pub(crate) seq: crate::executor::Sequence,
 }
 
 /// A decision read at one instant whose actions land `dcs_rtt_ms` later.
@@ -32,8 +32,8 @@ pub(crate) struct Task {
 pub(crate) struct Pending {
     pub(crate) at: u64,
     pub(crate) actions: Vec<Action>,
-    /// Which step of its cycle decided it (re-steps are bounded by [`crate::MAX_RESTEPS`]).
-    pub(crate) round: usize,
+    /// The re-steps its cycle has left.
+    pub(crate) rounds: crate::executor::Rounds,
     /// When the cycle began, so the next one is one `loop_wait` after it.
     pub(crate) cycle_start: u64,
 }
