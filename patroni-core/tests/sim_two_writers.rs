@@ -119,3 +119,42 @@ fn a_resume_while_the_paused_primary_agent_stalls_promotes_nobody_beside_it() {
         panic!("{f}");
     }
 }
+
+/// Issue 12: the leader's agent is killed (its database left running) and started again two
+/// ttls later. The fence stops the database before the lease can expire elsewhere, a standby is
+/// promoted, and the restarted agent brings its node back as a standby.
+#[test]
+fn a_killed_leader_agent_is_fenced_and_its_node_rejoins() {
+    let cfg = SimConfig::three_nodes(25);
+    let ttl = cfg.dynamic.ttl_ms();
+    let (mut w, p) = warm(cfg);
+    w.inject(Fault::KillAgent {
+        node: p,
+        for_ms: 2 * ttl,
+    });
+    let t0 = w.now();
+    let new = w
+        .run_until_cond(t0 + 2 * ttl, |w| {
+            w.writable().len() == 1 && w.writable()[0] != p
+        })
+        .unwrap_or_else(|| panic!("no new primary:\n{}", w.trace().tail(40)));
+    assert!(
+        w.trace().lines.iter().any(|l| l.what.contains("FENCE")),
+        "the fence must have stopped the old primary:\n{}",
+        w.trace().tail(40)
+    );
+    let leader = w.writable()[0];
+    let back = w.run_until_cond(t0 + 5 * ttl, |w| {
+        let db = &w.dbs()[p];
+        db.is_running_standby()
+            && db.streaming
+            && db.upstream.as_deref() == Some(w.names()[leader].as_str())
+    });
+    assert!(
+        back.is_some(),
+        "the restarted node did not rejoin:\n{}",
+        w.trace().tail(40)
+    );
+    assert!(w.violation().is_none(), "{}", w.trace().tail(40));
+    println!("killed agent: new primary {} ms after the kill", new - t0);
+}

@@ -241,8 +241,32 @@ impl World {
         });
     }
 
-    /// A quick action: DCS writes and instant database commands.
+    /// A quick action: DCS writes and instant database commands. While the agent's replies are
+    /// lost, a DCS write is applied but looks timed out to the agent.
     fn execute_quick(&mut self, i: usize, action: Action) -> OutcomeResult {
+        let dcs_write = !matches!(
+            action,
+            Action::Stop(_)
+                | Action::Reload
+                | Action::Follow { .. }
+                | Action::SetSyncStandbys { .. }
+        );
+        let agent_side = (self.agents[i].watchdog_armed, self.agents[i].watchdog_ping);
+        let result = self.apply_quick(i, action);
+        if dcs_write
+            && self.now < self.reply_lost_until[i]
+            && !matches!(result, OutcomeResult::DcsUnreachable(_))
+        {
+            // The agent never learns the write happened: it pings no watchdog for it.
+            (self.agents[i].watchdog_armed, self.agents[i].watchdog_ping) = agent_side;
+            return OutcomeResult::DcsUnreachable(
+                "etcd: request timed out (simulated lost reply)".into(),
+            );
+        }
+        result
+    }
+
+    fn apply_quick(&mut self, i: usize, action: Action) -> OutcomeResult {
         let now = self.now;
         let me = self.names[i].clone();
         let dcs_action = !matches!(

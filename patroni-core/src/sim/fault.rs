@@ -51,6 +51,22 @@ pub enum Fault {
         /// How long, ms.
         for_ms: u64,
     },
+    /// The agent is killed (SIGKILL, OOM) with its database left running, and started again,
+    /// with a fresh state machine, after `for_ms`; its fence keeps the deadline it last had.
+    KillAgent {
+        /// Node index.
+        node: usize,
+        /// How long until it is started again, ms.
+        for_ms: u64,
+    },
+    /// The DCS applies this agent's writes but the replies are lost: each write looks timed out
+    /// to the agent ("did my compare-and-swap succeed?").
+    LoseReplies {
+        /// Node index.
+        node: usize,
+        /// How long, ms.
+        for_ms: u64,
+    },
     /// The standby's replication falls behind its upstream by this many bytes from now on.
     Lag {
         /// Node index.
@@ -131,6 +147,15 @@ impl fmt::Display for Fault {
             }
             Fault::DcsOutage { for_ms } => write!(f, "DCS outage for {for_ms} ms"),
             Fault::Stall { node, for_ms } => write!(f, "stall agent node{node} for {for_ms} ms"),
+            Fault::KillAgent { node, for_ms } => {
+                write!(
+                    f,
+                    "kill agent node{node} (database left running) for {for_ms} ms"
+                )
+            }
+            Fault::LoseReplies { node, for_ms } => {
+                write!(f, "lose DCS replies to node{node} for {for_ms} ms")
+            }
             Fault::Lag { node, bytes } => write!(f, "node{node} replication lags {bytes} bytes"),
             Fault::Switchover { candidate: Some(c) } => write!(f, "switchover to node{c}"),
             Fault::Switchover { candidate: None } => write!(f, "switchover to the healthiest"),
@@ -180,7 +205,9 @@ impl FaultSchedule {
                         Fault::CutDcs { for_ms, .. }
                         | Fault::CutPeers { for_ms, .. }
                         | Fault::DcsOutage { for_ms }
-                        | Fault::Stall { for_ms, .. } => for_ms,
+                        | Fault::Stall { for_ms, .. }
+                        | Fault::KillAgent { for_ms, .. }
+                        | Fault::LoseReplies { for_ms, .. } => for_ms,
                         _ => 0,
                     }
             })

@@ -51,6 +51,22 @@ impl World {
                 let a = &mut self.agents[node];
                 a.stalled_until = a.stalled_until.max(now + for_ms);
             }
+            Fault::KillAgent { node, for_ms } => {
+                let a = &mut self.agents[node];
+                a.stalled_until = a.stalled_until.max(now + for_ms);
+                // Started again afterwards with nothing remembered; what it was running died.
+                a.reset = true;
+                a.task = None;
+                a.pending = None;
+                a.read_times_out_at = None;
+                let db = &mut self.dbs[node];
+                if db.process == Process::Busy {
+                    db.process = Process::Crashed;
+                }
+            }
+            Fault::LoseReplies { node, for_ms } => {
+                self.reply_lost_until[node] = self.reply_lost_until[node].max(now + for_ms);
+            }
             Fault::Lag { node, bytes } => self.dbs[node].lag_bytes = bytes,
             Fault::Switchover { .. }
             | Fault::Failover { .. }

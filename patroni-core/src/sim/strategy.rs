@@ -11,9 +11,9 @@ pub struct FaultMix {
     pub crashes: bool,
     /// Permanent node loss.
     pub node_loss: bool,
-    /// Agent <-> DCS and agent <-> agent partitions, and DCS outages.
+    /// Agent <-> DCS and agent <-> agent partitions, DCS outages, lost replies to applied writes.
     pub partitions: bool,
-    /// Agent stalls.
+    /// Agent stalls, and agents killed and restarted with their database left running.
     pub stalls: bool,
     /// Switchover and failover requests, pause and resume, `ttl` edits.
     pub operator: bool,
@@ -77,12 +77,24 @@ pub fn fault(n: usize, mix: FaultMix) -> BoxedStrategy<Fault> {
             1,
             d().prop_map(|for_ms| Fault::DcsOutage { for_ms }).boxed(),
         ));
+        options.push((
+            1,
+            (0..n, d())
+                .prop_map(|(node, for_ms)| Fault::LoseReplies { node, for_ms })
+                .boxed(),
+        ));
     }
     if mix.stalls {
         options.push((
             2,
             (0..n, d())
                 .prop_map(|(node, for_ms)| Fault::Stall { node, for_ms })
+                .boxed(),
+        ));
+        options.push((
+            1,
+            (0..n, d())
+                .prop_map(|(node, for_ms)| Fault::KillAgent { node, for_ms })
                 .boxed(),
         ));
     }

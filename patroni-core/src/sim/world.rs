@@ -95,6 +95,8 @@ pub struct World {
     pub(crate) alive: Vec<bool>,
     pub(crate) broken: Vec<bool>,
     pub(crate) dcs_cut_until: Vec<u64>,
+    /// Until when each agent's DCS writes are applied but their replies lost.
+    pub(crate) reply_lost_until: Vec<u64>,
     pub(crate) peer_cut_until: Vec<Vec<u64>>,
     pub(crate) dcs_down_until: u64,
     pub(crate) faults: Vec<Scheduled>,
@@ -172,6 +174,7 @@ impl World {
             alive: vec![true; n],
             broken: vec![false; n],
             dcs_cut_until: vec![0; n],
+            reply_lost_until: vec![0; n],
             peer_cut_until: vec![vec![0; n]; n],
             dcs_down_until: 0,
             faults,
@@ -729,6 +732,8 @@ fn fault_targets_exist(f: &Fault, n: usize) -> bool {
         Fault::CrashDb { node, .. }
         | Fault::LoseNode { node }
         | Fault::UnreadableDataDir { node }
+        | Fault::KillAgent { node, .. }
+        | Fault::LoseReplies { node, .. }
         | Fault::CutDcs { node, .. }
         | Fault::Stall { node, .. }
         | Fault::Lag { node, .. } => node < n,
