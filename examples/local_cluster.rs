@@ -283,6 +283,13 @@ async fn main() -> anyhow::Result<()> {
                 .args(["-KILL", &pid.to_string()])
                 .status();
         }
+        // The agent told its fence to exit; one that did not is stopped by its recorded pid.
+        let fence = patroni::agent::fence::FencePaths::beside(&n.dir.join("data"));
+        if let Some(pid) = patroni::agent::fence::running_fence(&fence.pid) {
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", "--", &pid.to_string()])
+                .status();
+        }
     }
     drop(etcd);
     result

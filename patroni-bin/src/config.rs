@@ -631,7 +631,7 @@ tags:
 
     #[test]
     fn unknown_keys_are_warned_by_name() {
-        let text = "scope: s\nname: n\nrestapi:\n  listen: 127.0.0.1:1\n  lisen: x\nfoo: 1\n";
+        let text = "scope: s\nname: n\netcd3: {hosts: 127.0.0.1:2379}\nrestapi:\n  listen: 127.0.0.1:1\n  lisen: x\nfoo: 1\n";
         let l = Config::parse(text, "u.yml", no_env()).unwrap();
         assert!(
             l.warnings.iter().any(|w| w.contains("restapi.lisen")),
@@ -674,7 +674,7 @@ tags:
     #[test]
     fn timing_rule_and_required_keys() {
         let text =
-            "scope: s\nname: n\nbootstrap:\n  dcs: {ttl: 10, loop_wait: 5, retry_timeout: 5}\n";
+            "scope: s\nname: n\netcd3: {hosts: 127.0.0.1:2379}\nbootstrap:\n  dcs: {ttl: 10, loop_wait: 5, retry_timeout: 5}\n";
         let e = Config::parse(text, "t.yml", no_env())
             .unwrap_err()
             .to_string();
@@ -683,7 +683,17 @@ tags:
             .unwrap_err()
             .to_string();
         assert!(e.contains("`scope` is required"), "{e}");
-        let l = Config::parse("scope: s\nname: n\n", "t.yml", no_env()).unwrap();
+        let l = Config::parse(
+            "scope: s\nname: n\netcd3: {hosts: 127.0.0.1:2379}\n",
+            "t.yml",
+            no_env(),
+        )
+        .unwrap();
+        // No etcd configured is an error, never a silent 127.0.0.1:2379.
+        let e = Config::parse("scope: s\nname: n\n", "t.yml", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("etcd3.hosts"), "{e}");
         let e = l
             .config
             .require_agent_keys("t.yml")
@@ -691,7 +701,7 @@ tags:
             .to_string();
         assert!(e.contains("postgresql.data_dir"), "{e}");
         let e = Config::parse(
-            "scope: s\nname: n\nrestapi: {listen: 'localhost:99999'}\n",
+            "scope: s\nname: n\netcd3: {hosts: 127.0.0.1:2379}\nrestapi: {listen: 'localhost:99999'}\n",
             "t.yml",
             no_env(),
         )
@@ -703,7 +713,7 @@ tags:
     #[test]
     fn flavour_selection() {
         let l = Config::parse(
-            "scope: s\nname: n\npostgresql: {flavour: opengauss, listen: '127.0.0.1:1', data_dir: /d}\n",
+            "scope: s\nname: n\netcd3: {hosts: 127.0.0.1:2379}\npostgresql: {flavour: opengauss, listen: '127.0.0.1:1', data_dir: /d}\n",
             "f.yml",
             no_env(),
         )

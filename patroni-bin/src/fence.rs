@@ -179,7 +179,16 @@ pub fn run(settings: &FenceSettings) -> Result<(), String> {
     let mut seen: Option<u64> = None;
     let mut deadline: Option<Instant> = None;
     let mut postmaster: Option<ProcessId> = None;
+    let mut gone_since: Option<Instant> = None;
     loop {
+        // The node's directory removed for good (a test or demo cleaned up, the node was
+        // decommissioned): nothing is left to fence.
+        if settings.paths.state.exists() || settings.data_dir.exists() {
+            gone_since = None;
+        } else if gone_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(2) {
+            eprintln!("fence: the node's files are gone; exiting");
+            return Ok(());
+        }
         if let Some(st) = read_state(&settings.paths.state) {
             if st.exit {
                 eprintln!("fence: the agent shut down; exiting");
@@ -342,7 +351,7 @@ impl FenceClient {
         Ok(())
     }
 
-    /// A clean shutdown: the fence disarms and exits.
+    /// A clean shutdown: the fence disarms and exits; waits up to a second for it to go.
     pub fn shut_down(&mut self) -> std::io::Result<()> {
         self.seq += 1;
         write_state(
@@ -352,7 +361,12 @@ impl FenceClient {
                 exit: true,
                 ..FenceState::default()
             },
-        )
+        )?;
+        let until = Instant::now() + Duration::from_secs(1);
+        while running_fence(&self.paths.pid).is_some() && Instant::now() < until {
+            std::thread::sleep(POLL);
+        }
+        Ok(())
     }
 }
 

@@ -151,6 +151,48 @@ pub fn build_database(config: &Config) -> Result<Arc<dyn Database>, AgentError> 
     }
 }
 
+/// Takes the agent's exclusive lock on its data directory: a lock file beside it, held with
+/// `flock` for the agent's lifetime (the kernel drops it when the process dies, however it dies).
+///
+/// Two agents driving one database fight: the second stops or rebuilds what the first runs.
+pub fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, AgentError> {
+    let name = data_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "data".into());
+    let path = data_dir
+        .parent()
+        .unwrap_or(std::path::Path::new("/"))
+        .join(format!(".{name}.patroni.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| AgentError::Database(format!("cannot open {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => {
+            let _ = file.set_len(0);
+            let _ =
+                std::io::Write::write_all(&mut &file, std::process::id().to_string().as_bytes());
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            Err(AgentError::Database(format!(
+                "another agent (pid {}) already runs for the data directory {}; refusing to start a second one",
+                holder.trim(),
+                data_dir.display()
+            )))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(AgentError::Database(format!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 /// The fence process (adopted or started) and the watchdog device, as `watchdog` asks.
 ///
 /// A fence that cannot start is a warning in `automatic` mode; in `required` mode the agent runs
@@ -215,6 +257,8 @@ pub fn start_fencing(config: &Config) -> Result<Fencing, AgentError> {
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
     let source = config.source.clone().unwrap_or_default();
     config.require_agent_keys(&source.display().to_string())?;
+    // Held until this function returns: a second agent on the same data directory refuses.
+    let _data_dir_lock = lock_data_dir(std::path::Path::new(&config.postgresql.data_dir))?;
     let node = config.node();
     let dcs = connect_dcs(&config, &config.name, &node.bootstrap_config)?;
     let db = build_database(&config)?;
@@ -267,4 +311,23 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         Err(e) => tracing::error!("REST task: {e}"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lock_data_dir;
+
+    #[test]
+    fn a_second_lock_on_one_data_directory_is_refused_until_the_first_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let first = lock_data_dir(&data).unwrap();
+        let e = lock_data_dir(&data).unwrap_err().to_string();
+        assert!(
+            e.contains("another agent") && e.contains(&std::process::id().to_string()),
+            "{e}"
+        );
+        drop(first);
+        lock_data_dir(&data).expect("free again");
+    }
 }

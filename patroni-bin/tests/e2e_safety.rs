@@ -183,3 +183,46 @@ async fn the_lease_etcd_holds_follows_the_configured_ttl() {
     );
     c.wait_healthy(Duration::from_secs(90)).await;
 }
+
+/// A second agent started on a data directory that already has one refuses at once, naming the
+/// first; the first agent's database keeps running (issue 14 item 7).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_agent_on_the_same_data_directory_refuses() {
+    use std::os::unix::process::CommandExt;
+    let c = TestCluster::start("twoagents").await;
+    let leader = c.primary().await.unwrap();
+    let node = c.node(&leader);
+    let pm = node.postmaster_pid().expect("postmaster");
+    let (uid, gid) = patroni_postgres::testkit::test_user();
+    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_patroni"))
+        .arg(&node.config)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .uid(uid)
+        .gid(gid)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = second.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = second.kill();
+            let _ = second.wait();
+            panic!("the second agent kept running");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let out = second.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!status.success(), "{text}");
+    assert!(text.contains("another agent"), "{text}");
+    assert!(
+        patroni_postgres::datadir::process_alive(pm),
+        "the first agent's database was touched"
+    );
+    assert!(c.is_primary(&leader).await);
+}

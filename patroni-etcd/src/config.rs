@@ -96,17 +96,24 @@ impl Etcd3Config {
         }
     }
 
-    /// The endpoint URLs to rotate over: `hosts`, else `url`, else `host`, else `127.0.0.1:2379`.
+    /// The endpoint URLs to rotate over: `hosts`, else `url`, else `host`.
+    ///
+    /// There is no default: an agent with no endpoint configured (a missing `etcd3` section, an
+    /// empty `PATRONI_ETCD3_HOSTS`) must not join whatever etcd happens to listen on
+    /// `127.0.0.1:2379`, which may be another cluster's.
     pub fn endpoints(&self) -> Result<Vec<String>, EtcdError> {
         let protocol = self.protocol()?;
         let raw: Vec<String> = if self.hosts.iter().any(|h| !h.trim().is_empty()) {
             self.hosts.clone()
-        } else if let Some(u) = &self.url {
+        } else if let Some(u) = self.url.as_ref().filter(|u| !u.trim().is_empty()) {
             vec![u.clone()]
-        } else if let Some(h) = &self.host {
+        } else if let Some(h) = self.host.as_ref().filter(|h| !h.trim().is_empty()) {
             vec![h.clone()]
         } else {
-            vec!["127.0.0.1:2379".to_string()]
+            return Err(EtcdError::Config(
+                "no etcd endpoint configured: set etcd3.hosts (or etcd3.url, etcd3.host, PATRONI_ETCD3_HOSTS)"
+                    .into(),
+            ));
         };
         let mut out = Vec::new();
         for h in raw.iter().map(|h| h.trim()).filter(|h| !h.is_empty()) {
@@ -128,6 +135,18 @@ impl Etcd3Config {
             if authority.contains('/') || authority.contains(char::is_whitespace) {
                 return Err(EtcdError::Config(format!(
                     "endpoint {h:?}: expected host:port without a path"
+                )));
+            }
+            let port = authority
+                .rsplit_once(':')
+                .filter(|(host, _)| !host.is_empty() && !host.ends_with(':'))
+                .map(|(_, p)| p);
+            if port
+                .and_then(|p| p.parse::<u16>().ok())
+                .is_none_or(|p| p == 0)
+            {
+                return Err(EtcdError::Config(format!(
+                    "endpoint {h:?}: expected [scheme://]host:port with a port from 1 to 65535"
                 )));
             }
             out.push(url);
@@ -230,7 +249,15 @@ mod tests {
 
     #[test]
     fn precedence_protocol_and_defaults() {
-        assert_eq!(parse("{}").endpoints().unwrap(), ["http://127.0.0.1:2379"]);
+        for nothing in [
+            "{}",
+            r#"{"hosts":""}"#,
+            r#"{"hosts":",,,"}"#,
+            r#"{"url":" "}"#,
+        ] {
+            let e = parse(nothing).endpoints().unwrap_err();
+            assert!(e.to_string().contains("etcd3.hosts"), "{nothing}: {e}");
+        }
         assert_eq!(
             parse(r#"{"host":"h:1","url":"https://u:2"}"#)
                 .endpoints()
@@ -259,11 +286,19 @@ mod tests {
         assert!(e.to_string().contains("gopher"), "{e}");
         let e = parse(r#"{"host":"x:1/v3"}"#).endpoints().unwrap_err();
         assert!(e.to_string().contains("path"), "{e}");
-        let e = parse(r#"{"hosts":" , "}"#).endpoints();
+        assert!(
+            parse(r#"{"hosts":" , "}"#).endpoints().is_err(),
+            "blank hosts do not fall back to 127.0.0.1:2379"
+        );
+        for bad in ["h", "h:", "h:0", "h:99999", "h:port", ":2379", "http://h"] {
+            let e = parse(&format!(r#"{{"hosts":"{bad}"}}"#))
+                .endpoints()
+                .unwrap_err();
+            assert!(e.to_string().contains("host:port"), "{bad}: {e}");
+        }
         assert_eq!(
-            e.unwrap(),
-            ["http://127.0.0.1:2379"],
-            "blank hosts fall back"
+            parse(r#"{"hosts":"[::1]:2379"}"#).endpoints().unwrap(),
+            ["http://[::1]:2379"]
         );
         let e = parse(r#"{"user":"u"}"#).credentials().unwrap_err();
         assert!(e.to_string().contains("password"), "{e}");

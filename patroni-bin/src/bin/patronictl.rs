@@ -133,7 +133,6 @@ fn cluster_config(args: &Args) -> anyhow::Result<Config> {
     if config.scope.is_empty() {
         bail!("no cluster scope: give -c config.yml or --scope");
     }
-    // Without -c or --dcs-url this is Patroni's default, 127.0.0.1:2379.
     config
         .etcd3
         .endpoints()
