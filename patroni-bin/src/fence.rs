@@ -24,6 +24,15 @@ use patroni_core::FenceOrder;
 use patroni_postgres::datadir::{live_postmaster, ProcessId};
 use serde::{Deserialize, Serialize};
 
+/// Writes one line to stderr and ignores a failure: a closed or broken stderr must never stop
+/// the fence (`eprintln!` would panic).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// How often the fence looks at the state file and the clock.
 pub const POLL: Duration = Duration::from_millis(50);
 
@@ -125,7 +134,7 @@ pub fn run_if_invoked() -> Option<i32> {
         value("--data-dir"),
         value("--ctl"),
     ) else {
-        eprintln!("fence: usage: fence --state F --pid-file F --data-dir D --ctl P [--run-as U:G]");
+        say!("fence: usage: fence --state F --pid-file F --data-dir D --ctl P [--run-as U:G]");
         return Some(2);
     };
     let settings = FenceSettings {
@@ -140,7 +149,7 @@ pub fn run_if_invoked() -> Option<i32> {
     Some(match run(&settings) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("fence: {e}");
+            say!("fence: {e}");
             1
         }
     })
@@ -165,13 +174,13 @@ pub struct FenceSettings {
 pub fn run(settings: &FenceSettings) -> Result<(), String> {
     if let Some(other) = running_fence(&settings.paths.pid) {
         if other != std::process::id() {
-            eprintln!("fence: already running as pid {other}; exiting");
+            say!("fence: already running as pid {other}; exiting");
             return Ok(());
         }
     }
     fs::write(&settings.paths.pid, std::process::id().to_string())
         .map_err(|e| format!("cannot write {}: {e}", settings.paths.pid.display()))?;
-    eprintln!(
+    say!(
         "fence: watching {} for {}",
         settings.paths.state.display(),
         settings.data_dir.display()
@@ -186,12 +195,12 @@ pub fn run(settings: &FenceSettings) -> Result<(), String> {
         if settings.paths.state.exists() || settings.data_dir.exists() {
             gone_since = None;
         } else if gone_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(2) {
-            eprintln!("fence: the node's files are gone; exiting");
+            say!("fence: the node's files are gone; exiting");
             return Ok(());
         }
         if let Some(st) = read_state(&settings.paths.state) {
             if st.exit {
-                eprintln!("fence: the agent shut down; exiting");
+                say!("fence: the agent shut down; exiting");
                 let _ = fs::remove_file(&settings.paths.pid);
                 return Ok(());
             }
@@ -219,14 +228,14 @@ pub fn run(settings: &FenceSettings) -> Result<(), String> {
 
 /// The deadline passed: kill the postmaster and its backends, then an immediate stop.
 fn fire(settings: &FenceSettings, postmaster: Option<ProcessId>) {
-    eprintln!("fence: the agent did not renew its deadline; stopping the database");
+    say!("fence: the agent did not renew its deadline; stopping the database");
     if let Some(id) = postmaster.filter(ProcessId::is_alive) {
         let backends = id.children();
         kill(id.pid);
         for pid in backends {
             kill(pid);
         }
-        eprintln!("fence: killed postmaster {}", id.pid);
+        say!("fence: killed postmaster {}", id.pid);
     }
     let mut stop = Command::new(&settings.ctl);
     stop.args(["stop", "-m", "immediate", "-w", "-t", "5", "-D"])
@@ -249,7 +258,7 @@ fn fire(settings: &FenceSettings, postmaster: Option<ProcessId>) {
             let _ = child.kill();
             let _ = child.wait();
         }
-        Err(e) => eprintln!("fence: cannot run {}: {e}", settings.ctl.display()),
+        Err(e) => say!("fence: cannot run {}: {e}", settings.ctl.display()),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod config;
 pub mod ctl;
 pub mod execute;
 pub mod fence;
+pub mod logging;
 pub mod members;
 pub mod rest;
 pub mod runtime;

@@ -21,16 +21,22 @@ struct Args {
     config: PathBuf,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     if let Some(code) = patroni_bin::fence::run_if_invoked() {
         std::process::exit(code);
     }
     let args = Args::parse();
-    tokio::runtime::Builder::new_multi_thread()
+    let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the runtime")?
-        .block_on(agent(args.config, args.validate_config))
+        .context("starting the runtime")
+        .and_then(|rt| rt.block_on(agent(args.config, args.validate_config)));
+    if let Err(e) = result {
+        // One line, no backtrace, and no panic if stderr is gone.
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "patroni: {e:#}");
+        std::process::exit(1);
+    }
 }
 
 async fn agent(config: PathBuf, validate_only: bool) -> anyhow::Result<()> {
@@ -39,6 +45,7 @@ async fn agent(config: PathBuf, validate_only: bool) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_target(false)
+        .with_writer(|| patroni_bin::logging::QuietStderr)
         .init();
     for w in &loaded.warnings {
         tracing::warn!("{w}");
