@@ -171,7 +171,7 @@ impl Connection {
                     last = format!("{}: no answer within {budget:?}", self.endpoints[idx]);
                 }
             }
-            if attempt % n == 0 {
+            if attempt.is_multiple_of(n) {
                 // Every endpoint failed once: pause briefly instead of spinning on refused connections.
                 let pause = Duration::from_millis(100)
                     .min(deadline.saturating_duration_since(Instant::now()));
