@@ -162,31 +162,16 @@ impl Agent {
             let started = Instant::now();
             let config = self.shared.snapshot().dynamic_config(&self.ha_node());
             self.exec.dcs_timeout = Duration::from_secs(config.retry_timeout.max(1));
-            // One cycle: step, act, and step again at once after peer probes or a refused guard
-            // (a lost race must demote now, not one loop_wait later), as the core's executor says.
-            let mut rounds = Rounds::new();
-            let mut peers = None;
-            loop {
-                if let Some(t) = task.as_mut() {
-                    if let Ok(done) = t.done.try_recv() {
-                        self.record_finished(&done);
-                        outcomes.extend(done);
-                        task = None;
-                    }
-                }
-                let (decision, cluster) = self
-                    .cycle(&mut outcomes, &task, &mut last_local, peers.take())
-                    .await;
-                self.apply_lease_timing().await;
-                let acted_from = outcomes.len();
-                peers = self
-                    .act(decision.actions, &mut outcomes, &mut task, &cluster)
-                    .await;
-                // The fence's deadline must count from this renewal.
-                self.ha.absorb_lease_outcomes(&outcomes[acted_from..]);
-                if !rounds.again(peers.is_some(), &outcomes[acted_from..]) {
-                    break;
-                }
+            // A shutdown is not kept waiting by a cycle stuck on DCS timeouts: the leader stops
+            // its database and releases the lock (when etcd answers) in `shut_down`.
+            let stopped = tokio::select! {
+                biased;
+                _ = shutdown.as_mut() => true,
+                _ = self.one_cycle(&mut outcomes, &mut task, &mut last_local) => false,
+            };
+            if stopped {
+                tracing::info!("shutting down in the middle of a cycle");
+                break;
             }
             self.update_fencing(&last_local);
             let next = started + Duration::from_millis(config.loop_wait_ms().max(100));
@@ -236,6 +221,54 @@ impl Agent {
             sleep(Duration::from_millis(20)).await;
         }
         self.shut_down(task).await;
+    }
+
+    /// One cycle: step, act, and step again at once after peer probes or a refused guard (a
+    /// lost race must demote now, not one loop_wait later), as the core's executor says.
+    async fn one_cycle(
+        &mut self,
+        outcomes: &mut Vec<Outcome>,
+        task: &mut Option<Task>,
+        last_local: &mut LocalDb,
+    ) {
+        let mut rounds = Rounds::new();
+        let mut peers = None;
+        loop {
+            if let Some(t) = task.as_mut() {
+                if let Ok(done) = t.done.try_recv() {
+                    self.record_finished(&done);
+                    outcomes.extend(done);
+                    *task = None;
+                }
+            }
+            let (decision, cluster) = self.cycle(outcomes, task, last_local, peers.take()).await;
+            self.apply_lease_timing().await;
+            let acted_from = outcomes.len();
+            let (message, ineligible) = (decision.message.clone(), decision.ineligible.clone());
+            let probing = decision.has(ActionKind::FetchPeerStatus);
+            peers = self.act(decision.actions, outcomes, task, &cluster).await;
+            let done = &outcomes[acted_from..];
+            // The fence's deadline must count from this renewal.
+            self.ha.absorb_lease_outcomes(done);
+            // Log what was done: a decision whose lock write was refused did not happen (a node
+            // that lost the race never says it promoted itself).
+            match done
+                .iter()
+                .find(|o| o.kind.is_guard() && o.result == OutcomeResult::Lost)
+            {
+                Some(lost) => tracing::info!("{:?} was refused; deciding again", lost.kind),
+                None if !probing => {
+                    tracing::info!("{message}");
+                    for (name, why) in &ineligible {
+                        tracing::info!(member = %name, "not a failover candidate: {why}");
+                    }
+                }
+                None => {}
+            }
+            if !rounds.again(peers.is_some(), &outcomes[acted_from..]) {
+                break;
+            }
+        }
     }
 
     /// Hands the decision's lease TTL to the DCS before its lock writes run, so a `/config`
@@ -349,12 +382,6 @@ impl Agent {
             watchdog_ready: self.fence_ready(),
         };
         let decision = self.ha.step(&obs);
-        if !decision.has(ActionKind::FetchPeerStatus) {
-            tracing::info!("{}", decision.message);
-            for (name, why) in &decision.ineligible {
-                tracing::info!(member = %name, "not a failover candidate: {why}");
-            }
-        }
         let cluster: Option<Cluster> = obs.cluster().cloned();
         self.shared.update(|s| {
             if cluster.is_some() {
@@ -563,7 +590,9 @@ impl Agent {
             }
         }
         if leader && !snap.paused(&node) {
-            match timeout(self.exec.dcs_timeout, self.exec.dcs.release_leader()).await {
+            // Bounded: with etcd unreachable the lease simply runs out (the database is stopped).
+            let bound = self.exec.dcs_timeout.min(Duration::from_secs(2));
+            match timeout(bound, self.exec.dcs.release_leader()).await {
                 Ok(Ok(true)) => tracing::info!("leader lock released"),
                 Ok(Ok(false)) => tracing::info!("the leader lock was not ours any more"),
                 Ok(Err(e)) => tracing::error!("releasing the leader lock failed: {e}"),

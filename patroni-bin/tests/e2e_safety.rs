@@ -226,3 +226,28 @@ async fn a_second_agent_on_the_same_data_directory_refuses() {
     );
     assert!(c.is_primary(&leader).await);
 }
+
+/// SIGTERM while etcd does not answer (issue 14 item 5): the leader's agent stops its database
+/// and exits within a bounded time, instead of finishing a cycle of DCS timeouts first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_an_etcd_outage_stops_the_leader_promptly() {
+    let mut c = TestCluster::start("termoutage").await;
+    let leader = c.primary().await.unwrap();
+    let pm = c.node(&leader).postmaster_pid().expect("postmaster");
+    c.etcd.pause().unwrap();
+    // Let the agent get stuck in a DCS call first.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let took = c.node_mut(&leader).terminate_agent();
+    c.etcd.resume().unwrap();
+    let took = took.expect("the agent did not exit within 30 s of SIGTERM");
+    assert!(
+        !patroni_postgres::datadir::process_alive(pm),
+        "the leader's database still runs after its agent exited"
+    );
+    report(
+        "SIGTERM during etcd outage",
+        "leader agent stopped its database and exited",
+        took.as_millis(),
+    );
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+}

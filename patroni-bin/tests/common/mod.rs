@@ -118,6 +118,22 @@ impl Node {
         }
     }
 
+    /// SIGTERM to the agent; how long it took to exit by itself (`None`: killed after 30 s).
+    pub fn terminate_agent(&mut self) -> Option<Duration> {
+        let mut c = self.child.take()?;
+        let t = Instant::now();
+        signal(c.id(), "TERM");
+        while t.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(_)) = c.try_wait() {
+                return Some(t.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        signal(c.id(), "KILL");
+        let _ = c.wait();
+        None
+    }
+
     /// SIGKILL to the postmaster; returns once it is gone.
     pub fn kill9_postmaster(&self) {
         if let Some(pid) = self.postmaster_pid() {
