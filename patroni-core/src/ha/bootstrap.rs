@@ -211,6 +211,40 @@ impl Ha {
                 ineligible: Vec::new(),
             };
         }
+        if let Some(d) = self.stale_initialize(cy) {
+            return d;
+        }
         Decision::message("waiting for leader to bootstrap")
+    }
+
+    /// `/initialize` says a bootstrap runs, but nobody holds the lock and no member is
+    /// initializing or running a database: its bootstrapper died (an agent killed mid-initdb).
+    /// After a `ttl` of that (its member key has expired by then) the key is removed so a member
+    /// can bootstrap again, instead of waiting for ever.
+    fn stale_initialize(&mut self, cy: &Cycle<'_>) -> Option<Decision> {
+        let bootstrapping = cy.cluster.is_unlocked()
+            && cy.cluster.initialize.as_deref() == Some("")
+            && !cy.cluster.members.iter().any(|m| {
+                m.unreadable.is_none()
+                    && matches!(
+                        m.data.state,
+                        MemberState::Initializing | MemberState::Running | MemberState::Starting
+                    )
+            });
+        if !bootstrapping || cy.paused {
+            self.mem.stale_init_since = None;
+            return None;
+        }
+        let since = *self.mem.stale_init_since.get_or_insert(cy.obs.now);
+        if cy.obs.now.saturating_sub(since) < cy.config.ttl_ms() {
+            return None;
+        }
+        self.mem.stale_init_since = None;
+        Some(Decision {
+            actions: vec![Action::CancelInitialize],
+            message: "removed a stale initialize key: nobody has been bootstrapping for a ttl"
+                .into(),
+            ineligible: Vec::new(),
+        })
     }
 }

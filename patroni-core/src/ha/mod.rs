@@ -117,6 +117,8 @@ struct Memory {
     /// The last time `/config` said paused: after a resume nobody races for `ttl`, the longest a
     /// primary left running without the lock in pause can outlive its agent (its fence's deadline).
     paused_seen: Option<u64>,
+    /// Since when `/initialize` has said "bootstrapping" with nobody doing it.
+    stale_init_since: Option<u64>,
     /// Since when the cluster has been unlocked, for `primary_race_backoff`.
     unlocked_since: Option<u64>,
     /// Our WAL position in the previous cycle and in this one, to see whether WAL still arrives.
