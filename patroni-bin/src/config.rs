@@ -519,7 +519,7 @@ impl Config {
             tags: self.tags.clone(),
             bootstrap_config: self.bootstrap_dcs(),
             can_bootstrap: self.bootstrap.is_some(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
+            version: crate::status::PATRONI_API_VERSION.to_string(),
             watchdog_required: crate::watchdog::Settings::from_section(&self.watchdog)
                 .is_ok_and(|w| w.mode == crate::watchdog::Mode::Required),
             rewind_tool: match self.postgresql.flavour() {

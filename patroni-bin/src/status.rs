@@ -66,7 +66,30 @@ pub fn server_version_num(v: &str) -> Option<u64> {
     })
 }
 
-/// The `GET /patroni` body.
+/// The Patroni REST API level this agent implements, reported where Patroni reports its own
+/// version (`/patroni`, member keys, the `patroni_version` metric): monitoring such as
+/// `check_patroni` gates features on it. Our own version is reported beside it.
+pub const PATRONI_API_VERSION: &str = "4.0.4";
+
+/// A semantic version without periods, as Patroni's `patroni_version` metric has it
+/// (`4.0.4` is `40004`).
+pub fn version_number(version: &str) -> u64 {
+    let mut parts = version.split('.').map(|p| {
+        p.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u64>()
+            .unwrap_or(0)
+    });
+    let (a, b, c) = (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
+    a * 10_000 + b.min(99) * 100 + c.min(99)
+}
+
+/// `GET /patroni`: this member's status in Patroni's layout.
 pub fn patroni_json(scope: &str, node: &Node, snap: &Snapshot, now: u64) -> Value {
     let local = &snap.local;
     let role = role(snap);
@@ -76,7 +99,12 @@ pub fn patroni_json(scope: &str, node: &Node, snap: &Snapshot, now: u64) -> Valu
         "cluster_unlocked": snap.cluster.as_ref().is_none_or(|c| c.is_unlocked()),
         "pause": snap.paused(node),
         "tags": node.tags,
-        "patroni": {"version": node.version, "scope": scope, "name": node.name},
+        "patroni": {
+            "version": node.version,
+            "scope": scope,
+            "name": node.name,
+            "patroni_rs_version": env!("CARGO_PKG_VERSION"),
+        },
     });
     let obj = doc.as_object_mut().expect("object literal");
     if let Some(v) = local.version.as_deref() {
@@ -276,5 +304,13 @@ mod tests {
         let junk = peer_status_from_json("y", &json!([1, 2, 3]), 1);
         assert_eq!(junk.role, MemberRole::Unknown);
         assert_eq!(junk.wal_position, Lsn::ZERO);
+    }
+
+    #[test]
+    fn versions_without_periods() {
+        assert_eq!(super::version_number("4.0.4"), 40004);
+        assert_eq!(super::version_number("3.0.4"), 30004);
+        assert_eq!(super::version_number("10.2"), 100200);
+        assert!(super::version_number(super::PATRONI_API_VERSION) >= 30004);
     }
 }

@@ -105,12 +105,21 @@ pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "# HELP patroni_version Patroni-rs version.\n# TYPE patroni_version gauge"
+        "# HELP patroni_version Patroni semver without periods.\n# TYPE patroni_version gauge"
     );
     let _ = writeln!(
         out,
-        "patroni_version{{scope=\"{}\",name=\"{}\",version=\"{}\"}} 1",
-        shared.scope, node.name, node.version
+        "patroni_version{{scope=\"{}\",name=\"{}\"}} {:06}",
+        shared.scope,
+        node.name,
+        crate::status::version_number(&node.version)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP patroni_rs_version The patroni-rs release.\n# TYPE patroni_rs_version gauge\npatroni_rs_version{{scope=\"{}\",name=\"{}\",version=\"{}\"}} 1",
+        shared.scope,
+        node.name,
+        env!("CARGO_PKG_VERSION")
     );
     for (name, help, v) in gauges {
         let _ = writeln!(
