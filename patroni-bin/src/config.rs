@@ -445,9 +445,13 @@ impl Config {
             }
         }
         if let Some(b) = &self.bootstrap {
-            b.dcs
-                .validate()
-                .map_err(|e| invalid(format!("bootstrap.dcs: {e}")))?;
+            warnings.extend(
+                b.dcs
+                    .adjusted()
+                    .1
+                    .into_iter()
+                    .map(|w| format!("{source}: bootstrap.dcs: {w}")),
+            );
             b.initdb_args().map_err(invalid)?;
         }
         crate::watchdog::Settings::from_section(&self.watchdog).map_err(invalid)?;
@@ -497,7 +501,7 @@ impl Config {
     pub fn bootstrap_dcs(&self) -> DynamicConfig {
         self.bootstrap
             .as_ref()
-            .map(|b| b.dcs.clone())
+            .map(|b| b.dcs.adjusted().0)
             .unwrap_or_default()
     }
 
@@ -675,10 +679,17 @@ tags:
     fn timing_rule_and_required_keys() {
         let text =
             "scope: s\nname: n\netcd3: {hosts: 127.0.0.1:2379}\nbootstrap:\n  dcs: {ttl: 10, loop_wait: 5, retry_timeout: 5}\n";
-        let e = Config::parse(text, "t.yml", no_env())
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("bootstrap.dcs") && e.contains("ttl (10)"), "{e}");
+        // Adjusted as Patroni does, with a warning, not refused.
+        let l = Config::parse(text, "t.yml", no_env()).unwrap();
+        assert!(
+            l.warnings
+                .iter()
+                .any(|w| w.contains("bootstrap.dcs") && w.contains("ttl (10)")),
+            "{:?}",
+            l.warnings
+        );
+        let d = l.config.bootstrap_dcs();
+        assert_eq!((d.ttl, d.loop_wait, d.retry_timeout), (10, 1, 4));
         let e = Config::parse("name: n\n", "t.yml", no_env())
             .unwrap_err()
             .to_string();

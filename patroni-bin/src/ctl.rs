@@ -229,8 +229,10 @@ impl Ctl {
         }
         let new: DynamicConfig = serde_json::from_value(doc)
             .map_err(|e| CtlError::Refused(format!("invalid configuration: {e}")))?;
-        new.validate()
-            .map_err(|e| CtlError::Refused(format!("invalid configuration: {e}")))?;
+        // Stored as written, as Patroni does: every agent adjusts a broken timing on read.
+        for w in new.adjusted().1 {
+            tracing::warn!("the agents will adjust it: {w}");
+        }
         if !self.dcs.write_config(&new, version).await? {
             return Err(CtlError::Refused(
                 "the configuration changed while editing; nothing written, try again".into(),

@@ -201,6 +201,55 @@ impl DynamicConfig {
         Ok(())
     }
 
+    /// What an agent runs with: the settings Patroni accepts, adjusted as Patroni adjusts them
+    /// rather than refused, with one warning per change.
+    ///
+    /// A zero timing becomes 1 s; when `loop_wait + 2 * retry_timeout` exceeds `ttl`, `loop_wait`
+    /// is lowered first, then `retry_timeout`, and only then `ttl` raised; a zero
+    /// `synchronous_node_count` becomes 1. A stored `/config` that breaks the rule thus never
+    /// blocks an agent, nor a later unrelated change (a `pause` through `PATCH /config`).
+    pub fn adjusted(&self) -> (DynamicConfig, Vec<String>) {
+        let mut c = self.clone();
+        let mut warnings = Vec::new();
+        for (name, value) in [
+            ("ttl", &mut c.ttl),
+            ("loop_wait", &mut c.loop_wait),
+            ("retry_timeout", &mut c.retry_timeout),
+        ] {
+            if *value == 0 {
+                *value = 1;
+                warnings.push(format!("{name} 0 is raised to 1"));
+            }
+        }
+        let total = |c: &DynamicConfig| {
+            c.loop_wait
+                .saturating_add(c.retry_timeout.saturating_mul(2))
+        };
+        if total(&c) > c.ttl {
+            let before = (c.loop_wait, c.retry_timeout, c.ttl);
+            c.loop_wait = c.loop_wait.min(
+                c.ttl
+                    .saturating_sub(c.retry_timeout.saturating_mul(2))
+                    .max(1),
+            );
+            if total(&c) > c.ttl {
+                c.retry_timeout = (c.ttl.saturating_sub(c.loop_wait) / 2).max(1);
+            }
+            if total(&c) > c.ttl {
+                c.ttl = total(&c);
+            }
+            warnings.push(format!(
+                "loop_wait ({}) + 2 * retry_timeout ({}) exceeds ttl ({}): running with loop_wait {}, retry_timeout {}, ttl {}",
+                before.0, before.1, before.2, c.loop_wait, c.retry_timeout, c.ttl
+            ));
+        }
+        if c.synchronous_node_count == 0 {
+            c.synchronous_node_count = 1;
+            warnings.push("synchronous_node_count 0 is raised to 1".into());
+        }
+        (c, warnings)
+    }
+
     /// The lease length in milliseconds, the unit of [`Observation::now`](crate::Observation::now).
     pub fn ttl_ms(&self) -> u64 {
         self.ttl.saturating_mul(1000)
@@ -274,5 +323,31 @@ mod tests {
         assert!(
             serde_json::from_str::<DynamicConfig>(r#"{"synchronous_mode":"sometimes"}"#).is_err()
         );
+    }
+
+    #[test]
+    fn a_broken_timing_is_adjusted_as_patroni_does() {
+        let c = DynamicConfig {
+            ttl: 10,
+            loop_wait: 10,
+            retry_timeout: 10,
+            ..Default::default()
+        };
+        let (a, w) = c.adjusted();
+        assert_eq!((a.ttl, a.loop_wait, a.retry_timeout), (10, 1, 4));
+        a.validate().unwrap();
+        assert_eq!(w.len(), 1, "{w:?}");
+        let zero = DynamicConfig {
+            ttl: 0,
+            loop_wait: 0,
+            retry_timeout: 0,
+            synchronous_node_count: 0,
+            ..Default::default()
+        };
+        let (a, w) = zero.adjusted();
+        a.validate().unwrap();
+        assert!(w.len() >= 4, "{w:?}");
+        let (same, none) = DynamicConfig::default().adjusted();
+        assert!(none.is_empty() && same == DynamicConfig::default());
     }
 }

@@ -124,9 +124,9 @@ pub fn decode_cluster<'a>(keys: impl IntoIterator<Item = RawKey<'a>>) -> Cluster
                 } else if let Some(cfg) =
                     json::<DynamicConfig>(k.key, k.value, "a dynamic configuration", &mut w)
                 {
-                    if let Err(e) = cfg.validate() {
-                        w.push(format!("/{}: {e}", k.key));
-                    }
+                    // Run with what Patroni would run with, saying what was changed.
+                    let (cfg, adjusted) = cfg.adjusted();
+                    w.extend(adjusted.into_iter().map(|a| format!("/{}: {a}", k.key)));
                     c.config = Some(Versioned {
                         version: k.mod_revision,
                         value: cfg,
@@ -313,13 +313,14 @@ mod tests {
     }
 
     #[test]
-    fn unsafe_config_is_kept_but_reported() {
+    fn unsafe_config_is_adjusted_and_reported() {
         let c = decode_cluster([raw(
             "config",
             br#"{"ttl":10,"loop_wait":10,"retry_timeout":10}"#,
         )]);
-        assert_eq!(c.config.unwrap().value.ttl, 10);
-        assert!(c.warnings[0].contains("timing rule"), "{:?}", c.warnings);
+        let v = c.config.unwrap().value;
+        assert_eq!((v.ttl, v.loop_wait, v.retry_timeout), (10, 1, 4));
+        assert!(c.warnings[0].contains("exceeds ttl"), "{:?}", c.warnings);
     }
 
     #[test]

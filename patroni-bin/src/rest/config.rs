@@ -29,7 +29,10 @@ pub fn deep_merge(base: &mut Value, patch: &Value) {
     }
 }
 
-/// Turns JSON into a validated dynamic configuration; `Err` is the 400 to send.
+/// Turns JSON into a dynamic configuration; `Err` is the 400 to send. Only what cannot be a
+/// configuration is refused: timings that break the rule are stored as written and adjusted by
+/// every agent on read ([`DynamicConfig::adjusted`]), as Patroni does, so that a bad stored value
+/// never blocks a later, unrelated change.
 fn to_config(v: Value) -> Result<DynamicConfig, Response> {
     let c: DynamicConfig = serde_json::from_value(v).map_err(|e| {
         text(
@@ -37,12 +40,9 @@ fn to_config(v: Value) -> Result<DynamicConfig, Response> {
             format!("invalid configuration: {e}"),
         )
     })?;
-    c.validate().map_err(|e| {
-        text(
-            StatusCode::BAD_REQUEST,
-            format!("invalid configuration: {e}"),
-        )
-    })?;
+    for w in c.adjusted().1 {
+        tracing::warn!("/config: {w}");
+    }
     Ok(c)
 }
 
