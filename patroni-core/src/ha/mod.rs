@@ -559,8 +559,9 @@ impl Ha {
         None
     }
 
-    /// The last line of defence for DESIGN safety 1: a node that runs as a writable primary
-    /// without the leader lock is demoted in the cycle that sees it, whatever branch decided.
+    /// The last line of defence for "only the lock holder is primary": a node that runs as a
+    /// writable primary without the leader lock is demoted in the cycle that sees it, whatever
+    /// branch decided.
     ///
     /// The branches already demote in the cases they know (a lost race, a lost renewal, a lock
     /// held by another member); this catches the ones nobody thought of. Pause reports instead,
