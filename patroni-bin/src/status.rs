@@ -96,8 +96,6 @@ pub fn patroni_json(scope: &str, node: &Node, snap: &Snapshot, now: u64) -> Valu
     let mut doc = json!({
         "state": enum_text(&state(snap)),
         "role": enum_text(&role),
-        "cluster_unlocked": snap.cluster.as_ref().is_none_or(|c| c.is_unlocked()),
-        "pause": snap.paused(node),
         "tags": node.tags,
         "patroni": {
             "version": node.version,
@@ -107,6 +105,13 @@ pub fn patroni_json(scope: &str, node: &Node, snap: &Snapshot, now: u64) -> Valu
         },
     });
     let obj = doc.as_object_mut().expect("object literal");
+    // Patroni leaves these out unless they are true; clients test for their presence.
+    if snap.cluster.as_ref().is_none_or(|c| c.is_unlocked()) {
+        obj.insert("cluster_unlocked".into(), json!(true));
+    }
+    if snap.paused(node) {
+        obj.insert("pause".into(), json!(true));
+    }
     if let Some(v) = local.version.as_deref() {
         match server_version_num(v) {
             Some(n) => obj.insert("server_version".into(), json!(n)),

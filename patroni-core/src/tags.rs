@@ -10,6 +10,8 @@ pub struct Tags {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub nofailover: bool,
     /// Preference among equally advanced candidates; higher wins, 0 or less means never promote.
+    /// Published only when set to something else than the default 1, as Patroni does.
+    #[serde(skip_serializing_if = "is_default_priority")]
     pub failover_priority: i64,
     /// Never choose this member as a synchronous standby.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -40,6 +42,10 @@ impl Default for Tags {
             custom: serde_json::Map::new(),
         }
     }
+}
+
+fn is_default_priority(p: &i64) -> bool {
+    *p == 1
 }
 
 impl Tags {

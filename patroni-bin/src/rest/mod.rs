@@ -131,6 +131,7 @@ pub(crate) fn require_auth(shared: &Shared, headers: &HeaderMap) -> Result<(), R
     let Some(want) = &shared.auth else {
         return Ok(());
     };
+    let header_sent = headers.contains_key(header::AUTHORIZATION);
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -152,7 +153,11 @@ pub(crate) fn require_auth(shared: &Shared, headers: &HeaderMap) -> Result<(), R
                 (header::WWW_AUTHENTICATE, "Basic realm=\"patroni\""),
                 (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
             ],
-            "no auth header received",
+            if header_sent {
+                "wrong credentials"
+            } else {
+                "no auth header received"
+            },
         )
             .into_response())
     }

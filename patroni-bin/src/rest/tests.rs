@@ -321,7 +321,9 @@ async fn unsafe_verbs_need_basic_auth() {
         password: "pw".into(),
     };
     let a = api("n1", Some(auth)).await;
-    assert_eq!(a.post("/reload", "").await.0, StatusCode::UNAUTHORIZED);
+    let (code, body) = a.post("/reload", "").await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    assert_eq!(body, "no auth header received");
     let bad = a
         .http
         .post(format!("{}/reload", a.base))
@@ -330,6 +332,7 @@ async fn unsafe_verbs_need_basic_auth() {
         .await
         .unwrap();
     assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(bad.text().await.unwrap(), "wrong credentials");
     let good = a
         .http
         .post(format!("{}/reload", a.base))
