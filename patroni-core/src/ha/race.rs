@@ -226,6 +226,18 @@ impl Ha {
         if let Some(wait) = self.after_resume(cy, silent) {
             return wait;
         }
+        // A manual failover in pause promotes only beside members that answered: a silent one
+        // may be a primary that lost its lock (paused, nothing stopped it) and still takes writes.
+        if cy.paused && silent {
+            return refuse(
+                me,
+                Ineligible::Paused,
+                Some(
+                    "not racing for the requested failover: a member did not answer and may still run as primary"
+                        .into(),
+                ),
+            );
+        }
         if let Request::ForOther(c) = request {
             let answered = cy
                 .obs
