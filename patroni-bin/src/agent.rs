@@ -63,11 +63,11 @@ impl Fencing {
 
     /// No fencing at all (`watchdog.mode: off`), for embedders and tests.
     pub fn off() -> Fencing {
-        Fencing::new(crate::watchdog::Settings {
-            mode: crate::watchdog::Mode::Off,
-            device: std::path::PathBuf::from("/dev/watchdog"),
-            safety_margin: Some(5),
-        })
+        let off = crate::config::WatchdogSection {
+            mode: Some("off".into()),
+            ..Default::default()
+        };
+        Fencing::new(crate::watchdog::Settings::from_section(&off).expect("mode off is valid"))
     }
 }
 
@@ -299,18 +299,10 @@ impl Agent {
     /// while we lead.
     fn update_fencing(&mut self, local: &LocalDb) {
         let now = self.shared.clock.now();
-        let node = self.ha_node();
-        let snap = self.shared.snapshot();
-        let paused = snap.paused(&node);
-        let (ttl, loop_wait) = self.ha.lease_timing().unwrap_or((30_000, 10_000));
-        let margin = self.fencing.settings.margin_ms(ttl, loop_wait);
-        let order = patroni_core::fence_order(
+        let order = self.ha.fence_order(
             now,
-            self.ha.leader_expiry(),
             local.is_running_primary(),
-            paused,
-            ttl,
-            margin,
+            self.fencing.settings.safety_margin,
         );
         if let Some(client) = self.fencing.client.as_mut() {
             if let Err(e) = client.update(order, now) {

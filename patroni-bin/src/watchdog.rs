@@ -58,11 +58,6 @@ impl Settings {
             safety_margin,
         })
     }
-
-    /// The margin in ms for a lease of `ttl_ms` renewed every `loop_wait_ms`.
-    pub fn margin_ms(&self, ttl_ms: u64, loop_wait_ms: u64) -> u64 {
-        patroni_core::fence_margin_ms(self.safety_margin, ttl_ms, loop_wait_ms)
-    }
 }
 
 /// An open watchdog device: every keep-alive postpones the machine's reset.
@@ -130,14 +125,6 @@ mod tests {
         assert_eq!(m(Some("required")), Ok(Mode::Required));
         assert!(m(Some("sometimes")).is_err());
         assert!(Settings::from_section(&section(None, Some(-3))).is_err());
-    }
-
-    #[test]
-    fn margins() {
-        let s = Settings::from_section(&section(None, None)).unwrap();
-        assert_eq!(s.margin_ms(30_000, 10_000), 5_000);
-        let half = Settings::from_section(&section(None, Some(-1))).unwrap();
-        assert_eq!(half.margin_ms(30_000, 10_000), 15_000);
     }
 
     #[test]

@@ -30,18 +30,12 @@ async fn node_loss_promotes_a_standby_within_ttl() {
         c.node(&new).sql("SELECT count(*) FROM t_loss").as_deref(),
         Some("2000")
     );
-    let third = c
-        .nodes
-        .iter()
-        .find(|n| n.name != old && n.name != new)
-        .unwrap()
-        .name
-        .clone();
+    let third = c.other_than(&[&old, &new]);
     let t = Instant::now();
-    c.wait(
+    c.wait_streaming(
+        &third,
         "the third node following the new primary",
         Duration::from_secs(60),
-        || async { c.is_streaming(&third).await.then_some(()) },
     )
     .await;
     report(
@@ -51,10 +45,10 @@ async fn node_loss_promotes_a_standby_within_ttl() {
     );
     // The lost node comes back as a standby.
     c.node_mut(&old).start_agent();
-    c.wait(
+    c.wait_streaming(
+        &old,
         "the lost node back as a standby",
         Duration::from_secs(90),
-        || async { c.is_streaming(&old).await.then_some(()) },
     )
     .await;
 }
@@ -110,12 +104,8 @@ async fn planned_switchover_over_rest() {
         t.elapsed().as_millis(),
     );
     let t = Instant::now();
-    c.wait(
-        "the old primary streaming",
-        Duration::from_secs(60),
-        || async { c.is_streaming(&old).await.then_some(()) },
-    )
-    .await;
+    c.wait_streaming(&old, "the old primary streaming", Duration::from_secs(60))
+        .await;
     report(
         "planned switchover",
         "old primary streaming from the candidate",

@@ -232,10 +232,10 @@ async fn leader_agent_fault(tag: &str, stall: bool) {
         (first_new - fault_at).as_millis(),
     );
     if stall {
-        c.wait(
+        c.wait_streaming(
+            &old,
             "the stalled node back as a standby",
             Duration::from_secs(90),
-            || async { c.is_streaming(&old).await.then_some(()) },
         )
         .await;
     }

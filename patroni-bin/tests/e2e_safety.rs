@@ -28,13 +28,7 @@ async fn a_replica_of_a_deposed_primary_on_the_same_host_follows_the_new_leader(
     c.node_mut(&old).kill9_agent();
     let new = c.wait_new_primary(&old, Duration::from_secs(60)).await;
     let new_port = c.node(&new).pg_port;
-    let third = c
-        .nodes
-        .iter()
-        .find(|n| n.name != old && n.name != new)
-        .unwrap()
-        .name
-        .clone();
+    let third = c.other_than(&[&old, &new]);
     let t = Instant::now();
     let port = c
         .wait(

@@ -88,10 +88,10 @@ async fn seed2_unstartable_primary_hands_over() {
     // Make it startable again: it comes back as a standby of the new primary.
     std::fs::write(&auto, original).unwrap();
     let t = Instant::now();
-    c.wait(
+    c.wait_streaming(
+        &old,
         "the old primary back as a standby",
         Duration::from_secs(60),
-        || async { c.is_streaming(&old).await.then_some(()) },
     )
     .await;
     report(
@@ -141,10 +141,10 @@ async fn seed4_diverged_standby_is_rebuilt() {
     assert_eq!(c.write_rows(&primary, "t_seed4", 100), "100");
     let t = Instant::now();
     c.node_mut(&victim).start_agent();
-    c.wait(
+    c.wait_streaming(
+        &victim,
         "the diverged standby streaming again",
         Duration::from_secs(90),
-        || async { c.is_streaming(&victim).await.then_some(()) },
     )
     .await;
     report(

@@ -319,6 +319,16 @@ impl TestCluster {
         self.nodes.iter().find(|n| n.name == name).unwrap()
     }
 
+    /// The name of the one member that is none of `names`.
+    pub fn other_than(&self, names: &[&str]) -> String {
+        self.nodes
+            .iter()
+            .find(|n| !names.contains(&n.name.as_str()))
+            .expect("a member outside the names")
+            .name
+            .clone()
+    }
+
     pub fn node_mut(&mut self, name: &str) -> &mut Node {
         self.nodes.iter_mut().find(|n| n.name == name).unwrap()
     }
@@ -380,6 +390,14 @@ impl TestCluster {
             Some((200, doc)) => doc["role"] == "replica" && doc["replication_state"] == "streaming",
             _ => false,
         }
+    }
+
+    /// Waits until `node` is a running standby streaming from someone; panics with the logs.
+    pub async fn wait_streaming(&self, node: &str, what: &str, timeout: Duration) {
+        self.wait(what, timeout, || async {
+            self.is_streaming(node).await.then_some(())
+        })
+        .await
     }
 
     /// The node that answers `/primary` with 200, if exactly one does.

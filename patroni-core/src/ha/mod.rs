@@ -270,6 +270,40 @@ impl Ha {
         self.mem.lease_timing
     }
 
+    /// What this node's fence must do after the cycle at `now`: the one composition of
+    /// [`fence_order`](crate::fence_order) and [`fence_margin_ms`](crate::fence_margin_ms) with
+    /// this node's lease, pause and timing, for the daemon's fence and the simulator's alike.
+    pub fn fence_order(
+        &self,
+        now: u64,
+        running_primary: bool,
+        safety_margin_s: Option<u64>,
+    ) -> crate::FenceOrder {
+        let (ttl, loop_wait) = self.mem.lease_timing.unwrap_or_else(|| {
+            let c = self
+                .mem
+                .config
+                .as_ref()
+                .unwrap_or(&self.node.bootstrap_config);
+            (c.ttl_ms(), c.loop_wait_ms())
+        });
+        let margin = crate::fence_margin_ms(safety_margin_s, ttl, loop_wait);
+        crate::fence_order(
+            now,
+            self.mem.leader_expiry,
+            running_primary,
+            self.paused(),
+            ttl,
+            margin,
+        )
+    }
+
+    /// Whether the cluster is paused as this node last saw `/config` (kept through a DCS
+    /// outage): what decides, for one, whether its fence follows the lease or its liveness.
+    pub fn paused(&self) -> bool {
+        self.mem.config.as_ref().is_some_and(|c| c.pause)
+    }
+
     /// Whether we hold a valid leader lease at `now`, what the REST `/primary` check answers.
     pub fn is_leader(&self, now: u64) -> bool {
         self.mem.leader_expiry.is_some_and(|e| now < e)

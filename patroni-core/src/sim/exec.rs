@@ -105,9 +105,6 @@ impl World {
             requests: std::mem::take(&mut self.agents[i].requests),
             watchdog_ready: true,
         };
-        if let Some(c) = obs.cluster() {
-            self.agents[i].saw_pause = c.config.as_ref().is_some_and(|v| v.value.pause);
-        }
         let decision = self.agents[i].ha.step(&obs);
         if let Some(c) = obs
             .cluster()

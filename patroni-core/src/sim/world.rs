@@ -60,8 +60,6 @@ pub(crate) struct Agent {
     pub(crate) pending: Option<Pending>,
     /// When this node's fence stops its database unless the agent sets a new deadline.
     pub(crate) fence_deadline: Option<u64>,
-    /// Whether the agent's last view of `/config` said paused (the fence is disarmed then).
-    pub(crate) saw_pause: bool,
 }
 
 /// How a run ended.
@@ -151,7 +149,6 @@ impl World {
                     lease_until: 0,
                     pending: None,
                     fence_deadline: None,
-                    saw_pause: false,
                 }
             })
             .collect();
@@ -581,18 +578,10 @@ impl World {
         if !self.cfg.fence {
             return;
         }
-        let a = &self.agents[i];
-        let (ttl, loop_wait) =
-            a.ha.lease_timing()
-                .unwrap_or((self.dynamic.ttl_ms(), self.dynamic.loop_wait_ms()));
-        let margin = crate::fence_margin_ms(Some(self.cfg.safety_margin_ms / 1000), ttl, loop_wait);
-        let order = crate::fence_order(
+        let order = self.agents[i].ha.fence_order(
             self.now,
-            a.ha.leader_expiry(),
             self.dbs[i].writable(),
-            a.saw_pause,
-            ttl,
-            margin,
+            Some(self.cfg.safety_margin_ms / 1000),
         );
         let a = &mut self.agents[i];
         match order {
