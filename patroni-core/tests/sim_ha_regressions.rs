@@ -83,14 +83,13 @@ fn sync_standby_is_recorded_only_once_caught_up() {
     }
 }
 
-/// A manual failover must not promote a member lagging past `maximum_lag_on_failover`
-/// (DESIGN.md safety 2: "a node never promotes past maximum_lag_on_failover").
+/// A manual failover must not promote a member lagging past `maximum_lag_on_failover`.
 ///
 /// Found by `sim_invariants` with `PATRONI_SIM_CASES=10000`: while paused, the named
 /// candidate's database is down and falls 1 MiB behind; the primary's node is then lost and
 /// the candidate, restarted as a standby, wins the race through the pending `/failover` key and
 /// is promoted 1,064,960 bytes behind `/status`. Python Patroni lets a manual failover override
-/// the lag check; we follow DESIGN.md: the limit holds for named candidates too.
+/// the lag check; here the limit holds for named candidates too.
 #[test]
 fn manual_failover_does_not_promote_a_lagging_candidate() {
     let cfg = SimConfig::three_nodes(11687414933470229740);

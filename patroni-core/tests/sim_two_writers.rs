@@ -158,3 +158,72 @@ fn a_killed_leader_agent_is_fenced_and_its_node_rejoins() {
     assert!(w.violation().is_none(), "{}", w.trace().tail(40));
     println!("killed agent: new primary {} ms after the kill", new - t0);
 }
+
+/// Found by `sim_invariants` (nofailover campaign, 100,000 schedules, seed 5413111036766232764):
+/// the primary is cut off from the DCS while paused, so it keeps running without its lock; the
+/// cluster is resumed while it is still cut off, and a standby's agent is killed and started
+/// again. The fresh agent knew neither the former leader nor its address (its member key had
+/// expired), raced, and was promoted beside it. Its own database was still streaming from that
+/// primary the whole time: a live upstream no member key names now holds the race.
+#[test]
+fn a_restarted_agent_does_not_race_while_its_database_streams_from_an_unknown_primary() {
+    let mut cfg = SimConfig::three_nodes(5413111036766232764);
+    cfg.nodes[2].tags = patroni_core::Tags {
+        nofailover: true,
+        ..patroni_core::Tags::default()
+    };
+    let schedule = FaultSchedule::none()
+        .at(0, Fault::Switchover { candidate: None })
+        .at(55_298, Fault::Pause)
+        .at(
+            55_530,
+            Fault::CutDcs {
+                node: 0,
+                for_ms: 54_984,
+            },
+        )
+        .at(85_306, Fault::Resume)
+        .at(
+            86_700,
+            Fault::KillAgent {
+                node: 1,
+                for_ms: 21_813,
+            },
+        );
+    if let Err(failure) = patroni_core::sim::check(&cfg, &schedule) {
+        panic!("{failure}");
+    }
+}
+
+/// Found by `sim_invariants` (async/all/rtt50 campaign, 100,000 schedules, seed
+/// 2315168596445477548): the primary is cut off from the DCS while paused, the cluster is
+/// resumed while it is still cut off, and then its agent is killed with the database left
+/// running. Nothing stops that database (a paused node's fence stands down), its agent never
+/// saw the resume, and the standbys, which had been told "still alive" until then, raced once
+/// its REST API went silent. Their databases still streamed from it: that holds the race until
+/// a lock holder shows it runs unpaused.
+#[test]
+fn a_paused_primary_that_missed_the_resume_and_lost_its_agent_is_not_joined_by_another() {
+    let mut cfg = SimConfig::three_nodes(2315168596445477548);
+    cfg.dcs_rtt_ms = 50;
+    let schedule = FaultSchedule::none()
+        .at(5_892, Fault::Pause)
+        .at(
+            49_476,
+            Fault::CutDcs {
+                node: 1,
+                for_ms: 38_262,
+            },
+        )
+        .at(76_232, Fault::Resume)
+        .at(
+            87_788,
+            Fault::KillAgent {
+                node: 1,
+                for_ms: 12_408,
+            },
+        );
+    if let Err(failure) = patroni_core::sim::check(&cfg, &schedule) {
+        panic!("{failure}");
+    }
+}

@@ -155,7 +155,7 @@ impl Ha {
         }
     }
 
-    /// Branch E4 and §1.3: nothing on disk yet.
+    /// Nothing on disk yet: bootstrap, clone, or wait for whoever is doing it.
     fn empty_data_dir(&mut self, cy: &Cycle<'_>) -> Decision {
         let take_lost = cy
             .obs

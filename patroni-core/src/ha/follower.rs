@@ -82,7 +82,7 @@ impl Ha {
         })
     }
 
-    /// Branch L4: the lock is someone else's and our database runs.
+    /// The lock is someone else's and our database runs.
     pub(super) fn follow(&mut self, cy: &Cycle<'_>) -> Decision {
         let local = &cy.obs.local;
         let leader_name = cy.other_leader_name().unwrap_or_default();

@@ -55,7 +55,7 @@ impl Ha {
         }
     }
 
-    /// Branch L2 with a standby database: the lock is ours, so finish the promotion.
+    /// We hold the lock with a standby database: the lock is ours, so finish the promotion.
     fn promote_with_lock(&mut self, cy: &Cycle<'_>) -> Decision {
         if cy.paused {
             let for_me = cy

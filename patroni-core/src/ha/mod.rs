@@ -22,7 +22,7 @@ use std::sync::Arc;
 use crate::action::ActionKind;
 use crate::policy::{Candidate, FailoverPolicy, PatroniPolicy, RaceContext};
 use crate::{
-    Action, Cluster, Decision, DynamicConfig, Lsn, Member, MemberData, MemberState, Node,
+    Action, Cluster, Decision, DynamicConfig, Endpoint, Lsn, Member, MemberData, MemberState, Node,
     Observation, Outcome, OutcomeResult, ProcessState, Tags,
 };
 
@@ -90,6 +90,9 @@ struct Memory {
     following: Option<String>,
     /// The last leader seen, by name and tags (for the policy's former-leader rules).
     former_leader: Option<(String, Tags)>,
+    /// Where the last leader's database listens, from its member key: a receiver still streaming
+    /// from there is asked about through that member, not counted as an unknown primary.
+    former_endpoint: Option<Endpoint>,
     /// Since when the local database has not been running (stopped, crashed or starting).
     down_since: Option<u64>,
     /// An `Auto` rebuild failed, so the next one copies everything.
@@ -117,6 +120,10 @@ struct Memory {
     /// The last time `/config` said paused: after a resume nobody races for `ttl`, the longest a
     /// primary left running without the lock in pause can outlive its agent (its fence's deadline).
     paused_seen: Option<u64>,
+    /// We saw the cluster paused and no lock holder has shown since that it saw the resume: a
+    /// leader cut off from the DCS while paused keeps its database writable without the lock, and
+    /// only learns of the resume when it reaches the DCS again.
+    resume_unconfirmed: bool,
     /// Since when `/initialize` has said "bootstrapping" with nobody doing it.
     stale_init_since: Option<u64>,
     /// Since when the cluster has been unlocked, for `primary_race_backoff`.
@@ -348,6 +355,15 @@ impl Ha {
         };
         if cycle.paused {
             self.mem.paused_seen = Some(obs.now);
+            self.mem.resume_unconfirmed = true;
+        } else if cluster
+            .leader
+            .as_ref()
+            .and_then(|l| cluster.member(&l.name))
+            .is_some_and(|m| !m.data.pause)
+        {
+            // The lock holder published its member key unpaused: it runs under the lease again.
+            self.mem.resume_unconfirmed = false;
         }
         let mut decision = self.decide(&cycle);
         decision = self.fence_lockless_primary(&cycle, decision);
@@ -379,6 +395,7 @@ impl Ha {
         if let Some(leader) = &cluster.leader {
             if let Some(m) = cluster.member(&leader.name) {
                 self.mem.former_leader = Some((m.name.clone(), m.data.tags.clone()));
+                self.mem.former_endpoint = Endpoint::from_conn_url(&m.data.conn_url).ok();
             } else if self
                 .mem
                 .former_leader
@@ -386,6 +403,7 @@ impl Ha {
                 .is_none_or(|(n, _)| *n != leader.name)
             {
                 self.mem.former_leader = Some((leader.name.clone(), Tags::default()));
+                self.mem.former_endpoint = None;
             }
         }
         if cluster.leader.is_some() {
@@ -417,7 +435,8 @@ impl Ha {
         }
     }
 
-    /// The main branch table, first match wins (research §1: A, C–G, then U or L).
+    /// The main branch table, first match wins: a running task, the DCS view, bootstrap, the
+    /// local database, then the unlocked (race) or locked (lead or follow) branches.
     fn decide(&mut self, cy: &Cycle<'_>) -> Decision {
         if let Some(task) = cy.obs.task {
             return self.busy(cy, task.kind);

@@ -1,9 +1,11 @@
-//! Nobody holds the lock: decide whether this node is the healthiest and may race for it (research §3.1, §3.3).
+//! Nobody holds the lock: decide whether this node is the healthiest and may race for it, as
+//! Patroni's `is_healthiest_node` does, with the stricter rules noted where they apply.
 
 use super::{member_candidate, Cycle, Ha};
 use crate::policy::{Candidate, Ineligible};
 use crate::{
-    Action, DbRole, Decision, MemberRole, MemberState, PeerStatus, ProcessState, StopMode, Tags,
+    Action, DbRole, Decision, Endpoint, MemberRole, MemberState, PeerStatus, ProcessState,
+    StopMode, Tags,
 };
 
 /// How a pending `/failover` request shapes our race.
@@ -91,7 +93,7 @@ impl Ha {
         self.race_as_standby(cy)
     }
 
-    /// Research §3.1 rule 4: a running primary takes the free lock unless it is on a stale timeline.
+    /// A running primary takes the free lock unless it is on a stale timeline.
     fn race_as_primary(&mut self, cy: &Cycle<'_>) -> Decision {
         let local = &cy.obs.local;
         let me = cy.me();
@@ -156,7 +158,7 @@ impl Ha {
         }
     }
 
-    /// Research §3.1 and §3.3 for a running standby.
+    /// A running standby: eligible, healthiest among the peers that answered, and not held back.
     fn race_as_standby(&mut self, cy: &Cycle<'_>) -> Decision {
         let me = cy.me();
         let me_c = cy.me_candidate();
@@ -177,7 +179,7 @@ impl Ha {
             },
         };
         let old_leader = failover.and_then(|f| f.value.leader.as_deref());
-        // Unlike Patroni (§3.3), an operator's request does not lift `maximum_lag_on_failover`:
+        // Unlike Patroni, an operator's request does not lift `maximum_lag_on_failover`:
         // promoting a lagging member loses acknowledged writes, which no request should do silently.
         // The refusal carries the lag, and raising the limit in /config is the explicit way through.
         let ctx = cy.race_context(cy.cluster.leader_optime(), &self.mem);
@@ -297,6 +299,15 @@ impl Ha {
                 Some(format!("Primary ({}) is still alive", p.name)),
             );
         }
+        if let Some(upstream) = self.unnamed_upstream(cy, &peers) {
+            return refuse(
+                me,
+                Ineligible::Policy(format!("streaming from {upstream}, a live server")),
+                Some(format!(
+                    "my database still streams from {upstream}, whose agent nobody can ask: it may run as primary without the lock"
+                )),
+            );
+        }
         if !matches!(request, Request::ForMe) {
             for p in &peers {
                 // A member without a key (its lease ran out) cannot race: only its primary
@@ -341,6 +352,47 @@ impl Ha {
         }
     }
 
+    /// The server our database still streams from, when neither a member key nor our memory of
+    /// the last leader names it. A live WAL sender is a running server: after an agent restart
+    /// (no memory) it may be a primary that lost its key while cut off in pause, and no probe can
+    /// reach an agent nobody knows the address of. A known former leader is asked instead: its
+    /// answer decides, so a silently vanished host does not hold the race for the receiver's
+    /// timeout.
+    ///
+    /// After a resume that no lock holder has confirmed, a silent former leader counts as such a
+    /// server too while our database streams from it: it may have been cut off in pause (so it
+    /// never saw the resume) and then lost its agent, leaving nobody to stop it.
+    fn unnamed_upstream(&self, cy: &Cycle<'_>, peers: &[&PeerStatus]) -> Option<String> {
+        let rx = cy.obs.local.receiver.as_ref().filter(|r| r.streaming)?;
+        let Some(host) = rx.upstream_host.as_deref() else {
+            return Some("an upstream that reports no address".into());
+        };
+        let names = |e: &Endpoint| match rx.upstream_port {
+            Some(port) => e.is(host, port),
+            None => e.host.eq_ignore_ascii_case(host),
+        };
+        let by_key = cy.cluster.members.iter().any(|m| {
+            m.name != cy.me()
+                && Endpoint::from_conn_url(&m.data.conn_url).is_ok_and(|e| names(&e))
+        });
+        let former = self.mem.former_endpoint.as_ref().is_some_and(names);
+        let former_silent = self.mem.former_leader.as_ref().is_some_and(|(n, _)| {
+            n != cy.me() && !peers.iter().any(|p| p.name == *n)
+        });
+        let paused_former = former && former_silent && self.mem.resume_unconfirmed;
+        if (by_key || former) && !paused_former {
+            return None;
+        }
+        Some(match rx.upstream_port {
+            Some(port) => Endpoint {
+                host: host.to_string(),
+                port,
+            }
+            .to_string(),
+            None => host.to_string(),
+        })
+    }
+
     /// Just resumed with nobody holding the lock and a member that did not answer: a primary
     /// that ran without the lock while paused may still be writable if its agent stalled, and
     /// only its fence stops it, within `ttl` of its agent's last cycle. Wait that long.
@@ -355,7 +407,7 @@ impl Ha {
         )))
     }
 
-    /// Research U1: with `primary_race_backoff`, hold the race back during the first loop of the
+    /// With `primary_race_backoff`, hold the race back during the first loop of the
     /// window, and while WAL still arrives before the window ends, so the most advanced standby wins.
     fn race_backoff(&self, cy: &Cycle<'_>) -> Option<Decision> {
         let backoff = cy.config.primary_race_backoff.saturating_mul(1000);

@@ -33,7 +33,7 @@ impl Ha {
         cy.config.primary_start_timeout.saturating_mul(1000)
     }
 
-    /// Branch A1: a primary start (crash recovery) running in the background took too long.
+    /// A primary start (crash recovery) running in the background took too long.
     pub(super) fn start_timeout_during_task(
         &self,
         cy: &Cycle<'_>,

@@ -1,4 +1,4 @@
-//! Switchover and manual failover, leader side (research §1.4): demote for a healthy candidate, or clear the request.
+//! Switchover and manual failover, leader side: demote for a healthy candidate, or clear the request.
 
 use super::{member_candidate, Cycle, Ha};
 use crate::policy::Ineligible;
@@ -23,7 +23,7 @@ fn note(actions: Vec<Action>, message: String) -> Handover {
 }
 
 impl Ha {
-    /// Branch §1.4: the leader decides about a switchover or manual failover request.
+    /// The leader decides about a switchover or manual failover request.
     pub(super) fn handover(&mut self, cy: &Cycle<'_>) -> Handover {
         let Some(fo) = cy.cluster.failover.as_ref().filter(|f| !f.value.is_empty()) else {
             return Handover::Nothing;

@@ -1,4 +1,4 @@
-//! Synchronous replication, leader side (research §3.4): choose standbys, keep `/sync` and the GUC in order.
+//! Synchronous replication, leader side: choose standbys, keep `/sync` and the GUC in order.
 //!
 //! Ordering invariant: a standby is removed from `/sync` before the database stops waiting for it,
 //! and recorded in `/sync` only after the database reports it `sync` and it has flushed every

@@ -1,6 +1,6 @@
 //! The properties checked after every event, one module each (after openraft's tests-turmoil).
 //!
-//! | module | property (DESIGN.md "Safety and liveness") |
+//! | module | property |
 //! |---|---|
 //! | [`single_primary`] | at no instant do two databases accept writes |
 //! | [`promote_with_lock`] | a node promotes (or starts as primary) only while holding the leader lock |

@@ -1,4 +1,4 @@
-//! In pause mode the agents take no automatic action on the database (DESIGN.md safety 5):
+//! In pause mode the agents take no automatic action on the database:
 //! no start, stop, restart, promotion, demotion or rebuild unless an operator asked for a
 //! switchover or failover, which Patroni still carries out while paused.
 

@@ -1,4 +1,4 @@
-//! (a) At no instant do two databases accept writes (DESIGN.md safety 1, Raft's election safety).
+//! (a) At no instant do two databases accept writes (Raft's election safety).
 
 use super::{Invariant, Snapshot};
 
