@@ -243,6 +243,9 @@ impl Agent {
             }
             let (decision, cluster) = self.cycle(outcomes, task, last_local, peers.take()).await;
             self.apply_lease_timing().await;
+            if task.is_none() {
+                self.apply_parameters().await;
+            }
             let acted_from = outcomes.len();
             let (message, ineligible) = (decision.message.clone(), decision.ineligible.clone());
             let probing = decision.has(ActionKind::FetchPeerStatus);
@@ -287,6 +290,27 @@ impl Agent {
             .set_timing(Duration::from_millis(ttl), Duration::from_millis(loop_wait))
             .await;
         self.lease_timing = Some(timing);
+    }
+
+    /// Hands `/config`'s server parameters to the database before the decision runs, so a start
+    /// in this cycle already uses them. Never while a task runs: a start, promotion or rebuild
+    /// in the background rewrites the same files.
+    async fn apply_parameters(&mut self) {
+        let Some(params) = self.ha.cluster_parameters().cloned() else {
+            return;
+        };
+        let bound = self.exec.dcs_timeout.max(Duration::from_secs(10));
+        match timeout(bound, self.exec.db.apply_parameters(&params)).await {
+            Ok(Ok(true)) => tracing::info!("applied the server parameters from /config"),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!("could not apply the server parameters from /config: {e}")
+            }
+            Err(_) => tracing::warn!(
+                "applying the server parameters from /config took longer than {} s",
+                bound.as_secs()
+            ),
+        }
     }
 
     /// Whether fencing works as `watchdog.mode` asks (only `required` can make this false).

@@ -25,6 +25,7 @@ mod lsn;
 mod member;
 mod memory_dcs;
 mod observation;
+pub mod parameters;
 mod peer;
 pub mod policy;
 pub mod ports;

@@ -184,4 +184,12 @@ pub trait Database: Send + Sync {
     ) -> Result<(), DbError>;
     /// Sets which standbys commits wait for; an empty list turns waiting off.
     async fn set_sync_standbys(&self, names: &[String], count: u32) -> Result<(), DbError>;
+    /// Takes the cluster's server parameters (`postgresql.parameters` in `/config`), merged
+    /// with the node's own as [`crate::parameters::effective`] says: kept for every later start
+    /// and, on a running server, applied by reload (what needs a restart then shows as
+    /// `pending_restart`). Returns whether the server's configuration changed.
+    async fn apply_parameters(
+        &self,
+        cluster: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<bool, DbError>;
 }

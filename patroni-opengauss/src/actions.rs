@@ -9,9 +9,10 @@ use patroni_core::{
 };
 
 use crate::adapter::host_of_conn_url;
-use crate::commands::{sync_standby_names, ServerMode};
+use crate::commands::{quoted, sync_standby_names, ServerMode};
 use crate::ctl_output::{CtlOutcome, CtlReport, Verb};
 use crate::OpenGauss;
+use patroni_core::parameters::value_text;
 use patroni_postgres::command::{CommandOutput, CommandSpec};
 
 impl OpenGauss {
@@ -366,5 +367,45 @@ impl Database for OpenGauss {
             ),
         ];
         self.guc(running, &params).await
+    }
+
+    /// openGauss takes only what `/config` sets (its defaults differ from PostgreSQL's, so
+    /// Patroni's PostgreSQL defaults are not imposed), changed values only, through `gs_guc`:
+    /// `reload` on a running server, `set` otherwise.
+    async fn apply_parameters(
+        &self,
+        cluster: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<bool, DbError> {
+        if self.data_dir_state() != DataDirState::Initialized {
+            return Ok(false);
+        }
+        let wanted: Vec<(String, String)> = cluster
+            .iter()
+            .filter_map(|(k, v)| Some((k.to_ascii_lowercase(), value_text(v)?)))
+            .collect();
+        let changed: Vec<(String, String)> = {
+            let applied = self.applied_params.lock().expect("params lock");
+            wanted
+                .into_iter()
+                .filter(|(k, v)| applied.get(k) != Some(v))
+                .collect()
+        };
+        if changed.is_empty() {
+            return Ok(false);
+        }
+        let args: Vec<(String, String)> = changed
+            .iter()
+            .map(|(k, v)| {
+                let plain = v.parse::<f64>().is_ok() || matches!(v.as_str(), "on" | "off");
+                (k.clone(), if plain { v.clone() } else { quoted(v) })
+            })
+            .collect();
+        let running = self.inspect().await.db.process.is_alive();
+        self.guc(running, &args).await?;
+        self.applied_params
+            .lock()
+            .expect("params lock")
+            .extend(changed);
+        Ok(true)
     }
 }

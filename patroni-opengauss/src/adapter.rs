@@ -32,6 +32,8 @@ pub struct OpenGauss {
     pub(crate) known_term: AtomicU64,
     pub(crate) was_primary: AtomicBool,
     pub(crate) last_sql_error: Mutex<Option<DbError>>,
+    /// The `/config` parameters last written with gs_guc, so only changes are sent.
+    pub(crate) applied_params: Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 /// One observation with the raw HA block kept (Pending is a Standby to the core, not to gs_ctl).
@@ -74,6 +76,7 @@ impl OpenGauss {
             known_term: AtomicU64::new(0),
             was_primary: AtomicBool::new(false),
             last_sql_error: Mutex::new(None),
+            applied_params: Mutex::new(Default::default()),
         })
     }
 

@@ -666,3 +666,43 @@ fn legacy_prefix_is_tolerated() {
     let out = "2020-07-25 15:58:52  15481 gs_ctl: waiting for server to start...\n.... done\n2020-07-25 15:58:55  15481 gs_ctl: server started (/opt/og/data)\n";
     assert_eq!(parse_ctl(Verb::Start, out).outcome, CtlOutcome::Started);
 }
+
+#[tokio::test]
+async fn cluster_parameters_are_sent_once_each_with_gs_guc() {
+    let rig = Rig::new();
+    seen_running(&rig, "gs_ctl_query_primary_no_standby_connected.txt");
+    reply(&rig.runner, "gs_guc_reload_success.txt");
+    let params =
+        serde_json::json!({"work_mem": "8MB", "max_connections": 200, "enable_seqscan": false});
+    let params = params.as_object().unwrap();
+    assert!(rig.db.apply_parameters(params).await.unwrap());
+    assert_eq!(
+        rig.lines()[2],
+        "/og/bin/gs_guc reload -D D -c enable_seqscan=off -c max_connections=200 -c work_mem='8MB'"
+    );
+    // Unchanged: nothing is sent again.
+    assert!(!rig.db.apply_parameters(params).await.unwrap());
+    assert_eq!(rig.lines().len(), 3);
+    // One change, on a stopped server: `gs_guc set` with that value only.
+    seen_stopped(&rig);
+    rig.runner.reply_stdout(0, guc_set_output());
+    let mut changed = params.clone();
+    changed.insert("work_mem".into(), "16MB".into());
+    assert!(rig.db.apply_parameters(&changed).await.unwrap());
+    assert_eq!(
+        rig.lines().last().unwrap(),
+        "/og/bin/gs_guc set -D D -c work_mem='16MB'"
+    );
+}
+
+#[tokio::test]
+async fn cluster_parameters_wait_for_an_initialised_data_directory() {
+    let rig = Rig::with(|_| {}, false);
+    let params = serde_json::json!({"work_mem": "8MB"});
+    assert!(!rig
+        .db
+        .apply_parameters(params.as_object().unwrap())
+        .await
+        .unwrap());
+    assert!(rig.lines().is_empty());
+}

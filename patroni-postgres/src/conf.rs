@@ -4,6 +4,7 @@
 //! `postgresql.conf` is rewritten before every start because `pg_basebackup` and `pg_rewind` copy
 //! the source's files, whose port and socket are the source's, not ours.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -56,15 +57,16 @@ fn quote(v: &str) -> String {
     format!("'{}'", v.replace('\\', "\\\\").replace('\'', "''"))
 }
 
-/// The managed `postgresql.conf` text for `role`.
-pub fn render(cfg: &PostgresConfig, role: &ConfRole) -> String {
+/// The managed `postgresql.conf` text for `role` with the server parameters `params` (the
+/// merge of `/config`'s and the node's own, see [`patroni_core::parameters::effective`]).
+pub fn render(cfg: &PostgresConfig, params: &BTreeMap<String, String>, role: &ConfRole) -> String {
     let mut out = vec![
         MARKER.to_string(),
         "include_if_exists 'postgresql.base.conf'".into(),
         format!("listen_addresses = {}", quote(&cfg.listen_hosts())),
         format!("port = {}", cfg.port().unwrap_or(5432)),
     ];
-    if !cfg.parameters.contains_key("unix_socket_directories") {
+    if !params.contains_key("unix_socket_directories") {
         out.push(format!(
             "unix_socket_directories = {}",
             quote(&cfg.socket_dir().display().to_string())
@@ -76,12 +78,12 @@ pub fn render(cfg: &PostgresConfig, role: &ConfRole) -> String {
             quote(&cfg.config_dir().join("pg_hba.conf").display().to_string())
         ));
     }
-    if cfg.use_pg_rewind && !cfg.parameters.contains_key("wal_log_hints") {
+    if cfg.use_pg_rewind && !params.contains_key("wal_log_hints") {
         out.push("wal_log_hints = 'on'".into());
     }
-    for (k, v) in &cfg.parameters {
+    for (k, v) in params {
         if !DERIVED.contains(&k.as_str()) {
-            out.push(format!("{k} = {}", v.to_conf()));
+            out.push(format!("{k} = {}", quote(v)));
         }
     }
     if let ConfRole::Standby { primary_conninfo } = role {
@@ -93,6 +95,13 @@ pub fn render(cfg: &PostgresConfig, role: &ConfRole) -> String {
     }
     out.push(String::new());
     out.join("\n")
+}
+
+/// The managed `postgresql.conf` as it is on disk, if we wrote it.
+pub fn managed_text(cfg: &PostgresConfig) -> Option<String> {
+    fs::read_to_string(conf_path(cfg))
+        .ok()
+        .filter(|t| t.starts_with(MARKER))
 }
 
 /// Reads back the `primary_conninfo` we wrote, to tell whether a follow changes anything.
@@ -123,7 +132,11 @@ pub fn render_hba(cfg: &PostgresConfig) -> String {
 }
 
 /// Moves the original `postgresql.conf` aside (once) and writes ours, `pg_hba.conf` and the role's signal file.
-pub fn prepare(cfg: &PostgresConfig, role: &ConfRole) -> Result<(), DbError> {
+pub fn prepare(
+    cfg: &PostgresConfig,
+    params: &BTreeMap<String, String>,
+    role: &ConfRole,
+) -> Result<(), DbError> {
     let conf = conf_path(cfg);
     let base = base_conf_path(cfg);
     let ours = fs::read_to_string(&conf)
@@ -138,7 +151,7 @@ pub fn prepare(cfg: &PostgresConfig, role: &ConfRole) -> Result<(), DbError> {
             ))
         })?;
     }
-    write_file(&conf, &render(cfg, role), 0o600, cfg.run_as)?;
+    write_file(&conf, &render(cfg, params, role), 0o600, cfg.run_as)?;
     write_file(
         &cfg.config_dir().join("pg_hba.conf"),
         &render_hba(cfg),
@@ -219,10 +232,18 @@ mod tests {
         c
     }
 
+    fn params(c: &PostgresConfig) -> BTreeMap<String, String> {
+        c.parameters
+            .iter()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect()
+    }
+
     #[test]
     fn renders_standby_settings_and_keeps_derived_ones() {
         let text = render(
             &cfg(),
+            &params(&cfg()),
             &ConfRole::Standby {
                 primary_conninfo: Some("host=h port=1 password='it\\'s'".into()),
             },
@@ -234,7 +255,7 @@ mod tests {
         assert!(text.contains("wal_log_hints = 'on'"));
         assert!(text.contains("unix_socket_directories = '/srv/pg/data.sock'"));
         assert!(text.contains("recovery_target_timeline = 'latest'"));
-        let primary = render(&cfg(), &ConfRole::Primary);
+        let primary = render(&cfg(), &params(&cfg()), &ConfRole::Primary);
         assert!(!primary.contains("primary_conninfo"));
     }
 
@@ -249,6 +270,7 @@ mod tests {
         let ci = "host=h port=1 user=r password='a\\'b''c'".to_string();
         prepare(
             &c,
+            &params(&c),
             &ConfRole::Standby {
                 primary_conninfo: Some(ci.clone()),
             },
@@ -260,7 +282,7 @@ mod tests {
             "original = 1\n"
         );
         assert!(dir.join("standby.signal").exists());
-        prepare(&c, &ConfRole::Primary).unwrap();
+        prepare(&c, &params(&c), &ConfRole::Primary).unwrap();
         assert!(!dir.join("standby.signal").exists());
         assert_eq!(
             fs::read_to_string(dir.join("postgresql.base.conf")).unwrap(),

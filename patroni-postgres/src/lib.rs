@@ -18,6 +18,7 @@ pub mod datadir;
 mod observe;
 mod postgres;
 mod rebuild;
+mod settings;
 pub mod sql;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -88,5 +89,12 @@ impl Database for Postgres {
     /// commits rather than acknowledging unreplicated ones.
     async fn set_sync_standbys(&self, names: &[String], count: u32) -> Result<(), DbError> {
         self.set_sync_impl(names, count).await
+    }
+
+    async fn apply_parameters(
+        &self,
+        cluster: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<bool, DbError> {
+        self.apply_parameters_impl(cluster).await
     }
 }

@@ -161,6 +161,7 @@ impl Postgres {
                 };
             }
         }
+                self.observe_control(&cd);
     }
 
     async fn observe_sql(&self, db: &mut LocalDb) -> Result<(), patroni_core::DbError> {

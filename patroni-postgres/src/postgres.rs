@@ -10,6 +10,7 @@ use crate::conf::{self, ConfRole};
 use crate::config::{InitdbOption, PgConfigError, PostgresConfig};
 use crate::conninfo::member_endpoint;
 use crate::datadir::{self, chown, file_len, live_postmaster, log_tail, ProcessId};
+use crate::settings::Settings;
 use crate::sql::{Row, Sql};
 
 /// Programs that refuse to run as root or would leave root-owned data behind.
@@ -49,6 +50,8 @@ pub struct Postgres {
     /// The postmaster last seen running: it can still be found (and stopped) when its data
     /// directory, and the `postmaster.pid` in it, can no longer be read.
     postmaster: Mutex<Option<ProcessId>>,
+    /// The cluster's parameters and the control file's floors (see [`crate::settings`]).
+    pub(crate) settings: Mutex<Settings>,
 }
 
 impl std::fmt::Debug for Postgres {
@@ -84,6 +87,7 @@ impl Postgres {
             runner,
             log_mark: Mutex::new(mark),
             postmaster: Mutex::new(None),
+            settings: Mutex::new(Settings::default()),
         })
     }
 
@@ -223,7 +227,7 @@ impl Postgres {
             DataDirState::Unreadable(why) => return Err(DbError::Io(why)),
         }
         datadir::check_owner(&self.cfg.data_dir, self.cfg.run_as)?;
-        conf::prepare(&self.cfg, role)
+        conf::prepare(&self.cfg, &self.run_parameters(role), role)
     }
 
     /// The managed-config role for a start request, resolving the upstream's conninfo.
@@ -478,7 +482,8 @@ impl Postgres {
         // this server reads it from there, so old primaries can rewind right away.
         self.query("CHECKPOINT").await?;
         // Later restarts must come up as primary whatever the old conninfo said.
-        conf::prepare(&self.cfg, &ConfRole::Primary)
+        let role = ConfRole::Primary;
+        conf::prepare(&self.cfg, &self.run_parameters(&role), &role)
     }
 
     pub(crate) async fn demote_impl(&self, mode: StopMode) -> Result<(), DbError> {

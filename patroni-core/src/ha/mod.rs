@@ -277,6 +277,13 @@ impl Ha {
         self.mem.lease_timing
     }
 
+    /// The server parameters the cluster runs with (`postgresql.parameters` of the `/config` the
+    /// last decision used, or of `bootstrap.dcs` before there is one); `None` before the first
+    /// DCS read, so a node cut off at start never runs with parameters nobody set.
+    pub fn cluster_parameters(&self) -> Option<&serde_json::Map<String, serde_json::Value>> {
+        self.mem.config.as_ref().map(|c| &c.postgresql.parameters)
+    }
+
     /// What this node's fence must do after the cycle at `now`: the one composition of
     /// [`fence_order`](crate::fence_order) and [`fence_margin_ms`](crate::fence_margin_ms) with
     /// this node's lease, pause and timing, for the daemon's fence and the simulator's alike.

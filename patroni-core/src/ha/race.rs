@@ -372,13 +372,14 @@ impl Ha {
             None => e.host.eq_ignore_ascii_case(host),
         };
         let by_key = cy.cluster.members.iter().any(|m| {
-            m.name != cy.me()
-                && Endpoint::from_conn_url(&m.data.conn_url).is_ok_and(|e| names(&e))
+            m.name != cy.me() && Endpoint::from_conn_url(&m.data.conn_url).is_ok_and(|e| names(&e))
         });
         let former = self.mem.former_endpoint.as_ref().is_some_and(names);
-        let former_silent = self.mem.former_leader.as_ref().is_some_and(|(n, _)| {
-            n != cy.me() && !peers.iter().any(|p| p.name == *n)
-        });
+        let former_silent = self
+            .mem
+            .former_leader
+            .as_ref()
+            .is_some_and(|(n, _)| n != cy.me() && !peers.iter().any(|p| p.name == *n));
         let paused_former = former && former_silent && self.mem.resume_unconfirmed;
         if (by_key || former) && !paused_former {
             return None;
