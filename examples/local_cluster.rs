@@ -52,7 +52,7 @@ bootstrap:
     retry_timeout: 4
     postgresql:
       use_pg_rewind: true
-      parameters: {{wal_log_hints: "on", wal_keep_size: 64MB}}
+      parameters: {{wal_log_hints: "on", wal_keep_size: 64MB, max_connections: 30}}
 postgresql:
   listen: "127.0.0.1:{pg}"
   data_dir: {data}
@@ -61,7 +61,7 @@ postgresql:
   authentication:
     superuser: {{username: postgres, password: "{pw}"}}
     replication: {{username: replicator, password: "{pw}"}}
-  parameters: {{shared_buffers: 16MB, max_connections: 30, fsync: "off"}}
+  parameters: {{shared_buffers: 16MB, fsync: "off"}}
 "#,
         data = dir.join("data").display(),
         bin = pg_bin_dir().display(),

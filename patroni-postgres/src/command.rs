@@ -57,11 +57,12 @@ impl CommandSpec {
                 format!("'{}'", s.replace('\'', r"'\''"))
             }
         };
-        std::iter::once(self.program.to_string_lossy().into_owned())
+        let line = std::iter::once(self.program.to_string_lossy().into_owned())
             .chain(self.args.iter().cloned())
             .map(|a| quote(&a))
             .collect::<Vec<_>>()
-            .join(" ")
+            .join(" ");
+        crate::conninfo::redact(&line)
     }
 }
 

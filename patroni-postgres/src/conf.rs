@@ -185,7 +185,9 @@ pub fn write_pgpass(cfg: &PostgresConfig) -> Result<PathBuf, DbError> {
     Ok(path)
 }
 
-/// The conninfo a standby (or `pg_basebackup`) streams from `upstream` with.
+/// The conninfo a standby (or `pg_basebackup`) streams from `upstream` with. The password stays
+/// in the pgpass file ([`write_pgpass`]): `primary_conninfo` is readable by anyone with
+/// `pg_read_all_settings`, and a command line by anyone running `ps`.
 pub fn replication_conninfo(
     cfg: &PostgresConfig,
     member_name: &str,
@@ -196,7 +198,7 @@ pub fn replication_conninfo(
         ("host", &upstream.host),
         ("port", &upstream.port.to_string()),
         ("user", &user.username),
-        ("password", user.password.as_deref().unwrap_or("")),
+        ("passfile", &cfg.pgpass().display().to_string()),
         ("application_name", member_name),
         ("connect_timeout", "5"),
     ])

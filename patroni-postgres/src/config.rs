@@ -146,7 +146,7 @@ pub struct PostgresConfig {
     /// Where the managed `postgresql.conf` and `pg_hba.conf` go, when not in the data directory.
     #[serde(default)]
     pub config_dir: Option<PathBuf>,
-    /// The password file the agent writes for replication and rewind connections (default `<data_dir>/../pgpass.<dir name>`).
+    /// The password file the agent writes for replication and rewind connections (default `<data_dir>.pgpass`, beside the data directory).
     #[serde(default)]
     pub pgpass: Option<PathBuf>,
     /// The roles the agent uses.

@@ -227,6 +227,15 @@ impl Postgres {
             DataDirState::Unreadable(why) => return Err(DbError::Io(why)),
         }
         datadir::check_owner(&self.cfg.data_dir, self.cfg.run_as)?;
+        if matches!(
+            role,
+            ConfRole::Standby {
+                primary_conninfo: Some(_)
+            }
+        ) {
+            // `primary_conninfo` names the password file instead of carrying the password.
+            conf::write_pgpass(&self.cfg)?;
+        }
         conf::prepare(&self.cfg, &self.run_parameters(role), role)
     }
 

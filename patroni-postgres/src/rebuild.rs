@@ -100,7 +100,12 @@ impl Postgres {
         let cfg = self.config();
         let su = cfg.authentication.superuser.username.clone();
         let password = |pw: &Option<String>| match pw {
-            Some(p) => format!(" PASSWORD {}", literal(p)),
+            // The server stores a SCRAM verifier either way; sending one keeps the password out
+            // of the server log (a failed statement is logged with its text) and of our errors.
+            Some(p) => format!(
+                " PASSWORD {}",
+                literal(&postgres_protocol::password::scram_sha_256(p.as_bytes()))
+            ),
             None => String::new(),
         };
         if let Some(rep) = &cfg.authentication.replication {

@@ -124,7 +124,7 @@ impl Sql {
                 // A query past its deadline leaves the session in an unknown state: drop it.
                 *guard = None;
                 return Err(DbError::Timeout {
-                    command: sql.chars().take(80).collect(),
+                    command: crate::conninfo::redact(&sql.chars().take(80).collect::<String>()),
                     secs: self.timeout.as_secs(),
                 });
             }

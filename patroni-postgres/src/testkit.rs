@@ -121,9 +121,7 @@ pub fn test_config(dir: &Path) -> PostgresConfig {
         ("shared_buffers", "16MB"),
         ("fsync", "off"),
         ("synchronous_commit", "local"),
-        ("max_connections", "20"),
         ("max_wal_size", "256MB"),
-        ("wal_keep_size", "64MB"),
         ("log_line_prefix", "%m [%p] "),
         ("wal_retrieve_retry_interval", "500ms"),
     ] {

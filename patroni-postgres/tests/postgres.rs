@@ -478,17 +478,25 @@ async fn a_hung_pg_ctl_is_killed_and_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_whose_wal_is_gone_cannot_follow() {
-    let a = PgNode::new("a", |c| {
-        c.parameters.insert("wal_keep_size".into(), "0".into());
-    });
+    let a = PgNode::new("a", |_| {});
+    // `wal_keep_size` must match across members, so it comes from `/config` only; 16 MB is the
+    // least the agent lets through (Patroni's minimum).
+    let params = serde_json::json!({"wal_keep_size": "16MB"});
+    a.pg.apply_parameters(params.as_object().unwrap())
+        .await
+        .unwrap();
     a.pg.bootstrap().await.unwrap();
+    assert_eq!(
+        a.pg.query("SHOW wal_keep_size").await.unwrap()[0][0].as_deref(),
+        Some("16MB")
+    );
     let b = PgNode::new("b", |_| {});
     b.pg.clone_from(&a.member()).await.unwrap();
     wait_until(&b.pg, "streaming", 30, streaming).await;
     b.pg.stop(StopMode::Fast).await.unwrap();
     // Without the standby connected and nothing kept, checkpoints recycle the WAL it still needs.
     a.pg.query("CREATE TABLE t (v int)").await.unwrap();
-    for _ in 0..6 {
+    for _ in 0..8 {
         a.pg.query("INSERT INTO t VALUES (1)").await.unwrap();
         a.pg.query("SELECT pg_switch_wal()").await.unwrap();
         a.pg.query("CHECKPOINT").await.unwrap();
@@ -511,7 +519,7 @@ async fn a_standby_whose_wal_is_gone_cannot_follow() {
 async fn a_failed_bootstrap_leaves_an_empty_data_directory() {
     let a = PgNode::new("a", |c| {
         c.parameters
-            .insert("max_connections".into(), "plenty".into());
+            .insert("shared_buffers".into(), "plenty".into());
     });
     let err = a.pg.bootstrap().await.unwrap_err();
     assert!(matches!(err, DbError::StartFailed { .. }), "{err}");
