@@ -26,6 +26,19 @@ pub struct CommandSpec {
     pub timeout: Duration,
     /// Run as this (uid, gid) — PostgreSQL and openGauss refuse to run as root.
     pub run_as: Option<(u32, u32)>,
+    /// For copies: judged by progress instead of `timeout`, see [`Progress`].
+    pub progress: Option<Progress>,
+}
+
+/// A copy's deadline: a base backup of a large database can take hours and must not be killed
+/// for being slow, but one that copies nothing (a hung primary, a dead link) must not hang the
+/// node for ever. The command is killed once `dir` has not grown for `stall`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// The directory the command fills.
+    pub dir: PathBuf,
+    /// How long it may copy nothing.
+    pub stall: Duration,
 }
 
 impl CommandSpec {
@@ -42,7 +55,17 @@ impl CommandSpec {
             cwd: None,
             timeout,
             run_as: None,
+            progress: None,
         }
+    }
+
+    /// Judges this command by the growth of `dir` instead of its timeout (see [`Progress`]).
+    pub fn with_progress(mut self, dir: impl Into<PathBuf>, stall: Duration) -> Self {
+        self.progress = Some(Progress {
+            dir: dir.into(),
+            stall,
+        });
+        self
     }
 
     /// The command line as a shell would show it, for logs, errors and recorded-call assertions.
@@ -118,6 +141,14 @@ pub enum CommandError {
         /// The deadline in seconds.
         secs: u64,
     },
+    /// A copy judged by progress wrote nothing for too long and was killed.
+    #[error("`{command}` copied nothing for {secs} s and was killed")]
+    Stalled {
+        /// The command line.
+        command: String,
+        /// How long it copied nothing, in seconds.
+        secs: u64,
+    },
     /// It could not be started for another reason.
     #[error("cannot run `{command}`: {reason}")]
     Spawn {
@@ -138,6 +169,11 @@ impl From<CommandError> for patroni_core::DbError {
             CommandError::Timeout { command, secs } => {
                 patroni_core::DbError::Timeout { command, secs }
             }
+            CommandError::Stalled { command, secs } => patroni_core::DbError::CommandFailed {
+                command,
+                status: "killed".into(),
+                output: format!("it copied nothing for {secs} s"),
+            },
             CommandError::Spawn { command, reason } => patroni_core::DbError::CommandFailed {
                 command,
                 status: "not started".into(),
@@ -186,7 +222,23 @@ impl CommandRunner for SystemRunner {
             },
         })?;
         let pid = child.id();
-        match tokio::time::timeout(spec.timeout, child.wait_with_output()).await {
+        let wait = child.wait_with_output();
+        let finished =
+            match &spec.progress {
+                None => tokio::time::timeout(spec.timeout, wait).await.map_err(|_| {
+                    CommandError::Timeout {
+                        command: command.clone(),
+                        secs: spec.timeout.as_secs(),
+                    }
+                }),
+                Some(p) => watch_progress(wait, p)
+                    .await
+                    .map_err(|secs| CommandError::Stalled {
+                        command: command.clone(),
+                        secs,
+                    }),
+            };
+        match finished {
             Ok(Ok(out)) => Ok(CommandOutput {
                 code: out.status.code(),
                 stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -196,18 +248,57 @@ impl CommandRunner for SystemRunner {
                 command,
                 reason: e.to_string(),
             }),
-            Err(_) => {
+            Err(e) => {
                 if let Some(pid) = pid {
                     // The child was started as leader of its own group: kill the whole group.
                     kill_group(pid);
                 }
-                Err(CommandError::Timeout {
-                    command,
-                    secs: spec.timeout.as_secs(),
-                })
+                Err(e)
             }
         }
     }
+}
+
+/// Waits for `wait` while `p.dir` keeps growing; `Err(seconds)` once it stood still for `p.stall`.
+async fn watch_progress<F: std::future::Future>(wait: F, p: &Progress) -> Result<F::Output, u64> {
+    let tick = (p.stall / 8).clamp(Duration::from_millis(50), Duration::from_secs(5));
+    let size = |dir: PathBuf| async move {
+        tokio::task::spawn_blocking(move || dir_size(&dir))
+            .await
+            .unwrap_or(0)
+    };
+    let mut last = size(p.dir.clone()).await;
+    let mut since = tokio::time::Instant::now();
+    tokio::pin!(wait);
+    loop {
+        tokio::select! {
+            out = &mut wait => return Ok(out),
+            _ = tokio::time::sleep(tick) => {
+                let now = size(p.dir.clone()).await;
+                if now != last {
+                    last = now;
+                    since = tokio::time::Instant::now();
+                } else if since.elapsed() >= p.stall {
+                    return Err(p.stall.as_secs());
+                }
+            }
+        }
+    }
+}
+
+/// Bytes in the files under `dir`, recursively (unreadable entries count as nothing).
+fn dir_size(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
 }
 
 fn kill_group(pid: u32) {
@@ -312,6 +403,44 @@ mod tests {
         );
         let err = SystemRunner.run(&spec).await.unwrap_err();
         assert!(matches!(err, CommandError::Timeout { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    /// A copy that keeps writing runs past its timeout (judged by progress, not wall time); one
+    /// that stops writing is killed once it has copied nothing for the stall window.
+    #[tokio::test]
+    async fn a_copy_is_judged_by_progress_not_by_wall_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().display().to_string();
+        let slow = CommandSpec::new(
+            "sh",
+            [
+                "-c",
+                &format!("for i in 1 2 3 4 5 6 7 8; do echo data >> {target}/f; sleep 0.2; done"),
+            ],
+            Duration::from_millis(300),
+        )
+        .with_progress(dir.path(), Duration::from_millis(800));
+        let started = std::time::Instant::now();
+        let out = SystemRunner.run(&slow).await.unwrap();
+        assert!(out.success());
+        assert!(
+            started.elapsed() > Duration::from_millis(1_200),
+            "ran past its timeout"
+        );
+
+        let stalled = CommandSpec::new(
+            "sh",
+            [
+                "-c",
+                &format!("echo data >> {target}/g; sleep 30 & sleep 30"),
+            ],
+            Duration::from_secs(60),
+        )
+        .with_progress(dir.path(), Duration::from_millis(500));
+        let started = std::time::Instant::now();
+        let err = SystemRunner.run(&stalled).await.unwrap_err();
+        assert!(matches!(err, CommandError::Stalled { .. }), "{err}");
         assert!(started.elapsed() < Duration::from_secs(10));
     }
 

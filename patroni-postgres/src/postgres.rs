@@ -167,9 +167,21 @@ impl Postgres {
         args: Vec<String>,
         timeout: Duration,
     ) -> Result<(String, CommandOutput), DbError> {
-        let spec = self.spec(program, args, timeout);
+        self.run_spec(self.spec(program, args, timeout)).await
+    }
+
+    /// Runs a prepared command (see [`run_raw`](Self::run_raw)).
+    pub(crate) async fn run_spec(
+        &self,
+        spec: CommandSpec,
+    ) -> Result<(String, CommandOutput), DbError> {
+        let program = spec
+            .program
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if spec.run_as.is_none()
-            && SERVER_PROGRAMS.contains(&program)
+            && SERVER_PROGRAMS.contains(&program.as_str())
             && datadir::current_euid() == 0
         {
             return Err(DbError::Unsupported(format!(
@@ -187,7 +199,16 @@ impl Postgres {
         args: Vec<String>,
         timeout: Duration,
     ) -> Result<CommandOutput, DbError> {
-        let (command, out) = self.run_raw(program, args, timeout).await?;
+        self.run_spec_checked(self.spec(program, args, timeout))
+            .await
+    }
+
+    /// Runs a prepared command and fails with [`DbError::CommandFailed`] on a non-zero exit.
+    pub(crate) async fn run_spec_checked(
+        &self,
+        spec: CommandSpec,
+    ) -> Result<CommandOutput, DbError> {
+        let (command, out) = self.run_spec(spec).await?;
         if out.success() {
             Ok(out)
         } else {

@@ -23,6 +23,12 @@ impl Postgres {
         self.config().timeout() * COPY_TIMEOUT_FACTOR
     }
 
+    /// How long a base backup may copy nothing before it is killed: it starts with a checkpoint
+    /// on the source (`-c fast`), which a busy primary may take a while to finish.
+    fn stall_timeout(&self) -> Duration {
+        (self.config().timeout() * 2).max(Duration::from_secs(60))
+    }
+
     fn require_empty(&self, what: &str) -> Result<(), DbError> {
         let dir = &self.config().data_dir;
         if is_empty_dir(dir) {
@@ -156,9 +162,10 @@ impl Postgres {
             "fast".into(),
             "--no-password".into(),
         ];
-        self.run_checked("pg_basebackup", args, self.copy_timeout())
-            .await
-            .map(|_| ())
+        let spec = self
+            .spec("pg_basebackup", args, self.copy_timeout())
+            .with_progress(target, self.stall_timeout());
+        self.run_spec_checked(spec).await.map(|_| ())
     }
 
     pub(crate) async fn clone_impl(&self, source: &Member) -> Result<(), DbError> {
