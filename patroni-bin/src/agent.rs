@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use patroni_core::executor::{Next, Rounds, Sequence};
+use patroni_core::slots::SlotKeeper;
 use patroni_core::{
     Action, ActionKind, Cluster, Database, DcsView, Decision, Ha, LocalDb, Node, Observation,
     Outcome, OutcomeResult, PeerStatus, ProcessState, RunningTask, StopMode,
@@ -104,6 +105,8 @@ pub struct Agent {
     fencing: Fencing,
     /// Every member's REST address seen so far, for probing one whose key has expired.
     api_urls: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Which downstream members were seen when, for their replication slots.
+    slots: SlotKeeper,
 }
 
 impl Agent {
@@ -126,6 +129,7 @@ impl Agent {
             lease_timing: None,
             fencing: Fencing::off(),
             api_urls: Default::default(),
+            slots: SlotKeeper::new(),
         }
     }
 
@@ -241,11 +245,15 @@ impl Agent {
                     *task = None;
                 }
             }
-            let (decision, cluster) = self.cycle(outcomes, task, last_local, peers.take()).await;
+            let (decision, view) = self.cycle(outcomes, task, last_local, peers.take()).await;
             self.apply_lease_timing().await;
             if task.is_none() {
                 self.apply_parameters().await;
+                if let Some(cluster) = &view {
+                    self.sync_slots(cluster, last_local).await;
+                }
             }
+            let cluster = view.unwrap_or_default();
             let acted_from = outcomes.len();
             let (message, ineligible) = (decision.message.clone(), decision.ineligible.clone());
             let probing = decision.has(ActionKind::FetchPeerStatus);
@@ -296,7 +304,11 @@ impl Agent {
     /// in this cycle already uses them. Never while a task runs: a start, promotion or rebuild
     /// in the background rewrites the same files.
     async fn apply_parameters(&mut self) {
-        let Some(params) = self.ha.cluster_parameters().cloned() else {
+        let Some(params) = self
+            .ha
+            .dynamic_config()
+            .map(|c| c.postgresql.parameters.clone())
+        else {
             return;
         };
         let bound = self.exec.dcs_timeout.max(Duration::from_secs(10));
@@ -308,6 +320,31 @@ impl Agent {
             }
             Err(_) => tracing::warn!(
                 "applying the server parameters from /config took longer than {} s",
+                bound.as_secs()
+            ),
+        }
+    }
+
+    /// Keeps the replication slots as `use_slots` wants them (only on a DCS view read this
+    /// cycle: a slot is never dropped, nor a standby's slot name changed, on a stale view).
+    async fn sync_slots(&mut self, cluster: &Cluster, local: &LocalDb) {
+        let Some(config) = self.ha.dynamic_config() else {
+            return;
+        };
+        let now = self.shared.clock.now();
+        let plan = self.slots.plan(
+            cluster,
+            config,
+            &self.ha.node().name,
+            local.is_running_primary(),
+            now,
+        );
+        let bound = self.exec.dcs_timeout.max(Duration::from_secs(10));
+        match timeout(bound, self.exec.db.sync_slots(&plan)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("could not sync the replication slots: {e}"),
+            Err(_) => tracing::warn!(
+                "syncing the replication slots took longer than {} s",
                 bound.as_secs()
             ),
         }
@@ -367,7 +404,7 @@ impl Agent {
         task: &Option<Task>,
         last_local: &mut LocalDb,
         peers: Option<Vec<PeerStatus>>,
-    ) -> (Decision, Cluster) {
+    ) -> (Decision, Option<Cluster>) {
         let clock = self.shared.clock;
         let bound = self.exec.dcs_timeout;
         let dcs = match timeout(bound, self.exec.dcs.load()).await {
@@ -410,7 +447,7 @@ impl Agent {
             s.message = decision.message.clone();
             s.task = obs.task;
         });
-        (decision, cluster.unwrap_or_default())
+        (decision, cluster)
     }
 
     /// Asks each member's `GET /patroni` in parallel, 2 s each; silence is "unreachable".

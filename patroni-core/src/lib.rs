@@ -31,6 +31,7 @@ pub mod policy;
 pub mod ports;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod slots;
 mod store;
 mod tags;
 mod timestamp;

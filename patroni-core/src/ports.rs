@@ -192,4 +192,8 @@ pub trait Database: Send + Sync {
         &self,
         cluster: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<bool, DbError>;
+    /// Brings the replication slots in line with `plan` (see [`crate::slots`]): kept slots
+    /// created, unneeded physical ones dropped, permanent ones advanced on a standby, and the
+    /// standby's own slot named in its upstream connection. Returns whether anything changed.
+    async fn sync_slots(&self, plan: &crate::slots::SlotPlan) -> Result<bool, DbError>;
 }

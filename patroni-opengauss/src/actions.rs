@@ -408,4 +408,40 @@ impl Database for OpenGauss {
             .extend(changed);
         Ok(true)
     }
+
+    /// An openGauss standby creates its physical slot on the primary itself (named by its
+    /// `application_name`) and takes no `primary_slot_name`, so the agent only drops what is
+    /// left behind: on a running primary, an inactive physical slot of no member the plan keeps.
+    async fn sync_slots(&self, plan: &patroni_core::slots::SlotPlan) -> Result<bool, DbError> {
+        if !plan.use_slots || !self.inspect().await.db.is_running_primary() {
+            return Ok(false);
+        }
+        let rows = self
+            .sql
+            .query("SELECT slot_name, slot_type, active FROM pg_replication_slots")
+            .await?;
+        let mut changed = false;
+        for i in 0..rows.rows.len() {
+            let (Some(name), Some("physical"), Some(active)) = (
+                rows.get(i, "slot_name"),
+                rows.get(i, "slot_type"),
+                rows.get(i, "active"),
+            ) else {
+                continue;
+            };
+            if matches!(active, "t" | "true")
+                || !plan.may_drop(&patroni_core::slots::slot_name(name))
+            {
+                continue;
+            }
+            self.sql
+                .query(&format!(
+                    "SELECT * FROM pg_drop_replication_slot({})",
+                    quoted(name)
+                ))
+                .await?;
+            changed = true;
+        }
+        Ok(changed)
+    }
 }

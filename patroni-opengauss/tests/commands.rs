@@ -706,3 +706,26 @@ async fn cluster_parameters_wait_for_an_initialised_data_directory() {
         .unwrap());
     assert!(rig.lines().is_empty());
 }
+
+#[tokio::test]
+async fn a_primary_drops_the_inactive_slots_of_members_that_left() {
+    let rig = Rig::new();
+    seen_running(&rig, "gs_ctl_query_primary_no_standby_connected.txt");
+    rig.sql.answer_rows(
+        "SELECT slot_name, slot_type, active FROM pg_replication_slots",
+        "slot_name\tslot_type\tactive\ndn_6002\tphysical\tf\ndn_6003\tphysical\tt\ngone_1\tphysical\tf\ncdc\tlogical\tf\n",
+    );
+    rig.sql.answer_rows(
+        "SELECT * FROM pg_drop_replication_slot('gone_1')",
+        "pg_drop_replication_slot\n\n",
+    );
+    let plan = patroni_core::slots::SlotPlan {
+        use_slots: true,
+        keep: ["dn_6002".to_string(), "dn_6003".to_string()].into(),
+        ..Default::default()
+    };
+    assert!(rig.db.sync_slots(&plan).await.unwrap());
+    let asked = rig.sql.asked.lock().unwrap().clone();
+    let drops: Vec<&String> = asked.iter().filter(|q| q.contains("drop")).collect();
+    assert_eq!(drops, ["SELECT * FROM pg_drop_replication_slot('gone_1')"]);
+}

@@ -19,6 +19,7 @@ mod observe;
 mod postgres;
 mod rebuild;
 mod settings;
+mod slots;
 pub mod sql;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -96,5 +97,9 @@ impl Database for Postgres {
         cluster: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<bool, DbError> {
         self.apply_parameters_impl(cluster).await
+    }
+
+    async fn sync_slots(&self, plan: &patroni_core::slots::SlotPlan) -> Result<bool, DbError> {
+        self.sync_slots_impl(plan).await
     }
 }

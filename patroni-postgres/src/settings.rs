@@ -22,6 +22,8 @@ pub(crate) struct Settings {
     floors: BTreeMap<String, u64>,
     /// The warnings last logged, so each is logged once per change, not every cycle.
     warned: Vec<String>,
+    /// The slot our standby streams through (`primary_slot_name`), from the slot plan.
+    pub(crate) primary_slot: Option<String>,
 }
 
 /// `pg_controldata`'s label for each floor parameter.
@@ -62,8 +64,12 @@ impl Postgres {
             .and_then(|v| v.trim().parse().ok());
         let mut s = self.settings.lock().expect("settings lock");
         let mut e = effective(&s.cluster, &local, major);
-        if matches!(role, ConfRole::Standby { .. }) {
+        if let ConfRole::Standby { primary_conninfo } = role {
             raise_to_floors(&mut e.values, &s.floors);
+            let streams = primary_conninfo.as_deref().is_some_and(|c| !c.is_empty());
+            if let (true, Some(slot)) = (streams, &s.primary_slot) {
+                e.values.insert("primary_slot_name".into(), slot.clone());
+            }
         }
         if e.warnings != s.warned {
             for w in &e.warnings {
@@ -89,6 +95,12 @@ impl Postgres {
         cluster: &Map<String, Value>,
     ) -> Result<bool, DbError> {
         self.settings.lock().expect("settings lock").cluster = cluster.clone();
+        self.refresh_conf().await
+    }
+
+    /// Rewrites `postgresql.conf` for the role the files already give (a standby keeps its
+    /// upstream) when what we would write differs, and reloads a running server.
+    pub(crate) async fn refresh_conf(&self) -> Result<bool, DbError> {
         let cfg = self.config();
         let Some(current) = conf::managed_text(cfg) else {
             // Not prepared yet (no cluster, or not started by us): the next start writes it.

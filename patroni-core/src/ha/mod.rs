@@ -277,11 +277,11 @@ impl Ha {
         self.mem.lease_timing
     }
 
-    /// The server parameters the cluster runs with (`postgresql.parameters` of the `/config` the
-    /// last decision used, or of `bootstrap.dcs` before there is one); `None` before the first
-    /// DCS read, so a node cut off at start never runs with parameters nobody set.
-    pub fn cluster_parameters(&self) -> Option<&serde_json::Map<String, serde_json::Value>> {
-        self.mem.config.as_ref().map(|c| &c.postgresql.parameters)
+    /// The dynamic configuration the last decision used (`/config`, or `bootstrap.dcs` before
+    /// there is one): what the database's parameters and slots follow. `None` before the first
+    /// DCS read, so a node cut off at start never runs with settings nobody set.
+    pub fn dynamic_config(&self) -> Option<&DynamicConfig> {
+        self.mem.config.as_ref()
     }
 
     /// What this node's fence must do after the cycle at `now`: the one composition of

@@ -74,6 +74,15 @@ pub struct ScriptedSql {
 }
 
 impl ScriptedSql {
+    /// Answers `sql` with rows given inline (header line, then TAB-separated values).
+    pub fn answer_rows(&self, sql: &str, tsv: &str) -> &Self {
+        self.answers
+            .lock()
+            .unwrap()
+            .insert(sql.to_string(), Ok(SqlRows::from_tsv(tsv)));
+        self
+    }
+
     pub fn answer(&self, sql: &str, fixture: &str) -> &Self {
         let rows = SqlRows::from_tsv(&load(fixture).text);
         self.answers
