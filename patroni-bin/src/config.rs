@@ -283,6 +283,57 @@ impl Config {
     }
 
     /// Parses YAML text named `source` (for messages), applies `env` overrides and validates.
+/// A YAML error with its position. serde reports a duplicate key at the start of the mapping
+/// that holds it; the operator wants the line of the duplicate itself (and of the first one).
+fn syntax_error(source: &str, text: &str, e: &serde_yaml::Error) -> ConfigError {
+    let (mut line, mut column) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
+    let full = e.to_string();
+    // serde_yaml appends " at line L column C", which the error prefix already says.
+    let mut message = match full.rfind(" at line ") {
+        Some(i) => full[..i].to_string(),
+        None => full.clone(),
+    };
+    let duplicate = message
+        .split_once("duplicate field `")
+        .or_else(|| message.split_once("duplicate entry with key \""))
+        .and_then(|(_, rest)| rest.split(['`', '"']).next())
+        .map(str::to_string);
+    if let (Some(key), true) = (duplicate, line > 0) {
+        let indent = column.saturating_sub(1);
+        let mut seen = Vec::new();
+        for (i, l) in text.lines().enumerate().skip(line - 1) {
+            let trimmed = l.trim_start();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let here = l.len() - trimmed.len();
+            if here < indent {
+                break;
+            }
+            let is_key = trimmed
+                .strip_prefix(key.as_str())
+                .is_some_and(|r| r.trim_start().starts_with(':'));
+            if here == indent && is_key {
+                seen.push(i + 1);
+            }
+        }
+        if let [first, second, ..] = seen[..] {
+            line = second;
+            column = indent + 1;
+            message = format!("duplicate key `{key}` (first at line {first})");
+        }
+    }
+    ConfigError::Syntax {
+        path: source.to_string(),
+        line,
+        column,
+        message,
+    }
+}
+
     pub fn parse(
         text: &str,
         source: &str,
@@ -317,18 +368,7 @@ impl Config {
             serde_ignored::deserialize(de, |p| {
                 warnings.push(format!("{source}: unknown key `{p}` ignored"))
             })
-            .map_err(|e: serde_yaml::Error| {
-                let (line, column) = e
-                    .location()
-                    .map(|l| (l.line(), l.column()))
-                    .unwrap_or((0, 0));
-                ConfigError::Syntax {
-                    path: source.to_string(),
-                    line,
-                    column,
-                    message: e.to_string(),
-                }
-            })?
+            .map_err(|e: serde_yaml::Error| syntax_error(source, text, &e))?
         };
         config.apply_env(env, &mut warnings);
         config.validate(source, require_name, &mut warnings)?;
@@ -441,6 +481,12 @@ impl Config {
             if let Some(a) = addr {
                 if !a.is_empty() {
                     split_host_port(a).map_err(|e| invalid(format!("{key}: {e}")))?;
+        let unknown = self.bootstrap.as_ref().map(|b| b.dcs.unknown_keys());
+        for key in unknown.unwrap_or_default() {
+            warnings.push(format!(
+                "{source}: `bootstrap.dcs.{key}` is not a Patroni setting; it is written to /config but nothing reads it"
+            ));
+        }
                 }
             }
         }
@@ -667,6 +713,33 @@ tags:
         assert_eq!(c.name, "node9");
         assert_eq!(
             c.etcd3.endpoints().unwrap(),
+    #[test]
+    fn unknown_bootstrap_dcs_keys_are_warned_but_patroni_ones_are_not() {
+        let text = "scope: s\nname: n\netcd3: {hosts: 127.0.0.1:2379}\nbootstrap:\n  dcs:\n    loop_wiat: 5\n    permanent_slots: {a: {type: physical}}\n    postgresql:\n      pg_hba: [x]\n      bogus: 1\n";
+        let l = Config::parse(text, "u.yml", no_env()).unwrap();
+        let about: Vec<&String> = l
+            .warnings
+            .iter()
+            .filter(|w| w.contains("bootstrap.dcs"))
+            .collect();
+        assert_eq!(about.len(), 2, "{:?}", l.warnings);
+        assert!(about[0].contains("`bootstrap.dcs.loop_wiat`"), "{about:?}");
+        assert!(
+            about[1].contains("`bootstrap.dcs.postgresql.bogus`"),
+            "{about:?}"
+        );
+    }
+
+    #[test]
+    fn a_duplicate_key_is_reported_at_its_own_line() {
+        let text = "scope: s\nname: n\netcd3: {hosts: 127.0.0.1:2379}\npostgresql:\n  listen: 127.0.0.1:5432\n  # a comment\n  data_dir: /a\n  parameters: {x: 1}\n  data_dir: /b\n";
+        let e = Config::parse(text, "d.yml", no_env()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "d.yml:9:3: duplicate key `data_dir` (first at line 7)"
+        );
+    }
+
             vec!["http://10.1.1.1:2379", "http://h2:2379"]
         );
         assert_eq!(c.postgresql.data_dir, "/data/x");

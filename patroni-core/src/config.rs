@@ -142,6 +142,48 @@ impl Default for DynamicConfig {
     }
 }
 
+/// Patroni's `/config` keys that have no typed field here: kept and carried through every write
+/// (some read by other parts, such as the slot plan), never reported as unknown.
+const CARRIED_KEYS: [&str; 9] = [
+    "permanent_slots",
+    "slots",
+    "ignore_slots",
+    "member_slots_ttl",
+    "standby_cluster",
+    "master_start_timeout",
+    "master_stop_timeout",
+    "citus",
+    "failsafe",
+];
+
+/// Patroni's `postgresql` keys of `/config` without a typed field here.
+const CARRIED_PG_KEYS: [&str; 5] = [
+    "pg_hba",
+    "pg_ident",
+    "recovery_conf",
+    "remove_data_directory_on_rewind_failure",
+    "remove_data_directory_on_diverged_timelines",
+];
+
+impl DynamicConfig {
+    /// Keys that are no Patroni setting (a typo such as `loop_wiat`): kept in `/config` like any
+    /// other, but nothing reads them, which the operator should hear about.
+    pub fn unknown_keys(&self) -> Vec<String> {
+        let top = self
+            .extra
+            .keys()
+            .filter(|k| !CARRIED_KEYS.contains(&k.as_str()))
+            .cloned();
+        let pg = self
+            .postgresql
+            .extra
+            .keys()
+            .filter(|k| !CARRIED_PG_KEYS.contains(&k.as_str()))
+            .map(|k| format!("postgresql.{k}"));
+        top.chain(pg).collect()
+    }
+}
+
 /// A dynamic configuration that would let two primaries coexist or stall the loop.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
