@@ -261,6 +261,9 @@ impl Agent {
             let done = &outcomes[acted_from..];
             // The fence's deadline must count from this renewal.
             self.ha.absorb_lease_outcomes(done);
+            if done.iter().any(|o| changes_role(o.kind)) {
+                self.reobserve(last_local).await;
+            }
             // Log what was done: a decision whose lock write was refused did not happen (a node
             // that lost the race never says it promoted itself).
             match done
@@ -386,6 +389,15 @@ impl Agent {
 
     fn ha_node(&self) -> Node {
         self.shared.node()
+    }
+
+    /// Observes the database again after an action that changed it ran in this cycle, so the
+    /// REST API reports its actual role (a demoted primary answers `/primary` with 503 at once).
+    async fn reobserve(&self, last_local: &mut LocalDb) {
+        if let Ok(local) = timeout(self.exec.dcs_timeout, self.exec.db.observe()).await {
+            *last_local = local.clone();
+            self.shared.update(|s| s.local = local);
+        }
     }
 
     fn record_finished(&self, done: &[Outcome]) {
@@ -684,4 +696,17 @@ pub fn postmaster_alive(pid_file: &Path) -> bool {
         }
         Err(_) => false,
     }
+}
+
+/// Whether an action of this kind leaves the database in another role or state.
+fn changes_role(kind: ActionKind) -> bool {
+    matches!(
+        kind,
+        ActionKind::Demote
+            | ActionKind::Promote
+            | ActionKind::Stop
+            | ActionKind::Start
+            | ActionKind::Restart
+            | ActionKind::Follow
+    )
 }
