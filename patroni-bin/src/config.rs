@@ -62,6 +62,14 @@ pub struct RestApiConfig {
     pub connect_address: Option<String>,
     /// Basic-auth credentials required for unsafe verbs.
     pub authentication: Option<Credentials>,
+    /// Seconds a client has, from a request's first byte, to send its header and body before
+    /// it is disconnected (default 10).
+    pub header_timeout: u64,
+    /// Seconds a keep-alive connection may stay idle before it is closed (default 60).
+    pub idle_timeout: u64,
+    /// Open connections at most (default 256); when full, a new connection closes the one idle
+    /// the longest, so health checks keep answering.
+    pub max_connections: usize,
 }
 
 impl Default for RestApiConfig {
@@ -70,6 +78,20 @@ impl Default for RestApiConfig {
             listen: "127.0.0.1:8008".into(),
             connect_address: None,
             authentication: None,
+            header_timeout: crate::rest::limits::DEFAULT_HEADER_TIMEOUT_SECS,
+            idle_timeout: crate::rest::limits::DEFAULT_IDLE_TIMEOUT_SECS,
+            max_connections: crate::rest::limits::DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+impl RestApiConfig {
+    /// The connection limits these settings ask for (a zero is taken as the smallest sane value).
+    pub fn limits(&self) -> crate::rest::RestLimits {
+        crate::rest::RestLimits {
+            header_timeout: std::time::Duration::from_secs(self.header_timeout.max(1)),
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout.max(1)),
+            max_connections: self.max_connections.max(2),
         }
     }
 }
@@ -261,28 +283,6 @@ impl Default for Config {
     }
 }
 
-/// A configuration plus the warnings found while reading it (unknown keys, ignored features).
-#[derive(Debug, Clone)]
-pub struct Loaded {
-    /// The configuration.
-    pub config: Config,
-    /// One line per problem that did not stop loading.
-    pub warnings: Vec<String>,
-}
-
-impl Config {
-    /// Reads `path`, applies `PATRONI_*` variables from the process environment, and validates.
-    pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut loaded = Self::parse(&text, &path.display().to_string(), std::env::vars())?;
-        loaded.config.source = Some(path.to_path_buf());
-        Ok(loaded)
-    }
-
-    /// Parses YAML text named `source` (for messages), applies `env` overrides and validates.
 /// A YAML error with its position. serde reports a duplicate key at the start of the mapping
 /// that holds it; the operator wants the line of the duplicate itself (and of the first one).
 fn syntax_error(source: &str, text: &str, e: &serde_yaml::Error) -> ConfigError {
@@ -334,6 +334,28 @@ fn syntax_error(source: &str, text: &str, e: &serde_yaml::Error) -> ConfigError 
     }
 }
 
+/// A configuration plus the warnings found while reading it (unknown keys, ignored features).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// One line per problem that did not stop loading.
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Reads `path`, applies `PATRONI_*` variables from the process environment, and validates.
+    pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut loaded = Self::parse(&text, &path.display().to_string(), std::env::vars())?;
+        loaded.config.source = Some(path.to_path_buf());
+        Ok(loaded)
+    }
+
+    /// Parses YAML text named `source` (for messages), applies `env` overrides and validates.
     pub fn parse(
         text: &str,
         source: &str,
@@ -459,6 +481,12 @@ fn syntax_error(source: &str, text: &str, e: &serde_yaml::Error) -> ConfigError 
         if self.scope.trim().is_empty() {
             return Err(missing("scope"));
         }
+        let unknown = self.bootstrap.as_ref().map(|b| b.dcs.unknown_keys());
+        for key in unknown.unwrap_or_default() {
+            warnings.push(format!(
+                "{source}: `bootstrap.dcs.{key}` is not a Patroni setting; it is written to /config but nothing reads it"
+            ));
+        }
         if require_name && self.name.trim().is_empty() {
             return Err(missing("name"));
         }
@@ -481,12 +509,6 @@ fn syntax_error(source: &str, text: &str, e: &serde_yaml::Error) -> ConfigError 
             if let Some(a) = addr {
                 if !a.is_empty() {
                     split_host_port(a).map_err(|e| invalid(format!("{key}: {e}")))?;
-        let unknown = self.bootstrap.as_ref().map(|b| b.dcs.unknown_keys());
-        for key in unknown.unwrap_or_default() {
-            warnings.push(format!(
-                "{source}: `bootstrap.dcs.{key}` is not a Patroni setting; it is written to /config but nothing reads it"
-            ));
-        }
                 }
             }
         }
@@ -692,28 +714,6 @@ tags:
     }
 
     #[test]
-    fn environment_overrides_the_file() {
-        let env = vec![
-            ("PATRONI_NAME".to_string(), "node9".to_string()),
-            (
-                "PATRONI_ETCD3_HOSTS".into(),
-                "10.1.1.1:2379, h2:2379".into(),
-            ),
-            ("PATRONI_POSTGRESQL_DATA_DIR".into(), "/data/x".into()),
-            (
-                "PATRONI_RESTAPI_CONNECT_ADDRESS".into(),
-                "127.0.0.2:8008".into(),
-            ),
-            ("PATRONI_REPLICATION_PASSWORD".into(), "zz".into()),
-            ("PATRONI_BOGUS".into(), "1".into()),
-            ("HOME".into(), "/root".into()),
-        ];
-        let l = Config::parse(SAMPLE, "a.yml", env).unwrap();
-        let c = &l.config;
-        assert_eq!(c.name, "node9");
-        assert_eq!(
-            c.etcd3.endpoints().unwrap(),
-    #[test]
     fn unknown_bootstrap_dcs_keys_are_warned_but_patroni_ones_are_not() {
         let text = "scope: s\nname: n\netcd3: {hosts: 127.0.0.1:2379}\nbootstrap:\n  dcs:\n    loop_wiat: 5\n    permanent_slots: {a: {type: physical}}\n    postgresql:\n      pg_hba: [x]\n      bogus: 1\n";
         let l = Config::parse(text, "u.yml", no_env()).unwrap();
@@ -740,6 +740,28 @@ tags:
         );
     }
 
+    #[test]
+    fn environment_overrides_the_file() {
+        let env = vec![
+            ("PATRONI_NAME".to_string(), "node9".to_string()),
+            (
+                "PATRONI_ETCD3_HOSTS".into(),
+                "10.1.1.1:2379, h2:2379".into(),
+            ),
+            ("PATRONI_POSTGRESQL_DATA_DIR".into(), "/data/x".into()),
+            (
+                "PATRONI_RESTAPI_CONNECT_ADDRESS".into(),
+                "127.0.0.2:8008".into(),
+            ),
+            ("PATRONI_REPLICATION_PASSWORD".into(), "zz".into()),
+            ("PATRONI_BOGUS".into(), "1".into()),
+            ("HOME".into(), "/root".into()),
+        ];
+        let l = Config::parse(SAMPLE, "a.yml", env).unwrap();
+        let c = &l.config;
+        assert_eq!(c.name, "node9");
+        assert_eq!(
+            c.etcd3.endpoints().unwrap(),
             vec!["http://10.1.1.1:2379", "http://h2:2379"]
         );
         assert_eq!(c.postgresql.data_dir, "/data/x");

@@ -268,7 +268,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         dcs,
         config.restapi.authentication.clone(),
     );
-    let server = RestServer::bind(&config.restapi.listen, Arc::clone(&shared)).await?;
+    let server = RestServer::bind(&config.restapi.listen, Arc::clone(&shared))
+        .await?
+        .with_limits(config.restapi.limits());
     tracing::info!(
         "{}: REST API on {}, data directory {}",
         config.name,

@@ -4,7 +4,8 @@
 //! Patroni's and the parser tolerates answers from real Patroni agents too.
 
 use patroni_core::{
-    DbRole, Lsn, MemberRole, MemberState, Node, PeerStatus, ProcessState, Timestamp,
+    DbRole, LocalDb, Lsn, MemberRole, MemberState, Node, PeerStatus, ProcessState, SynchronousMode,
+    Timestamp,
 };
 use serde_json::{json, Value};
 
@@ -89,6 +90,60 @@ pub fn version_number(version: &str) -> u64 {
     a * 10_000 + b.min(99) * 100 + c.min(99)
 }
 
+/// Patroni's `replication_state` of a standby: `streaming` while its receiver streams, else
+/// `in archive recovery` when a `restore_command` is set, else none. A primary has none.
+pub fn replication_state(local: &LocalDb) -> Option<&'static str> {
+    if local.role != DbRole::Standby || !local.process.is_alive() {
+        return None;
+    }
+    if local.receiver.as_ref().is_some_and(|r| r.streaming) {
+        Some("streaming")
+    } else if local.report.restore_command {
+        Some("in archive recovery")
+    } else {
+        None
+    }
+}
+
+/// Whether this node is a running standby named in the `/sync` key while synchronous mode is on:
+/// `Some(false)` Patroni's `sync_standby`, `Some(true)` its `quorum_standby` (quorum mode).
+fn sync_membership(snap: &Snapshot, node: &Node) -> Option<bool> {
+    let mode = snap.dynamic_config(node).synchronous_mode;
+    let named = snap.local.process.is_alive()
+        && snap.local.role == DbRole::Standby
+        && mode != SynchronousMode::Off
+        && snap
+            .cluster
+            .as_ref()
+            .and_then(|c| c.sync_state())
+            .is_some_and(|s| s.is_sync(&node.name));
+    named.then_some(mode == SynchronousMode::Quorum)
+}
+
+/// Patroni's `sync_standby`: a running standby named in `/sync`, synchronous mode `on`.
+pub fn is_sync_standby(snap: &Snapshot, node: &Node) -> bool {
+    sync_membership(snap, node) == Some(false)
+}
+
+/// Patroni's `quorum_standby`: a running standby named in `/sync`, synchronous mode `quorum`.
+pub fn is_quorum_standby(snap: &Snapshot, node: &Node) -> bool {
+    sync_membership(snap, node) == Some(true)
+}
+
+/// A wall-clock instant as Python prints a `datetime` in Patroni's JSON
+/// (`2026-01-02 03:04:05.678000+00:00`, no fraction when it is zero).
+pub fn python_datetime(t: Timestamp) -> String {
+    let iso = t.to_string(); // 2026-01-02T03:04:05.678+00:00
+    let (date, rest) = iso.split_once('T').unwrap_or((&iso, ""));
+    let (hms, tail) = rest.split_once('.').unwrap_or((rest, ""));
+    let ms = tail.get(..3).unwrap_or("000");
+    if ms == "000" {
+        format!("{date} {hms}+00:00")
+    } else {
+        format!("{date} {hms}.{ms}000+00:00")
+    }
+}
+
 /// `GET /patroni`: this member's status in Patroni's layout.
 pub fn patroni_json(scope: &str, node: &Node, snap: &Snapshot, now: u64) -> Value {
     let local = &snap.local;
@@ -105,6 +160,13 @@ pub fn patroni_json(scope: &str, node: &Node, snap: &Snapshot, now: u64) -> Valu
         },
     });
     let obj = doc.as_object_mut().expect("object literal");
+    // Patroni sends `tags` only when some are set.
+    if obj["tags"].as_object().is_some_and(|t| t.is_empty()) {
+        obj.remove("tags");
+    }
+    if let Some(t) = local.report.postmaster_start_time {
+        obj.insert("postmaster_start_time".into(), json!(python_datetime(t)));
+    }
     // Patroni leaves these out unless they are true; clients test for their presence.
     if snap.cluster.as_ref().is_none_or(|c| c.is_unlocked()) {
         obj.insert("cluster_unlocked".into(), json!(true));
@@ -127,10 +189,10 @@ pub fn patroni_json(scope: &str, node: &Node, snap: &Snapshot, now: u64) -> Valu
         obj.insert(
             "xlog".into(),
             json!({
-                "received_location": local.receive_lsn.map(|l| l.0),
+                "received_location": local.receive_lsn.or(local.replay_lsn).map(|l| l.0),
                 "replayed_location": local.replay_lsn.map(|l| l.0),
-                "replayed_timestamp": null,
-                "paused": false,
+                "replayed_timestamp": local.report.replayed_timestamp.map(python_datetime),
+                "paused": local.report.replay_paused,
             }),
         );
     }
@@ -142,17 +204,27 @@ pub fn patroni_json(scope: &str, node: &Node, snap: &Snapshot, now: u64) -> Valu
             .replication
             .iter()
             .map(|r| {
-                json!({"application_name": r.application_name, "state": r.state,
+                let sender = local
+                    .report
+                    .replication
+                    .iter()
+                    .find(|s| s.application_name == r.application_name);
+                json!({"usename": sender.and_then(|s| s.usename.clone()),
+                       "application_name": r.application_name,
+                       "client_addr": sender.and_then(|s| s.client_addr.clone()),
+                       "state": r.state,
                        "sync_state": r.sync_state,
+                       "sync_priority": sender.and_then(|s| s.sync_priority),
                        "flush_lsn": r.flush_lsn.map(|l| l.0), "replay_lsn": r.replay_lsn.map(|l| l.0)})
             })
             .collect();
         obj.insert("replication".into(), Value::Array(rows));
     }
-    if let Some(sync) = snap.cluster.as_ref().and_then(|c| c.sync_state()) {
-        if sync.is_sync(&node.name) {
-            obj.insert("sync_standby".into(), json!(true));
-        }
+    if is_sync_standby(snap, node) {
+        obj.insert("sync_standby".into(), json!(true));
+    }
+    if is_quorum_standby(snap, node) {
+        obj.insert("quorum_standby".into(), json!(true));
     }
     if let Some(id) = &local.system_id {
         obj.insert("database_system_identifier".into(), json!(id));
@@ -160,14 +232,12 @@ pub fn patroni_json(scope: &str, node: &Node, snap: &Snapshot, now: u64) -> Valu
     if local.pending_restart {
         obj.insert("pending_restart".into(), json!(true));
     }
-    if let Some(seen) = snap.dcs_last_seen {
-        obj.insert("dcs_last_seen".into(), json!(seen.0 / 1000));
-    }
-    if let Some(r) = &local.receiver {
-        obj.insert(
-            "replication_state".into(),
-            json!(if r.streaming { "streaming" } else { "stopped" }),
-        );
+    obj.insert(
+        "dcs_last_seen".into(),
+        json!(snap.dcs_last_seen.map_or(0, epoch_secs)),
+    );
+    if let Some(r) = replication_state(local) {
+        obj.insert("replication_state".into(), json!(r));
     }
     obj.insert("is_leader".into(), json!(snap.is_leader(now)));
     doc

@@ -48,7 +48,7 @@ pub use fencing::{fence_margin_ms, fence_order, FenceOrder};
 pub use ha::{needs_restep, Ha, MAX_RESTEPS};
 pub use local::{
     CannotFollow, CannotFollowReason, DataDirState, DbRole, LocalDb, ProcessState, ReceiverStatus,
-    ReplicationRow,
+    ReplicationRow, StatusReport, WalSender,
 };
 pub use lsn::{Lsn, LsnParseError};
 pub use member::{Member, MemberData, MemberRole, MemberState};

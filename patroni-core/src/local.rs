@@ -1,6 +1,6 @@
 //! The local database as the adapter observed it at the start of a cycle.
 
-use crate::Lsn;
+use crate::{Lsn, Timestamp};
 
 /// Whether the database process runs, as the adapter saw it (process table, not only a connection).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -128,6 +128,40 @@ pub struct LocalDb {
     pub version: Option<String>,
     /// A restart is needed for changed parameters to apply.
     pub pending_restart: bool,
+    /// What operators and monitoring read about the server; never an input to a decision.
+    pub report: StatusReport,
+}
+
+/// Facts the REST API and metrics report as Patroni does, kept apart from what decisions read.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StatusReport {
+    /// When the postmaster started (`pg_postmaster_start_time()`), for `/patroni` and metrics.
+    pub postmaster_start_time: Option<Timestamp>,
+    /// Standby: commit time of the last replayed transaction (`pg_last_xact_replay_timestamp()`).
+    pub replayed_timestamp: Option<Timestamp>,
+    /// Standby: replay is paused (`pg_is_wal_replay_paused()`).
+    pub replay_paused: bool,
+    /// Standby: a `restore_command` is set, so WAL can come from the archive when not streaming.
+    pub restore_command: bool,
+    /// Primary: each WAL sender as `pg_stat_replication` describes it, in Patroni's field names.
+    pub replication: Vec<WalSender>,
+}
+
+/// One WAL sender as Patroni's `/patroni` lists it under `replication`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WalSender {
+    /// The role the standby connected as (`usename`).
+    pub usename: Option<String>,
+    /// The standby's `application_name`.
+    pub application_name: String,
+    /// The standby's address (`client_addr`); `None` over a Unix socket.
+    pub client_addr: Option<String>,
+    /// `streaming`, `catchup`, ... as the server spells it.
+    pub state: String,
+    /// `sync`, `async`, `potential`, `quorum`, as the server spells it.
+    pub sync_state: String,
+    /// Its priority for synchronous replication (`sync_priority`).
+    pub sync_priority: Option<i64>,
 }
 
 impl LocalDb {

@@ -14,7 +14,7 @@
 
 use patroni_core::{
     CannotFollow, CannotFollowReason, DataDirState, DbRole, LocalDb, Lsn, ProcessState,
-    ReceiverStatus, ReplicationRow,
+    ReceiverStatus, ReplicationRow, Timestamp, WalSender,
 };
 
 use crate::controldata::ControlData;
@@ -81,6 +81,10 @@ fn num(row: &Row, i: usize) -> Option<u64> {
     col(row, i).and_then(|v| v.parse().ok())
 }
 
+fn epoch_ms(row: &Row, i: usize) -> Option<Timestamp> {
+    col(row, i).and_then(|v| v.parse().ok()).map(Timestamp)
+}
+
 const STATUS_SQL: &str = "SELECT pg_is_in_recovery(), \
  CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn() END, \
  pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), \
@@ -89,9 +93,14 @@ const STATUS_SQL: &str = "SELECT pg_is_in_recovery(), \
  CASE WHEN pg_is_in_recovery() THEN NULL \
   ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END, \
  current_setting('server_version'), \
- EXISTS (SELECT 1 FROM pg_settings WHERE pending_restart)";
+ EXISTS (SELECT 1 FROM pg_settings WHERE pending_restart), \
+ (extract(epoch FROM pg_postmaster_start_time()) * 1000)::bigint, \
+ (extract(epoch FROM pg_last_xact_replay_timestamp()) * 1000)::bigint, \
+ CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END, \
+ current_setting('restore_command', true) <> ''";
 
-const REPLICATION_SQL: &str = "SELECT application_name, state, sync_state, flush_lsn, replay_lsn \
+const REPLICATION_SQL: &str = "SELECT application_name, state, sync_state, flush_lsn, replay_lsn, \
+ usename, client_addr, sync_priority \
  FROM pg_stat_replication ORDER BY application_name";
 
 const RECEIVER_SQL: &str =
@@ -152,6 +161,7 @@ impl Postgres {
                 db.system_id = cd.system_id();
                 db.timeline = cd.timeline();
                 db.controldata_state = cd.state().map(str::to_string);
+                self.observe_control(&cd);
             }
             Err(_) => {
                 db.process = if stale_pid {
@@ -161,7 +171,6 @@ impl Postgres {
                 };
             }
         }
-                self.observe_control(&cd);
     }
 
     async fn observe_sql(&self, db: &mut LocalDb) -> Result<(), patroni_core::DbError> {
@@ -183,9 +192,12 @@ impl Postgres {
         db.timeline = num(row, 6).or(checkpoint_tli);
         db.version = col(row, 7).map(str::to_string);
         db.pending_restart = col(row, 8) == Some("t");
-        db.replication = self
-            .query(REPLICATION_SQL)
-            .await?
+        db.report.postmaster_start_time = epoch_ms(row, 9);
+        db.report.replayed_timestamp = epoch_ms(row, 10);
+        db.report.replay_paused = col(row, 11) == Some("t");
+        db.report.restore_command = in_recovery && col(row, 12) == Some("t");
+        let senders = self.query(REPLICATION_SQL).await?;
+        db.replication = senders
             .iter()
             .map(|r| ReplicationRow {
                 application_name: col(r, 0).unwrap_or("").to_string(),
@@ -193,6 +205,17 @@ impl Postgres {
                 sync_state: col(r, 2).unwrap_or("").to_lowercase(),
                 flush_lsn: lsn(r, 3),
                 replay_lsn: lsn(r, 4),
+            })
+            .collect();
+        db.report.replication = senders
+            .iter()
+            .map(|r| WalSender {
+                usename: col(r, 5).map(str::to_string),
+                application_name: col(r, 0).unwrap_or("").to_string(),
+                client_addr: col(r, 6).map(str::to_string),
+                state: col(r, 1).unwrap_or("").to_string(),
+                sync_state: col(r, 2).unwrap_or("").to_string(),
+                sync_priority: col(r, 7).and_then(|v| v.parse().ok()),
             })
             .collect();
         if in_recovery {

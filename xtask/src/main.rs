@@ -69,6 +69,16 @@ const PREREQUISITES: &[Prerequisite] = &[
         probe: "/usr/bin/timeout",
         package: "coreutils",
     },
+    Prerequisite {
+        what: "python3 (tests run Patroni's patronictl and check_patroni against our cluster)",
+        probe: "/usr/bin/python3",
+        package: "python3",
+    },
+    Prerequisite {
+        what: "python3 -m venv with pip (the tests' virtualenv for those tools; dpkg's record)",
+        probe: "/var/lib/dpkg/info/python3-venv.list",
+        package: "python3-venv",
+    },
 ];
 
 fn main() {

@@ -111,6 +111,15 @@ pub async fn restart(
     )
 }
 
+/// `DELETE /restart`: cancel a scheduled restart. Restarts are never scheduled here (`POST
+/// /restart` refuses `schedule`), so this answers Patroni's 404 for "nothing scheduled".
+pub async fn delete_restart(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Err(r) = require_auth(&shared, &headers) {
+        return r;
+    }
+    text(StatusCode::NOT_FOUND, "no restarts are scheduled")
+}
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(default)]
 struct ReinitBody {

@@ -10,7 +10,7 @@ use axum::Json;
 use patroni_core::{DbRole, Lsn, Node, ProcessState};
 
 use crate::state::{Shared, Snapshot};
-use crate::status::patroni_json;
+use crate::status::{is_quorum_standby, is_sync_standby, patroni_json, replication_state};
 
 /// Which question a health endpoint answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,8 +27,14 @@ pub enum Check {
     ReadOnly,
     /// A synchronous standby.
     Sync,
+    /// A quorum synchronous standby (synchronous mode `quorum`).
+    Quorum,
     /// A running standby that is not synchronous.
     Async,
+    /// The primary, or a synchronous standby.
+    ReadOnlySync,
+    /// The primary, or a quorum synchronous standby.
+    ReadOnlyQuorum,
     /// The database runs.
     Health,
     /// The HA loop runs.
@@ -50,6 +56,10 @@ pub const ROUTES: &[(&str, Check)] = &[
     ("/read-only", Check::ReadOnly),
     ("/sync", Check::Sync),
     ("/synchronous", Check::Sync),
+    ("/quorum", Check::Quorum),
+    ("/read-only-sync", Check::ReadOnlySync),
+    ("/read-only-synchronous", Check::ReadOnlySync),
+    ("/read-only-quorum", Check::ReadOnlyQuorum),
     ("/async", Check::Async),
     ("/asynchronous", Check::Async),
     ("/health", Check::Health),
@@ -79,6 +89,15 @@ pub fn parse_lag(text: &str) -> Option<u64> {
 
 /// How far this standby's replay is behind the primary, in bytes.
 fn replica_lag(snap: &Snapshot) -> u64 {
+    replica_lag_at(snap, snap.local.replay_lsn.or(snap.local.receive_lsn))
+}
+
+/// How far this standby's receipt is behind the primary, in bytes (`/readiness?mode=write`).
+fn receive_lag(snap: &Snapshot) -> u64 {
+    replica_lag_at(snap, snap.local.receive_lsn.or(snap.local.replay_lsn))
+}
+
+fn replica_lag_at(snap: &Snapshot, position: Option<Lsn>) -> u64 {
     let leader_pos = snap
         .cluster
         .as_ref()
@@ -88,25 +107,15 @@ fn replica_lag(snap: &Snapshot) -> u64 {
         })
         .unwrap_or(Lsn::ZERO);
     let top = leader_pos.max(snap.local.receive_lsn.unwrap_or(Lsn::ZERO));
-    let replayed = snap
-        .local
-        .replay_lsn
-        .or(snap.local.receive_lsn)
-        .unwrap_or(Lsn::ZERO);
-    top.saturating_sub(replayed)
+    top.saturating_sub(position.unwrap_or(Lsn::ZERO))
 }
 
 fn is_running_standby(snap: &Snapshot) -> bool {
     snap.local.process == ProcessState::Running && snap.local.role == DbRole::Standby
 }
 
-fn is_sync(snap: &Snapshot, node: &Node) -> bool {
-    snap.cluster
-        .as_ref()
-        .and_then(|c| c.sync_state())
-        .is_some_and(|s| s.is_sync(&node.name))
-}
-
+/// Patroni's replica answer before tag filters: a running standby, load-balanced, within `?lag=`
+/// and in the `?replication_state=` asked for.
 fn replica_ok(snap: &Snapshot, node: &Node, q: &HashMap<String, String>) -> bool {
     if !is_running_standby(snap) || node.tags.noloadbalance {
         return false;
@@ -118,30 +127,46 @@ fn replica_ok(snap: &Snapshot, node: &Node, q: &HashMap<String, String>) -> bool
         }
     }
     if let Some(want) = q.get("replication_state") {
-        let streaming = snap.local.receiver.as_ref().is_some_and(|r| r.streaming);
-        if want == "streaming" && !streaming {
+        if replication_state(&snap.local) != Some(want.as_str()) {
             return false;
-        }
-    }
-    for (k, v) in q {
-        if let Some(tag) = k.strip_prefix("tag_") {
-            let have = match tag {
-                "nofailover" => Some(node.tags.nofailover.to_string()),
-                "nosync" => Some(node.tags.nosync.to_string()),
-                "noloadbalance" => Some(node.tags.noloadbalance.to_string()),
-                "clonefrom" => Some(node.tags.clonefrom.to_string()),
-                "failover_priority" => Some(node.tags.failover_priority.to_string()),
-                other => node.tags.custom_str(other),
-            };
-            if have.as_deref().map(str::to_ascii_lowercase) != Some(v.to_ascii_lowercase()) {
-                return false;
-            }
         }
     }
     true
 }
 
-/// Answers one health question at `now`.
+/// The `?tag_<name>=<value>` filters: every tag named must be set to that value.
+fn tags_match(node: &Node, q: &HashMap<String, String>) -> bool {
+    q.iter().all(|(k, v)| {
+        let Some(tag) = k.strip_prefix("tag_") else {
+            return true;
+        };
+        let have = match tag {
+            "nofailover" => Some(node.tags.nofailover.to_string()),
+            "nosync" => Some(node.tags.nosync.to_string()),
+            "noloadbalance" => Some(node.tags.noloadbalance.to_string()),
+            "clonefrom" => Some(node.tags.clonefrom.to_string()),
+            "failover_priority" => Some(node.tags.failover_priority.to_string()),
+            other => node.tags.custom_str(other),
+        };
+        have.as_deref().map(str::to_ascii_lowercase) == Some(v.to_ascii_lowercase())
+    })
+}
+
+impl Check {
+    /// Patroni ignores tag filters on the lock holder's endpoints and on the probes.
+    fn ignores_tags(self) -> bool {
+        matches!(
+            self,
+            Check::Primary
+                | Check::Leader
+                | Check::StandbyLeader
+                | Check::Liveness
+                | Check::Readiness
+        )
+    }
+}
+
+/// Answers one health question at `now`, as Patroni's `do_GET` does.
 pub fn evaluate(
     check: Check,
     snap: &Snapshot,
@@ -151,14 +176,22 @@ pub fn evaluate(
 ) -> bool {
     let leader = snap.is_leader(now);
     let primary = leader && snap.local.is_running_primary();
-    match check {
+    let replica = replica_ok(snap, node, q);
+    // Synchronous roles are only known with a cluster view (Patroni: "dcs is available").
+    let dcs_ok = snap.cluster.is_some();
+    let sync = is_sync_standby(snap, node);
+    let quorum = is_quorum_standby(snap, node);
+    let ok = match check {
         Check::Primary => primary,
         Check::Leader => leader,
         Check::StandbyLeader => false,
-        Check::Replica => replica_ok(snap, node, q),
-        Check::ReadOnly => primary || replica_ok(snap, node, q),
-        Check::Sync => is_running_standby(snap) && is_sync(snap, node),
-        Check::Async => is_running_standby(snap) && !is_sync(snap, node),
+        Check::Replica => replica,
+        Check::ReadOnly => primary || replica,
+        Check::Sync => dcs_ok && sync && replica,
+        Check::Quorum => dcs_ok && quorum && replica,
+        Check::Async => dcs_ok && !sync && !quorum && replica,
+        Check::ReadOnlySync => dcs_ok && (primary || (sync && replica)),
+        Check::ReadOnlyQuorum => dcs_ok && (primary || (quorum && replica)),
         Check::Health => snap.local.process == ProcessState::Running,
         Check::Liveness => {
             let cfg = snap.dynamic_config(node);
@@ -174,18 +207,24 @@ pub fn evaluate(
                 .is_some_and(|t| now.saturating_sub(t) <= limit)
         }
         Check::Readiness => {
-            if primary {
+            if leader {
                 return true;
             }
             let max = q
                 .get("lag")
                 .and_then(|l| parse_lag(l))
                 .unwrap_or(snap.dynamic_config(node).maximum_lag_on_failover);
+            let lag = if q.get("mode").map(String::as_str) == Some("write") {
+                receive_lag(snap)
+            } else {
+                replica_lag(snap)
+            };
             is_running_standby(snap)
-                && snap.local.receiver.as_ref().is_some_and(|r| r.streaming)
-                && replica_lag(snap) <= max
+                && replication_state(&snap.local) == Some("streaming")
+                && lag <= max
         }
-    }
+    };
+    ok && (check.ignores_tags() || tags_match(node, q))
 }
 
 fn answer(shared: &Shared, q: &HashMap<String, String>, check: Check) -> (StatusCode, Response) {

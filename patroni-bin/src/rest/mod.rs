@@ -9,6 +9,7 @@
 mod admin;
 pub mod config;
 mod health;
+pub mod limits;
 mod metrics;
 mod switchover;
 
@@ -24,7 +25,10 @@ use axum::Router;
 use base64::Engine;
 use serde::de::DeserializeOwned;
 
+use tokio::sync::Semaphore;
+
 use crate::state::Shared;
+pub use limits::RestLimits;
 
 /// Largest request body accepted; Patroni's verbs take a few hundred bytes.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -45,22 +49,27 @@ pub enum RestError {
     Serve(std::io::Error),
 }
 
-/// The router with every endpoint, over shared agent state.
-pub fn router(shared: Arc<Shared>) -> Router {
-    let mut r = Router::new();
+/// The router with every endpoint, over shared agent state, under `limits`.
+pub fn router(shared: Arc<Shared>, limits: RestLimits) -> Router {
+    // Answered from the last cycle's snapshot, at once: never bounded, so they answer when the
+    // endpoints below are saturated.
+    let mut fast = Router::new();
     for (path, check) in health::ROUTES {
         let c = *check;
-        r = r.route(
+        fast = fast.route(
             path,
             get(move |s, q| health::get(s, q, c))
                 .head(move |s, q| health::head(s, q, c))
                 .options(move |s, q| health::head(s, q, c)),
         );
     }
-    r.route("/patroni", get(health::patroni))
+    let fast = fast
+        .route("/patroni", get(health::patroni))
+        .route("/metrics", get(metrics::metrics));
+    // These read or write the DCS, or wait for the loop: a bounded number at once.
+    let waiting = Router::new()
         .route("/cluster", get(metrics::cluster))
         .route("/history", get(metrics::history))
-        .route("/metrics", get(metrics::metrics))
         .route(
             "/config",
             get(config::get_config)
@@ -72,9 +81,18 @@ pub fn router(shared: Arc<Shared>) -> Router {
             post(switchover::post_switchover).delete(switchover::delete_switchover),
         )
         .route("/failover", post(switchover::post_failover))
-        .route("/restart", post(admin::restart))
+        .route(
+            "/restart",
+            post(admin::restart).delete(admin::delete_restart),
+        )
         .route("/reinitialize", post(admin::reinitialize))
         .route("/reload", post(admin::reload))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::new(Semaphore::new(limits.max_waiting_requests())),
+            limits::bound_waiting,
+        ));
+    fast.merge(waiting)
+        .layer(axum::middleware::from_fn_with_state(limits, limits::track))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(shared)
 }
@@ -83,10 +101,12 @@ pub fn router(shared: Arc<Shared>) -> Router {
 pub struct RestServer {
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
+    limits: RestLimits,
+    registry: Arc<limits::Registry>,
 }
 
 impl RestServer {
-    /// Binds `addr`.
+    /// Binds `addr` with the default [`RestLimits`].
     pub async fn bind(addr: &str, shared: Arc<Shared>) -> Result<Self, RestError> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -94,7 +114,20 @@ impl RestServer {
                 addr: addr.to_string(),
                 source,
             })?;
-        Ok(RestServer { listener, shared })
+        let limits = RestLimits::default();
+        Ok(RestServer {
+            listener,
+            shared,
+            limits,
+            registry: limits::Registry::new(limits),
+        })
+    }
+
+    /// Replaces the connection limits (`restapi.header_timeout`, `idle_timeout`, `max_connections`).
+    pub fn with_limits(mut self, limits: RestLimits) -> Self {
+        self.limits = limits;
+        self.registry = limits::Registry::new(limits);
+        self
     }
 
     /// The bound address.
@@ -104,12 +137,20 @@ impl RestServer {
             .expect("a bound listener has an address")
     }
 
+    /// The open connections, for tests and diagnostics.
+    pub fn connections(&self) -> Arc<limits::Registry> {
+        Arc::clone(&self.registry)
+    }
+
     /// Serves until `shutdown` resolves.
     pub async fn serve(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), RestError> {
-        axum::serve(self.listener, router(self.shared))
+        let listener = limits::LimitedListener::new(self.listener, self.registry);
+        let app = router(self.shared, self.limits)
+            .into_make_service_with_connect_info::<limits::ConnHandle>();
+        axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(RestError::Serve)

@@ -10,7 +10,7 @@ use patroni_core::{
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::RestServer;
+use super::{RestLimits, RestServer};
 use crate::config::Credentials;
 use crate::state::Shared;
 
@@ -49,6 +49,15 @@ fn member(name: &str, role: MemberRole, pos: u64) -> MemberData {
 
 /// A three-member cluster in the store (n1 leader), and the API of `me`.
 async fn api(me: &str, auth: Option<Credentials>) -> Api {
+    api_with(me, auth, RestLimits::default()).await.0
+}
+
+/// As [`api`], under `limits`, with the server's connection registry.
+async fn api_with(
+    me: &str,
+    auth: Option<Credentials>,
+    limits: RestLimits,
+) -> (Api, Arc<super::limits::Registry>) {
     let store = SharedStore::new(MemoryStore::new(30_000));
     let clk = clock();
     let cfg = DynamicConfig {
@@ -76,19 +85,24 @@ async fn api(me: &str, auth: Option<Credentials>) -> Api {
     let shared = Shared::new("demo", node, dcs, auth);
     let server = RestServer::bind("127.0.0.1:0", Arc::clone(&shared))
         .await
-        .unwrap();
+        .unwrap()
+        .with_limits(limits);
+    let registry = server.connections();
     let base = format!("http://{}", server.local_addr());
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(server.serve(async {
         let _ = rx.await;
     }));
-    Api {
-        base,
-        shared,
-        store,
-        http: reqwest::Client::new(),
-        stop: Some(tx),
-    }
+    (
+        Api {
+            base,
+            shared,
+            store,
+            http: reqwest::Client::new(),
+            stop: Some(tx),
+        },
+        registry,
+    )
 }
 
 impl Api {
@@ -517,4 +531,416 @@ async fn metrics_restart_reinit_and_missing_config() {
         a.req(Method::PATCH, "/config", Some("{}")).await.0,
         StatusCode::SERVICE_UNAVAILABLE
     );
+}
+
+#[tokio::test]
+async fn cluster_document_has_patronis_positions_and_order() {
+    let a = api("n3", None).await;
+    // n2 publishes its receive and replay positions; n3 published only `xlog_location`.
+    let n2 = MemoryDcs::new(a.store.clone(), "n2", clock());
+    n2.publish_member(&MemberData {
+        receive_lsn: Some(Lsn(900)),
+        replay_lsn: Some(Lsn(890)),
+        ..member("n2", MemberRole::Replica, 900)
+    })
+    .await
+    .unwrap();
+    let (code, body) = a.get("/cluster").await;
+    assert_eq!(code, StatusCode::OK);
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    assert!(doc.get("pause").is_none(), "pause only when paused: {doc}");
+    let names: Vec<&str> = doc["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["n1", "n2", "n3"], "sorted by name");
+    let m = |i: usize| doc["members"][i].clone();
+    assert_eq!(m(0)["role"], "leader");
+    assert!(m(0).get("lsn").is_none() && m(0).get("lag").is_none());
+    // 1000 on the leader: n2 has 900 (0x384) received, 890 (0x37A) replayed.
+    assert_eq!(m(1)["lsn"], "0/384");
+    assert_eq!(m(1)["lag"], 100);
+    assert_eq!(m(1)["receive_lsn"], "0/384");
+    assert_eq!(m(1)["receive_lag"], 100);
+    assert_eq!(m(1)["replay_lsn"], "0/37A");
+    assert_eq!(m(1)["replay_lag"], 110);
+    assert_eq!(m(2)["lsn"], "0/320");
+    assert_eq!(m(2)["lag"], 200);
+    assert_eq!(m(2)["receive_lsn"], "unknown");
+    assert_eq!(m(2)["receive_lag"], "unknown");
+    assert_eq!(m(2)["replay_lag"], "unknown");
+    // Paused: `pause: true` appears.
+    assert_eq!(
+        a.req(Method::PATCH, "/config", Some(r#"{"pause": true}"#))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let doc: Value = serde_json::from_str(&a.get("/cluster").await.1).unwrap();
+    assert_eq!(doc["pause"], true);
+}
+
+#[tokio::test]
+async fn status_document_and_metrics_carry_patronis_fields() {
+    use patroni_core::{ReplicationRow, Timestamp, WalSender};
+    let a = api("n1", None).await;
+    a.as_primary().await;
+    a.shared.update(|s| {
+        s.local.report.postmaster_start_time = Some(Timestamp(1_700_000_000_123));
+        s.local.replication = vec![ReplicationRow {
+            application_name: "n2".into(),
+            state: "streaming".into(),
+            sync_state: "async".into(),
+            flush_lsn: Some(Lsn(900)),
+            replay_lsn: Some(Lsn(900)),
+        }];
+        s.local.report.replication = vec![WalSender {
+            usename: Some("replicator".into()),
+            application_name: "n2".into(),
+            client_addr: Some("10.0.0.2".into()),
+            state: "streaming".into(),
+            sync_state: "async".into(),
+            sync_priority: Some(0),
+        }];
+    });
+    let doc: Value = serde_json::from_str(&a.get("/patroni").await.1).unwrap();
+    assert_eq!(
+        doc["postmaster_start_time"],
+        "2023-11-14 22:13:20.123000+00:00"
+    );
+    let row = &doc["replication"][0];
+    assert_eq!(row["usename"], "replicator");
+    assert_eq!(row["application_name"], "n2");
+    assert_eq!(row["client_addr"], "10.0.0.2");
+    assert_eq!(row["sync_priority"], 0);
+    assert_eq!(row["sync_state"], "async");
+    let metrics = a.get("/metrics").await.1;
+    let value = |name: &str| -> String {
+        let prefix = format!("{name}{{scope=\"demo\",name=\"n1\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("{name} missing:\n{metrics}"))
+            .to_string()
+    };
+    assert_eq!(value("patroni_postgres_state"), "5");
+    assert_eq!(value("patroni_postgres_server_version"), "150004");
+    assert_eq!(value("patroni_postmaster_start_time"), "1700000000.123");
+    assert_eq!(value("patroni_postgres_streaming"), "0");
+    assert_eq!(value("patroni_postgres_in_archive_recovery"), "0");
+    assert_eq!(value("patroni_xlog_paused"), "0");
+    assert_eq!(value("patroni_xlog_replayed_timestamp"), "0");
+    assert_eq!(value("patroni_sync_standby"), "0");
+    assert_eq!(value("patroni_quorum_standby"), "0");
+    assert_eq!(value("patroni_standby_leader"), "0");
+    assert_eq!(value("patroni_failsafe_mode_is_active"), "0");
+    assert_eq!(value("patroni_primary"), "1");
+    assert!(metrics.contains("# Values: 0=initdb, 1=initdb_failed,"));
+    assert!(metrics.contains("# TYPE patroni_xlog_location counter"));
+    // Every sample line is `name{labels} value`.
+    for l in metrics.lines().filter(|l| !l.starts_with('#')) {
+        let (name, rest) = l.split_once('{').unwrap_or_else(|| panic!("{l}"));
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{l}"
+        );
+        let (_, v) = rest.rsplit_once("} ").unwrap_or_else(|| panic!("{l}"));
+        assert!(v.parse::<f64>().is_ok(), "{l}");
+    }
+
+    // A standby replaying with replay paused, fed from the archive.
+    a.as_standby(900).await;
+    a.shared.update(|s| {
+        s.local.receiver = None;
+        s.local.version = Some("15.4".into());
+        s.local.report.restore_command = true;
+        s.local.report.replay_paused = true;
+        s.local.report.replayed_timestamp = Some(Timestamp(1_700_000_100_000));
+    });
+    let doc: Value = serde_json::from_str(&a.get("/patroni").await.1).unwrap();
+    assert_eq!(doc["replication_state"], "in archive recovery");
+    assert_eq!(doc["xlog"]["paused"], true);
+    assert_eq!(
+        doc["xlog"]["replayed_timestamp"],
+        "2023-11-14 22:15:00+00:00"
+    );
+    let metrics = a.get("/metrics").await.1;
+    let line = |name: &str| format!("{name}{{scope=\"demo\",name=\"n1\"}} ");
+    for (name, want) in [
+        ("patroni_postgres_in_archive_recovery", "1"),
+        ("patroni_postgres_streaming", "0"),
+        ("patroni_xlog_paused", "1"),
+        ("patroni_xlog_replayed_timestamp", "1700000100.0"),
+        ("patroni_replica", "1"),
+        ("patroni_primary", "0"),
+    ] {
+        assert!(
+            metrics.contains(&format!("{}{want}\n", line(name))),
+            "{name} {want}:\n{metrics}"
+        );
+    }
+    assert_eq!(
+        a.get("/replica?replication_state=in%20archive%20recovery")
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // Stopped: no version, so no streaming metrics (as Patroni, which reads them from the server).
+    a.shared.update(|s| s.local.process = ProcessState::Stopped);
+    let metrics = a.get("/metrics").await.1;
+    assert!(
+        !metrics.contains("patroni_postgres_streaming{"),
+        "{metrics}"
+    );
+    assert!(metrics.contains(&format!("{}0\n", line("patroni_postgres_server_version"))));
+    assert!(metrics.contains(&format!("{}12\n", line("patroni_postgres_state"))));
+}
+
+#[tokio::test]
+async fn sync_quorum_and_read_only_variants() {
+    use patroni_core::SyncState;
+    let a = api("n2", None).await;
+    let n1 = MemoryDcs::new(a.store.clone(), "n1", clock());
+    let sync = SyncState {
+        leader: Some("n1".into()),
+        sync_standbys: vec!["n2".into()],
+        quorum: None,
+    };
+    assert!(n1.write_sync_state(&sync, None).await.unwrap());
+    // Synchronous mode off: the `/sync` key names nobody.
+    a.as_standby(900).await;
+    for (p, want) in [
+        ("/sync", StatusCode::SERVICE_UNAVAILABLE),
+        ("/async", StatusCode::OK),
+        ("/read-only-sync", StatusCode::SERVICE_UNAVAILABLE),
+        ("/quorum", StatusCode::SERVICE_UNAVAILABLE),
+        ("/read-only-quorum", StatusCode::SERVICE_UNAVAILABLE),
+    ] {
+        assert_eq!(a.get(p).await.0, want, "off: {p}");
+    }
+    for (mode, sync_ok, quorum_ok) in [("true", true, false), ("\"quorum\"", false, true)] {
+        let patch = format!(r#"{{"synchronous_mode": {mode}}}"#);
+        assert_eq!(
+            a.req(Method::PATCH, "/config", Some(&patch)).await.0,
+            StatusCode::OK
+        );
+        a.as_standby(900).await;
+        let code = |ok: bool| {
+            if ok {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        };
+        for (p, want) in [
+            ("/sync", code(sync_ok)),
+            ("/synchronous", code(sync_ok)),
+            ("/read-only-sync", code(sync_ok)),
+            ("/read-only-synchronous", code(sync_ok)),
+            ("/quorum", code(quorum_ok)),
+            ("/read-only-quorum", code(quorum_ok)),
+            ("/async", StatusCode::SERVICE_UNAVAILABLE),
+            ("/replica", StatusCode::OK),
+        ] {
+            assert_eq!(a.get(p).await.0, want, "{mode}: {p}");
+        }
+        let doc: Value = serde_json::from_str(&a.get("/patroni").await.1).unwrap();
+        assert_eq!(doc.get("sync_standby").is_some(), sync_ok, "{doc}");
+        assert_eq!(doc.get("quorum_standby").is_some(), quorum_ok, "{doc}");
+        let cluster: Value = serde_json::from_str(&a.get("/cluster").await.1).unwrap();
+        assert_eq!(
+            cluster["members"][1]["role"],
+            if quorum_ok {
+                "quorum_standby"
+            } else {
+                "sync_standby"
+            }
+        );
+    }
+    // The primary answers the read-only variants whatever the mode.
+    let p = api("n1", None).await;
+    p.as_primary().await;
+    for path in ["/read-only-sync", "/read-only-quorum", "/read-only"] {
+        assert_eq!(p.get(path).await.0, StatusCode::OK, "{path}");
+    }
+    for path in ["/quorum", "/sync", "/async"] {
+        assert_eq!(
+            p.get(path).await.0,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{path}"
+        );
+    }
+    // Tag filters apply to the replica answers, not to the lock holder's.
+    assert_eq!(p.get("/primary?tag_site=dc9").await.0, StatusCode::OK);
+    assert_eq!(
+        p.get("/read-only?tag_site=dc9").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+#[tokio::test]
+async fn delete_restart_answers_that_nothing_is_scheduled() {
+    let a = api(
+        "n1",
+        Some(Credentials {
+            username: "u".into(),
+            password: "p".into(),
+        }),
+    )
+    .await;
+    assert_eq!(
+        a.req(Method::DELETE, "/restart", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let resp = a
+        .http
+        .delete(format!("{}/restart", a.base))
+        .basic_auth("u", Some("p"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(resp.text().await.unwrap(), "no restarts are scheduled");
+}
+
+/// Reads from `s` until the server closes it; how long that took, `None` if still open at `limit`.
+async fn closed_within(s: &mut tokio::net::TcpStream, limit: Duration) -> Option<Duration> {
+    use tokio::io::AsyncReadExt;
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = limit.checked_sub(start.elapsed())?;
+        match tokio::time::timeout(left, s.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(start.elapsed()),
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+fn limits(header: u64, idle: u64, max: usize) -> RestLimits {
+    RestLimits {
+        header_timeout: Duration::from_secs(header),
+        idle_timeout: Duration::from_secs(idle),
+        max_connections: max,
+    }
+}
+
+#[tokio::test]
+async fn health_checks_answer_past_the_connection_cap() {
+    let (a, registry) = api_with("n1", None, limits(30, 30, 8)).await;
+    a.as_primary().await;
+    let addr = a.base.trim_start_matches("http://").to_string();
+    // Twice the cap of idle connections, each having sent nothing.
+    let mut idle = Vec::new();
+    for _ in 0..16 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    // A health check still answers, on a fresh connection, while the idle ones sit there.
+    let started = Instant::now();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let resp = http
+        .get(format!("{}/primary", a.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    println!(
+        "MEASURED /primary past the cap answered in {} ms",
+        started.elapsed().as_millis()
+    );
+    drop(resp);
+    // The oldest idle connections were closed to make room, and the cap holds.
+    let mut closed = 0;
+    for s in &mut idle {
+        if closed_within(s, Duration::from_millis(500)).await.is_some() {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 9, "only {closed} of 16 idle connections closed");
+    assert!(registry.open() <= 8, "{} open", registry.open());
+    // Endpoints that wait may fill at most half the connections.
+    assert_eq!(RestLimits::default().max_waiting_requests(), 128);
+    assert_eq!(limits(1, 1, 8).max_waiting_requests(), 4);
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_after_the_idle_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let (a, registry) = api_with("n1", None, limits(30, 1, 64)).await;
+    let addr = a.base.trim_start_matches("http://").to_string();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // The answer, then the keep-alive connection idles until the server closes it.
+    let took = closed_within(&mut s, Duration::from_secs(10)).await;
+    let took = took.expect("an idle keep-alive connection stayed open 10 s");
+    println!(
+        "MEASURED idle connection closed after {} ms",
+        took.as_millis()
+    );
+    assert!(
+        took >= Duration::from_millis(900),
+        "closed too early: {took:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(registry.open(), 0);
+}
+
+#[tokio::test]
+async fn half_a_header_is_disconnected_after_the_header_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let (a, _) = api_with("n1", None, limits(1, 60, 64)).await;
+    let addr = a.base.trim_start_matches("http://").to_string();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let took = closed_within(&mut s, Duration::from_secs(10)).await;
+    let took = took.expect("half a header held the connection 10 s");
+    println!(
+        "MEASURED half a header disconnected after {} ms",
+        took.as_millis()
+    );
+    // A body announced but not sent is cut off too, with 408.
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"POST /switchover HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"leader\":")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+            if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    })
+    .await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // A client that sends its request whole is served as before.
+    assert_eq!(a.get("/health").await.0, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[test]
+fn limits_come_from_the_restapi_section() {
+    let text = "scope: s\nname: n\netcd3: {hosts: 127.0.0.1:2379}\nrestapi:\n  listen: 127.0.0.1:8008\n  header_timeout: 3\n  idle_timeout: 30\n  max_connections: 50\n";
+    let loaded = crate::config::Config::parse(text, "t.yml", Vec::new()).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert_eq!(loaded.config.restapi.limits(), limits(3, 30, 50));
+    let plain = "scope: s\nname: n\netcd3: {hosts: 127.0.0.1:2379}\n";
+    let loaded = crate::config::Config::parse(plain, "t.yml", Vec::new()).unwrap();
+    assert_eq!(loaded.config.restapi.limits(), RestLimits::default());
 }

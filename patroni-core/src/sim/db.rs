@@ -256,6 +256,7 @@ impl SimDb {
             }),
             version: Some("15.0-sim".into()),
             pending_restart: false,
+            report: Default::default(),
         }
     }
 }
