@@ -185,8 +185,13 @@ impl Postgres {
             DbRole::Primary
         };
         db.write_lsn = lsn(row, 1);
-        db.receive_lsn = lsn(row, 2);
         db.replay_lsn = lsn(row, 3);
+        // After a restart the receiver starts again at a segment boundary, below what was already
+        // replayed: nothing received is ever behind what is replayed, so report the larger one.
+        db.receive_lsn = match (lsn(row, 2), db.replay_lsn) {
+            (Some(r), Some(p)) => Some(r.max(p)),
+            (r, _) => r,
+        };
         db.system_id = col(row, 4).map(str::to_string);
         let checkpoint_tli = num(row, 5);
         db.timeline = num(row, 6).or(checkpoint_tli);

@@ -614,3 +614,33 @@ async fn a_postmaster_whose_data_directory_is_gone_is_still_seen_and_stopped() {
     assert!(!alive, "the postmaster {pid} survived the stop");
     assert_eq!(a.pg.observe().await.process, ProcessState::Crashed);
 }
+
+/// Right after a restart the WAL receiver starts again at a segment boundary, so PostgreSQL's
+/// receive position can sit below its replay position: the adapter reports the larger one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_standby_never_reports_received_below_replayed() {
+    let a = PgNode::new("a", |_| {});
+    a.pg.bootstrap().await.unwrap();
+    let b = PgNode::new("b", |_| {});
+    b.pg.clone_from(&a.member()).await.unwrap();
+    wait_until(&b.pg, "streaming", 30, streaming).await;
+    a.pg.query("CREATE TABLE r AS SELECT generate_series(1, 20000) AS v")
+        .await
+        .unwrap();
+    let target = a.pg.observe().await.write_lsn.unwrap();
+    wait_until(&b.pg, "replayed the writes", 30, |db| {
+        db.replay_lsn.is_some_and(|p| p >= target)
+    })
+    .await;
+    b.pg.restart().await.unwrap();
+    let mut seen = 0;
+    for _ in 0..100 {
+        let db = b.pg.observe().await;
+        if let (Some(r), Some(p)) = (db.receive_lsn, db.replay_lsn) {
+            assert!(r >= p, "received {r} below replayed {p}");
+            seen += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(seen > 0, "never saw both positions");
+}
