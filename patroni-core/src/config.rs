@@ -14,6 +14,13 @@ pub enum SynchronousMode {
     Quorum,
 }
 
+impl SynchronousMode {
+    /// Whether commits wait for nobody (Patroni's default).
+    pub fn is_off(&self) -> bool {
+        *self == SynchronousMode::Off
+    }
+}
+
 impl Serialize for SynchronousMode {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -50,19 +57,49 @@ impl<'de> Deserialize<'de> for SynchronousMode {
     }
 }
 
+// Only what differs from Patroni's defaults is written to `/config`, as Patroni writes only what
+// was set: a reader (ours or Python's) applies the same defaults to what is absent. The timing
+// (`ttl`, `loop_wait`, `retry_timeout`) is always written, so `/config` is never the empty object
+// that an emptied key looks like.
+fn eq_u64<const N: u64>(v: &u64) -> bool {
+    *v == N
+}
+fn eq_u32<const N: u32>(v: &u32) -> bool {
+    *v == N
+}
+fn eq_i64<const N: i64>(v: &i64) -> bool {
+    *v == N
+}
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+fn is_true(v: &bool) -> bool {
+    *v
+}
+
 /// Database settings that live in the dynamic configuration (`postgresql:` under `/config`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DynamicPostgresql {
     /// Rejoin a diverged former primary with `pg_rewind` (openGauss: incremental build) instead of a full copy.
+    #[serde(skip_serializing_if = "is_false")]
     pub use_pg_rewind: bool,
     /// Keep a physical replication slot per member on the primary.
+    #[serde(skip_serializing_if = "is_true")]
     pub use_slots: bool,
     /// Server parameters applied on every node.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     pub parameters: serde_json::Map<String, serde_json::Value>,
     /// Keys we do not interpret, kept so a round trip through `/config` loses nothing.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl DynamicPostgresql {
+    /// Whether nothing differs from the defaults (then `/config` carries no `postgresql` key).
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl Default for DynamicPostgresql {
@@ -87,31 +124,44 @@ pub struct DynamicConfig {
     /// Seconds a DCS or database call may take before it counts as failed.
     pub retry_timeout: u64,
     /// Bytes a standby may lag behind the last known primary position and still be promoted.
+    #[serde(skip_serializing_if = "eq_u64::<1_048_576>")]
     pub maximum_lag_on_failover: u64,
     /// Bytes a synchronous standby may lag before it is replaced; negative disables the check.
+    #[serde(skip_serializing_if = "eq_i64::<{ -1 }>")]
     pub maximum_lag_on_syncnode: i64,
     /// Seconds a crashed primary may take to come back before the cluster fails over; 0 fails over at once.
     #[serde(alias = "master_start_timeout")]
+    #[serde(skip_serializing_if = "eq_u64::<300>")]
     pub primary_start_timeout: u64,
     /// Seconds a primary may take to stop in synchronous mode before it is killed; 0 waits.
+    #[serde(skip_serializing_if = "eq_u64::<0>")]
     pub primary_stop_timeout: u64,
     /// Seconds to hold back the leader race while WAL is still arriving.
+    #[serde(skip_serializing_if = "eq_u64::<0>")]
     pub primary_race_backoff: u64,
     /// Whether commits wait for standbys, and so which standbys may be promoted.
+    #[serde(skip_serializing_if = "SynchronousMode::is_off")]
     pub synchronous_mode: SynchronousMode,
     /// In synchronous mode, block commits rather than fall back to asynchronous when no standby is left.
+    #[serde(skip_serializing_if = "is_false")]
     pub synchronous_mode_strict: bool,
     /// How many synchronous standbys to keep.
+    #[serde(skip_serializing_if = "eq_u32::<1>")]
     pub synchronous_node_count: u32,
     /// Keep a primary running through a DCS outage when every member confirms it.
+    #[serde(skip_serializing_if = "is_false")]
     pub failsafe_mode: bool,
     /// Refuse to promote a member whose timeline is behind the cluster's.
+    #[serde(skip_serializing_if = "is_false")]
     pub check_timeline: bool,
     /// How many entries of the `/history` key to keep; 0 keeps all.
+    #[serde(skip_serializing_if = "eq_u64::<0>")]
     pub max_timelines_history: u64,
     /// Maintenance mode: agents take no automatic action on their databases.
+    #[serde(skip_serializing_if = "is_false")]
     pub pause: bool,
     /// Settings for the database itself.
+    #[serde(skip_serializing_if = "DynamicPostgresql::is_default")]
     pub postgresql: DynamicPostgresql,
     /// Keys we do not interpret (slots, standby_cluster, ...), kept so a round trip loses nothing.
     #[serde(flatten)]
@@ -316,6 +366,32 @@ impl DynamicConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_what_was_set_is_written_besides_the_timing() {
+        let d = DynamicConfig::default();
+        assert_eq!(
+            serde_json::to_string(&d).unwrap(),
+            r#"{"ttl":30,"loop_wait":10,"retry_timeout":10}"#
+        );
+        let mut c = d.clone();
+        c.pause = true;
+        c.postgresql.use_pg_rewind = true;
+        c.postgresql
+            .parameters
+            .insert("work_mem".into(), "8MB".into());
+        c.extra
+            .insert("permanent_slots".into(), serde_json::json!({}));
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["pause"], true);
+        assert_eq!(
+            v["postgresql"],
+            serde_json::json!({"use_pg_rewind": true, "parameters": {"work_mem": "8MB"}})
+        );
+        assert!(v.get("synchronous_mode").is_none() && v.get("maximum_lag_on_failover").is_none());
+        let back: DynamicConfig = serde_json::from_value(v).unwrap();
+        assert_eq!(back, c);
+    }
 
     #[test]
     fn defaults_are_patronis_and_valid() {
