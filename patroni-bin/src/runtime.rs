@@ -50,12 +50,13 @@ pub fn connect_dcs(
     Ok(Arc::new(dcs))
 }
 
-/// The PostgreSQL adapter's settings from the `postgresql` section, with `bootstrap.dcs` parameters under the local ones.
+/// The PostgreSQL adapter's settings from the `postgresql` section. Its `parameters` are the
+/// node's own: the cluster's come from `/config` (or `bootstrap.dcs` before there is one) through
+/// [`Database::apply_parameters`](patroni_core::Database::apply_parameters) every cycle.
 pub fn postgres_config(config: &Config) -> Result<PostgresConfig, AgentError> {
     let s = &config.postgresql;
     let dynamic = config.bootstrap_dcs();
-    let mut params: Map<String, Value> = dynamic.postgresql.parameters.clone();
-    params.extend(s.parameters.clone());
+    let params: Map<String, Value> = s.parameters.clone();
     let auth: Map<String, Value> = s
         .authentication
         .iter()

@@ -102,9 +102,15 @@ impl Postgres {
     /// upstream) when what we would write differs, and reloads a running server.
     pub(crate) async fn refresh_conf(&self) -> Result<bool, DbError> {
         let cfg = self.config();
-        let Some(current) = conf::managed_text(cfg) else {
-            // Not prepared yet (no cluster, or not started by us): the next start writes it.
-            return Ok(false);
+        let running = live_postmaster(&cfg.data_dir).is_some();
+        let current = match conf::managed_text(cfg) {
+            Some(text) => text,
+            // A server running on a file we did not write (started by Python Patroni before a
+            // migration, or by hand) is taken over now, not at its next restart: otherwise
+            // `/config` changes would wait for one.
+            None if running => String::new(),
+            // No cluster yet, or a stopped one: the next start writes the file.
+            None => return Ok(false),
         };
         let role = if cfg.data_dir.join("standby.signal").exists() {
             ConfRole::Standby {
@@ -118,7 +124,7 @@ impl Postgres {
             return Ok(false);
         }
         self.prepare(&role)?;
-        if live_postmaster(&cfg.data_dir).is_some() {
+        if running {
             self.reload_impl().await?;
         }
         Ok(true)
