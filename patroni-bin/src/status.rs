@@ -4,8 +4,8 @@
 //! Patroni's and the parser tolerates answers from real Patroni agents too.
 
 use patroni_core::{
-    DbRole, LocalDb, Lsn, MemberRole, MemberState, Node, PeerStatus, ProcessState, SynchronousMode,
-    Timestamp,
+    ActionKind, DbRole, LocalDb, Lsn, MemberRole, MemberState, Node, OutcomeResult, PeerStatus,
+    ProcessState, SynchronousMode, Timestamp,
 };
 use serde_json::{json, Value};
 
@@ -240,7 +240,26 @@ pub fn patroni_json(scope: &str, node: &Node, snap: &Snapshot, now: u64) -> Valu
         obj.insert("replication_state".into(), json!(r));
     }
     obj.insert("is_leader".into(), json!(snap.is_leader(now)));
+    if let Some(why) = start_failure(snap) {
+        obj.insert("start_failure".into(), json!(why));
+    }
     doc
+}
+
+/// Why the database last failed to start, while it is still down: the operator should not have
+/// to search the log for why a member reports `start failed`.
+fn start_failure(snap: &Snapshot) -> Option<String> {
+    if snap.local.process.is_alive() {
+        return None;
+    }
+    snap.finished
+        .iter()
+        .rev()
+        .find(|o| matches!(o.kind, ActionKind::Start | ActionKind::Restart))
+        .and_then(|o| match &o.result {
+            OutcomeResult::Failed(why) => Some(why.clone()),
+            _ => None,
+        })
 }
 
 /// Reads a peer's `GET /patroni` answer into what the leader race compares.
@@ -302,6 +321,26 @@ mod tests {
         assert_eq!(server_version_num("PostgreSQL 16.1 (Debian)"), Some(160001));
         assert_eq!(server_version_num("9.6.24"), Some(90624));
         assert_eq!(server_version_num("openGauss"), None);
+    }
+
+    #[test]
+    fn the_last_start_failure_is_reported_while_the_database_is_down() {
+        let failed = patroni_core::Outcome {
+            kind: ActionKind::Start,
+            result: OutcomeResult::Failed("could not bind IPv4 address: in use".into()),
+            started_at: 5,
+        };
+        let mut snap = Snapshot {
+            finished: vec![failed],
+            ..Default::default()
+        };
+        let node = Node::new("n1");
+        let doc = patroni_json("s", &node, &snap, 10);
+        assert_eq!(doc["start_failure"], "could not bind IPv4 address: in use");
+        snap.local.process = ProcessState::Running;
+        assert!(patroni_json("s", &node, &snap, 10)
+            .get("start_failure")
+            .is_none());
     }
 
     #[test]
