@@ -4,7 +4,7 @@
 //! killed at its timeout and reported, and tests can assert the exact command lines an adapter issues.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -188,6 +188,18 @@ impl From<CommandError> for patroni_core::DbError {
 pub trait CommandRunner: Send + Sync {
     /// Runs `spec` to completion or its deadline.
     async fn run(&self, spec: &CommandSpec) -> Result<CommandOutput, CommandError>;
+
+    /// Starts `spec` as a server that outlives this call, in its own process group, its output
+    /// appended to `log`; returns its pid. The runner reaps it when it exits, so a killed server
+    /// never lingers as a zombie that its data directory's lock file still names. Runners that
+    /// cannot start servers refuse.
+    async fn spawn_server(&self, spec: &CommandSpec, log: &Path) -> Result<u32, CommandError> {
+        let _ = log;
+        Err(CommandError::Spawn {
+            command: spec.command_line(),
+            reason: "this runner does not start servers".into(),
+        })
+    }
 }
 
 /// Runs commands as real processes, each in its own process group so a timeout kills its children too.
@@ -196,6 +208,10 @@ pub struct SystemRunner;
 
 #[async_trait]
 impl CommandRunner for SystemRunner {
+    async fn spawn_server(&self, spec: &CommandSpec, log: &Path) -> Result<u32, CommandError> {
+        self.spawn_server_impl(spec, log).await
+    }
+
     async fn run(&self, spec: &CommandSpec) -> Result<CommandOutput, CommandError> {
         let command = spec.command_line();
         let mut cmd = tokio::process::Command::new(&spec.program);
@@ -301,6 +317,48 @@ fn dir_size(dir: &std::path::Path) -> u64 {
         .sum()
 }
 
+impl SystemRunner {
+    async fn spawn_server_impl(&self, spec: &CommandSpec, log: &Path) -> Result<u32, CommandError> {
+        let command = spec.command_line();
+        let spawn_error = |e: std::io::Error| CommandError::Spawn {
+            command: command.clone(),
+            reason: e.to_string(),
+        };
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(spawn_error)?;
+        let mut cmd = tokio::process::Command::new(&spec.program);
+        cmd.args(&spec.args)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().map_err(spawn_error)?)
+            .stderr(out)
+            .process_group(0)
+            .kill_on_drop(false);
+        if let Some(dir) = &spec.cwd {
+            cmd.current_dir(dir);
+        }
+        if let Some((uid, gid)) = spec.run_as {
+            cmd.uid(uid).gid(gid);
+        }
+        let child = cmd.spawn().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => CommandError::NotFound {
+                program: spec.program.to_string_lossy().into(),
+            },
+            _ => spawn_error(e),
+        })?;
+        let pid = child.id().ok_or_else(|| CommandError::Spawn {
+            command: command.clone(),
+            reason: "exited at once".into(),
+        })?;
+        // Dropped without waiting: tokio reaps it in the background when it exits.
+        drop(child);
+        Ok(pid)
+    }
+}
+
 fn kill_group(pid: u32) {
     // A negative pid addresses the process group the child leads. The `--` is vital: procps-ng
     // 4.0.2 reads `kill -KILL -1234` as signal options and ends up calling kill(-1), which as root
@@ -356,6 +414,11 @@ impl RecordingRunner {
 
 #[async_trait]
 impl CommandRunner for RecordingRunner {
+    /// Recorded like any call; answered from the queue (exit code 0 gives pid 0).
+    async fn spawn_server(&self, spec: &CommandSpec, _log: &Path) -> Result<u32, CommandError> {
+        self.run(spec).await.map(|_| 0)
+    }
+
     async fn run(&self, spec: &CommandSpec) -> Result<CommandOutput, CommandError> {
         self.calls.lock().expect("runner lock").push(spec.clone());
         self.replies

@@ -47,10 +47,15 @@ fn base_conf_path(cfg: &PostgresConfig) -> PathBuf {
     cfg.config_dir().join("postgresql.base.conf")
 }
 
-/// The `-c config_file=` option needed when the configuration does not live in the data directory.
-pub fn config_file_option(cfg: &PostgresConfig) -> Option<String> {
-    (cfg.config_dir() != cfg.data_dir.as_path())
-        .then(|| format!("-c config_file={}", conf_path(cfg).display()))
+/// The `-c config_file=...` server arguments needed when the configuration does not live in the
+/// data directory.
+pub fn config_file_option(cfg: &PostgresConfig) -> Option<[String; 2]> {
+    (cfg.config_dir() != cfg.data_dir.as_path()).then(|| {
+        [
+            "-c".to_string(),
+            format!("config_file={}", conf_path(cfg).display()),
+        ]
+    })
 }
 
 fn quote(v: &str) -> String {

@@ -14,7 +14,7 @@ use crate::settings::Settings;
 use crate::sql::{Row, Sql};
 
 /// Programs that refuse to run as root or would leave root-owned data behind.
-const SERVER_PROGRAMS: [&str; 4] = ["initdb", "pg_ctl", "pg_basebackup", "pg_rewind"];
+const SERVER_PROGRAMS: [&str; 5] = ["initdb", "pg_ctl", "pg_basebackup", "pg_rewind", "postgres"];
 
 /// Extra seconds the runner waits beyond `pg_ctl -t`, so `pg_ctl` reports its own timeout first.
 const GRACE: Duration = Duration::from_secs(5);
@@ -160,17 +160,7 @@ impl Postgres {
         spec
     }
 
-    /// Runs a program and returns its output whatever the exit code.
-    pub(crate) async fn run_raw(
-        &self,
-        program: &str,
-        args: Vec<String>,
-        timeout: Duration,
-    ) -> Result<(String, CommandOutput), DbError> {
-        self.run_spec(self.spec(program, args, timeout)).await
-    }
-
-    /// Runs a prepared command (see [`run_raw`](Self::run_raw)).
+    /// Runs a prepared command as the server's OS user; the server programs refuse root.
     pub(crate) async fn run_spec(
         &self,
         spec: CommandSpec,
@@ -280,12 +270,23 @@ impl Postgres {
         Ok(conf::replication_conninfo(&self.cfg, &self.name, &ep))
     }
 
-    /// `pg_ctl start` with the files as they are; a server that does not come up fails with its log.
+    /// Starts the server with the files as they are and waits until it accepts connections (or,
+    /// as a standby, read-only ones); a server that does not come up fails with its log.
+    ///
+    /// `postgres` runs as our own child (as Patroni runs it), not through `pg_ctl start`: a killed
+    /// server is then reaped by us at once, where an orphan waits for init, sometimes for seconds,
+    /// and its zombie's pid in `postmaster.pid` keeps the next start from running. Readiness is
+    /// read from `postmaster.pid` every 20 ms, where `pg_ctl -w` looks every 100 ms.
     pub(crate) async fn pg_start(&self) -> Result<(), DbError> {
         if live_postmaster(&self.cfg.data_dir).is_some() {
             return Ok(());
         }
         datadir::check_owner(&self.cfg.data_dir, self.cfg.run_as)?;
+        if self.cfg.run_as.is_none() && datadir::current_euid() == 0 {
+            return Err(DbError::Unsupported(
+                "postgres refuses to run as root: run the agent as the database's OS user, or set run_as".into(),
+            ));
+        }
         self.wait_for_reaped_postmaster().await;
         let log = self.cfg.log_file();
         if !log.exists() {
@@ -297,16 +298,11 @@ impl Postgres {
             datadir::ensure_dir(&socket_dir, self.cfg.run_as)?;
         }
         self.set_log_mark();
-        let mut args = self.pg_ctl_args("start");
-        args.push("-l".into());
-        args.push(log.display().to_string());
-        if let Some(opt) = conf::config_file_option(&self.cfg) {
-            args.push("-o".into());
-            args.push(opt);
-        }
-        let result = self
-            .run_raw("pg_ctl", args, self.cfg.timeout() + GRACE)
-            .await;
+        let mut args = vec!["-D".to_string(), self.data_dir_arg()];
+        args.extend(conf::config_file_option(&self.cfg).into_iter().flatten());
+        let spec = self.spec("postgres", args, self.cfg.timeout());
+        let command = spec.command_line();
+        let spawned = self.runner.spawn_server(&spec, &log).await;
         self.sql.reset().await;
         let failed = |reason: String| {
             let tail = self.log_tail(20);
@@ -315,29 +311,25 @@ impl Postgres {
                 log_tail: tail,
             }
         };
-        match result {
-            Ok((_, out)) if out.success() => Ok(()),
-            Ok((command, out)) => {
-                if live_postmaster(&self.cfg.data_dir).is_some() {
-                    // pg_ctl gave up waiting but the server lives on: it is still recovering.
-                    Err(DbError::Timeout {
-                        command,
-                        secs: self.cfg.pg_ctl_timeout,
-                    })
-                } else {
-                    Err(failed(out.combined().trim().to_string()))
+        let pid = spawned.map_err(|e| failed(e.to_string()))?;
+        let deadline = tokio::time::Instant::now() + self.cfg.timeout();
+        loop {
+            if let Some(p) = datadir::read_pid_file(&self.cfg.data_dir) {
+                if p.pid == pid && matches!(p.status.as_str(), "ready" | "standby") {
+                    return Ok(());
                 }
             }
-            Err(DbError::Timeout { command, secs }) => {
-                if live_postmaster(&self.cfg.data_dir).is_some() {
-                    Err(DbError::Timeout { command, secs })
-                } else {
-                    Err(failed(format!(
-                        "`{command}` hung and was killed after {secs} s"
-                    )))
-                }
+            if !datadir::process_alive(pid) {
+                return Err(failed(format!("`{command}` exited during start-up")));
             }
-            Err(e) => Err(e),
+            if tokio::time::Instant::now() >= deadline {
+                // Still recovering (or waiting for WAL as a standby): it lives on.
+                return Err(DbError::Timeout {
+                    command,
+                    secs: self.cfg.pg_ctl_timeout,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
