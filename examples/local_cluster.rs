@@ -6,10 +6,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use patroni_bin::ctl::{Ctl, Format};
+use patroni_bin::ctl::listing::{listing, render};
+use patroni_bin::ctl::output::Format;
+use patroni_core::Dcs;
 use patroni_bin::Config;
 use patroni_etcd::testkit::EtcdProcess;
 use patroni_etcd::{EtcdDcs, EtcdIdentity};
@@ -119,6 +120,22 @@ where
     }
 }
 
+/// `patronictl list` as a table, read from etcd.
+struct Ctl {
+    dcs: EtcdDcs,
+    scope: String,
+}
+
+impl Ctl {
+    async fn list(&self) -> anyhow::Result<String> {
+        let cluster = self.dcs.load().await?;
+        Ok(render(
+            &listing(&cluster, &self.scope, false, Format::Pretty),
+            Format::Pretty,
+        ))
+    }
+}
+
 async fn drill(nodes: &mut [Node], ctl: &Ctl, http: &reqwest::Client) -> anyhow::Result<()> {
     let t = Instant::now();
     let p = wait_until("a primary and two streaming standbys", 120, || async {
@@ -134,7 +151,7 @@ async fn drill(nodes: &mut [Node], ctl: &Ctl, http: &reqwest::Client) -> anyhow:
     println!(
         "cluster up in {} ms:\n{}\n",
         t.elapsed().as_millis(),
-        ctl.list(Format::Pretty).await?
+        ctl.list().await?
     );
 
     let old = &nodes[p];
@@ -191,7 +208,7 @@ async fn drill(nodes: &mut [Node], ctl: &Ctl, http: &reqwest::Client) -> anyhow:
             "WRITES LOST"
         }
     );
-    println!("{}\n", ctl.list(Format::Pretty).await?);
+    println!("{}\n", ctl.list().await?);
 
     std::fs::write(&auto, original)?;
     let t = Instant::now();
@@ -204,7 +221,7 @@ async fn drill(nodes: &mut [Node], ctl: &Ctl, http: &reqwest::Client) -> anyhow:
         "{} repaired: back as a streaming standby after {} ms\n{}",
         old.name,
         t.elapsed().as_millis(),
-        ctl.list(Format::Pretty).await?
+        ctl.list().await?
     );
     Ok(())
 }
@@ -265,7 +282,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let dcs = EtcdDcs::new(&etcd.config(), EtcdIdentity::new(scope, "demo-observer"))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let ctl = Ctl::new(Arc::new(dcs), scope, None);
+    let ctl = Ctl {
+        dcs,
+        scope: scope.to_string(),
+    };
     let http = reqwest::Client::new();
     let result = drill(&mut nodes, &ctl, &http).await;
     println!("stopping the agents and their databases");

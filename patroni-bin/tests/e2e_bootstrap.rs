@@ -82,8 +82,16 @@ async fn bootstrap_health_codes_ctl_and_standby_crash() {
     assert_eq!(doc["server_version"].as_u64().map(|v| v / 10000), Some(15));
     let (_, cluster) = c.get(&replicas[0], "/cluster").await.unwrap();
     assert_eq!(cluster["members"].as_array().map(Vec::len), Some(3));
-    assert_eq!(cluster["members"][0]["name"], primary.as_str());
-    assert_eq!(cluster["members"][0]["role"], "leader");
+    // Sorted by name, as Patroni lists them; the leader is the one with the leader role.
+    let members = cluster["members"].as_array().unwrap();
+    let names: Vec<&str> = members.iter().filter_map(|m| m["name"].as_str()).collect();
+    assert_eq!(names, ["node1", "node2", "node3"]);
+    let leaders: Vec<&str> = members
+        .iter()
+        .filter(|m| m["role"] == "leader")
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    assert_eq!(leaders, [primary.as_str()]);
 
     // patronictl reads the same cluster from etcd.
     let out = Command::new(env!("CARGO_BIN_EXE_patronictl"))
@@ -103,7 +111,15 @@ async fn bootstrap_health_codes_ctl_and_standby_crash() {
     );
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows.as_array().map(Vec::len), Some(3));
-    assert_eq!(rows[0]["role"], "leader");
+    // Python Patroni's keys and role names (`Member`, `Role: Leader`).
+    let ctl_leaders: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["Role"] == "Leader")
+        .filter_map(|r| r["Member"].as_str())
+        .collect();
+    assert_eq!(ctl_leaders, [primary.as_str()]);
     let table = Command::new(env!("CARGO_BIN_EXE_patronictl"))
         .args(["-c", c.node("node2").config.to_str().unwrap(), "list"])
         .output()

@@ -128,6 +128,22 @@ impl EtcdDcs {
         self.lease.lock().await.id
     }
 
+    /// Deletes every key under the cluster prefix (`patronictl remove`); agents still running
+    /// lose their keys, so they are stopped first.
+    pub async fn delete_cluster(&self) -> Result<(), DcsError> {
+        let prefix = self.prefix.clone();
+        self.conn
+            .call("delete cluster", |mut c| {
+                let p = prefix.clone();
+                async move {
+                    c.delete(p, Some(etcd_client::DeleteOptions::new().with_prefix()))
+                        .await
+                        .map(|_| ())
+                }
+            })
+            .await
+    }
+
     fn lock<'a, T>(&self, m: &'a Mutex<T>) -> std::sync::MutexGuard<'a, T> {
         m.lock().unwrap_or_else(|e| e.into_inner())
     }

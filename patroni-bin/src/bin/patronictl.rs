@@ -1,128 +1,382 @@
-//! `patronictl`: inspect and steer a cluster through its DCS and its members' REST APIs.
+//! `patronictl`: Python Patroni 4's command-line tool for patroni-rs (and Patroni) clusters.
+//!
+//! `patronictl [-c FILE] [-d DCS_URL] [-k] COMMAND [CLUSTER_NAME] [MEMBER_NAMES]...`; every error
+//! is one `Error: ...` line on stderr with exit status 1 (2 for a command line that does not
+//! parse), never a backtrace.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
-use anyhow::{bail, Context};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use patroni_bin::config::Config;
-use patroni_bin::ctl::{Ctl, Format};
+use patroni_bin::ctl::{
+    self, admin, dynconf, info, query, remove, switchover, CtlError, CtlSection, Format,
+    RoleFilter, Session, Term,
+};
 
 #[derive(Parser)]
-#[command(version, about = "Operate a patroni-rs (or Patroni) cluster")]
+#[command(
+    name = "patronictl",
+    version,
+    about = "Command-line interface for interacting with Patroni (patroni-rs).",
+    arg_required_else_help = true
+)]
 struct Args {
-    /// The agent's YAML file: scope, namespace, etcd3 and restapi.authentication are read from it.
-    #[arg(short = 'c', long = "config-file", global = true)]
+    /// Configuration file (default: $PATRONICTL_CONFIG_FILE, else ~/.config/patroni/patronictl.yaml).
+    #[arg(short = 'c', long = "config-file")]
     config: Option<PathBuf>,
-    /// The DCS as a URL, e.g. etcd3://127.0.0.1:2379 (overrides the file's etcd3 section).
-    #[arg(short = 'd', long = "dcs-url", global = true)]
+    /// The DCS connect url, e.g. etcd3://host:2379[/namespace] (default: $DCS_URL).
+    #[arg(short = 'd', long = "dcs-url", visible_alias = "dcs")]
     dcs_url: Option<String>,
-    /// The cluster name, when no file gives it.
-    #[arg(long, global = true)]
+    /// Allow connections to SSL sites without certs.
+    #[arg(short = 'k', long)]
+    insecure: bool,
+    /// The cluster name, when neither the command line nor the file gives it.
+    #[arg(long, hide = true)]
     scope: Option<String>,
-    /// The DCS namespace.
-    #[arg(long, global = true)]
+    /// The DCS namespace (default /service).
+    #[arg(long, hide = true)]
     namespace: Option<String>,
     #[command(subcommand)]
     command: Cmd,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Fmt {
-    Pretty,
-    Json,
+fn role(s: &str) -> Result<RoleFilter, String> {
+    RoleFilter::parse(s).ok_or_else(|| {
+        format!(
+            "invalid role {s:?}: expected leader, primary, standby-leader, replica, standby or any"
+        )
+    })
+}
+
+fn format(s: &str) -> Result<Format, String> {
+    match Format::parse(s) {
+        Some(Format::Topology) | None => Err(format!(
+            "invalid format {s:?}: expected pretty, tsv, json, yaml or yml"
+        )),
+        Some(f) => Ok(f),
+    }
 }
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Members with role, state, timeline and lag.
-    List {
-        #[arg(short = 'f', long, value_enum, default_value = "pretty")]
-        format: Fmt,
+    /// Generate a dsn for the provided member, defaults to a dsn of the leader
+    Dsn {
+        cluster_name: Option<String>,
+        /// Give a dsn of any member with this role
+        #[arg(short = 'r', long, value_parser = role)]
+        role: Option<RoleFilter>,
+        /// Generate a dsn for this member
+        #[arg(short = 'm', long)]
+        member: Option<String>,
     },
-    /// Members as a tree under the leader.
-    Topology,
-    /// Hand the leader role over to another member.
-    Switchover {
-        /// The current leader.
-        #[arg(long, alias = "primary")]
-        leader: Option<String>,
-        /// The member to promote (the healthiest when omitted).
+    /// Query a Patroni PostgreSQL member
+    Query {
+        cluster_name: Option<String>,
+        /// Output format (pretty, tsv, json, yaml)
+        #[arg(long = "format", value_parser = format, default_value = "tsv")]
+        format: Format,
+        /// Execute the SQL commands from this file (- for stdin)
+        #[arg(short = 'f', long = "file")]
+        file: Option<String>,
+        /// force password prompt
         #[arg(long)]
-        candidate: Option<String>,
-        /// When: an ISO 8601 time with a zone, or `now`.
+        password: bool,
+        /// database user name
+        #[arg(short = 'U', long)]
+        username: Option<String>,
+        /// Auto update the screen every 2 seconds
+        #[arg(short = 'W')]
+        w: bool,
+        /// Auto update the screen every X seconds
+        #[arg(short = 'w', long)]
+        watch: Option<f64>,
+        /// The role of the query
+        #[arg(short = 'r', long, value_parser = role)]
+        role: Option<RoleFilter>,
+        /// Query a specific member
+        #[arg(short = 'm', long)]
+        member: Option<String>,
+        /// The column delimiter
+        #[arg(long, default_value = "\t")]
+        delimiter: String,
+        /// The SQL commands to execute
+        #[arg(short = 'c', long)]
+        command: Option<String>,
+        /// database name to connect to
+        #[arg(short = 'd', long)]
+        dbname: Option<String>,
+    },
+    /// Remove cluster from DCS
+    Remove {
+        cluster_name: String,
+        /// Output format
+        #[arg(short = 'f', long = "format", value_parser = format, default_value = "pretty")]
+        format: Format,
+    },
+    /// Reload cluster member configuration
+    Reload {
+        cluster_name: String,
+        member_names: Vec<String>,
+        /// Reload only members with this role
+        #[arg(short = 'r', long, value_parser = role)]
+        role: Option<RoleFilter>,
+        /// Do not ask for confirmation at any point
+        #[arg(long)]
+        force: bool,
+    },
+    /// Restart cluster member
+    Restart {
+        cluster_name: String,
+        member_names: Vec<String>,
+        /// Restart only members with this role
+        #[arg(short = 'r', long, value_parser = role)]
+        role: Option<RoleFilter>,
+        /// Restart a single member only
+        #[arg(long = "any")]
+        any: bool,
+        /// Timestamp of a scheduled restart in unambiguous format (e.g. ISO 8601)
         #[arg(long)]
         scheduled: Option<String>,
-        /// Do not ask for confirmation (this tool never prompts; accepted for Patroni compatibility).
+        /// Restart if the PostgreSQL version is less than provided (e.g. 9.5.2)
+        #[arg(long = "pg-version")]
+        pg_version: Option<String>,
+        /// Restart if pending
+        #[arg(long)]
+        pending: bool,
+        /// Return error and fail over if necessary when restarting takes longer than this.
+        #[arg(long)]
+        timeout: Option<String>,
+        /// Do not ask for confirmation at any point
         #[arg(long)]
         force: bool,
     },
-    /// Promote a named member even without a healthy leader.
-    Failover {
-        #[arg(long)]
-        candidate: String,
-        #[arg(long)]
-        force: bool,
-    },
-    /// Restart the database on members (all when none named).
-    Restart {
-        members: Vec<String>,
-        #[arg(long)]
-        force: bool,
-    },
-    /// Wipe and re-clone members from the leader.
+    /// Reinitialize cluster member
     Reinit {
-        #[arg(required = true)]
-        members: Vec<String>,
+        cluster_name: String,
+        member_names: Vec<String>,
+        /// Do not ask for confirmation at any point
+        #[arg(long)]
+        force: bool,
+        /// Get basebackup from leader
+        #[arg(long = "from-leader")]
+        from_leader: bool,
+        /// Wait until reinitialization completes
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Failover to a replica
+    Failover {
+        cluster_name: Option<String>,
+        /// The name of the candidate
+        #[arg(long)]
+        candidate: Option<String>,
+        /// Do not ask for confirmation at any point
         #[arg(long)]
         force: bool,
     },
-    /// Make members re-read their configuration file.
-    Reload { members: Vec<String> },
-    /// Maintenance mode on: agents stop acting on the databases.
-    Pause,
-    /// Maintenance mode off.
-    Resume,
-    /// Print the dynamic configuration.
-    ShowConfig,
-    /// Change the dynamic configuration (compare-and-swap).
+    /// Switchover to a replica
+    Switchover {
+        cluster_name: Option<String>,
+        /// The name of the current leader
+        #[arg(long, visible_alias = "primary")]
+        leader: Option<String>,
+        /// The name of the candidate
+        #[arg(long)]
+        candidate: Option<String>,
+        /// Timestamp of a scheduled switchover in unambiguous format (e.g. ISO 8601)
+        #[arg(long)]
+        scheduled: Option<String>,
+        /// Do not ask for confirmation at any point
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the Patroni members for a given Patroni
+    List {
+        cluster_names: Vec<String>,
+        /// Show some extra information
+        #[arg(short = 'e', long)]
+        extended: bool,
+        /// Print timestamp
+        #[arg(short = 't', long = "timestamp")]
+        timestamp: bool,
+        /// Output format
+        #[arg(short = 'f', long = "format", value_parser = format, default_value = "pretty")]
+        format: Format,
+        /// Auto update the screen every 2 seconds
+        #[arg(short = 'W')]
+        w: bool,
+        /// Auto update the screen every X seconds
+        #[arg(short = 'w', long)]
+        watch: Option<f64>,
+    },
+    /// Prints ASCII topology for given cluster
+    Topology {
+        cluster_names: Vec<String>,
+        /// Auto update the screen every 2 seconds
+        #[arg(short = 'W')]
+        w: bool,
+        /// Auto update the screen every X seconds
+        #[arg(short = 'w', long)]
+        watch: Option<f64>,
+    },
+    /// Discard scheduled events
+    Flush {
+        /// CLUSTER_NAME [MEMBER_NAMES]... {restart|switchover}
+        #[arg(num_args = 2.., required = true, value_name = "CLUSTER_NAME [MEMBER_NAMES]... TARGET")]
+        args: Vec<String>,
+        /// Flush only members with this role
+        #[arg(short = 'r', long, value_parser = role)]
+        role: Option<RoleFilter>,
+        /// Do not ask for confirmation at any point
+        #[arg(long)]
+        force: bool,
+    },
+    /// Disable auto failover
+    Pause {
+        cluster_name: Option<String>,
+        /// Wait until pause is applied on all nodes
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Resume auto failover
+    Resume {
+        cluster_name: Option<String>,
+        /// Wait until pause is cleared on all nodes
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Edit cluster configuration
     EditConfig {
-        /// key=value, dotted keys for nesting (`postgresql.parameters.work_mem=8MB`).
+        cluster_name: Option<String>,
+        /// Do not show changes
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        /// Set specific configuration value. Can be specified multiple times
         #[arg(short = 's', long = "set")]
         set: Vec<String>,
-        /// A server parameter: shorthand for -s postgresql.parameters.NAME=VALUE.
+        /// Set specific PostgreSQL parameter value. Shorthand for -s postgresql.parameters.
         #[arg(short = 'p', long = "pg")]
         pg: Vec<String>,
+        /// Apply configuration from file. Use - for stdin.
+        #[arg(long)]
+        apply: Option<String>,
+        /// Apply configuration from file, replacing existing configuration. Use - for stdin.
+        #[arg(long)]
+        replace: Option<String>,
+        /// Do not ask for confirmation at any point
         #[arg(long)]
         force: bool,
     },
-    /// Promotions so far.
-    History {
-        #[arg(short = 'f', long, value_enum, default_value = "pretty")]
-        format: Fmt,
+    /// Show cluster configuration
+    ShowConfig { cluster_name: Option<String> },
+    /// Output version of patronictl command or a running Patroni instance
+    Version {
+        cluster_name: Option<String>,
+        member_names: Vec<String>,
     },
-    /// Versions of this tool and of every member.
-    Version,
+    /// Show the history of failovers/switchovers
+    History {
+        cluster_name: Option<String>,
+        /// Output format
+        #[arg(short = 'f', long = "format", value_parser = format, default_value = "pretty")]
+        format: Format,
+    },
 }
 
-fn cluster_config(args: &Args) -> anyhow::Result<Config> {
-    let mut config = match &args.config {
-        Some(p) => {
-            let l = Config::load_for_ctl(p)?;
-            for w in &l.warnings {
-                eprintln!("warning: {w}");
-            }
-            l.config
-        }
-        None => Config::default(),
+/// The default file, as Python's `click.get_app_dir('patroni')`.
+fn default_config_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("patroni").join("patronictl.yaml"))
+}
+
+/// Python's `parse_dcs`: `[etcd3://]host[:port][/namespace]` (etcd and etcd3 both speak v3 here).
+fn apply_dcs_url(config: &mut Config, url: &str) -> Result<(), CtlError> {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (s, r),
+        None => ("", url.trim_start_matches("//")),
     };
-    if let Some(url) = &args.dcs_url {
-        let hosts = url
-            .strip_prefix("etcd3://")
-            .or_else(|| url.strip_prefix("etcd://"))
-            .with_context(|| format!("--dcs-url {url}: expected etcd3://host:port[,host:port]"))?;
-        config.etcd3.hosts = hosts.split(',').map(|h| h.trim().to_string()).collect();
-        config.etcd3.url = None;
-        config.etcd3.host = None;
+    match scheme {
+        "" | "etcd" | "etcd3" => {}
+        "zookeeper" | "exhibitor" | "consul" => {
+            return Err(ctl::failed(format!(
+                "DCS {scheme} is not supported by patroni-rs: use etcd3://host:port"
+            )))
+        }
+        other => return Err(ctl::failed(format!("Unknown dcs scheme: {other}"))),
+    }
+    let (netloc, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let hosts: Vec<String> = netloc
+        .split(',')
+        .map(|h| {
+            let h = h.trim();
+            let (host, port) = match h.rsplit_once(':') {
+                Some((host, port)) if !port.is_empty() && !host.ends_with(':') => (host, port),
+                _ => (h, "2379"),
+            };
+            let host = if host.is_empty() { "localhost" } else { host };
+            format!("{host}:{port}")
+        })
+        .collect();
+    config.etcd3.hosts = hosts;
+    config.etcd3.url = None;
+    config.etcd3.host = None;
+    let ns = path.trim();
+    if !ns.is_empty() && ns != "/" {
+        config.namespace = ns.to_string();
+    }
+    Ok(())
+}
+
+/// The configuration file (if any), the `ctl` section, and the command line's overrides.
+fn load(args: &Args) -> Result<(Config, CtlSection), CtlError> {
+    let explicit = args
+        .config
+        .clone()
+        .or_else(|| std::env::var_os("PATRONICTL_CONFIG_FILE").map(PathBuf::from));
+    let path = match explicit {
+        Some(p) => {
+            if std::fs::File::open(&p).is_err() {
+                return Err(ctl::failed(format!(
+                    "Provided config file {} not existing or no read rights. Check the -c/--config-file parameter",
+                    p.display()
+                )));
+            }
+            Some(p)
+        }
+        None => default_config_path().filter(|p| std::fs::File::open(p).is_ok()),
+    };
+    let (mut config, section) = match &path {
+        Some(p) => {
+            let loaded = Config::load_for_ctl(p).map_err(|e| ctl::failed(e.to_string()))?;
+            for w in &loaded.warnings {
+                // Python's `ctl:` section is read below, not by the agent's configuration.
+                if !w.contains("unknown key `ctl") {
+                    eprintln!("warning: {w}");
+                }
+            }
+            let text = std::fs::read_to_string(p).unwrap_or_default();
+            let section = serde_yaml::from_str::<serde_yaml::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("ctl").cloned())
+                .and_then(|v| serde_yaml::from_value::<CtlSection>(v).ok())
+                .unwrap_or_default();
+            (loaded.config, section)
+        }
+        None => (Config::default(), CtlSection::default()),
+    };
+    let url = args
+        .dcs_url
+        .clone()
+        .or_else(|| std::env::var("DCS_URL").ok().filter(|v| !v.is_empty()));
+    if let Some(url) = url {
+        apply_dcs_url(&mut config, &url)?;
     }
     if let Some(s) = &args.scope {
         config.scope = s.clone();
@@ -130,99 +384,271 @@ fn cluster_config(args: &Args) -> anyhow::Result<Config> {
     if let Some(n) = &args.namespace {
         config.namespace = n.clone();
     }
-    if config.scope.is_empty() {
-        bail!("no cluster scope: give -c config.yml or --scope");
-    }
-    config
-        .etcd3
-        .endpoints()
-        .context("etcd3: give -c config.yml or --dcs-url etcd3://host:port")?;
-    Ok(config)
+    Ok((config, section))
 }
 
-fn fmt(f: Fmt) -> Format {
-    match f {
-        Fmt::Pretty => Format::Pretty,
-        Fmt::Json => Format::Json,
-    }
-}
-
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    if let Cmd::Version = args.command {
-        if args.config.is_none() && args.dcs_url.is_none() {
-            println!("patronictl version {}", env!("CARGO_PKG_VERSION"));
-            return Ok(());
-        }
-    }
-    let config = cluster_config(&args)?;
-    let dcs = patroni_bin::runtime::connect_dcs(&config, "patronictl", &config.bootstrap_dcs())?;
-    let ctl = Ctl::new(
-        dcs,
-        config.scope.clone(),
-        config.restapi.authentication.clone(),
-    );
+async fn run(args: Args) -> Result<(), CtlError> {
+    let (config, section) = load(&args)?;
+    let mut s = Session::new(config, &section, Term::stdio());
     match args.command {
-        Cmd::List { format } => println!("{}", ctl.list(fmt(format)).await?),
-        Cmd::Topology => println!("{}", ctl.topology().await?),
+        Cmd::Dsn {
+            cluster_name,
+            role,
+            member,
+        } => {
+            let name = s.cluster_name(cluster_name.as_deref())?;
+            query::dsn(&mut s, &name, role, member.as_deref()).await
+        }
+        Cmd::Query {
+            cluster_name,
+            format,
+            file,
+            password,
+            username,
+            w,
+            watch,
+            role,
+            member,
+            delimiter,
+            command,
+            dbname,
+        } => {
+            let name = s.cluster_name(cluster_name.as_deref())?;
+            let a = query::QueryArgs {
+                role,
+                member,
+                command,
+                file,
+                username,
+                password,
+                dbname,
+                delimiter,
+                format,
+                every: info::watch_interval(w, watch),
+            };
+            query::query(&mut s, &name, a).await
+        }
+        Cmd::Remove {
+            cluster_name,
+            format,
+        } => remove::remove(&mut s, &cluster_name, format).await,
+        Cmd::Reload {
+            cluster_name,
+            member_names,
+            role,
+            force,
+        } => admin::reload(&mut s, &cluster_name, &member_names, role, force).await,
+        Cmd::Restart {
+            cluster_name,
+            member_names,
+            role,
+            any,
+            scheduled,
+            pg_version,
+            pending,
+            timeout,
+            force,
+        } => {
+            let a = admin::RestartArgs {
+                members: member_names,
+                role,
+                any,
+                scheduled,
+                pg_version,
+                pending,
+                timeout,
+                force,
+            };
+            admin::restart(&mut s, &cluster_name, a).await
+        }
+        Cmd::Reinit {
+            cluster_name,
+            member_names,
+            force,
+            from_leader,
+            wait,
+        } => {
+            admin::reinit(
+                &mut s,
+                &cluster_name,
+                &member_names,
+                force,
+                from_leader,
+                wait,
+            )
+            .await
+        }
+        Cmd::Failover {
+            cluster_name,
+            candidate,
+            force,
+        } => {
+            let name = s.cluster_name(cluster_name.as_deref())?;
+            let a = switchover::Args {
+                candidate,
+                force,
+                ..Default::default()
+            };
+            switchover::run(&mut s, &name, switchover::Action::Failover, a).await
+        }
         Cmd::Switchover {
+            cluster_name,
             leader,
             candidate,
             scheduled,
-            force: _,
-        } => println!(
-            "{}",
-            ctl.switchover(
-                leader.as_deref(),
-                candidate.as_deref(),
-                scheduled.as_deref()
+            force,
+        } => {
+            let name = s.cluster_name(cluster_name.as_deref())?;
+            let a = switchover::Args {
+                leader,
+                candidate,
+                scheduled,
+                force,
+            };
+            switchover::run(&mut s, &name, switchover::Action::Switchover, a).await
+        }
+        Cmd::List {
+            cluster_names,
+            extended,
+            timestamp,
+            format,
+            w,
+            watch,
+        } => {
+            let every = info::watch_interval(w, watch);
+            info::list(&mut s, &cluster_names, extended, timestamp, format, every).await
+        }
+        Cmd::Topology {
+            cluster_names,
+            w,
+            watch,
+        } => {
+            let every = info::watch_interval(w, watch);
+            info::list(
+                &mut s,
+                &cluster_names,
+                false,
+                false,
+                Format::Topology,
+                every,
             )
-            .await?
-        ),
-        Cmd::Failover {
-            candidate,
-            force: _,
-        } => println!("{}", ctl.failover(&candidate).await?),
-        Cmd::Restart { members, force } => {
-            for l in ctl.member_verb("restart", &members, force).await? {
-                println!("{l}");
+            .await
+        }
+        Cmd::Flush { args, role, force } => {
+            let (cluster, rest) = args.split_first().expect("clap requires two values");
+            let (target, members) = rest.split_last().expect("clap requires two values");
+            if target != "restart" && target != "switchover" {
+                return Err(ctl::failed(format!(
+                    "Invalid value for '{{restart|switchover}}': '{target}' is not one of 'restart', 'switchover'"
+                )));
             }
+            admin::flush(&mut s, cluster, members, target, role, force).await
         }
-        Cmd::Reinit { members, force } => {
-            for l in ctl.member_verb("reinit", &members, force).await? {
-                println!("{l}");
-            }
+        Cmd::Pause { cluster_name, wait } => {
+            let name = s.cluster_name(cluster_name.as_deref())?;
+            dynconf::toggle_pause(&mut s, &name, true, wait).await
         }
-        Cmd::Reload { members } => {
-            for l in ctl.member_verb("reload", &members, false).await? {
-                println!("{l}");
-            }
+        Cmd::Resume { cluster_name, wait } => {
+            let name = s.cluster_name(cluster_name.as_deref())?;
+            dynconf::toggle_pause(&mut s, &name, false, wait).await
         }
-        Cmd::Pause => {
-            ctl.set_pause(true).await?;
-            println!("Success: cluster management is paused");
+        Cmd::EditConfig {
+            cluster_name,
+            quiet,
+            set,
+            pg,
+            apply,
+            replace,
+            force,
+        } => {
+            let name = s.cluster_name(cluster_name.as_deref())?;
+            let a = dynconf::EditArgs {
+                set,
+                pg,
+                apply,
+                replace,
+                quiet,
+                force,
+            };
+            dynconf::edit_config(&mut s, &name, a).await
         }
-        Cmd::Resume => {
-            ctl.set_pause(false).await?;
-            println!("Success: cluster management is resumed");
+        Cmd::ShowConfig { cluster_name } => {
+            let name = s.cluster_name(cluster_name.as_deref())?;
+            info::show_config(&mut s, &name).await
         }
-        Cmd::ShowConfig => print!("{}", ctl.show_config().await?),
-        Cmd::EditConfig { set, pg, force: _ } => {
-            let mut all = set;
-            all.extend(pg.into_iter().map(|p| format!("postgresql.parameters.{p}")));
-            if all.is_empty() {
-                bail!("nothing to change: give -s key=value or -p param=value");
-            }
-            let new = ctl.edit_config(&all).await?;
-            print!("{}", serde_yaml::to_string(&new)?);
-        }
-        Cmd::History { format } => println!("{}", ctl.history(fmt(format)).await?),
-        Cmd::Version => {
-            for l in ctl.versions().await? {
-                println!("{l}");
-            }
+        Cmd::Version {
+            cluster_name,
+            member_names,
+        } => info::version(&mut s, cluster_name.as_deref(), &member_names).await,
+        Cmd::History {
+            cluster_name,
+            format,
+        } => {
+            let name = s.cluster_name(cluster_name.as_deref())?;
+            info::history(&mut s, &name, format).await
         }
     }
-    Ok(())
+}
+
+/// Text on one line: a multi-line message would read as several errors.
+fn one_line(text: &str) -> String {
+    text.split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn main() -> ExitCode {
+    // Whatever RUST_BACKTRACE says: a bug is one line too.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        eprintln!("Error: internal error: {}", one_line(&msg));
+        std::process::exit(1);
+    }));
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            match e.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    return ExitCode::SUCCESS;
+                }
+                _ => {
+                    let text = e.to_string();
+                    let first = text.lines().next().unwrap_or("invalid command line");
+                    eprintln!(
+                        "Error: {}",
+                        one_line(first.strip_prefix("error: ").unwrap_or(first))
+                    );
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: {}", one_line(&e.to_string()));
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {}", one_line(&e.to_string()));
+            ExitCode::FAILURE
+        }
+    }
 }
