@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use patroni_bin::ctl::listing::{listing, render};
 use patroni_bin::ctl::output::Format;
-use patroni_core::Dcs;
 use patroni_bin::Config;
+use patroni_core::Dcs;
 use patroni_etcd::testkit::EtcdProcess;
 use patroni_etcd::{EtcdDcs, EtcdIdentity};
 use patroni_postgres::testkit::{

@@ -12,36 +12,10 @@
 use std::sync::Arc;
 
 use patroni_core::sim::{cases, check_policy, SimConfig};
-use patroni_core::{Candidate, FailoverPolicy, Ineligible, PatroniPolicy, RaceContext};
 
-/// Patroni's rules, plus: among eligible candidates, the old primary's site wins.
-#[derive(Debug, Default)]
-struct SameSiteFirst;
-
-fn site(tags: &patroni_core::Tags) -> Option<String> {
-    tags.custom_str("site")
-}
-
-impl FailoverPolicy for SameSiteFirst {
-    fn eligible(&self, candidate: &Candidate, ctx: &RaceContext<'_>) -> Result<(), Ineligible> {
-        // Never looser than Patroni: the safety invariants are checked against its rules.
-        PatroniPolicy.eligible(candidate, ctx)
-    }
-
-    fn prefers(&self, peer: &Candidate, me: &Candidate, ctx: &RaceContext<'_>) -> bool {
-        if PatroniPolicy.eligible(peer, ctx).is_err() {
-            return false;
-        }
-        if let Some(home) = ctx.former_leader.and_then(|(_, tags)| site(tags)) {
-            let peer_home = site(&peer.tags).as_deref() == Some(home.as_str());
-            let me_home = site(&me.tags).as_deref() == Some(home.as_str());
-            if peer_home != me_home {
-                return peer_home;
-            }
-        }
-        PatroniPolicy.prefers(peer, me, ctx)
-    }
-}
+#[path = "support/same_site.rs"]
+mod same_site;
+use same_site::SameSiteFirst;
 
 fn main() {
     let n = cases(200);

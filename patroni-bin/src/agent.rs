@@ -9,13 +9,15 @@ use std::time::Duration;
 use patroni_core::executor::{Next, Rounds, Sequence};
 use patroni_core::slots::SlotKeeper;
 use patroni_core::{
-    Action, ActionKind, Cluster, Database, DcsView, Decision, Ha, LocalDb, Node, Observation,
-    Outcome, OutcomeResult, PeerStatus, ProcessState, RunningTask, StopMode,
+    Action, ActionKind, Cluster, Database, DcsView, Decision, FailoverPolicy, Ha, LocalDb,
+    MemberRole, Node, Observation, Outcome, OutcomeResult, PeerStatus, ProcessState, RunningTask,
+    StopMode,
 };
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 
+use crate::events::AgentEvent;
 use crate::execute::Executor;
 use crate::state::Shared;
 use crate::status::peer_status_from_json;
@@ -107,6 +109,8 @@ pub struct Agent {
     api_urls: std::sync::Mutex<std::collections::HashMap<String, String>>,
     /// Which downstream members were seen when, for their replication slots.
     slots: SlotKeeper,
+    /// The role last reported, for [`AgentEvent::RoleChanged`].
+    role: MemberRole,
 }
 
 impl Agent {
@@ -130,7 +134,14 @@ impl Agent {
             fencing: Fencing::off(),
             api_urls: Default::default(),
             slots: SlotKeeper::new(),
+            role: MemberRole::Uninitialized,
         }
+    }
+
+    /// Decides with `policy` instead of Patroni's rules (a policy proven in the simulator).
+    pub fn with_policy(mut self, policy: Box<dyn FailoverPolicy>) -> Self {
+        self.ha = Ha::with_policy(self.shared.node(), policy);
+        self
     }
 
     /// Watches this `postmaster.pid` so a database exit wakes the loop within 250 ms.
@@ -276,9 +287,18 @@ impl Agent {
                     for (name, why) in &ineligible {
                         tracing::info!(member = %name, "not a failover candidate: {why}");
                     }
+                    let _ = self.shared.events.send(AgentEvent::Decision {
+                        message: message.clone(),
+                        actions: done.iter().map(|o| o.kind).collect(),
+                        ineligible: ineligible
+                            .iter()
+                            .map(|(n, why)| (n.clone(), why.to_string()))
+                            .collect(),
+                    });
                 }
                 None => {}
             }
+            self.report_role();
             if !rounds.again(peers.is_some(), &outcomes[acted_from..]) {
                 break;
             }
@@ -389,6 +409,18 @@ impl Agent {
 
     fn ha_node(&self) -> Node {
         self.shared.node()
+    }
+
+    /// Tells subscribers when the role `/patroni` reports has changed.
+    fn report_role(&mut self) {
+        let role = crate::status::role(&self.shared.snapshot());
+        if role != self.role {
+            let from = std::mem::replace(&mut self.role, role);
+            let _ = self
+                .shared
+                .events
+                .send(AgentEvent::RoleChanged { from, to: role });
+        }
     }
 
     /// Observes the database again after an action that changed it ran in this cycle, so the

@@ -5,12 +5,15 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod builder;
 pub mod config;
 pub mod ctl;
+pub mod events;
 pub mod execute;
 pub mod fence;
 pub mod logging;
 pub mod members;
+pub mod requests;
 pub mod rest;
 pub mod runtime;
 pub mod state;

@@ -11,10 +11,9 @@ use patroni_postgres::command::SystemRunner;
 use patroni_postgres::{Postgres, PostgresConfig};
 use serde_json::{json, Map, Value};
 
-use crate::agent::{Agent, AgentError, Fencing};
+use crate::agent::{AgentError, Fencing};
+use crate::builder::AgentBuilder;
 use crate::config::Config;
-use crate::rest::RestServer;
-use crate::state::Shared;
 use patroni_opengauss::Flavour;
 
 /// The `(uid, gid)` of an OS user, via `id`, so the agent started as root can run the server as another user.
@@ -263,42 +262,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let node = config.node();
     let dcs = connect_dcs(&config, &config.name, &node.bootstrap_config)?;
     let db = build_database(&config)?;
-    let shared = Shared::new(
-        config.scope.clone(),
-        node,
-        dcs,
-        config.restapi.authentication.clone(),
-    );
-    let server = RestServer::bind(&config.restapi.listen, Arc::clone(&shared))
-        .await?
-        .with_limits(config.restapi.limits());
-    tracing::info!(
-        "{}: REST API on {}, data directory {}",
-        config.name,
-        server.local_addr(),
-        config.postgresql.data_dir
-    );
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let rest = tokio::spawn(server.serve(async {
-        let _ = stop_rx.await;
-    }));
-    let hup_shared = Arc::clone(&shared);
-    let hup = tokio::spawn(async move {
-        let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            return;
-        };
-        while s.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading the configuration");
-            hup_shared.reload.notify_one();
-        }
-    });
-    let fencing = start_fencing(&config)?;
-    let mut agent = Agent::new(shared, db)
-        .with_pid_file(PathBuf::from(&config.postgresql.data_dir).join("postmaster.pid"))
-        .with_fencing(fencing);
+    let mut builder = AgentBuilder::new(config.scope.clone(), node, dcs, db)
+        .rest_api(config.restapi.listen.clone())
+        .rest_limits(config.restapi.limits())
+        .rest_auth(config.restapi.authentication.clone())
+        .fencing(start_fencing(&config)?)
+        .pid_file(PathBuf::from(&config.postgresql.data_dir).join("postmaster.pid"));
     if config.source.is_some() {
-        agent = agent.with_reloader(Box::new(move || {
+        builder = builder.reloader(Box::new(move || {
             let loaded = Config::load(&source).map_err(|e| e.to_string())?;
             for w in &loaded.warnings {
                 tracing::warn!("{w}");
@@ -306,14 +277,29 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             Ok(loaded.config.node())
         }));
     }
-    agent.run(shutdown).await;
+    let agent = builder.build().await?;
+    tracing::info!(
+        "{}: REST API on {}, data directory {}",
+        config.name,
+        agent
+            .rest_addr()
+            .map_or_else(|| "-".to_string(), |a| a.to_string()),
+        config.postgresql.data_dir
+    );
+    let handle = agent.handle();
+    let hup = tokio::spawn(async move {
+        let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while s.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the configuration");
+            handle.reload();
+        }
+    });
+    let result = agent.run(shutdown).await;
     hup.abort();
-    let _ = stop_tx.send(());
-    match rest.await {
-        Ok(r) => r?,
-        Err(e) => tracing::error!("REST task: {e}"),
-    }
-    Ok(())
+    result
 }
 
 #[cfg(test)]

@@ -107,6 +107,8 @@ pub struct Shared {
     pub reload: Notify,
     /// Basic-auth credentials for unsafe REST verbs.
     pub auth: Option<Credentials>,
+    /// Decisions and role changes for whoever subscribed (an embedding program).
+    pub events: tokio::sync::broadcast::Sender<crate::events::AgentEvent>,
 }
 
 impl Shared {
@@ -127,6 +129,7 @@ impl Shared {
             wake: Notify::new(),
             reload: Notify::new(),
             auth,
+            events: tokio::sync::broadcast::channel(256).0,
         })
     }
 

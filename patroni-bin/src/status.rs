@@ -289,14 +289,10 @@ pub fn peer_status_from_json(name: &str, doc: &Value, fetched_at: u64) -> PeerSt
         state,
         wal_position,
         timeline: doc.get("timeline").and_then(Value::as_u64),
-        nofailover: tags
-            .and_then(|t| t.get("nofailover"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        failover_priority: tags
-            .and_then(|t| t.get("failover_priority"))
-            .and_then(Value::as_i64)
-            .unwrap_or(1),
+        // A peer's tags as it reports them; ones that do not read as tags count as none.
+        tags: tags
+            .and_then(|t| serde_json::from_value(t.clone()).ok())
+            .unwrap_or_default(),
         watchdog_failed: doc
             .get("watchdog_failed")
             .and_then(Value::as_bool)
@@ -372,7 +368,7 @@ mod tests {
         assert_eq!(p.role, MemberRole::Replica);
         assert_eq!(p.wal_position, Lsn(500));
         assert_eq!(p.timeline, Some(3));
-        assert_eq!(p.failover_priority, 7);
+        assert_eq!(p.tags.failover_priority, 7);
         assert_eq!(p.fetched_at, 42);
     }
 
@@ -414,7 +410,7 @@ mod tests {
         let p = peer_status_from_json("x", &doc, 1);
         assert_eq!(p.role, MemberRole::Primary);
         assert_eq!(p.wal_position, Lsn(0x3000060));
-        assert!(p.nofailover && p.watchdog_failed);
+        assert!(p.tags.nofailover && p.watchdog_failed);
         let junk = peer_status_from_json("y", &json!([1, 2, 3]), 1);
         assert_eq!(junk.role, MemberRole::Unknown);
         assert_eq!(junk.wal_position, Lsn::ZERO);

@@ -1,6 +1,6 @@
 //! What other agents answer about themselves, fetched over REST during a leader race.
 
-use crate::{Lsn, MemberRole, MemberState};
+use crate::{Lsn, MemberRole, MemberState, Tags};
 
 /// One peer's answer to `GET /patroni`, or the fact that it did not answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,10 +17,10 @@ pub struct PeerStatus {
     pub wal_position: Lsn,
     /// Its timeline or term.
     pub timeline: Option<u64>,
-    /// Tagged `nofailover` (or priority <= 0): its answer does not block us.
-    pub nofailover: bool,
-    /// Its `failover_priority`, which breaks ties between equal WAL positions.
-    pub failover_priority: i64,
+    /// The tags it reports: `nofailover` (or priority <= 0) and its answer does not block us,
+    /// `failover_priority` breaks ties between equal WAL positions, and custom tags (a `site`,
+    /// a `zone`) are what a custom [`FailoverPolicy`](crate::FailoverPolicy) compares.
+    pub tags: Tags,
     /// Its watchdog could not be armed, so it may not promote.
     pub watchdog_failed: bool,
     /// When (our monotonic clock, ms) this answer was received; stale answers do not block forever.
@@ -37,8 +37,7 @@ impl PeerStatus {
             state: MemberState::Unknown,
             wal_position: Lsn::ZERO,
             timeline: None,
-            nofailover: false,
-            failover_priority: 1,
+            tags: Tags::default(),
             watchdog_failed: false,
             fetched_at,
         }

@@ -368,10 +368,10 @@ fn parse_line(case: &mut Case, line: &str) {
                 } else {
                     match (kv(w), *w) {
                         (_, "unreachable") => p.reachable = false,
-                        (_, "nofailover") => p.nofailover = true,
+                        (_, "nofailover") => p.tags.nofailover = true,
                         (_, "watchdog_failed") => p.watchdog_failed = true,
                         (Some(("tl", v)), _) => p.timeline = Some(v.parse().unwrap()),
-                        (Some(("prio", v)), _) => p.failover_priority = v.parse().unwrap(),
+                        (Some(("prio", v)), _) => p.tags.failover_priority = v.parse().unwrap(),
                         (Some(("at", v)), _) => p.fetched_at = v.parse().unwrap(),
                         (Some(("lsn", v)), _) => p.wal_position = lsn(v),
                         _ => panic!("unknown peer word {w:?}"),

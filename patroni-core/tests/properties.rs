@@ -350,8 +350,11 @@ fn peer() -> impl Strategy<Value = PeerStatus> {
                 state,
                 wal_position: wal,
                 timeline: Some(1),
-                nofailover,
-                failover_priority: prio,
+                tags: patroni_core::Tags {
+                    nofailover,
+                    failover_priority: prio,
+                    ..patroni_core::Tags::default()
+                },
                 watchdog_failed: false,
                 fetched_at: at,
                 name,

@@ -243,6 +243,8 @@ fn test(extra: &[String]) -> Result<(), String> {
         .args(extra))?;
     // The benches must at least build and run once (criterion's --test mode), so they never rot.
     run(cargo().args(["test", "--benches", "--all-features"]))?;
+    // Embedding: three agents built in code with a custom policy decide a real failover.
+    run(cargo().args(["run", "--quiet", "--example", "custom_orchestrator"]))?;
     Ok(())
 }
 

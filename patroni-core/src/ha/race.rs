@@ -4,8 +4,7 @@
 use super::{member_candidate, Cycle, Ha};
 use crate::policy::{Candidate, Ineligible};
 use crate::{
-    Action, DbRole, Decision, Endpoint, MemberRole, MemberState, PeerStatus, ProcessState,
-    StopMode, Tags,
+    Action, DbRole, Decision, Endpoint, MemberRole, MemberState, PeerStatus, ProcessState, StopMode,
 };
 
 /// How a pending `/failover` request shapes our race.
@@ -23,11 +22,7 @@ enum Request<'a> {
 fn peer_candidate(p: &PeerStatus) -> Candidate {
     Candidate {
         name: p.name.clone(),
-        tags: Tags {
-            nofailover: p.nofailover,
-            failover_priority: p.failover_priority,
-            ..Tags::default()
-        },
+        tags: p.tags.clone(),
         wal_position: p.wal_position,
         timeline: p.timeline,
         running: p.state == MemberState::Running,
@@ -312,7 +307,7 @@ impl Ha {
             for p in &peers {
                 // A member without a key (its lease ran out) cannot race: only its primary
                 // claim above counts, not its WAL position.
-                if p.nofailover
+                if !p.tags.allows_failover()
                     || p.watchdog_failed
                     || Some(p.name.as_str()) == old_leader
                     || cy.cluster.member(&p.name).is_none()

@@ -63,8 +63,7 @@ impl World {
                     },
                     wal_position: db.wal,
                     timeline: db.initialized.then_some(db.timeline),
-                    nofailover: !tags.allows_failover(),
-                    failover_priority: tags.failover_priority,
+                    tags: tags.clone(),
                     watchdog_failed: false,
                     fetched_at: now,
                 }
