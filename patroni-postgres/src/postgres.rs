@@ -312,6 +312,9 @@ impl Postgres {
             }
         };
         let pid = spawned.map_err(|e| failed(e.to_string()))?;
+        // Known from this instant: a start cancelled before `postmaster.pid` is written (a lost
+        // lock, a shutdown) still leaves a server a stop must find.
+        self.remember_postmaster(pid);
         let deadline = tokio::time::Instant::now() + self.cfg.timeout();
         loop {
             if let Some(p) = datadir::read_pid_file(&self.cfg.data_dir) {

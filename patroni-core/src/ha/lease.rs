@@ -39,6 +39,7 @@ impl Ha {
                 (ActionKind::Start, OutcomeResult::Failed(_)) => {
                     ev.start_failed = true;
                     self.mem.primary_start = false;
+                    self.mem.standby_start = false;
                     // Counted once per attempt, however often this cycle steps.
                     let (n, last) = self.mem.start_failures;
                     if n == 0 || last != o.started_at {
@@ -48,6 +49,7 @@ impl Ha {
                 (ActionKind::Stop, OutcomeResult::Failed(_)) => ev.stop_failed = true,
                 (ActionKind::Stop | ActionKind::Demote, OutcomeResult::Done) => {
                     self.mem.primary_start = false;
+                    self.mem.standby_start = false;
                 }
                 (ActionKind::Promote, OutcomeResult::Failed(_)) => ev.promote_failed = true,
                 (ActionKind::Promote, OutcomeResult::Done) => {

@@ -107,6 +107,8 @@ struct Memory {
     joined: bool,
     /// We started the database as a primary and it has not reported running since.
     primary_start: bool,
+    /// We started the database as a standby and it has not reported running since.
+    standby_start: bool,
     /// When a promotion last finished; until the database reports primary (or `ttl` passes) no
     /// second promotion is sent.
     promoted_at: Option<u64>,
@@ -375,13 +377,19 @@ impl Ha {
         let mut decision = self.decide(&cycle);
         decision = self.fence_lockless_primary(&cycle, decision);
         self.mem.joined |= decision.message != bootstrap::ABORT_JOIN;
-        if decision.has(ActionKind::Start)
-            && decision
-                .actions
-                .iter()
-                .any(|a| matches!(a, Action::Start(crate::StartRole::Primary)))
-        {
-            self.mem.primary_start = true;
+        for a in &decision.actions {
+            match a {
+                Action::Start(crate::StartRole::Primary) => {
+                    (self.mem.primary_start, self.mem.standby_start) = (true, false)
+                }
+                Action::Start(crate::StartRole::Standby { .. }) => {
+                    (self.mem.primary_start, self.mem.standby_start) = (false, true)
+                }
+                // A demoted server comes back with no upstream: whomever we followed before,
+                // it follows nobody now and must be pointed again.
+                Action::Demote(_) => self.mem.following = None,
+                _ => {}
+            }
         }
         if decision.message.is_empty() {
             decision.message = format!("no action. I am ({})", self.node.name);
@@ -433,6 +441,7 @@ impl Ha {
         if obs.local.process == ProcessState::Running {
             self.mem.down_since = None;
             self.mem.primary_start = false;
+            self.mem.standby_start = false;
             self.mem.start_failures = (0, 0);
         } else {
             self.mem.down_since.get_or_insert(obs.now);
@@ -490,8 +499,11 @@ impl Ha {
                 ineligible: Vec::new(),
             };
         }
-        // A lock holder only ever starts its database as a primary.
+        // A lock holder only ever starts its database as a primary: a start that may come up
+        // writable after the lock was refused or taken is stopped. One we know we began as a
+        // standby (a follower that lost a stale renewal, say) goes on.
         if (self.mem.primary_start || cy.events.renew_lost)
+            && !self.mem.standby_start
             && !cy.paused
             && matches!(kind, ActionKind::Start | ActionKind::Restart)
             && (cy.events.renew_lost || cy.other_leader_name().is_some())

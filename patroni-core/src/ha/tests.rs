@@ -502,3 +502,53 @@ fn only_a_refused_guard_or_a_failed_stop_calls_for_a_restep() {
         OutcomeResult::Skipped
     )]));
 }
+
+/// Found by the partition suite (flapping etcd links): a former primary back from a cut sees a
+/// stale view, its renewal is refused, and it starts as a standby of the new leader. The
+/// refusal must not make it cancel that standby start as if it were a primary's.
+#[test]
+fn a_standby_start_goes_on_after_a_refused_renewal() {
+    let mut ha = Ha::new(Node::new("n1"));
+    let stopped = LocalDb {
+        process: ProcessState::Stopped,
+        role: DbRole::Unknown,
+        ..standby_local()
+    };
+    let leader_n2 = cluster(
+        Some("n2"),
+        vec![member("n2", MemberRole::Primary, 0x300_0000)],
+    );
+    let d = ha.step(&obs(1_000, leader_n2, stopped.clone()));
+    assert!(
+        d.actions
+            .iter()
+            .any(|a| matches!(a, Action::Start(crate::StartRole::Standby { .. }))),
+        "{d:?}"
+    );
+    // The stale view still names us; the renewal it sent was refused while the start runs.
+    let mut o = obs(
+        2_000,
+        cluster(
+            Some("n1"),
+            vec![member("n2", MemberRole::Primary, 0x300_0000)],
+        ),
+        LocalDb {
+            process: ProcessState::Starting,
+            ..stopped
+        },
+    );
+    o.task = Some(crate::RunningTask {
+        kind: ActionKind::Start,
+        since: 1_000,
+    });
+    o.outcomes = vec![Outcome {
+        kind: ActionKind::RenewLeader,
+        result: OutcomeResult::Lost,
+        started_at: 1_900,
+    }];
+    let d = ha.step(&o);
+    assert!(
+        !d.has(ActionKind::Demote) && !d.has(ActionKind::Stop),
+        "{d:?}"
+    );
+}
