@@ -7,89 +7,11 @@
 
 mod common;
 
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::writer::{Ack, Writer};
 use common::{report, TestCluster, TTL_MS};
-use patroni_postgres::testkit::{pg_bin_dir, TEST_PASSWORD};
-
-/// One acknowledged insert: its id, the port of the server that acknowledged it, and when.
-#[derive(Debug, Clone, Copy)]
-struct Ack {
-    id: u64,
-    port: u16,
-    at: Duration,
-}
-
-/// Inserts one row per connection through `host=...,...` with `target_session_attrs=read-write`,
-/// as a client of a Patroni cluster without a proxy would, recording every acknowledgement.
-struct Writer {
-    stop: Arc<AtomicBool>,
-    acks: Arc<Mutex<Vec<Ack>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Writer {
-    fn start(ports: &[u16], t0: Instant) -> Writer {
-        let hosts = vec!["127.0.0.1"; ports.len()].join(",");
-        let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
-        let dsn = format!(
-            "host={hosts} port={} user=postgres dbname=postgres target_session_attrs=read-write connect_timeout=2",
-            ports.join(",")
-        );
-        let stop = Arc::new(AtomicBool::new(false));
-        let acks = Arc::new(Mutex::new(Vec::new()));
-        let (s, a) = (Arc::clone(&stop), Arc::clone(&acks));
-        let thread = std::thread::spawn(move || {
-            let mut id = 0u64;
-            while !s.load(Ordering::SeqCst) {
-                id += 1;
-                let out = Command::new("timeout")
-                    .arg("5")
-                    .arg(pg_bin_dir().join("psql"))
-                    .arg(&dsn)
-                    .args(["-XAtq", "-c"])
-                    .arg(format!(
-                        "INSERT INTO t_acks VALUES ({id}) RETURNING inet_server_port()"
-                    ))
-                    .env("PGPASSWORD", TEST_PASSWORD)
-                    .output();
-                if let Ok(out) = out {
-                    let port = String::from_utf8_lossy(&out.stdout).trim().parse().ok();
-                    if let (true, Some(port)) = (out.status.success(), port) {
-                        a.lock().unwrap().push(Ack {
-                            id,
-                            port,
-                            at: t0.elapsed(),
-                        });
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        Writer {
-            stop,
-            acks,
-            thread: Some(thread),
-        }
-    }
-
-    fn finish(mut self) -> Vec<Ack> {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.acks.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-}
 
 /// Kills or stalls the leader's agent, then checks who accepted writes when and what was kept.
 async fn leader_agent_fault(tag: &str, stall: bool) {
@@ -106,7 +28,7 @@ async fn leader_agent_fault(tag: &str, stall: bool) {
     );
     let ports: Vec<u16> = c.nodes.iter().map(|n| n.pg_port).collect();
     let t0 = Instant::now();
-    let writer = Writer::start(&ports, t0);
+    let writer = Writer::multi_host(&ports, "t_acks", t0);
     // In synchronous mode only a standby recorded in /sync may be promoted: wait for one.
     c.wait(
         "a synchronous standby in /sync",

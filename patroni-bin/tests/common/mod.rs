@@ -1,9 +1,16 @@
 //! End-to-end fixture: a real etcd and three `patroni` agents, each running PostgreSQL 15, on loopback.
 //!
 //! Agents run as the non-root test user; everything started here is stopped by PID on drop.
+//! [`TestCluster::start_opts`] can put a fault-injecting [`proxy::Proxy`] on every link and run a
+//! three-member etcd; [`writer`] records acknowledged inserts.
 #![allow(dead_code)]
 
+pub mod proxy;
+pub mod pyvenv;
+pub mod writer;
+
 use std::fs::File;
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -11,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use patroni_core::{Cluster, Dcs};
-use patroni_etcd::testkit::EtcdProcess;
+use patroni_etcd::testkit::{EtcdCluster, EtcdProcess};
 use patroni_etcd::{EtcdDcs, EtcdIdentity};
 use patroni_postgres::testkit::{
     free_port, owned_temp_dir, pg_bin_dir, psql, test_user, TEST_PASSWORD,
@@ -26,7 +33,55 @@ pub struct Node {
     pub api_port: u16,
     pub pg_port: u16,
     pub log: PathBuf,
+    /// The proxies on this node's links, when the cluster was started with [`Options::proxies`].
+    pub links: Option<Links>,
     child: Option<Child>,
+}
+
+/// The proxies on one node's links (see [`Options::proxies`]).
+pub struct Links {
+    /// This agent's connections to each etcd member, in member order.
+    pub etcd: Vec<proxy::Proxy>,
+    /// In front of this node's PostgreSQL: its `connect_address`, so every replication,
+    /// `pg_basebackup` and `pg_rewind` connection from another member passes here; sources are
+    /// told apart by `application_name` (the member name).
+    pub pg: proxy::Proxy,
+    /// In front of this node's REST API: its `restapi.connect_address`, which other agents probe.
+    pub api: proxy::Proxy,
+}
+
+impl Links {
+    /// Cuts (or with `None` heals) this agent's links to every etcd member.
+    pub fn set_etcd(&self, cut: Option<proxy::Cut>) {
+        for p in &self.etcd {
+            match cut {
+                Some(how) => p.link().cut(how),
+                None => p.link().heal(),
+            }
+        }
+    }
+
+    /// Cuts (or with `None` heals) every other member's connections to this node (PostgreSQL and REST).
+    pub fn set_peers(&self, cut: Option<proxy::Cut>) {
+        for p in [&self.pg, &self.api] {
+            match cut {
+                Some(how) => p.link().cut(how),
+                None => p.link().heal(),
+            }
+        }
+    }
+
+    /// Every proxy of this node: its etcd links, then PostgreSQL and REST.
+    pub fn all(&self) -> impl Iterator<Item = &proxy::Proxy> {
+        self.etcd.iter().chain([&self.pg, &self.api])
+    }
+
+    /// Removes every fault on every link of this node.
+    pub fn heal(&self) {
+        for p in self.all() {
+            p.heal_all();
+        }
+    }
 }
 
 impl Node {
@@ -36,6 +91,13 @@ impl Node {
 
     pub fn api(&self) -> String {
         format!("http://127.0.0.1:{}", self.api_port)
+    }
+
+    /// The proxies on this node's links; panics when the cluster runs without them.
+    pub fn links(&self) -> &Links {
+        self.links
+            .as_ref()
+            .expect("the cluster was started without proxies (Options::proxies)")
     }
 
     /// The live postmaster's pid from `postmaster.pid`.
@@ -62,6 +124,9 @@ impl Node {
             .arg(&self.config)
             .env("RUST_LOG", "info")
             .env_remove("PATRONI_NAME")
+            // Test switches (tests/partition.rs), not agent settings.
+            .env_remove("PATRONI_PARTITION_LOGS")
+            .env_remove("PATRONI_PARTITION_SEED")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -184,6 +249,8 @@ pub struct TestCluster {
     pub scope: String,
     pub nodes: Vec<Node>,
     pub etcd: EtcdProcess,
+    /// The other members of a multi-member etcd ([`Options::etcd_members`]); empty for one.
+    pub etcd_peers: Vec<EtcdProcess>,
     pub dcs: Arc<dyn Dcs>,
     pub http: reqwest::Client,
     _root: tempfile::TempDir,
@@ -201,24 +268,44 @@ impl Drop for TestCluster {
     }
 }
 
+/// How [`TestCluster::start_opts`] builds a cluster; the default is [`TestCluster::start`]'s.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Extra `bootstrap.dcs` lines (indented four spaces).
+    pub extra_dcs: String,
+    /// Extra local `postgresql.parameters` lines (indented four spaces).
+    pub extra_pg: String,
+    /// How many etcd members to run (0 and 1 both mean one); every agent lists them all.
+    pub etcd_members: usize,
+    /// Put a [`proxy::Proxy`] on every link (see [`Links`]): each agent to each etcd member, and in
+    /// front of each node's PostgreSQL and REST API at the addresses it publishes. Tests and the
+    /// observer DCS still reach every server directly.
+    pub proxies: bool,
+}
+
 /// Short timings so a scenario runs in seconds: `ttl 10, loop_wait 2, retry_timeout 4`.
 pub const TTL_MS: u64 = 10_000;
 
-fn yaml(
-    scope: &str,
-    name: &str,
-    etcd: &str,
+/// Where one agent listens and how others reach it.
+struct Addresses<'a> {
+    etcd: &'a str,
     api: u16,
+    api_connect: u16,
     pg: u16,
-    dir: &Path,
-    extra_dcs: &str,
-) -> String {
+    pg_connect: u16,
+}
+
+fn yaml(scope: &str, name: &str, a: &Addresses<'_>, dir: &Path, opts: &Options) -> String {
+    let (etcd, api, api_connect, pg, pg_connect) =
+        (a.etcd, a.api, a.api_connect, a.pg, a.pg_connect);
+    let extra_dcs = &opts.extra_dcs;
+    let extra_pg = &opts.extra_pg;
     format!(
         r#"scope: {scope}
 name: {name}
 restapi:
   listen: 127.0.0.1:{api}
-  connect_address: 127.0.0.1:{api}
+  connect_address: 127.0.0.1:{api_connect}
 etcd3:
   hosts: {etcd}
 bootstrap:
@@ -236,7 +323,7 @@ bootstrap:
         wal_log_hints: "on"
 postgresql:
   listen: 127.0.0.1:{pg}
-  connect_address: 127.0.0.1:{pg}
+  connect_address: 127.0.0.1:{pg_connect}
   data_dir: {data}
   bin_dir: {bin}
   pg_ctl_timeout: 30
@@ -249,7 +336,7 @@ postgresql:
     max_connections: 30
     max_wal_size: 256MB
     wal_retrieve_retry_interval: 500ms
-log:
+{extra_pg}log:
   level: INFO
 "#,
         data = dir.join("data").display(),
@@ -266,10 +353,34 @@ impl TestCluster {
 
     /// Like [`start`](Self::start) with extra `bootstrap.dcs` lines (indented four spaces).
     pub async fn start_with(tag: &str, extra_dcs: &str) -> TestCluster {
-        let etcd = EtcdProcess::start().await.expect("etcd");
+        Self::start_opts(
+            tag,
+            Options {
+                extra_dcs: extra_dcs.to_string(),
+                ..Options::default()
+            },
+        )
+        .await
+    }
+
+    /// Like [`start`](Self::start), built as `opts` says.
+    pub async fn start_opts(tag: &str, opts: Options) -> TestCluster {
+        let (etcd, etcd_peers) = if opts.etcd_members > 1 {
+            let mut members = EtcdCluster::start(opts.etcd_members)
+                .await
+                .expect("etcd cluster")
+                .members;
+            let first = members.remove(0);
+            (first, members)
+        } else {
+            (EtcdProcess::start().await.expect("etcd"), Vec::new())
+        };
+        let etcd_endpoints: Vec<String> = std::iter::once(&etcd)
+            .chain(&etcd_peers)
+            .map(EtcdProcess::endpoint)
+            .collect();
         let root = owned_temp_dir(&format!("patroni-e2e-{tag}-"));
         let scope = format!("e2e-{tag}-{}", std::process::id());
-        let endpoint = etcd.endpoint().trim_start_matches("http://").to_string();
         let mut nodes = Vec::new();
         for i in 1..=3 {
             let name = format!("node{i}");
@@ -279,12 +390,37 @@ impl TestCluster {
             std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
             let api_port = free_port();
             let pg_port = free_port();
+            let links = opts.proxies.then(|| {
+                let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+                Links {
+                    etcd: etcd_endpoints
+                        .iter()
+                        .map(|e| {
+                            let addr = e.trim_start_matches("http://");
+                            proxy::Proxy::tcp(addr.parse().expect("etcd address"))
+                        })
+                        .collect(),
+                    pg: proxy::Proxy::postgres(local(pg_port)),
+                    api: proxy::Proxy::tcp(local(api_port)),
+                }
+            });
+            let etcd_hosts: Vec<String> = match &links {
+                Some(l) => l.etcd.iter().map(proxy::Proxy::host_port).collect(),
+                None => etcd_endpoints
+                    .iter()
+                    .map(|e| e.trim_start_matches("http://").to_string())
+                    .collect(),
+            };
+            let etcd_hosts = etcd_hosts.join(",");
+            let addresses = Addresses {
+                etcd: &etcd_hosts,
+                api: api_port,
+                api_connect: links.as_ref().map_or(api_port, |l| l.api.port()),
+                pg: pg_port,
+                pg_connect: links.as_ref().map_or(pg_port, |l| l.pg.port()),
+            };
             let config = dir.join("patroni.yml");
-            std::fs::write(
-                &config,
-                yaml(&scope, &name, &endpoint, api_port, pg_port, &dir, extra_dcs),
-            )
-            .unwrap();
+            std::fs::write(&config, yaml(&scope, &name, &addresses, &dir, &opts)).unwrap();
             nodes.push(Node {
                 name,
                 log: root.path().join(format!("node{i}.log")),
@@ -292,11 +428,12 @@ impl TestCluster {
                 config,
                 api_port,
                 pg_port,
+                links,
                 child: None,
             });
         }
         let dcs = EtcdDcs::new(
-            &etcd.config(),
+            &patroni_etcd::Etcd3Config::with_hosts(etcd_endpoints),
             EtcdIdentity::new(scope.clone(), "e2e-observer"),
         )
         .expect("observer DCS");
@@ -304,6 +441,7 @@ impl TestCluster {
             scope,
             nodes,
             etcd,
+            etcd_peers,
             dcs: Arc::new(dcs),
             http: reqwest::Client::new(),
             _root: root,
