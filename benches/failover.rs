@@ -1,0 +1,715 @@
+//! Failover on a real cluster, measured: etcd and three PostgreSQL 15 nodes on loopback, each
+//! with its agent as a separate process, writers inserting into every node every 100 ms and
+//! recording each acknowledged insert. Each scenario is injected at a random phase of the loop,
+//! repeated, under both timing profiles (and synchronous mode where it matters); the table gives
+//! the write outage (the longest gap between acknowledged writes around the fault), acknowledged
+//! writes lost, and for S6 the writes the old primary still acknowledged after the new one took
+//! its first. Idle cost (agent RSS and CPU, etcd requests per second) and PostgreSQL's own restart
+//! time are measured on the same machine. JSON goes to `target/failover-bench.json`.
+//!
+//! `cargo bench --bench failover` runs everything (about 15 minutes; `PATRONI_BENCH_REPS` sets the
+//! repetitions, default 5). Under `cargo test --benches` it runs one repetition of S1 only, so the
+//! harness never rots.
+//!
+//! | scenario | fault |
+//! |---|---|
+//! | S1 | the primary's postmaster SIGKILLed (it can start again) |
+//! | S2b | the primary's configuration broken, then its postmaster SIGKILLed (it cannot start) |
+//! | S3 | the primary's node lost: agent, fence and postmaster SIGKILLed |
+//! | S4 | a standby's postmaster SIGKILLed: time until it streams again |
+//! | S5 | a switchover through the REST API |
+//! | S6 | the primary's agent SIGKILLed, its postgres left running (the fence must stop it) |
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use patroni_etcd::testkit::EtcdProcess;
+use patroni_postgres::testkit::{
+    free_port, owned_temp_dir, pg_bin_dir, psql, test_user, TEST_PASSWORD, TEST_USER,
+};
+use serde_json::{json, Value};
+
+/// Timing profile: `ttl`, `loop_wait`, `retry_timeout` in seconds.
+#[derive(Clone, Copy)]
+struct Profile {
+    name: &'static str,
+    ttl: u64,
+    loop_wait: u64,
+    retry: u64,
+}
+
+const DEFAULT: Profile = Profile {
+    name: "ttl 30 / loop 10",
+    ttl: 30,
+    loop_wait: 10,
+    retry: 10,
+};
+const FAST: Profile = Profile {
+    name: "ttl 10 / loop 2",
+    ttl: 10,
+    loop_wait: 2,
+    retry: 4,
+};
+
+/// One acknowledged insert: which node, when (since the writers started), which id.
+#[derive(Clone, Copy)]
+struct Ack {
+    node: usize,
+    at: Duration,
+    id: u64,
+}
+
+/// One writer thread per node, inserting every 100 ms through a fresh connection.
+struct Writers {
+    stop: Arc<AtomicBool>,
+    acks: Arc<Mutex<Vec<Ack>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    t0: Instant,
+}
+
+impl Writers {
+    fn start(ports: &[u16]) -> Writers {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acks = Arc::new(Mutex::new(Vec::new()));
+        let next = Arc::new(AtomicU64::new(1));
+        let t0 = Instant::now();
+        let threads = ports
+            .iter()
+            .enumerate()
+            .map(|(node, &port)| {
+                let (stop, acks, next) = (stop.clone(), acks.clone(), next.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::SeqCst) {
+                        let id = next.fetch_add(1, Ordering::SeqCst);
+                        let q = format!("INSERT INTO bench_writes VALUES ({id}) RETURNING 1");
+                        if psql(port, &q).as_deref() == Some("1") {
+                            acks.lock().unwrap().push(Ack {
+                                node,
+                                at: t0.elapsed(),
+                                id,
+                            });
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                })
+            })
+            .collect();
+        Writers {
+            stop,
+            acks,
+            threads,
+            t0,
+        }
+    }
+
+    fn now(&self) -> Duration {
+        self.t0.elapsed()
+    }
+
+    fn finish(mut self) -> Vec<Ack> {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        let mut v = self.acks.lock().unwrap().clone();
+        v.sort_by_key(|a| a.at);
+        v
+    }
+}
+
+/// The longest gap between consecutive acknowledged writes (any node) after `from`.
+fn outage(acks: &[Ack], from: Duration) -> Duration {
+    let times: Vec<Duration> = acks.iter().map(|a| a.at).collect();
+    let start = times.iter().rposition(|&t| t <= from).unwrap_or(0);
+    times[start..]
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default()
+}
+
+struct Member {
+    name: String,
+    dir: PathBuf,
+    config: PathBuf,
+    api: u16,
+    pg: u16,
+    agent: Option<Child>,
+}
+
+impl Member {
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn start(&mut self) {
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("agent.log"))
+            .unwrap();
+        let child = Command::new(std::env::current_exe().unwrap())
+            .arg("agent")
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start an agent");
+        self.agent = Some(child);
+    }
+
+    fn agent_pid(&self) -> Option<u32> {
+        self.agent.as_ref().map(Child::id)
+    }
+
+    /// SIGKILL to the agent we started (checked by its command line).
+    fn kill_agent(&mut self) {
+        if let Some(mut c) = self.agent.take() {
+            if cmdline(c.id()).contains("agent") {
+                let _ = c.kill();
+            }
+            let _ = c.wait();
+        }
+    }
+
+    fn postmaster(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(self.data().join("postmaster.pid")).ok()?;
+        let pid: u32 = text.lines().next()?.trim().parse().ok()?;
+        cmdline(pid).contains("postgres").then_some(pid)
+    }
+
+    fn kill_postmaster(&self) {
+        if let Some(pid) = self.postmaster() {
+            kill(pid);
+        }
+    }
+
+    fn kill_fence(&self) {
+        let paths = patroni::agent::fence::FencePaths::beside(&self.data());
+        if let Some(pid) = patroni::agent::fence::running_fence(&paths.pid) {
+            kill(pid);
+        }
+    }
+}
+
+fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+fn kill(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+}
+
+struct Cluster {
+    etcd: EtcdProcess,
+    members: Vec<Member>,
+    http: reqwest::blocking::Client,
+    _root: tempfile::TempDir,
+}
+
+fn yaml(m: &Member, etcd: &str, p: Profile, sync: bool) -> String {
+    format!(
+        r#"scope: bench
+name: {name}
+restapi: {{listen: "127.0.0.1:{api}"}}
+etcd3: {{hosts: "{etcd}"}}
+bootstrap:
+  dcs:
+    ttl: {ttl}
+    loop_wait: {lw}
+    retry_timeout: {rt}
+    maximum_lag_on_failover: 16777216
+    synchronous_mode: {sync}
+    postgresql:
+      use_pg_rewind: true
+      parameters: {{max_connections: 40, wal_keep_size: 128MB}}
+postgresql:
+  listen: "127.0.0.1:{pg}"
+  data_dir: {data}
+  bin_dir: {bin}
+  run_as: {user}
+  authentication:
+    superuser: {{username: postgres, password: "{pw}"}}
+    replication: {{username: replicator, password: "{pw}"}}
+  parameters: {{shared_buffers: 16MB, fsync: "off"}}
+"#,
+        name = m.name,
+        api = m.api,
+        pg = m.pg,
+        ttl = p.ttl,
+        lw = p.loop_wait,
+        rt = p.retry,
+        data = m.data().display(),
+        bin = pg_bin_dir().display(),
+        user = TEST_USER,
+        pw = TEST_PASSWORD,
+    )
+}
+
+impl Cluster {
+    fn start(rt: &tokio::runtime::Runtime, p: Profile, sync: bool) -> Cluster {
+        let etcd = rt.block_on(EtcdProcess::start()).expect("etcd");
+        let endpoint = etcd.endpoint().trim_start_matches("http://").to_string();
+        let root = owned_temp_dir("patroni-bench-");
+        let (uid, gid) = test_user();
+        let mut members: Vec<Member> = (1..=3)
+            .map(|i| {
+                let dir = root.path().join(format!("node{i}"));
+                std::fs::create_dir_all(&dir).unwrap();
+                std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+                Member {
+                    name: format!("node{i}"),
+                    config: dir.join("patroni.yml"),
+                    dir,
+                    api: free_port(),
+                    pg: free_port(),
+                    agent: None,
+                }
+            })
+            .collect();
+        for m in &mut members {
+            std::fs::write(&m.config, yaml(m, &endpoint, p, sync)).unwrap();
+            m.start();
+        }
+        let c = Cluster {
+            etcd,
+            members,
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .unwrap(),
+            _root: root,
+        };
+        let p = c.healthy(Duration::from_secs(120));
+        psql(
+            c.members[p].pg,
+            "CREATE TABLE IF NOT EXISTS bench_writes (id bigint PRIMARY KEY)",
+        )
+        .expect("create the table");
+        c
+    }
+
+    fn get(&self, i: usize, path: &str) -> Option<(u16, Value)> {
+        let r = self
+            .http
+            .get(format!("http://127.0.0.1:{}{path}", self.members[i].api))
+            .send()
+            .ok()?;
+        let code = r.status().as_u16();
+        Some((code, r.json().unwrap_or(Value::Null)))
+    }
+
+    fn primary(&self) -> Option<usize> {
+        let found: Vec<usize> = (0..3)
+            .filter(|&i| matches!(self.get(i, "/primary"), Some((200, _))))
+            .collect();
+        (found.len() == 1).then(|| found[0])
+    }
+
+    fn streaming(&self, i: usize) -> bool {
+        matches!(self.get(i, "/patroni"), Some((200, d)) if d["replication_state"] == "streaming")
+    }
+
+    /// Waits for one primary and two streaming standbys; returns the primary.
+    fn healthy(&self, within: Duration) -> usize {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(p) = self.primary() {
+                if (0..3).filter(|&i| i != p).all(|i| self.streaming(i)) {
+                    return p;
+                }
+            }
+            if Instant::now() > deadline {
+                for m in &self.members {
+                    let log = std::fs::read_to_string(m.dir.join("agent.log")).unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                    eprintln!(
+                        "== {} ==\n{}",
+                        m.name,
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    );
+                }
+                panic!("the cluster did not become healthy");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn patch_config(&self, i: usize, body: Value) {
+        let r = self
+            .http
+            .patch(format!("http://127.0.0.1:{}/config", self.members[i].api))
+            .json(&body)
+            .send()
+            .expect("PATCH /config");
+        assert!(r.status().is_success(), "PATCH /config: {}", r.status());
+    }
+
+    fn ids_on(&self, i: usize) -> HashSet<u64> {
+        psql(
+            self.members[i].pg,
+            "SELECT coalesce(string_agg(id::text, ','), '') FROM bench_writes",
+        )
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect()
+    }
+
+    fn stop(mut self) {
+        for m in &mut self.members {
+            m.kill_agent();
+        }
+        for m in &self.members {
+            m.kill_fence();
+            m.kill_postmaster();
+        }
+        drop(self.etcd);
+    }
+}
+
+/// One repetition's measurements.
+#[derive(Clone, Default)]
+struct Run {
+    /// Write outage, or for S4 the time until the standby streams again.
+    ms: u128,
+    lost: usize,
+    old_after_new: usize,
+}
+
+fn random_phase(loop_wait: u64) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    Duration::from_millis(nanos % (loop_wait * 1000).max(1))
+}
+
+/// Runs one repetition of `scenario` on a healthy cluster and heals it afterwards.
+fn once(c: &mut Cluster, scenario: &str, p: Profile) -> Run {
+    let primary = c.healthy(Duration::from_secs(180));
+    let standby = (0..3).find(|&i| i != primary).unwrap();
+    let ports: Vec<u16> = c.members.iter().map(|m| m.pg).collect();
+    let w = Writers::start(&ports);
+    std::thread::sleep(Duration::from_millis(1500) + random_phase(p.loop_wait));
+    let fault_at = w.now();
+    let auto = c.members[primary].data().join("postgresql.auto.conf");
+    let mut original = None;
+    let mut run = Run::default();
+    match scenario {
+        "S1" => c.members[primary].kill_postmaster(),
+        "S2b" => {
+            let text = std::fs::read_to_string(&auto).unwrap_or_default();
+            std::fs::write(&auto, format!("{text}\nshared_buffers = 'lots'\n")).unwrap();
+            original = Some(text);
+            c.members[primary].kill_postmaster();
+        }
+        "S3" => {
+            c.members[primary].kill_agent();
+            c.members[primary].kill_fence();
+            c.members[primary].kill_postmaster();
+        }
+        "S4" => {
+            let t = Instant::now();
+            c.members[standby].kill_postmaster();
+            std::thread::sleep(Duration::from_millis(50));
+            while !c.streaming(standby) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            run.ms = t.elapsed().as_millis();
+        }
+        "S5" => {
+            let body =
+                json!({"leader": c.members[primary].name, "candidate": c.members[standby].name});
+            let r = c
+                .http
+                .post(format!(
+                    "http://127.0.0.1:{}/switchover",
+                    c.members[primary].api
+                ))
+                .timeout(Duration::from_secs(60))
+                .json(&body)
+                .send()
+                .expect("switchover");
+            assert!(r.status().is_success(), "switchover: {}", r.status());
+        }
+        "S6" => c.members[primary].kill_agent(),
+        other => panic!("unknown scenario {other}"),
+    }
+    // Writes resume on some primary (the same one for S1 and S4), then a little more.
+    let deadline = Instant::now() + Duration::from_secs(p.ttl * 4 + 60);
+    loop {
+        let resumed = w
+            .acks
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|a| a.at > fault_at + Duration::from_millis(200));
+        if resumed || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let acks = w.finish();
+    if scenario != "S4" {
+        run.ms = outage(&acks, fault_at).as_millis();
+    }
+    let new_primary = acks.last().map(|a| a.node).unwrap_or(primary);
+    if new_primary != primary {
+        if let Some(first_new) = acks
+            .iter()
+            .find(|a| a.node == new_primary && a.at > fault_at)
+        {
+            run.old_after_new = acks
+                .iter()
+                .filter(|a| a.node == primary && a.at > first_new.at)
+                .count();
+        }
+    }
+    // Heal: the original configuration back, the lost node's agent started again.
+    if let Some(text) = original {
+        std::fs::write(&auto, text).unwrap();
+    }
+    if c.members[primary].agent.is_none() {
+        c.members[primary].start();
+    }
+    let now = c.healthy(Duration::from_secs(240));
+    std::thread::sleep(Duration::from_secs(p.loop_wait.min(3)));
+    let present = c.ids_on(now);
+    run.lost = acks.iter().filter(|a| !present.contains(&a.id)).count();
+    run
+}
+
+/// PostgreSQL's own time from SIGKILL to the first write on the same machine, without an agent:
+/// the cluster paused, the primary's postmaster killed and started again with `pg_ctl start -w`.
+fn postgres_restart(c: &Cluster) -> u128 {
+    let p = c.healthy(Duration::from_secs(120));
+    c.patch_config(p, json!({"pause": true}));
+    std::thread::sleep(Duration::from_secs(3));
+    let m = &c.members[p];
+    let t = Instant::now();
+    m.kill_postmaster();
+    while m.postmaster().is_some() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (uid, gid) = test_user();
+    let status = Command::new(pg_bin_dir().join("pg_ctl"))
+        .args(["start", "-w", "-D"])
+        .arg(m.data())
+        .arg("-l")
+        .arg(m.dir.join("manual-start.log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .uid_gid(uid, gid)
+        .status()
+        .expect("pg_ctl start");
+    assert!(status.success(), "pg_ctl start");
+    while psql(
+        m.pg,
+        "INSERT INTO bench_writes VALUES (-1) ON CONFLICT DO NOTHING RETURNING 1",
+    )
+    .is_none()
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let ms = t.elapsed().as_millis();
+    c.patch_config(p, json!({"pause": null}));
+    ms
+}
+
+trait UidGid {
+    fn uid_gid(&mut self, uid: u32, gid: u32) -> &mut Self;
+}
+
+impl UidGid for Command {
+    fn uid_gid(&mut self, uid: u32, gid: u32) -> &mut Self {
+        use std::os::unix::process::CommandExt;
+        self.uid(uid).gid(gid)
+    }
+}
+
+/// Idle cost over `secs`: each agent's RSS (MiB) and CPU (% of a core), etcd requests per second.
+fn idle(c: &Cluster, secs: u64) -> (f64, f64, f64) {
+    let ticks = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+            + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+    };
+    let requests = || -> f64 {
+        let text = c
+            .http
+            .get(format!("{}/metrics", c.etcd.endpoint()))
+            .send()
+            .and_then(|r| r.text())
+            .unwrap_or_default();
+        text.lines()
+            .filter(|l| l.starts_with("grpc_server_handled_total{"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    };
+    c.healthy(Duration::from_secs(120));
+    std::thread::sleep(Duration::from_secs(5));
+    let pids: Vec<u32> = c.members.iter().filter_map(Member::agent_pid).collect();
+    let before: Vec<u64> = pids.iter().map(|&p| ticks(p)).collect();
+    let r0 = requests();
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_secs(secs));
+    let elapsed = t.elapsed().as_secs_f64();
+    let r1 = requests();
+    let cpu: f64 = pids
+        .iter()
+        .zip(&before)
+        .map(|(&p, &b)| (ticks(p) - b) as f64 / 100.0 / elapsed * 100.0)
+        .sum::<f64>()
+        / pids.len() as f64;
+    let rss: f64 = pids
+        .iter()
+        .map(|&p| {
+            std::fs::read_to_string(format!("/proc/{p}/status"))
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+                / 1024.0
+        })
+        .sum::<f64>()
+        / pids.len() as f64;
+    (rss, cpu, (r1 - r0) / elapsed)
+}
+
+fn stats(runs: &[Run]) -> Value {
+    let mut ms: Vec<u128> = runs.iter().map(|r| r.ms).collect();
+    ms.sort();
+    json!({
+        "median_ms": ms[ms.len() / 2],
+        "min_ms": ms[0],
+        "max_ms": ms[ms.len() - 1],
+        "lost": runs.iter().map(|r| r.lost).sum::<usize>(),
+        "old_primary_acks_after_new": runs.iter().map(|r| r.old_after_new).max().unwrap_or(0),
+        "runs": runs.len(),
+    })
+}
+
+fn main() {
+    if let Some(code) = patroni::agent::fence::run_if_invoked() {
+        std::process::exit(code);
+    }
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("agent") {
+        // Agent mode: this binary is each node's daemon, as `patroni CONFIG` would be.
+        std::env::set_var(
+            patroni::agent::fence::PROGRAM_ENV,
+            std::env::current_exe().unwrap(),
+        );
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_target(false)
+            .with_ansi(false)
+            .init();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let loaded = patroni::agent::Config::load(Path::new(&args[2])).expect("config");
+        let r = rt.block_on(patroni::agent::runtime::run(loaded.config, async {
+            let _ = tokio::signal::ctrl_c().await;
+        }));
+        std::process::exit(i32::from(r.is_err()));
+    }
+    let full = args.iter().any(|a| a == "--bench");
+    let reps: usize = if full {
+        std::env::var("PATRONI_BENCH_REPS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5)
+    } else {
+        1
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let plan: Vec<(Profile, bool, Vec<&str>)> = if full {
+        vec![
+            (FAST, false, vec!["S1", "S2b", "S3", "S4", "S5", "S6"]),
+            (FAST, true, vec!["S3", "S5", "S6"]),
+            (DEFAULT, false, vec!["S1", "S2b", "S3", "S4", "S5", "S6"]),
+            (DEFAULT, true, vec!["S3", "S5", "S6"]),
+        ]
+    } else {
+        vec![(FAST, false, vec!["S1"])]
+    };
+    let mut report = BTreeMap::new();
+    let mut idle_report = BTreeMap::new();
+    let mut restart_ms = None;
+    println!(
+        "{:<18} {:<5} {:<4} {:>9} {:>9} {:>9} {:>5} {:>9}",
+        "profile", "mode", "case", "median", "min", "max", "lost", "old-acks"
+    );
+    for (profile, sync, scenarios) in plan {
+        let mut c = Cluster::start(&rt, profile, sync);
+        if full && !sync {
+            let secs = std::env::var("PATRONI_BENCH_IDLE_SECS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(60);
+            let (rss, cpu, req) = idle(&c, secs);
+            idle_report.insert(
+                profile.name,
+                json!({"agent_rss_mib": rss, "agent_cpu_percent": cpu, "etcd_requests_per_s": req}),
+            );
+            println!(
+                "{:<18} idle: agent RSS {rss:.1} MiB, agent CPU {cpu:.3} %, etcd {req:.2} requests/s",
+                profile.name
+            );
+            if restart_ms.is_none() {
+                let ms = postgres_restart(&c);
+                println!("PostgreSQL's own restart after SIGKILL to first write: {ms} ms");
+                restart_ms = Some(ms);
+            }
+        }
+        for s in scenarios {
+            let runs: Vec<Run> = (0..reps).map(|_| once(&mut c, s, profile)).collect();
+            let st = stats(&runs);
+            println!(
+                "{:<18} {:<5} {:<4} {:>7}ms {:>7}ms {:>7}ms {:>5} {:>9}",
+                profile.name,
+                if sync { "sync" } else { "async" },
+                s,
+                st["median_ms"].as_u64().unwrap_or(0),
+                st["min_ms"].as_u64().unwrap_or(0),
+                st["max_ms"].as_u64().unwrap_or(0),
+                st["lost"].as_u64().unwrap_or(0),
+                st["old_primary_acks_after_new"].as_u64().unwrap_or(0)
+            );
+            report.insert(
+                format!(
+                    "{} {} {s}",
+                    profile.name,
+                    if sync { "sync" } else { "async" }
+                ),
+                st,
+            );
+        }
+        c.stop();
+    }
+    let out = json!({
+        "scenarios": report,
+        "idle": idle_report,
+        "postgres_restart_ms": restart_ms,
+        "repetitions": reps,
+    });
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    let _ = std::fs::create_dir_all(&target);
+    let file = target.join("failover-bench.json");
+    std::fs::write(&file, serde_json::to_string_pretty(&out).unwrap()).unwrap();
+    println!("written to {}", file.display());
+}
