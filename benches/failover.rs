@@ -121,10 +121,14 @@ impl Writers {
     }
 }
 
-/// The longest gap between consecutive acknowledged writes (any node) after `from`.
-fn outage(acks: &[Ack], from: Duration) -> Duration {
-    let times: Vec<Duration> = acks.iter().map(|a| a.at).collect();
+/// The longest gap between consecutive acknowledged writes (any node) from the last one before
+/// `from` until `end`; writes that never resumed count until `end`.
+fn outage(acks: &[Ack], from: Duration, end: Duration) -> Duration {
+    let mut times: Vec<Duration> = acks.iter().map(|a| a.at).collect();
     let start = times.iter().rposition(|&t| t <= from).unwrap_or(0);
+    if times.last().is_none_or(|&t| t <= from) {
+        times.push(end);
+    }
     times[start..]
         .windows(2)
         .map(|w| w[1] - w[0])
@@ -396,7 +400,7 @@ fn random_phase(loop_wait: u64) -> Duration {
 }
 
 /// Runs one repetition of `scenario` on a healthy cluster and heals it afterwards.
-fn once(c: &mut Cluster, scenario: &str, p: Profile) -> Run {
+fn once(c: &mut Cluster, scenario: &str, p: Profile, sync: bool) -> Run {
     let primary = c.healthy(Duration::from_secs(180));
     let standby = (0..3).find(|&i| i != primary).unwrap();
     let ports: Vec<u16> = c.members.iter().map(|m| m.pg).collect();
@@ -420,17 +424,32 @@ fn once(c: &mut Cluster, scenario: &str, p: Profile) -> Run {
             c.members[primary].kill_postmaster();
         }
         "S4" => {
+            let old = c.members[standby].postmaster();
             let t = Instant::now();
             c.members[standby].kill_postmaster();
-            std::thread::sleep(Duration::from_millis(50));
-            while !c.streaming(standby) {
-                std::thread::sleep(Duration::from_millis(20));
+            // Streaming again means a new postmaster whose WAL receiver streams.
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                let pm = c.members[standby].postmaster();
+                let streams = psql(
+                    c.members[standby].pg,
+                    "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+                );
+                if pm.is_some() && pm != old && streams.as_deref() == Some("1") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the standby did not stream again"
+                );
+                std::thread::sleep(Duration::from_millis(10));
             }
             run.ms = t.elapsed().as_millis();
         }
         "S5" => {
-            let body =
-                json!({"leader": c.members[primary].name, "candidate": c.members[standby].name});
+            // In synchronous mode only the synchronous standby may be named: let the primary pick.
+            let candidate = (!sync).then(|| c.members[standby].name.clone());
+            let body = json!({"leader": c.members[primary].name, "candidate": candidate});
             let r = c
                 .http
                 .post(format!(
@@ -461,9 +480,10 @@ fn once(c: &mut Cluster, scenario: &str, p: Profile) -> Run {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(1500));
+    let end = w.now();
     let acks = w.finish();
     if scenario != "S4" {
-        run.ms = outage(&acks, fault_at).as_millis();
+        run.ms = outage(&acks, fault_at, end).as_millis();
     }
     let new_primary = acks.last().map(|a| a.node).unwrap_or(primary);
     if new_primary != primary {
@@ -677,7 +697,7 @@ fn main() {
             }
         }
         for s in scenarios {
-            let runs: Vec<Run> = (0..reps).map(|_| once(&mut c, s, profile)).collect();
+            let runs: Vec<Run> = (0..reps).map(|_| once(&mut c, s, profile, sync)).collect();
             let st = stats(&runs);
             println!(
                 "{:<18} {:<5} {:<4} {:>7}ms {:>7}ms {:>7}ms {:>5} {:>9}",
