@@ -214,29 +214,12 @@ impl CommandRunner for SystemRunner {
 
     async fn run(&self, spec: &CommandSpec) -> Result<CommandOutput, CommandError> {
         let command = spec.command_line();
-        let mut cmd = tokio::process::Command::new(&spec.program);
-        cmd.args(&spec.args)
-            .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
+        let child = prepared(spec)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        if let Some(dir) = &spec.cwd {
-            cmd.current_dir(dir);
-        }
-        if let Some((uid, gid)) = spec.run_as {
-            cmd.uid(uid).gid(gid);
-        }
-        let child = cmd.spawn().map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => CommandError::NotFound {
-                program: spec.program.to_string_lossy().into(),
-            },
-            _ => CommandError::Spawn {
-                command: command.clone(),
-                reason: e.to_string(),
-            },
-        })?;
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| spawn_failed(spec, e))?;
         let pid = child.id();
         let wait = child.wait_with_output();
         let finished =
@@ -317,6 +300,36 @@ fn dir_size(dir: &std::path::Path) -> u64 {
         .sum()
 }
 
+/// `spec` as a process to start: arguments, environment, working directory and OS user, no
+/// input, and its own process group (so a deadline can kill its children too).
+fn prepared(spec: &CommandSpec) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .process_group(0);
+    if let Some(dir) = &spec.cwd {
+        cmd.current_dir(dir);
+    }
+    if let Some((uid, gid)) = spec.run_as {
+        cmd.uid(uid).gid(gid);
+    }
+    cmd
+}
+
+/// Why `spec` could not be started, typed: a missing program is not a failed command.
+fn spawn_failed(spec: &CommandSpec, e: std::io::Error) -> CommandError {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => CommandError::NotFound {
+            program: spec.program.to_string_lossy().into(),
+        },
+        _ => CommandError::Spawn {
+            command: spec.command_line(),
+            reason: e.to_string(),
+        },
+    }
+}
+
 impl SystemRunner {
     async fn spawn_server_impl(&self, spec: &CommandSpec, log: &Path) -> Result<u32, CommandError> {
         let command = spec.command_line();
@@ -329,26 +342,12 @@ impl SystemRunner {
             .append(true)
             .open(log)
             .map_err(spawn_error)?;
-        let mut cmd = tokio::process::Command::new(&spec.program);
-        cmd.args(&spec.args)
-            .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
+        let child = prepared(spec)
             .stdout(out.try_clone().map_err(spawn_error)?)
             .stderr(out)
-            .process_group(0)
-            .kill_on_drop(false);
-        if let Some(dir) = &spec.cwd {
-            cmd.current_dir(dir);
-        }
-        if let Some((uid, gid)) = spec.run_as {
-            cmd.uid(uid).gid(gid);
-        }
-        let child = cmd.spawn().map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => CommandError::NotFound {
-                program: spec.program.to_string_lossy().into(),
-            },
-            _ => spawn_error(e),
-        })?;
+            .kill_on_drop(false)
+            .spawn()
+            .map_err(|e| spawn_failed(spec, e))?;
         let pid = child.id().ok_or_else(|| CommandError::Spawn {
             command: command.clone(),
             reason: "exited at once".into(),
