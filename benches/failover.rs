@@ -680,8 +680,10 @@ fn main() {
     let plan: Vec<(Profile, bool, Vec<&str>)> = if full {
         [FAST, DEFAULT]
             .into_iter()
-            .filter(|p| {
-                only.is_empty() || p.name.starts_with(&only) || (only == "default") == (p.ttl == 30)
+            .filter(|p| match only.as_str() {
+                "fast" => p.ttl == FAST.ttl,
+                "default" => p.ttl == DEFAULT.ttl,
+                _ => true,
             })
             .flat_map(|p| {
                 [
