@@ -349,6 +349,23 @@ impl Cluster {
         }
     }
 
+    /// In synchronous mode, waits until `/sync` names a standby: until then no member may be
+    /// promoted (the primary may hold acknowledged commits no standby has), by design, and a
+    /// fault in that window measures the window, not the failover.
+    fn sync_recorded(&self, i: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some((200, doc)) = self.get(i, "/cluster") {
+                let members = doc["members"].as_array().cloned().unwrap_or_default();
+                if members.iter().any(|m| m["role"] == "sync_standby") {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("no synchronous standby recorded in /sync");
+    }
+
     fn patch_config(&self, i: usize, body: Value) {
         let r = self
             .http
@@ -409,6 +426,9 @@ fn random_phase(loop_wait: u64) -> Duration {
 /// Runs one repetition of `scenario` on a healthy cluster and heals it afterwards.
 fn once(c: &mut Cluster, scenario: &str, p: Profile, sync: bool) -> Run {
     let primary = c.healthy(Duration::from_secs(180));
+    if sync {
+        c.sync_recorded(primary, Duration::from_secs(60));
+    }
     let standby = (0..3).find(|&i| i != primary).unwrap();
     let ports: Vec<u16> = c.members.iter().map(|m| m.pg).collect();
     let w = Writers::start(&ports);
