@@ -562,10 +562,18 @@ proptest! {
         if !paused {
             return Ok(());
         }
+        let me = node.name.clone();
         let d = Ha::new(node).step(&obs);
         let restart_requested = obs.requests.contains(&LocalRequest::Restart);
+        // An operator's switchover or manual failover is still carried out while paused, as
+        // Patroni does: the named candidate promotes, the named leader demotes.
+        let request = obs.cluster().and_then(|c| c.failover.as_ref()).map(|f| &f.value);
+        let for_me = request.is_some_and(|r| r.candidate.as_deref() == Some(me.as_str()));
+        let from_me = request.is_some_and(|r| r.leader.as_deref() == Some(me.as_str()));
         for a in &d.actions {
-            let allowed = matches!(a, Action::Restart) && restart_requested;
+            let allowed = (matches!(a, Action::Restart) && restart_requested)
+                || (for_me && matches!(a, Action::Promote { .. }))
+                || (from_me && matches!(a, Action::Demote(_)));
             prop_assert!(!db_changing(a) || allowed, "paused but {:?}", d);
         }
         prop_assert!(d.message.starts_with("PAUSE: "), "{}", d.message);
