@@ -386,10 +386,6 @@ impl Cluster {
         .filter_map(|s| s.trim().parse().ok())
         .collect()
     }
-
-    fn stop(self) {
-        drop(self);
-    }
 }
 
 /// Every process the bench started is stopped, by the pid it started (checked by its command
@@ -767,7 +763,7 @@ fn main() {
                 st,
             );
         }
-        c.stop();
+        drop(c);
     }
     let out = json!({
         "scenarios": report,

@@ -38,8 +38,7 @@ impl Ha {
                 }
                 (ActionKind::Start, OutcomeResult::Failed(_)) => {
                     ev.start_failed = true;
-                    self.mem.primary_start = false;
-                    self.mem.standby_start = false;
+                    self.mem.starting = None;
                     // Counted once per attempt, however often this cycle steps.
                     let (n, last) = self.mem.start_failures;
                     if n == 0 || last != o.started_at {
@@ -48,8 +47,7 @@ impl Ha {
                 }
                 (ActionKind::Stop, OutcomeResult::Failed(_)) => ev.stop_failed = true,
                 (ActionKind::Stop | ActionKind::Demote, OutcomeResult::Done) => {
-                    self.mem.primary_start = false;
-                    self.mem.standby_start = false;
+                    self.mem.starting = None;
                 }
                 (ActionKind::Promote, OutcomeResult::Failed(_)) => ev.promote_failed = true,
                 (ActionKind::Promote, OutcomeResult::Done) => {

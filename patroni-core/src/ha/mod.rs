@@ -105,10 +105,9 @@ struct Memory {
     /// This agent has taken over its database (Patroni's `cb_called`): the "no initialize key and
     /// running as replica" refusal applies only before that.
     joined: bool,
-    /// We started the database as a primary and it has not reported running since.
-    primary_start: bool,
-    /// We started the database as a standby and it has not reported running since.
-    standby_start: bool,
+    /// The role we last started the database in, until it reports running (or the start
+    /// ends): what a refused renewal must stop, and what it may let finish.
+    starting: Option<StartedAs>,
     /// When a promotion last finished; until the database reports primary (or `ttl` passes) no
     /// second promotion is sent.
     promoted_at: Option<u64>,
@@ -132,6 +131,13 @@ struct Memory {
     unlocked_since: Option<u64>,
     /// Our WAL position in the previous cycle and in this one, to see whether WAL still arrives.
     wal: (Option<Lsn>, Option<Lsn>),
+}
+
+/// How we last started the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StartedAs {
+    Primary,
+    Standby,
 }
 
 /// Our own bootstrap's progress, so its completion can be finished with the lock and `/initialize`.
@@ -380,10 +386,10 @@ impl Ha {
         for a in &decision.actions {
             match a {
                 Action::Start(crate::StartRole::Primary) => {
-                    (self.mem.primary_start, self.mem.standby_start) = (true, false)
+                    self.mem.starting = Some(StartedAs::Primary)
                 }
                 Action::Start(crate::StartRole::Standby { .. }) => {
-                    (self.mem.primary_start, self.mem.standby_start) = (false, true)
+                    self.mem.starting = Some(StartedAs::Standby)
                 }
                 // A demoted server comes back with no upstream: whomever we followed before,
                 // it follows nobody now and must be pointed again.
@@ -440,8 +446,7 @@ impl Ha {
         }
         if obs.local.process == ProcessState::Running {
             self.mem.down_since = None;
-            self.mem.primary_start = false;
-            self.mem.standby_start = false;
+            self.mem.starting = None;
             self.mem.start_failures = (0, 0);
         } else {
             self.mem.down_since.get_or_insert(obs.now);
@@ -502,8 +507,7 @@ impl Ha {
         // A lock holder only ever starts its database as a primary: a start that may come up
         // writable after the lock was refused or taken is stopped. One we know we began as a
         // standby (a follower that lost a stale renewal, say) goes on.
-        if (self.mem.primary_start || cy.events.renew_lost)
-            && !self.mem.standby_start
+        if self.may_come_up_writable(cy)
             && !cy.paused
             && matches!(kind, ActionKind::Start | ActionKind::Restart)
             && (cy.events.renew_lost || cy.other_leader_name().is_some())
@@ -527,6 +531,16 @@ impl Ha {
             };
         }
         Decision::message(format!("{task} in progress"))
+    }
+
+    /// Whether the database being started may come up writable without the lock: started as a
+    /// primary, or of unknown role after a refused renewal. One we started as a standby may not.
+    fn may_come_up_writable(&self, cy: &Cycle<'_>) -> bool {
+        match self.mem.starting {
+            Some(StartedAs::Primary) => true,
+            Some(StartedAs::Standby) => false,
+            None => cy.events.renew_lost,
+        }
     }
 
     /// Operator requests for this node: restart (allowed in pause) and reinitialize.

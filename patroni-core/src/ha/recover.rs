@@ -62,7 +62,7 @@ impl Ha {
             // A primary coming up after its lock was refused or taken must not finish starting:
             // it would accept writes beside the new leader.
             let lost = cy.events.renew_lost || cy.other_leader_name().is_some();
-            if (self.mem.primary_start || cy.events.renew_lost) && !self.mem.standby_start && lost {
+            if self.may_come_up_writable(cy) && lost {
                 return Some(decision(
                     vec![Action::Stop(StopMode::Immediate)],
                     super::STOPPED_STARTING_LOCK_LOST,
