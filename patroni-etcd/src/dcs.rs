@@ -1,26 +1,29 @@
 //! [`EtcdDcs`]: the [`Dcs`] port over etcd v3 with Patroni's etcd3 layout and semantics.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use etcd_client::{Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp};
+use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
 use patroni_core::keyspace::{self, RawKey};
 use patroni_core::{
     Cluster, ClusterStatus, Dcs, DcsError, DynamicConfig, FailoverRequest, HistoryEntry,
     MemberData, SyncState,
 };
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::{Etcd3Config, EtcdError, EtcdIdentity};
 use crate::connection::{is_lease_not_found, Connection};
-use crate::watch::{self as watcher, Seen};
+use crate::watch::{self as watcher, Shared, Snapshot};
 
-/// Range responses may carry many large values; never let one bad writer make the view unreadable.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// The longest a load waits for the watch stream to answer a progress request before it falls
+/// back to a range read (a healthy stream on a LAN answers in well under a millisecond).
+const PROGRESS_WAIT: Duration = Duration::from_secs(1);
+
+/// How long a load lets the copy catch up with the revision etcd's progress answer carried.
+const CATCH_UP: Duration = Duration::from_millis(50);
 
 /// Our lease, its timing, and what is bound to it.
 struct LeaseState {
@@ -54,7 +57,8 @@ enum Bound<T> {
 ///
 /// Build one per agent with [`EtcdDcs::new`]; it connects lazily, so it can be built while etcd is
 /// down. It starts a background watch (on the current tokio runtime) at the first [`Dcs::load`],
-/// stopped when the value is dropped.
+/// stopped when the value is dropped; while the watch answers, loads read the copy it keeps
+/// instead of making a request.
 pub struct EtcdDcs {
     conn: Arc<Connection>,
     identity: EtcdIdentity,
@@ -62,7 +66,10 @@ pub struct EtcdDcs {
     lease: tokio::sync::Mutex<LeaseState>,
     leader_seen: Mutex<LeaderSeen>,
     loaded_at: AtomicI64,
-    seen_tx: watch::Sender<Seen>,
+    /// Set by every write we make: the next load reads etcd itself, so it sees our own writes
+    /// even if the watch has not delivered them yet.
+    wrote: AtomicBool,
+    watched: Arc<Shared>,
     watch_task: Mutex<Option<JoinHandle<()>>>,
     last_warnings: Mutex<Vec<String>>,
 }
@@ -99,7 +106,8 @@ impl EtcdDcs {
             }),
             leader_seen: Mutex::new(LeaderSeen::default()),
             loaded_at: AtomicI64::new(0),
-            seen_tx: watch::channel(Seen::default()).0,
+            wrote: AtomicBool::new(false),
+            watched: Arc::new(Shared::new()),
             watch_task: Mutex::new(None),
             last_warnings: Mutex::new(Vec::new()),
         })
@@ -107,8 +115,8 @@ impl EtcdDcs {
 
     /// How many etcd requests this instance has made (every attempt, including retries).
     ///
-    /// The runtime reports the per-loop difference; an idle leader makes two (one range read,
-    /// one lease keep-alive), an idle replica at most two.
+    /// The runtime reports the per-loop difference; an idle member makes at most one (its lease
+    /// keep-alive), since its cluster view comes from the watch.
     pub fn request_count(&self) -> u64 {
         self.conn.requests()
     }
@@ -132,6 +140,7 @@ impl EtcdDcs {
     /// lose their keys, so they are stopped first.
     pub async fn delete_cluster(&self) -> Result<(), DcsError> {
         let prefix = self.prefix.clone();
+        self.mark_written();
         self.conn
             .call("delete cluster", |mut c| {
                 let p = prefix.clone();
@@ -146,6 +155,11 @@ impl EtcdDcs {
 
     fn lock<'a, T>(&self, m: &'a Mutex<T>) -> std::sync::MutexGuard<'a, T> {
         m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that we write, before the request goes out (an uncertain write counts too).
+    fn mark_written(&self) {
+        self.wrote.store(true, Ordering::SeqCst);
     }
 
     fn key(&self, rel: &str) -> String {
@@ -163,6 +177,7 @@ impl EtcdDcs {
         when: Vec<Compare>,
         then: Vec<TxnOp>,
     ) -> Result<bool, DcsError> {
+        self.mark_written();
         self.conn
             .call(what, |mut c| {
                 let txn = Txn::new().when(when.clone()).and_then(then.clone());
@@ -178,6 +193,7 @@ impl EtcdDcs {
         when: Vec<Compare>,
         then: Vec<TxnOp>,
     ) -> Result<Bound<bool>, DcsError> {
+        self.mark_written();
         self.conn
             .call(what, |mut c| {
                 let txn = Txn::new().when(when.clone()).and_then(then.clone());
@@ -214,6 +230,7 @@ impl EtcdDcs {
 
     async fn put_plain(&self, rel: &str, value: Vec<u8>) -> Result<(), DcsError> {
         let key = self.key(rel);
+        self.mark_written();
         self.conn
             .call(&format!("put /{rel}"), |mut c| {
                 let (k, v) = (key.clone(), value.clone());
@@ -253,6 +270,7 @@ impl EtcdDcs {
             return Ok(());
         }
         let key = self.member_key();
+        self.mark_written();
         self.conn
             .call("re-publish member", |mut c| {
                 let (k, v) = (key.clone(), value.clone());
@@ -312,7 +330,7 @@ impl EtcdDcs {
     }
 
     fn watch_is_current_since(&self, rev: i64) -> bool {
-        let s = *self.seen_tx.borrow();
+        let s = *self.watched.seen.borrow();
         s.connected && s.leader <= rev
     }
 
@@ -320,14 +338,14 @@ impl EtcdDcs {
         *self.lock(&self.leader_seen) = LeaderSeen { ours, lease, at };
     }
 
-    fn start_watch(&self, from_revision: i64) {
+    fn start_watch(&self, loaded_at: i64) {
         let mut task = self.lock(&self.watch_task);
         if task.is_none() {
             *task = Some(watcher::spawn(
                 self.conn.clone(),
                 self.prefix.clone(),
-                from_revision,
-                self.seen_tx.clone(),
+                loaded_at,
+                self.watched.clone(),
             ));
         }
     }
@@ -457,6 +475,7 @@ impl EtcdDcs {
         st.member_value = Some(value.clone());
         let key = self.member_key();
         let mut id = self.ensure_lease(&mut st).await?;
+        self.mark_written();
         for _ in 0..2 {
             let put = self
                 .conn
@@ -505,45 +524,44 @@ impl Dcs for EtcdDcs {
         st.loop_wait = loop_wait;
     }
 
+    /// Reads the watch's copy when the stream proves alive and we wrote nothing since the last
+    /// load; otherwise one range read.
     async fn load(&self) -> Result<Cluster, DcsError> {
         let started = Instant::now();
-        let prefix = self.prefix.clone();
-        let resp = self
-            .conn
-            .call("range read of the cluster", |c| {
-                let p = prefix.clone();
-                async move {
-                    c.kv_client()
-                        .max_decoding_message_size(MAX_RESPONSE_BYTES)
-                        .get(p, Some(GetOptions::new().with_prefix()))
-                        .await
+        let must_read = self.wrote.swap(false, Ordering::SeqCst);
+        let cached = if must_read {
+            None
+        } else {
+            let wait = PROGRESS_WAIT.min(self.identity.retry_timeout / 2);
+            self.watched.confirmed(wait, CATCH_UP).await
+        };
+        let snap: Snapshot = match cached {
+            Some(s) => s,
+            None => match watcher::read_prefix(&self.conn, &self.prefix).await {
+                Ok(s) => s,
+                Err(e) => {
+                    if must_read {
+                        self.mark_written();
+                    }
+                    return Err(e);
                 }
-            })
-            .await?;
-        let rev = resp.header().map_or(0, |h| h.revision());
-        let mut leader_lease = None;
-        let keys: Vec<(String, &[u8], u64)> = resp
-            .kvs()
-            .iter()
-            .filter_map(|kv| {
-                let rel = kv.key().strip_prefix(self.prefix.as_bytes())?;
-                let rel = String::from_utf8_lossy(rel).into_owned();
-                if rel == keyspace::LEADER {
-                    leader_lease = Some((kv.value() == self.identity.name.as_bytes(), kv.lease()));
-                }
-                Some((rel, kv.value(), kv.mod_revision() as u64))
-            })
-            .collect();
-        let cluster = keyspace::decode_cluster(keys.iter().map(|(k, v, r)| RawKey {
+            },
+        };
+        let rev = snap.revision;
+        let leader_lease = snap
+            .keys
+            .get(keyspace::LEADER)
+            .map(|e| (e.value == self.identity.name.as_bytes(), e.lease));
+        let cluster = keyspace::decode_cluster(snap.keys.iter().map(|(k, e)| RawKey {
             key: k,
-            value: v,
-            mod_revision: *r,
+            value: &e.value,
+            mod_revision: e.mod_revision as u64,
         }));
         self.report_warnings(&cluster.warnings);
         let (ours, lease) = leader_lease.unwrap_or((false, 0));
         self.remember_leader(ours, lease, rev);
         self.loaded_at.store(rev, Ordering::SeqCst);
-        self.start_watch(rev + 1);
+        self.start_watch(rev);
         if !ours {
             let left = self
                 .identity
@@ -571,6 +589,7 @@ impl Dcs for EtcdDcs {
 
     async fn cancel_initialize(&self) -> Result<(), DcsError> {
         let key = self.key(keyspace::INITIALIZE);
+        self.mark_written();
         self.conn
             .call("delete /initialize", |mut c| {
                 let k = key.clone();
@@ -666,7 +685,7 @@ impl Dcs for EtcdDcs {
             // Nothing loaded yet, so everything is news (and no watch runs yet).
             return Ok(());
         }
-        let mut rx = self.seen_tx.subscribe();
+        let mut rx = self.watched.seen.subscribe();
         // The sender lives in `self`, so the channel cannot close while we wait.
         let _ = rx.wait_for(|s| s.wake > since).await;
         Ok(())
