@@ -51,6 +51,7 @@ fn observation(cluster: Cluster, local: LocalDb, peers: Option<Vec<PeerStatus>>)
         task: None,
         requests: Vec::new(),
         watchdog_ready: true,
+        member_extra: Default::default(),
     }
 }
 

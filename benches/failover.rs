@@ -8,7 +8,8 @@
 //! time are measured on the same machine. JSON goes to `target/failover-bench.json`.
 //!
 //! `cargo bench --bench failover` runs everything (about 30 minutes; `PATRONI_BENCH_REPS` sets the
-//! repetitions, default 5; `PATRONI_BENCH_PROFILE=fast|default` runs one timing profile). Under `cargo test --benches` it runs one repetition of S1 only, so the
+//! repetitions, default 5; `PATRONI_BENCH_PROFILE=fast|default` runs one timing profile;
+//! `PATRONI_BENCH_SCENARIOS=S1,S3` runs only those, `none` only the idle measurement). Under `cargo test --benches` it runs one repetition of S1 only, so the
 //! harness never rots.
 //!
 //! | scenario | fault |
@@ -19,6 +20,9 @@
 //! | S4 | a standby's postmaster SIGKILLed: time until it streams again |
 //! | S5 | a switchover through the REST API |
 //! | S6 | the primary's agent SIGKILLed, its postgres left running (the fence must stop it) |
+
+#[path = "support/timeline.rs"]
+mod timeline;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -409,6 +413,11 @@ struct Run {
     ms: u128,
     lost: usize,
     old_after_new: usize,
+    /// Every acknowledged write (node, time), for the timeline picture.
+    acks: Vec<(usize, Duration)>,
+    fault_at: Duration,
+    /// The first write after the fault that ended the outage: node and time.
+    resumed: Option<(usize, Duration)>,
 }
 
 fn random_phase(loop_wait: u64) -> Duration {
@@ -504,6 +513,16 @@ fn once(c: &mut Cluster, scenario: &str, p: Profile, sync: bool) -> Run {
     std::thread::sleep(Duration::from_millis(1500));
     let end = w.now();
     let acks = w.finish();
+    run.fault_at = fault_at;
+    run.acks = acks.iter().map(|a| (a.node, a.at)).collect();
+    run.resumed = (scenario != "S4")
+        .then(|| {
+            acks.iter().find(|a| {
+                a.at > fault_at + Duration::from_millis(200) && (same_node || a.node != primary)
+            })
+        })
+        .flatten()
+        .map(|a| (a.node, a.at));
     if scenario != "S4" {
         // Only the acks that reached a writer count as service: for a failover, the old
         // primary's last acks before its fence and the new primary's first ones bound the gap.
@@ -615,7 +634,9 @@ fn idle(c: &Cluster, secs: u64) -> (f64, f64, f64) {
             .sum()
     };
     c.healthy(Duration::from_secs(120));
-    std::thread::sleep(Duration::from_secs(5));
+    // Idle means after start-up has settled: PostgreSQL's first checkpoint and standby snapshots
+    // move the WAL (and so every member key) for a while after the nodes come up.
+    std::thread::sleep(Duration::from_secs(30));
     let pids: Vec<u32> = c.members.iter().filter_map(Member::agent_pid).collect();
     let before: Vec<u64> = pids.iter().map(|&p| ticks(p)).collect();
     let r0 = requests();
@@ -643,6 +664,37 @@ fn idle(c: &Cluster, secs: u64) -> (f64, f64, f64) {
         .sum::<f64>()
         / pids.len() as f64;
     (rss, cpu, (r1 - r0) / elapsed)
+}
+
+/// Writes the median repetition's timeline as `<dir>/<title as a file name>.svg`.
+fn draw(c: &Cluster, runs: &[Run], title: &str, dir: &Path) {
+    let mut sorted: Vec<&Run> = runs.iter().collect();
+    sorted.sort_by_key(|r| r.ms);
+    let run = sorted[sorted.len() / 2];
+    let picture = timeline::Timeline {
+        title: format!("{title}: {:.2} s", run.ms as f64 / 1000.0),
+        nodes: c.members.iter().map(|m| m.name.clone()).collect(),
+        acks: &run.acks,
+        fault: run.fault_at,
+        resumed: run.resumed,
+    };
+    let name: String = title
+        .chars()
+        .map(|ch| {
+            if ch.is_ascii_alphanumeric() {
+                ch.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect::<String>()
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    let file = dir.join(format!("{name}.svg"));
+    std::fs::write(&file, picture.svg()).expect("timeline written");
+    println!("  timeline: {}", file.display());
 }
 
 fn stats(runs: &[Run]) -> Value {
@@ -674,7 +726,7 @@ fn main() {
             .with_target(false)
             .with_ansi(false)
             .init();
-        let rt = tokio::runtime::Runtime::new().unwrap();
+        let rt = patroni::agent::runtime::daemon_runtime().unwrap();
         let loaded = patroni::agent::Config::load(Path::new(&args[2])).expect("config");
         let r = rt.block_on(patroni::agent::runtime::run(loaded.config, async {
             let _ = tokio::signal::ctrl_c().await;
@@ -711,8 +763,25 @@ fn main() {
     } else {
         vec![(FAST, false, vec!["S1"])]
     };
+    // `PATRONI_BENCH_SCENARIOS=S1,S3` runs only those; `none` measures only the idle costs.
+    let picked = std::env::var("PATRONI_BENCH_SCENARIOS").ok();
+    let plan: Vec<(Profile, bool, Vec<&str>)> = match &picked {
+        Some(list) if full => plan
+            .into_iter()
+            .map(|(p, sync, all)| {
+                let keep = all
+                    .into_iter()
+                    .filter(|s| list.split(',').any(|x| x.trim() == *s));
+                (p, sync, keep.collect::<Vec<_>>())
+            })
+            .filter(|(_, sync, keep)| !sync || !keep.is_empty())
+            .collect(),
+        _ => plan,
+    };
     let mut report = BTreeMap::new();
     let mut idle_report = BTreeMap::new();
+    let timelines = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/failover-timelines");
+    let _ = std::fs::create_dir_all(&timelines);
     let mut restart_ms = None;
     println!(
         "{:<18} {:<5} {:<4} {:>9} {:>9} {:>9} {:>5} {:>9}",
@@ -743,6 +812,13 @@ fn main() {
         for s in scenarios {
             let runs: Vec<Run> = (0..reps).map(|_| once(&mut c, s, profile, sync)).collect();
             let st = stats(&runs);
+            let mode = if sync { "sync" } else { "async" };
+            draw(
+                &c,
+                &runs,
+                &format!("{s} {mode}, {}", profile.name),
+                &timelines,
+            );
             println!(
                 "{:<18} {:<5} {:<4} {:>7}ms {:>7}ms {:>7}ms {:>5} {:>9}",
                 profile.name,

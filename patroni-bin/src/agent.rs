@@ -2,7 +2,7 @@
 //! cycle or until something worth waking for happens (leader key change, database exit, request).
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,8 +10,8 @@ use patroni_core::executor::{Next, Rounds, Sequence};
 use patroni_core::slots::SlotKeeper;
 use patroni_core::{
     Action, ActionKind, Cluster, Database, DcsView, Decision, FailoverPolicy, Ha, LocalDb,
-    MemberRole, Node, Observation, Outcome, OutcomeResult, PeerStatus, ProcessState, RunningTask,
-    StopMode,
+    LocalRequest, MemberRole, Node, Observation, Outcome, OutcomeResult, PeerStatus, ProcessState,
+    RunningTask, StopMode, Timestamp,
 };
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -19,6 +19,7 @@ use tokio::time::{sleep, sleep_until, timeout, Instant};
 
 use crate::events::AgentEvent;
 use crate::execute::Executor;
+use crate::scheduled::{self, Verdict};
 use crate::state::Shared;
 use crate::status::peer_status_from_json;
 
@@ -122,6 +123,7 @@ impl Agent {
             db,
             shared: Arc::clone(&shared),
             dcs_timeout: Duration::from_secs(node.bootstrap_config.retry_timeout.max(1)),
+            callbacks: None,
         };
         Agent {
             ha: Ha::new(node),
@@ -156,9 +158,21 @@ impl Agent {
         self
     }
 
+    /// Runs the user's scripts (`postgresql.callbacks`, `pre_promote`, `before_stop`) around database actions.
+    pub fn with_callbacks(mut self, callbacks: Arc<crate::callbacks::Callbacks>) -> Self {
+        self.exec.callbacks = Some(callbacks);
+        self
+    }
+
     /// Sets how to re-read the node's settings on reload.
     pub fn with_reloader(mut self, r: Reloader) -> Self {
         self.reloader = Some(r);
+        self
+    }
+
+    /// Probes peers with `client` (HTTPS settings, see [`crate::rest::tls::client`]).
+    pub fn with_peer_client(mut self, client: reqwest::Client) -> Self {
+        self.http = client;
         self
     }
 
@@ -193,6 +207,7 @@ impl Agent {
             if Instant::now() > next {
                 tracing::warn!("Loop time exceeded, rescheduling immediately.");
             }
+            let next = self.wake_for_scheduled_restart(next);
             let watch_db = task.is_none() && last_local.process == ProcessState::Running;
             let wake = self
                 .wait(next, watch_db, &mut task, shutdown.as_mut())
@@ -464,6 +479,10 @@ impl Agent {
             }
         };
         *last_local = local.clone();
+        let mut requests = self.shared.take_requests();
+        if task.is_none() {
+            requests.extend(self.due_restart(&dcs, &local, clock.wall()));
+        }
         let obs = Observation {
             now: clock.now(),
             wall_clock: clock.wall(),
@@ -475,8 +494,9 @@ impl Agent {
                 kind: t.kind,
                 since: t.since,
             }),
-            requests: self.shared.take_requests(),
+            requests,
             watchdog_ready: self.fence_ready(),
+            member_extra: self.member_extra(),
         };
         let decision = self.ha.step(&obs);
         let cluster: Option<Cluster> = obs.cluster().cloned();
@@ -492,6 +512,68 @@ impl Agent {
             s.task = obs.task;
         });
         (decision, cluster)
+    }
+
+    /// A scheduled restart that is due becomes this cycle's restart request, and one that can no
+    /// longer run is dropped, as Patroni's `evaluate_scheduled_restart` does: only while the
+    /// cluster has a leader and the database runs, where Patroni looks at it.
+    fn due_restart(&self, dcs: &DcsView, local: &LocalDb, now: Timestamp) -> Option<LocalRequest> {
+        let s = self.shared.snapshot().scheduled_restart?;
+        let DcsView::Ok(cluster) = dcs else {
+            return None;
+        };
+        if cluster.leader.is_none() || local.process != ProcessState::Running {
+            return None;
+        }
+        let config = cluster
+            .config
+            .as_ref()
+            .map(|c| c.value.clone())
+            .unwrap_or_else(|| self.ha_node().bootstrap_config);
+        let verdict = scheduled::evaluate(&s, now, config.loop_wait, config.pause, local);
+        match &verdict {
+            Verdict::Keep => return None,
+            Verdict::AlreadyRestarted(t) => tracing::info!(
+                "Cancelling scheduled restart: postgres restart has already happened at {}",
+                crate::status::python_datetime(*t)
+            ),
+            Verdict::Stale => {
+                tracing::warn!("Found a stale restart value, cleaning up: {}", s.schedule)
+            }
+            Verdict::Run => tracing::info!("Manual scheduled restart at {}", s.schedule),
+            Verdict::Refused(why) => {
+                tracing::info!("not proceeding with the restart: {why}");
+                tracing::warn!("Scheduled restart: restart conditions are not satisfied");
+            }
+        }
+        // Dropped whatever happens next, unless the operator replaced it meanwhile.
+        self.shared.update(|snap| {
+            if snap.scheduled_restart.as_ref() == Some(&s) {
+                snap.scheduled_restart = None;
+            }
+        });
+        (verdict == Verdict::Run).then_some(LocalRequest::Restart)
+    }
+
+    /// What this agent adds to its member key: the scheduled restart, as Patroni's `touch_member`.
+    fn member_extra(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut extra = serde_json::Map::new();
+        if let Some(s) = self.shared.snapshot().scheduled_restart {
+            extra.insert("scheduled_restart".into(), s.to_json(true));
+        }
+        extra
+    }
+
+    /// Wakes the loop when a scheduled restart falls due before `next`, so it runs on time
+    /// without a cycle ever sleeping for it.
+    fn wake_for_scheduled_restart(&self, next: Instant) -> Instant {
+        let Some(s) = self.shared.snapshot().scheduled_restart else {
+            return next;
+        };
+        match scheduled::due_in_ms(&s, self.shared.clock.wall()) {
+            Some(ms) => next.min(Instant::now() + Duration::from_millis(ms)),
+            None => next,
+        }
     }
 
     /// Asks each member's `GET /patroni` in parallel, 2 s each; silence is "unreachable".
@@ -514,20 +596,31 @@ impl Agent {
             let name = name.clone();
             let clock = self.shared.clock;
             set.spawn(async move {
-                let fetched = async {
-                    let url = url.filter(|u| !u.is_empty())?;
-                    let r = http
-                        .get(&url)
-                        .timeout(Duration::from_secs(2))
-                        .send()
-                        .await
-                        .ok()?;
-                    r.json::<serde_json::Value>().await.ok()
-                }
-                .await;
+                let url = url.filter(|u| !u.is_empty());
+                let fetched = match &url {
+                    None => Err("no REST API URL known".to_string()),
+                    Some(url) => async {
+                        http.get(url)
+                            .timeout(Duration::from_secs(2))
+                            .send()
+                            .await?
+                            .json::<serde_json::Value>()
+                            .await
+                    }
+                    .await
+                    .map_err(|e| crate::ctl::api::one_line(&e)),
+                };
                 match fetched {
-                    Some(doc) => peer_status_from_json(&name, &doc, clock.now()),
-                    None => PeerStatus::unreachable(&name, clock.now()),
+                    Ok(doc) => peer_status_from_json(&name, &doc, clock.now()),
+                    Err(e) => {
+                        // As Patroni logs it: an unanswered probe is the first thing to look at
+                        // when a failover picks an unexpected member.
+                        tracing::warn!(
+                            "Request failed to {name}: GET {} ({e})",
+                            url.as_deref().unwrap_or("-")
+                        );
+                        PeerStatus::unreachable(&name, clock.now())
+                    }
                 }
             });
         }
@@ -620,13 +713,10 @@ impl Agent {
         let pid_file = self.pid_file.clone();
         let db_exit = async move {
             match pid_file {
-                Some(p) if watch_db => loop {
-                    sleep(Duration::from_millis(250)).await;
-                    if !postmaster_alive(&p) {
-                        tracing::warn!("the database process exited");
-                        return;
-                    }
-                },
+                Some(p) if watch_db => {
+                    crate::exit_watch::exited(&p).await;
+                    tracing::warn!("the database process exited");
+                }
                 _ => std::future::pending::<()>().await,
             }
         };
@@ -680,9 +770,11 @@ impl Agent {
             tracing::info!("paused: leaving the database running");
         } else {
             tracing::info!("stopping the database");
-            match timeout(Duration::from_secs(120), self.exec.db.stop(StopMode::Fast)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!("stopping the database failed: {e}"),
+            // Through the executor, so `before_stop` and `on_stop` run as for any stop.
+            let stop = Action::Stop(StopMode::Fast);
+            match timeout(Duration::from_secs(120), self.exec.run(&stop)).await {
+                Ok(OutcomeResult::Done) => {}
+                Ok(r) => tracing::error!("stopping the database failed: {r:?}"),
                 Err(_) => tracing::error!("stopping the database timed out"),
             }
         }
@@ -696,6 +788,9 @@ impl Agent {
                 Err(_) => tracing::error!("releasing the leader lock timed out"),
             }
         }
+        if let Some(cb) = &self.exec.callbacks {
+            cb.finish(Duration::from_secs(10)).await;
+        }
         let mut fencing = self.fencing;
         fencing.device.disable();
         if let Some(client) = fencing.client.as_mut() {
@@ -704,29 +799,6 @@ impl Agent {
             }
         }
         tracing::info!("agent stopped");
-    }
-}
-
-/// Whether the postmaster named in `postmaster.pid` is alive (zombies count as dead).
-pub fn postmaster_alive(pid_file: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(pid_file) else {
-        return false;
-    };
-    let Some(pid) = text
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse::<u32>().ok())
-    else {
-        return false;
-    };
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next());
-            !matches!(state, Some("Z") | Some("X"))
-        }
-        Err(_) => false,
     }
 }
 

@@ -60,6 +60,9 @@ pub struct AgentBuilder {
     fencing: Option<Fencing>,
     pid_file: Option<PathBuf>,
     reloader: Option<Reloader>,
+    callbacks: Option<Arc<crate::callbacks::Callbacks>>,
+    security: Option<crate::config::RestApiConfig>,
+    peer_client: Option<reqwest::Client>,
 }
 
 impl AgentBuilder {
@@ -82,6 +85,9 @@ impl AgentBuilder {
             fencing: None,
             pid_file: None,
             reloader: None,
+            callbacks: None,
+            security: None,
+            peer_client: None,
         }
     }
 
@@ -112,6 +118,24 @@ impl AgentBuilder {
         self
     }
 
+    /// The REST API's TLS, allowlist and extra headers, from these `restapi` settings.
+    pub fn rest_security(mut self, restapi: crate::config::RestApiConfig) -> Self {
+        self.security = Some(restapi);
+        self
+    }
+
+    /// The HTTP client for the peers' REST APIs (HTTPS settings: [`crate::rest::tls::client`]).
+    pub fn peer_client(mut self, client: reqwest::Client) -> Self {
+        self.peer_client = Some(client);
+        self
+    }
+
+    /// The user's scripts run around database actions (`postgresql.callbacks` and friends).
+    pub fn callbacks(mut self, callbacks: Option<crate::callbacks::Callbacks>) -> Self {
+        self.callbacks = callbacks.map(Arc::new);
+        self
+    }
+
     /// The fence process and watchdog device this agent keeps informed.
     pub fn fencing(mut self, fencing: Fencing) -> Self {
         self.fencing = Some(fencing);
@@ -134,11 +158,15 @@ impl AgentBuilder {
     pub async fn build(self) -> Result<EmbeddedAgent, AgentError> {
         let shared = Shared::new(self.scope, self.node, self.dcs, self.auth);
         let server = match self.rest {
-            Some((listen, limits)) => Some(
-                RestServer::bind(&listen, Arc::clone(&shared))
+            Some((listen, limits)) => {
+                let mut s = RestServer::bind(&listen, Arc::clone(&shared))
                     .await?
-                    .with_limits(limits),
-            ),
+                    .with_limits(limits);
+                if let Some(restapi) = &self.security {
+                    s = s.with_security(restapi).await?;
+                }
+                Some(s)
+            }
             None => None,
         };
         let mut agent = Agent::new(Arc::clone(&shared), self.db);
@@ -153,6 +181,12 @@ impl AgentBuilder {
         }
         if let Some(r) = self.reloader {
             agent = agent.with_reloader(r);
+        }
+        if let Some(c) = self.callbacks {
+            agent = agent.with_callbacks(c);
+        }
+        if let Some(c) = self.peer_client {
+            agent = agent.with_peer_client(c);
         }
         Ok(EmbeddedAgent {
             agent,

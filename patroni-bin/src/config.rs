@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use patroni_core::{DynamicConfig, Tags};
 use patroni_etcd::Etcd3Config;
 use patroni_opengauss::{detect_flavour, Flavour};
+use patroni_postgres::methods::{BootstrapPlan, MethodError, ReplicaMethods, Section};
 use serde::{Deserialize, Serialize};
 
 /// Why a configuration could not be used; the text names the file and the place.
@@ -52,6 +53,14 @@ pub enum ConfigError {
     },
 }
 
+/// A boolean environment value as Patroni reads one (`true`, `on`, `yes`, `1`, any case).
+fn env_flag(v: &str) -> bool {
+    matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "true" | "on" | "yes" | "1"
+    )
+}
+
 /// `restapi`: where the agent's HTTP API listens and how peers reach it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -70,6 +79,24 @@ pub struct RestApiConfig {
     /// Open connections at most (default 256); when full, a new connection closes the one idle
     /// the longest, so health checks keep answering.
     pub max_connections: usize,
+    /// Server certificate (PEM, may hold the chain); when set the API speaks only HTTPS.
+    pub certfile: Option<PathBuf>,
+    /// Private key (PEM) of `certfile`; defaults to `certfile` itself.
+    pub keyfile: Option<PathBuf>,
+    /// Password of an encrypted (PKCS#8) `keyfile`.
+    pub keyfile_password: Option<String>,
+    /// CA certificates (PEM) that client certificates are checked against.
+    pub cafile: Option<PathBuf>,
+    /// Whether clients must show a certificate signed by `cafile`.
+    pub verify_client: Option<crate::rest::tls::VerifyClient>,
+    /// Addresses, networks (CIDR) and host names allowed to use the unsafe verbs.
+    pub allowlist: Vec<String>,
+    /// Also allow the members' REST API hosts (from their `api_url` in the DCS).
+    pub allowlist_include_members: bool,
+    /// Headers added to every answer.
+    pub http_extra_headers: BTreeMap<String, String>,
+    /// Headers added to every answer when the API speaks HTTPS.
+    pub https_extra_headers: BTreeMap<String, String>,
 }
 
 impl Default for RestApiConfig {
@@ -81,6 +108,15 @@ impl Default for RestApiConfig {
             header_timeout: crate::rest::limits::DEFAULT_HEADER_TIMEOUT_SECS,
             idle_timeout: crate::rest::limits::DEFAULT_IDLE_TIMEOUT_SECS,
             max_connections: crate::rest::limits::DEFAULT_MAX_CONNECTIONS,
+            certfile: None,
+            keyfile: None,
+            keyfile_password: None,
+            cafile: None,
+            verify_client: None,
+            allowlist: Vec::new(),
+            allowlist_include_members: false,
+            http_extra_headers: BTreeMap::new(),
+            https_extra_headers: BTreeMap::new(),
         }
     }
 }
@@ -94,6 +130,34 @@ impl RestApiConfig {
             max_connections: self.max_connections.max(2),
         }
     }
+
+    /// `https` when a `certfile` is configured, else `http`: the scheme of this API's URL.
+    pub fn scheme(&self) -> &'static str {
+        if self.certfile.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
+/// `ctl`: how `patronictl` (and the agent, for its peers) reaches the members' REST APIs, as
+/// Patroni reads it: only the CA falls back to `restapi.cafile`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct CtlSection {
+    /// Basic auth for the members' APIs, preferred over `restapi.authentication`.
+    pub authentication: Option<Credentials>,
+    /// Accept HTTPS APIs without verifying their certificates.
+    pub insecure: bool,
+    /// Client certificate (PEM) shown to the APIs.
+    pub certfile: Option<PathBuf>,
+    /// Private key (PEM) of `certfile`; defaults to `certfile` itself.
+    pub keyfile: Option<PathBuf>,
+    /// Password of an encrypted `keyfile`.
+    pub keyfile_password: Option<String>,
+    /// CA certificates (PEM) that the APIs' certificates are checked against; else `restapi.cafile`.
+    pub cacert: Option<PathBuf>,
 }
 
 /// A user name and password.
@@ -114,6 +178,15 @@ pub struct BootstrapSection {
     pub dcs: DynamicConfig,
     /// Extra `initdb` options: `- data-checksums` or `- encoding: UTF8`.
     pub initdb: Vec<serde_yaml::Value>,
+    /// `initdb` (the default) or the name of a custom bootstrap method with its own section.
+    pub method: Option<String>,
+    /// A command run with the superuser's connection string once the new cluster is up.
+    pub post_bootstrap: Option<String>,
+    /// Patroni's older name of `post_bootstrap`.
+    pub post_init: Option<String>,
+    /// The section `method` names (`bootstrap.<method>`), picked out of the YAML.
+    #[serde(skip)]
+    pub method_sections: BTreeMap<String, Section>,
 }
 
 impl BootstrapSection {
@@ -174,6 +247,25 @@ pub struct PostgresqlSection {
     pub log_file: Option<String>,
     /// Run the server as this OS user (we may be started as root).
     pub run_as: Option<String>,
+    /// Replica creation methods, tried in order (default `[basebackup]`); each but
+    /// `basebackup` names a `postgresql.<name>` section with its command.
+    #[serde(skip_serializing)]
+    pub create_replica_methods: Vec<String>,
+    /// Patroni's older name of `create_replica_methods`.
+    #[serde(skip_serializing)]
+    pub create_replica_method: Vec<String>,
+    /// The sections of those methods and `basebackup`'s options, picked out of the YAML.
+    #[serde(skip)]
+    pub method_sections: BTreeMap<String, Section>,
+    /// Scripts run after database events (`on_start`, `on_role_change`, ...); see [`crate::callbacks`].
+    #[serde(skip_serializing)]
+    pub callbacks: crate::callbacks::CallbacksSection,
+    /// A script run before a promotion; a failure cancels it and gives the leader lock back.
+    #[serde(skip_serializing)]
+    pub pre_promote: Option<String>,
+    /// A script run (and waited for) before the database is stopped.
+    #[serde(skip_serializing)]
+    pub before_stop: Option<String>,
     /// openGauss-only settings, read by the openGauss adapter.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub opengauss: Option<serde_yaml::Value>,
@@ -248,6 +340,8 @@ pub struct Config {
     pub name: String,
     /// The REST API.
     pub restapi: RestApiConfig,
+    /// How clients (`patronictl`, peer probes) reach the REST APIs.
+    pub ctl: CtlSection,
     /// The etcd cluster.
     pub etcd3: Etcd3Config,
     /// Seed settings of a new cluster; a node without it never initialises one.
@@ -272,6 +366,7 @@ impl Default for Config {
             namespace: "/service".into(),
             name: String::new(),
             restapi: RestApiConfig::default(),
+            ctl: CtlSection::default(),
             etcd3: Etcd3Config::default(),
             bootstrap: None,
             postgresql: PostgresqlSection::default(),
@@ -392,6 +487,9 @@ impl Config {
             })
             .map_err(|e: serde_yaml::Error| syntax_error(source, text, &e))?
         };
+        if !text.trim().is_empty() {
+            config.read_method_sections(text, source, &mut warnings)?;
+        }
         config.apply_env(env, &mut warnings);
         config.validate(source, require_name, &mut warnings)?;
         Ok(Loaded { config, warnings })
@@ -424,6 +522,33 @@ impl Config {
                         .get_or_insert_with(Default::default)
                         .password = value
                 }
+                "RESTAPI_CERTFILE" => self.restapi.certfile = Some(value.into()),
+                "RESTAPI_KEYFILE" => self.restapi.keyfile = Some(value.into()),
+                "RESTAPI_KEYFILE_PASSWORD" => self.restapi.keyfile_password = Some(value),
+                "RESTAPI_CAFILE" => self.restapi.cafile = Some(value.into()),
+                "RESTAPI_VERIFY_CLIENT" => match value.try_into() {
+                    Ok(v) => self.restapi.verify_client = Some(v),
+                    Err(e) => warnings.push(format!("environment: {key}: {e}")),
+                },
+                "RESTAPI_ALLOWLIST" => {
+                    // Patroni reads a YAML list here; a plain comma-separated one works too.
+                    self.restapi.allowlist = serde_yaml::from_str::<Vec<String>>(&value)
+                        .unwrap_or_else(|_| {
+                            value
+                                .split(',')
+                                .map(|h| h.trim().to_string())
+                                .filter(|h| !h.is_empty())
+                                .collect()
+                        })
+                }
+                "RESTAPI_ALLOWLIST_INCLUDE_MEMBERS" => {
+                    self.restapi.allowlist_include_members = env_flag(&value)
+                }
+                "CTL_INSECURE" => self.ctl.insecure = env_flag(&value),
+                "CTL_CACERT" => self.ctl.cacert = Some(value.into()),
+                "CTL_CERTFILE" => self.ctl.certfile = Some(value.into()),
+                "CTL_KEYFILE" => self.ctl.keyfile = Some(value.into()),
+                "CTL_KEYFILE_PASSWORD" => self.ctl.keyfile_password = Some(value),
                 "ETCD3_HOSTS" => {
                     self.etcd3.hosts = value.split(',').map(|h| h.trim().to_string()).collect()
                 }
@@ -522,12 +647,115 @@ impl Config {
             );
             b.initdb_args().map_err(invalid)?;
         }
+        self.check_methods().map_err(invalid)?;
+        if self.tags.nostream && self.postgresql.flavour() == Flavour::OpenGauss {
+            return Err(invalid("tags.nostream: an openGauss standby always streams from its primary (replconninfo); archive-only replay is not supported".into()));
+        }
         crate::watchdog::Settings::from_section(&self.watchdog).map_err(invalid)?;
         if self.log.kind != "plain" {
             warnings.push(format!(
                 "{source}: log.type {:?} is not supported; logging plain text",
                 self.log.kind
             ));
+        }
+        Ok(())
+    }
+
+    /// Method sections have free-form names (`postgresql.<method>`, `bootstrap.<method>`), so
+    /// serde leaves them as unknown keys: the ones the method lists name are read from the
+    /// document here, and their unknown-key warnings dropped.
+    fn read_method_sections(
+        &mut self,
+        text: &str,
+        source: &str,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), ConfigError> {
+        let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
+            return Ok(());
+        };
+        let mut wanted: Vec<(&str, String)> = self
+            .replica_method_names()
+            .iter()
+            .chain(std::iter::once(
+                &patroni_postgres::methods::BASEBACKUP.to_string(),
+            ))
+            .map(|n| ("postgresql", n.clone()))
+            .collect();
+        if let Some(m) = self.bootstrap.as_ref().and_then(|b| b.method.clone()) {
+            wanted.push(("bootstrap", m));
+        }
+        for (parent, name) in wanted {
+            let Some(value) = doc.get(parent).and_then(|p| p.get(name.as_str())) else {
+                continue;
+            };
+            let section =
+                Section::deserialize(value.clone()).map_err(|e| ConfigError::Invalid {
+                    path: source.to_string(),
+                    message: format!("{parent}.{name}: {e}"),
+                })?;
+            // `bootstrap` is optional: serde_ignored writes its path as `bootstrap.?.<name>`.
+            let unknown = [
+                format!("{source}: unknown key `{parent}.{name}` ignored"),
+                format!("{source}: unknown key `{parent}.?.{name}` ignored"),
+            ];
+            warnings.retain(|w| !unknown.contains(w));
+            let into = match parent {
+                "postgresql" => &mut self.postgresql.method_sections,
+                _ => match self.bootstrap.as_mut() {
+                    Some(b) => &mut b.method_sections,
+                    None => continue,
+                },
+            };
+            into.insert(name, section);
+        }
+        Ok(())
+    }
+
+    fn replica_method_names(&self) -> &[String] {
+        let p = &self.postgresql;
+        if p.create_replica_methods.is_empty() {
+            &p.create_replica_method
+        } else {
+            &p.create_replica_methods
+        }
+    }
+
+    /// `create_replica_methods` resolved against the method sections.
+    pub fn replica_methods(&self) -> Result<ReplicaMethods, MethodError> {
+        ReplicaMethods::resolve(
+            self.replica_method_names(),
+            &self.postgresql.method_sections,
+        )
+    }
+
+    /// `bootstrap.method` with its section, and `post_bootstrap` (or `post_init`).
+    pub fn bootstrap_plan(&self) -> Result<BootstrapPlan, MethodError> {
+        let Some(b) = &self.bootstrap else {
+            return Ok(BootstrapPlan::default());
+        };
+        BootstrapPlan::resolve(
+            b.method.as_deref(),
+            &b.method_sections,
+            b.post_bootstrap.as_deref().or(b.post_init.as_deref()),
+        )
+    }
+
+    /// The methods resolve, and openGauss (which builds replicas with `gs_ctl build` and
+    /// bootstraps with `gs_initdb` only) is not asked for custom ones.
+    fn check_methods(&self) -> Result<(), String> {
+        self.replica_methods().map_err(|e| e.to_string())?;
+        let plan = self.bootstrap_plan().map_err(|e| e.to_string())?;
+        if self.postgresql.flavour() == Flavour::OpenGauss {
+            let custom_replica = self
+                .replica_method_names()
+                .iter()
+                .any(|n| n != patroni_postgres::methods::BASEBACKUP);
+            if custom_replica {
+                return Err("postgresql.create_replica_methods: openGauss creates replicas with gs_ctl build only; custom replica methods are not supported".into());
+            }
+            if plan.custom.is_some() || plan.post_bootstrap.is_some() {
+                return Err("bootstrap: openGauss bootstraps with gs_initdb only; bootstrap.method and post_bootstrap are not supported".into());
+            }
         }
         Ok(())
     }
@@ -587,10 +815,11 @@ impl Config {
         patroni_core::Node {
             name: self.name.clone(),
             conn_url: format!("postgres://{user}@{host}:{port}/postgres"),
-            api_url: format!("http://{}/patroni", self.api_address()),
+            api_url: format!("{}://{}/patroni", self.restapi.scheme(), self.api_address()),
             tags: self.tags.clone(),
             bootstrap_config: self.bootstrap_dcs(),
             can_bootstrap: self.bootstrap.is_some(),
+            clone_without_leader: self.replica_methods().is_ok_and(|m| m.any_without_leader()),
             version: crate::status::PATRONI_API_VERSION.to_string(),
             watchdog_required: crate::watchdog::Settings::from_section(&self.watchdog)
                 .is_ok_and(|w| w.mode == crate::watchdog::Mode::Required),
@@ -817,6 +1046,23 @@ tags:
     }
 
     #[test]
+    fn nostream_is_refused_for_opengauss_only() {
+        let yaml = |flavour: &str| {
+            format!("scope: s\nname: n\netcd3: {{hosts: 127.0.0.1:2379}}\npostgresql: {{flavour: {flavour}, listen: '127.0.0.1:1', data_dir: /d}}\ntags: {{nostream: true, replicatefrom: n2}}\n")
+        };
+        let e = Config::parse(&yaml("opengauss"), "g.yml", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("tags.nostream") && e.contains("openGauss"),
+            "{e}"
+        );
+        let l = Config::parse(&yaml("postgresql"), "p.yml", no_env()).unwrap();
+        assert!(l.config.tags.nostream);
+        assert_eq!(l.config.tags.replicatefrom.as_deref(), Some("n2"));
+    }
+
+    #[test]
     fn flavour_selection() {
         let l = Config::parse(
             "scope: s\nname: n\netcd3: {hosts: 127.0.0.1:2379}\npostgresql: {flavour: opengauss, listen: '127.0.0.1:1', data_dir: /d}\n",
@@ -833,5 +1079,66 @@ tags:
         };
         assert_eq!(s.flavour(), Flavour::OpenGauss);
         assert_eq!(PostgresqlSection::default().flavour(), Flavour::Postgres);
+    }
+
+    const METHODS: &str = "scope: s\nname: n\netcd3: {hosts: 127.0.0.1:2379}\n\
+bootstrap:\n  method: pitr\n  pitr:\n    command: /opt/restore --x\n    backup: b1\n    recovery_conf: {restore_command: 'cp /a/%f %p'}\n  post_init: /opt/post\n\
+postgresql:\n  listen: 127.0.0.1:5432\n  data_dir: /d\n  create_replica_methods: [wal_g, basebackup]\n  wal_g:\n    command: /opt/wal-g fetch\n    no_master: true\n  basebackup:\n    - verbose\n    - max-rate: 10M\n  typo_key: 1\n";
+
+    #[test]
+    fn method_sections_are_read_and_not_warned_about() {
+        let l = Config::parse(METHODS, "m.yml", no_env()).unwrap();
+        assert_eq!(
+            l.warnings,
+            ["m.yml: unknown key `postgresql.typo_key` ignored"]
+        );
+        let replica = l.config.replica_methods().unwrap();
+        assert!(replica.any_without_leader());
+        assert_eq!(
+            replica.methods[1],
+            patroni_postgres::methods::ReplicaMethod::Basebackup {
+                options: vec!["--verbose".into(), "--max-rate=10M".into()]
+            }
+        );
+        let plan = l.config.bootstrap_plan().unwrap();
+        assert_eq!(
+            plan.custom.unwrap().argv("s", "/d"),
+            [
+                "/opt/restore",
+                "--x",
+                "--scope=s",
+                "--datadir=/d",
+                "--backup=b1"
+            ]
+        );
+        assert_eq!(plan.post_bootstrap, Some(vec!["/opt/post".to_string()]));
+    }
+
+    #[test]
+    fn unknown_methods_and_opengauss_methods_are_refused() {
+        let no_section = METHODS.replace("wal_g:", "walg:");
+        let e = Config::parse(&no_section, "m.yml", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("postgresql.create_replica_methods") && e.contains("\"wal_g\""),
+            "{e}"
+        );
+        let no_boot = METHODS.replace("method: pitr", "method: barman");
+        let e = Config::parse(&no_boot, "m.yml", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("bootstrap.method") && e.contains("\"barman\""),
+            "{e}"
+        );
+        let og = METHODS.replace(
+            "listen: 127.0.0.1:5432",
+            "flavour: opengauss\n  listen: 127.0.0.1:5432",
+        );
+        let e = Config::parse(&og, "m.yml", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("openGauss") && !e.contains('\n'), "{e}");
     }
 }

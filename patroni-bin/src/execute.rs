@@ -23,6 +23,8 @@ pub struct Executor {
     pub shared: Arc<Shared>,
     /// Bound on each DCS call (`retry_timeout`).
     pub dcs_timeout: Duration,
+    /// The user's scripts around database actions, when any is configured.
+    pub callbacks: Option<Arc<crate::callbacks::Callbacks>>,
 }
 
 fn dcs_result<T>(
@@ -53,6 +55,12 @@ fn db_result(r: Result<(), patroni_core::DbError>) -> OutcomeResult {
 impl Executor {
     /// Runs one action to completion.
     pub async fn run(&self, action: &Action) -> OutcomeResult {
+        if let Some(cb) = &self.callbacks {
+            let before = self.shared.snapshot().local;
+            if let Some(r) = cb.perform(&*self.db, action, &before).await {
+                return db_result(r);
+            }
+        }
         let t = self.dcs_timeout;
         let dcs = &*self.dcs;
         let db = &*self.db;
@@ -97,6 +105,7 @@ impl Executor {
             Action::FetchPeerStatus { .. } => OutcomeResult::Done,
             Action::Bootstrap => db_result(db.bootstrap().await),
             Action::CloneFrom { source } => db_result(db.clone_from(source).await),
+            Action::CloneWithoutLeader => db_result(db.clone_without_leader().await),
             Action::Start(role) => db_result(db.start(role).await),
             Action::Stop(mode) => db_result(db.stop(*mode).await),
             Action::Restart => db_result(db.restart().await),

@@ -31,12 +31,13 @@ pub fn refuse(code: StatusCode, msg: impl Into<String>) -> Refusal {
     (code, msg.into())
 }
 
-/// Parses `scheduled_at`: 400 without a time zone, 422 unparsable or in the past.
-fn parse_schedule(raw: &str, now: Timestamp) -> Result<Timestamp, Refusal> {
+/// Patroni's `parse_schedule` for `action` (`switchover`, `restart`): 400 without a time zone,
+/// 422 unparsable or in the past.
+pub fn parse_schedule(raw: &str, now: Timestamp, action: &str) -> Result<Timestamp, Refusal> {
     match raw.parse::<Timestamp>() {
         Ok(t) if t <= now => Err(refuse(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "Can't schedule switchover in the past",
+            format!("Cannot schedule {action} in the past"),
         )),
         Ok(t) => Ok(t),
         Err(_) => {
@@ -45,7 +46,7 @@ fn parse_schedule(raw: &str, now: Timestamp) -> Result<Timestamp, Refusal> {
             if raw.contains('T') && !has_zone {
                 Err(refuse(
                     StatusCode::BAD_REQUEST,
-                    "Timezone information is mandatory for the scheduled switchover",
+                    format!("Timezone information is mandatory for the scheduled {action}"),
                 ))
             } else {
                 Err(refuse(
@@ -166,7 +167,7 @@ pub async fn hand_over(
         ));
     }
     let scheduled_at = match &body.scheduled_at {
-        Some(raw) => Some(parse_schedule(raw, now)?),
+        Some(raw) => Some(parse_schedule(raw, now, "switchover")?),
         None => None,
     };
     let req = FailoverRequest {
@@ -314,17 +315,21 @@ mod tests {
     #[test]
     fn schedule_parsing_codes() {
         let now: Timestamp = "2026-11-26T10:00:00+00:00".parse().unwrap();
-        assert!(parse_schedule("2026-11-26T11:00:00+00:00", now).is_ok());
+        assert!(parse_schedule("2026-11-26T11:00:00+00:00", now, "switchover").is_ok());
         assert_eq!(
-            parse_schedule("2026-11-26T09:00:00Z", now).unwrap_err().0,
+            parse_schedule("2026-11-26T09:00:00Z", now, "switchover")
+                .unwrap_err()
+                .0,
             StatusCode::UNPROCESSABLE_ENTITY
         );
         assert_eq!(
-            parse_schedule("2026-11-26T11:00:00", now).unwrap_err().0,
+            parse_schedule("2026-11-26T11:00:00", now, "switchover")
+                .unwrap_err()
+                .0,
             StatusCode::BAD_REQUEST
         );
         assert_eq!(
-            parse_schedule("tomorrow", now).unwrap_err().0,
+            parse_schedule("tomorrow", now, "switchover").unwrap_err().0,
             StatusCode::UNPROCESSABLE_ENTITY
         );
     }

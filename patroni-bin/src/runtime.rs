@@ -16,6 +16,17 @@ use crate::builder::AgentBuilder;
 use crate::config::Config;
 use patroni_opengauss::Flavour;
 
+/// The tokio runtime the daemon runs on.
+///
+/// One thread: the agent waits nearly all the time, its work per loop is a few milliseconds, and
+/// slow work (commands, file copies) runs in child processes or on the blocking pool, so more
+/// worker threads would only add memory and idle wake-ups.
+pub fn daemon_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
 /// The `(uid, gid)` of an OS user, via `id`, so the agent started as root can run the server as another user.
 pub fn lookup_user(name: &str) -> Result<(u32, u32), String> {
     let id = |flag: &str| -> Result<u32, String> {
@@ -110,13 +121,20 @@ pub fn build_database(config: &Config) -> Result<Arc<dyn Database>, AgentError> 
             let initdb = serde_json::to_value(initdb)
                 .and_then(serde_json::from_value)
                 .map_err(|e| AgentError::Database(format!("bootstrap.initdb: {e}")))?;
+            let replica = config
+                .replica_methods()
+                .map_err(|e| AgentError::Database(e.to_string()))?;
+            let bootstrap = config
+                .bootstrap_plan()
+                .map_err(|e| AgentError::Database(e.to_string()))?;
             let pg = Postgres::new(
                 config.name.clone(),
                 postgres_config(config)?,
                 Arc::new(SystemRunner),
             )
             .map_err(|e| AgentError::Database(e.to_string()))?
-            .with_initdb(initdb);
+            .with_initdb(initdb)
+            .with_methods(config.scope.clone(), replica, bootstrap);
             Ok(Arc::new(pg))
         }
         Flavour::OpenGauss => {
@@ -149,6 +167,23 @@ pub fn build_database(config: &Config) -> Result<Arc<dyn Database>, AgentError> 
             Ok(Arc::new(db))
         }
     }
+}
+
+/// The user's scripts from the `postgresql` section, run as `run_as` and bounded by `pg_ctl_timeout`.
+pub fn build_callbacks(config: &Config) -> Result<Option<crate::callbacks::Callbacks>, AgentError> {
+    let s = &config.postgresql;
+    let run_as = match &s.run_as {
+        Some(user) => Some(lookup_user(user).map_err(AgentError::Database)?),
+        None => None,
+    };
+    let timeout = Duration::from_secs(s.pg_ctl_timeout.unwrap_or(60).max(1));
+    Ok(crate::callbacks::Callbacks::new(
+        s,
+        &config.scope,
+        run_as,
+        timeout,
+        Arc::new(SystemRunner),
+    ))
 }
 
 /// Takes the agent's exclusive lock on its data directory: a lock file beside it, held with
@@ -266,7 +301,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .rest_api(config.restapi.listen.clone())
         .rest_limits(config.restapi.limits())
         .rest_auth(config.restapi.authentication.clone())
+        .rest_security(config.restapi.clone())
+        .peer_client(
+            crate::rest::tls::client(&config.restapi, &config.ctl, true)
+                .map_err(crate::rest::RestError::from)?,
+        )
         .fencing(start_fencing(&config)?)
+        .callbacks(build_callbacks(&config)?)
         .pid_file(PathBuf::from(&config.postgresql.data_dir).join("postmaster.pid"));
     if config.source.is_some() {
         builder = builder.reloader(Box::new(move || {

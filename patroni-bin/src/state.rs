@@ -65,6 +65,9 @@ pub struct Snapshot {
     pub member: Option<MemberData>,
     /// Outcomes of recently finished slow actions (newest last, a few kept) for REST callers waiting on them.
     pub finished: Vec<Outcome>,
+    /// A restart scheduled with `POST /restart`: kept by the agent, not the DCS, as Patroni does;
+    /// set and cleared by the REST API, carried out and cleared by the HA loop.
+    pub scheduled_restart: Option<crate::scheduled::ScheduledRestart>,
 }
 
 impl Snapshot {

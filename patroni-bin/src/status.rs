@@ -232,6 +232,9 @@ pub fn patroni_json(scope: &str, node: &Node, snap: &Snapshot, now: u64) -> Valu
     if local.pending_restart {
         obj.insert("pending_restart".into(), json!(true));
     }
+    if let Some(s) = &snap.scheduled_restart {
+        obj.insert("scheduled_restart".into(), s.to_json(false));
+    }
     obj.insert(
         "dcs_last_seen".into(),
         json!(snap.dcs_last_seen.map_or(0, epoch_secs)),

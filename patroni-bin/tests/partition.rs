@@ -407,6 +407,7 @@ impl Scenario {
                 extra_pg: PG_TIMEOUTS.into(),
                 etcd_members,
                 proxies: true,
+                ..Options::default()
             },
         )
         .await;

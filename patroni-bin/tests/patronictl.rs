@@ -11,86 +11,11 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::ctl::{ctl, run};
 use common::TestCluster;
 use patroni_core::{Dcs, DynamicConfig, MemberData, MemberRole, MemberState, Timestamp};
 use patroni_etcd::{Etcd3Config, EtcdDcs, EtcdIdentity};
-use patroni_postgres::testkit::TEST_PASSWORD;
 use serde_json::Value;
-
-/// What one run of the program printed.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// Asserts success and returns stdout.
-    fn ok(&self, what: &str) -> &str {
-        assert_eq!(
-            self.code, 0,
-            "{what}: exit {}\nstdout:\n{}\nstderr:\n{}",
-            self.code, self.stdout, self.stderr
-        );
-        &self.stdout
-    }
-
-    /// Asserts Python's error style: exit 1 and exactly one `Error: ...` line, no backtrace.
-    fn error(&self, what: &str) -> &str {
-        assert_eq!(
-            self.code, 1,
-            "{what}: expected exit 1\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-        let lines: Vec<&str> = self.stderr.lines().collect();
-        assert_eq!(
-            lines.len(),
-            1,
-            "{what}: stderr is not one line:\n{}",
-            self.stderr
-        );
-        assert!(
-            lines[0].starts_with("Error: ") && !self.stderr.contains("backtrace"),
-            "{what}: {}",
-            self.stderr
-        );
-        lines[0]
-    }
-}
-
-/// Runs `patronictl -c <node1's file> ARGS` with `stdin` fed (not a terminal) and
-/// `RUST_BACKTRACE=1` set, as a script would.
-fn ctl(c: &TestCluster, args: &[&str], stdin: &str) -> Run {
-    let mut all = vec!["-c", c.node("node1").config.to_str().unwrap()];
-    all.extend_from_slice(args);
-    run(&all, stdin)
-}
-
-fn run(args: &[&str], stdin: &str) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_patronictl"))
-        .args(args)
-        .env("RUST_BACKTRACE", "1")
-        .env("PGPASSWORD", TEST_PASSWORD)
-        .env_remove("PATRONICTL_CONFIG_FILE")
-        .env_remove("DCS_URL")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run patronictl");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 /// Runs `patronictl -c <node1's file> ARGS` on a terminal (a pseudo-terminal from util-linux
 /// `script`), typing `answers` one line at a time; returns what the terminal showed.

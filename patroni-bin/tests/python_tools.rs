@@ -348,6 +348,62 @@ async fn assert_patroni_fields(c: &TestCluster, primary: &str, replicas: &[Strin
     );
 }
 
+/// Python's `patronictl restart --scheduled` and `flush ... restart` against our REST API: the
+/// restart is kept and shown by `list`, then cancelled.
+async fn python_scheduled_restart(bin: &Path, config: &Path, c: &TestCluster, member: &str) {
+    let ctl = |args: &[&str]| {
+        let mut all = vec!["-c".to_string(), config.display().to_string()];
+        all.extend(args.iter().map(|s| s.to_string()));
+        let out = run(bin, "patronictl", &all);
+        assert!(out.status.success(), "patronictl {args:?}:\n{}", show(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let at = patroni_core::Timestamp(
+        (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            + 3600)
+            * 1000,
+    );
+    let at = format!("{}+00:00", &at.to_string()[..19]);
+    let out = ctl(&["restart", &c.scope, member, "--scheduled", &at, "--force"]);
+    assert!(
+        out.contains(&format!("Success: restart scheduled on member {member}")),
+        "{out}"
+    );
+    let (_, doc) = c.get(member, "/patroni").await.expect("/patroni");
+    assert_eq!(doc["scheduled_restart"]["schedule"], at.as_str(), "{doc}");
+    c.wait(
+        "the schedule in the member key",
+        Duration::from_secs(10),
+        || async {
+            let view = c.view().await?;
+            view.member(member)?
+                .data
+                .extra
+                .get("scheduled_restart")
+                .map(|_| ())
+        },
+    )
+    .await;
+    let rows = patronictl_list(bin, config);
+    let row = rows
+        .iter()
+        .find(|r| r["Member"] == member)
+        .expect("the member in list");
+    assert_eq!(row["Scheduled restart"], at.as_str(), "{row}");
+    let out = ctl(&["flush", &c.scope, member, "restart", "--force"]);
+    assert!(
+        out.contains(&format!(
+            "Success: flush scheduled restart for member {member}"
+        )),
+        "{out}"
+    );
+    let (_, doc) = c.get(member, "/patroni").await.expect("/patroni");
+    assert!(doc.get("scheduled_restart").is_none(), "{doc}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patronictl_and_check_patroni_read_a_patroni_rs_cluster() {
     let bin = tokio::task::spawn_blocking(venv).await.unwrap();
@@ -406,6 +462,7 @@ async fn patronictl_and_check_patroni_read_a_patroni_rs_cluster() {
         assert_eq!(r["Cluster"], c.scope.as_str());
         assert_eq!(r["TL"], 1, "timeline in {r}");
     }
+    python_scheduled_restart(&bin, &ctl_config, &c, &replicas[0]).await;
 
     let apis: std::collections::HashMap<String, String> =
         c.nodes.iter().map(|n| (n.name.clone(), n.api())).collect();

@@ -99,6 +99,9 @@ pub enum Action {
         /// The member to copy from.
         source: Member,
     },
+    /// With no leader running, create the data directory by a method that needs none (a restore
+    /// from backup) and start as a standby of nobody; its kind is [`ActionKind::CloneFrom`].
+    CloneWithoutLeader,
     /// Start the database.
     Start(StartRole),
     /// Stop the database.
@@ -187,7 +190,7 @@ impl Action {
             Action::WriteHistory(_) => ActionKind::WriteHistory,
             Action::FetchPeerStatus { .. } => ActionKind::FetchPeerStatus,
             Action::Bootstrap => ActionKind::Bootstrap,
-            Action::CloneFrom { .. } => ActionKind::CloneFrom,
+            Action::CloneFrom { .. } | Action::CloneWithoutLeader => ActionKind::CloneFrom,
             Action::Start(_) => ActionKind::Start,
             Action::Stop(_) => ActionKind::Stop,
             Action::Restart => ActionKind::Restart,

@@ -35,6 +35,7 @@ pub mod slots;
 mod store;
 mod tags;
 mod timestamp;
+pub mod topology;
 
 pub use action::{
     Action, ActionKind, Decision, Outcome, OutcomeResult, RebuildMode, StartRole, StopMode,

@@ -18,6 +18,9 @@ pub struct Node {
     pub bootstrap_config: DynamicConfig,
     /// Whether this node may initialise a new cluster (it has a `bootstrap` section).
     pub can_bootstrap: bool,
+    /// Whether the database adapter can create a replica with no leader running (a replica
+    /// method marked `no_leader`, restoring from a backup): Patroni then clones without a leader.
+    pub clone_without_leader: bool,
     /// Agent version reported in the member key.
     pub version: String,
     /// `watchdog.mode: required`: never hold the lock as a primary without working fencing
@@ -40,6 +43,7 @@ impl Node {
             tags: Tags::default(),
             bootstrap_config: DynamicConfig::default(),
             can_bootstrap: true,
+            clone_without_leader: false,
             version: env!("CARGO_PKG_VERSION").to_string(),
             rewind_tool: Some("pg_rewind".into()),
             watchdog_required: false,
@@ -104,6 +108,9 @@ pub struct Observation {
     /// Whether the node's fencing (fence process, watchdog device) works; only consulted when
     /// [`Node::watchdog_required`] is set.
     pub watchdog_ready: bool,
+    /// Fields the agent adds to its member key as they are (a scheduled restart, as Patroni
+    /// publishes it), so that the key is written again whenever they change.
+    pub member_extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Observation {

@@ -161,6 +161,13 @@ pub trait Database: Send + Sync {
     async fn bootstrap(&self) -> Result<(), DbError>;
     /// Copies the data directory from `source` and starts as a standby of it.
     async fn clone_from(&self, source: &Member) -> Result<(), DbError>;
+    /// Creates the data directory with no member to copy from (only offered when the node says
+    /// [`clone_without_leader`](crate::Node::clone_without_leader)) and starts as a standby of nobody.
+    async fn clone_without_leader(&self) -> Result<(), DbError> {
+        Err(DbError::Unsupported(
+            "this database cannot create a replica without a leader".into(),
+        ))
+    }
     /// Starts the server in the given role.
     async fn start(&self, role: &StartRole) -> Result<(), DbError>;
     /// Stops the server.

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::{Cluster, DynamicConfig, MemberState};
+use crate::{Cluster, DynamicConfig};
 
 /// Patroni's default `member_slots_ttl`: 30 minutes.
 pub const DEFAULT_MEMBER_SLOTS_TTL_MS: u64 = 30 * 60 * 1000;
@@ -190,19 +190,9 @@ impl SlotKeeper {
             return plan;
         }
         let leader = cluster.leader.as_ref().map(|l| l.name.as_str());
-        let running = |name: &str| {
-            cluster
-                .member(name)
-                .is_some_and(|m| m.data.state == MemberState::Running)
-        };
-        // Whom does `member` stream from: its `replicatefrom` member while that one runs, the
-        // leader otherwise (what the follower side of the state machine does).
-        let upstream_of = |m: &crate::Member| -> Option<String> {
-            match m.data.tags.replicatefrom.as_deref() {
-                Some(from) if from != m.name && running(from) => Some(from.to_string()),
-                _ => leader.map(str::to_string),
-            }
-        };
+        // Whom does `member` stream from: what the follower side of the state machine picks.
+        let upstream_of =
+            |m: &crate::Member| crate::topology::upstream_name(cluster, &m.name, &m.data.tags);
         if let Some(mine) = cluster.member(me) {
             if !primary && upstream_of(mine).is_some_and(|u| u != me) {
                 plan.primary_slot_name = Some(slot_name(me));
@@ -214,10 +204,12 @@ impl SlotKeeper {
             if m.name == me {
                 continue;
             }
-            let streams_from_me = match upstream_of(m) {
-                Some(u) => u == me,
-                None => primary,
-            };
+            // A `nostream` member streams from nobody: no member keeps a slot for it.
+            let streams_from_me = !m.data.tags.nostream
+                && match upstream_of(m) {
+                    Some(u) => u == me,
+                    None => primary && leader != Some(m.name.as_str()),
+                };
             if streams_from_me {
                 self.seen.insert(m.name.clone(), now);
             } else {
@@ -245,7 +237,7 @@ impl SlotKeeper {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Leader, Member, MemberData, Tags};
+    use crate::{Leader, Member, MemberData, MemberState, Tags};
 
     fn member(name: &str, replicatefrom: Option<&str>) -> Member {
         Member::new(
@@ -300,6 +292,22 @@ mod tests {
         assert_eq!(p2.keep, BTreeSet::from(["n3".to_string()]));
         assert_eq!(p2.primary_slot_name.as_deref(), Some("n2"));
         assert!(p2.may_drop("n2"));
+    }
+
+    #[test]
+    fn no_slot_anywhere_for_a_nostream_member() {
+        let mut quiet = member("n3", Some("n2"));
+        quiet.data.tags.nostream = true;
+        let c = cluster(
+            Some("n1"),
+            vec![member("n1", None), member("n2", None), quiet],
+        );
+        let p = SlotKeeper::new().plan(&c, &DynamicConfig::default(), "n1", true, 0);
+        assert_eq!(p.keep, BTreeSet::from(["n2".to_string()]));
+        let p2 = SlotKeeper::new().plan(&c, &DynamicConfig::default(), "n2", false, 0);
+        assert!(p2.keep.is_empty());
+        let p3 = SlotKeeper::new().plan(&c, &DynamicConfig::default(), "n3", false, 0);
+        assert_eq!(p3.primary_slot_name, None);
     }
 
     #[test]

@@ -347,8 +347,12 @@ impl MemoryStore {
     }
 
     /// Creates the leader key with the member's name, bound to its lease, only if absent.
+    ///
+    /// The lease is refreshed first: the key must last a full TTL from now, as the state machine
+    /// counts it, not only what was left of a lease last refreshed a loop ago.
     pub fn acquire_leader(&mut self, member: &str, now: u64) -> bool {
-        let lease = self.ensure_member_lease(member, now);
+        self.refresh_member_lease(member, now);
+        let lease = self.member_leases[member];
         self.create(keyspace::LEADER, member, Some(lease), now)
     }
 

@@ -25,6 +25,9 @@ pub struct Tags {
     /// Stream from this member instead of the primary (cascading replication).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replicatefrom: Option<String>,
+    /// Never stream WAL: replay only what `restore_command` fetches from the archive.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub nostream: bool,
     /// Operator-defined tags (e.g. `site`), which custom policies and `/replica?tag_x=` read.
     #[serde(flatten)]
     pub custom: serde_json::Map<String, serde_json::Value>,
@@ -39,6 +42,7 @@ impl Default for Tags {
             noloadbalance: false,
             clonefrom: false,
             replicatefrom: None,
+            nostream: false,
             custom: serde_json::Map::new(),
         }
     }

@@ -128,6 +128,7 @@ fn default_obs() -> Observation {
         task: None,
         requests: Vec::new(),
         watchdog_ready: true,
+        member_extra: Default::default(),
     }
 }
 

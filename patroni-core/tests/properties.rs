@@ -395,6 +395,7 @@ fn observation() -> BoxedStrategy<Observation> {
                 task: task.map(|(kind, since)| RunningTask { kind, since }),
                 requests,
                 watchdog_ready: true,
+                member_extra: Default::default(),
             },
         )
     .boxed()

@@ -108,3 +108,106 @@ fn manual_failover_does_not_promote_a_lagging_candidate() {
         panic!("{failure}");
     }
 }
+
+fn cascade(cfg: &mut SimConfig, from: usize, to: usize) {
+    cfg.nodes[from].tags.replicatefrom = Some(cfg.nodes[to].name.clone());
+}
+
+/// A standby whose `replicatefrom` member is tagged `nostream` follows the leader.
+///
+/// Found by `sim_invariants` topology campaigns with no fault at all (seed 8595916140586816254,
+/// four nodes; seed 9803262723691692521, three): the member has no stream to pass on, so the
+/// cascading standby, ahead of it, was rebuilt from the leader and pointed back at it every
+/// cycle, never streaming.
+#[test]
+fn a_cascade_through_a_nostream_member_follows_the_leader() {
+    let mut cfg = SimConfig::three_nodes(8595916140586816254);
+    cfg.nodes.push(patroni_core::sim::NodeSpec::new("node3"));
+    cfg.nodes[2].tags.nostream = true;
+    cascade(&mut cfg, 3, 2);
+    if let Err(f) = check(&cfg, &FaultSchedule::none()) {
+        panic!("{f}");
+    }
+    let mut cfg = SimConfig::three_nodes(9803262723691692521);
+    cfg.nodes[1].tags.nostream = true;
+    cascade(&mut cfg, 0, 1);
+    if let Err(f) = check(&cfg, &FaultSchedule::none()) {
+        panic!("{f}");
+    }
+}
+
+/// A standby does not switch to a `replicatefrom` member far behind it: it stays on the leader
+/// (streaming) instead of pointing at a member it is ahead of and stalling until that member has
+/// passed its position.
+#[test]
+fn a_cascade_member_far_behind_is_not_switched_to() {
+    for seed in [1u64, 2, 3] {
+        let mut cfg = SimConfig::three_nodes(seed);
+        cascade(&mut cfg, 0, 1);
+        // "Far" is `maximum_lag_on_failover`, here less than what the leader writes while
+        // node1 restarts.
+        cfg.dynamic.maximum_lag_on_failover = 256 * 1024;
+        // node1 falls 4 MiB behind for good, then restarts: meanwhile node0 followed the leader.
+        let schedule = FaultSchedule::none()
+            .at(
+                0,
+                Fault::Lag {
+                    node: 1,
+                    bytes: 4 * 1024 * 1024,
+                },
+            )
+            .at(
+                1_000,
+                Fault::CrashDb {
+                    node: 1,
+                    restartable: true,
+                },
+            );
+        if let Err(f) = check(&cfg, &schedule) {
+            panic!("{f}");
+        }
+        let end = cfg.warmup_ms + 180_000;
+        let mut w = World::new(cfg, &schedule, invariants::safety());
+        w.run_until(end);
+        let Some(&p) = w.writable().first() else {
+            panic!("no primary:\n{}", w.trace().tail(40));
+        };
+        if p == 0 {
+            continue;
+        }
+        let db = &w.dbs()[0];
+        let upstream = db.upstream.clone().unwrap_or_default();
+        let ok = db.streaming
+            && (upstream == w.names()[p] || (upstream == "node1" && !db.waits_for(&w.dbs()[1])));
+        assert!(
+            ok,
+            "node0 stalls on {upstream} (seed {seed}):\n{}",
+            w.trace().tail(40)
+        );
+    }
+}
+
+/// Standbys cascading from a member that lags past `maximum_lag_on_failover` lag as much: when
+/// the primary is lost, none of them may be promoted, and none is (the harness no longer
+/// demands a primary then).
+///
+/// Found by the four-node topology campaign (seed 16972715958436727592).
+#[test]
+fn cascades_from_a_lagging_member_are_not_promoted() {
+    let mut cfg = SimConfig::three_nodes(16972715958436727592);
+    cfg.nodes.push(patroni_core::sim::NodeSpec::new("node3"));
+    cascade(&mut cfg, 1, 0);
+    cascade(&mut cfg, 2, 0);
+    let schedule = FaultSchedule::none()
+        .at(
+            0,
+            Fault::Lag {
+                node: 0,
+                bytes: 4 * 1024 * 1024,
+            },
+        )
+        .at(72_231, Fault::LoseNode { node: 3 });
+    if let Err(f) = check(&cfg, &schedule) {
+        panic!("{f}");
+    }
+}

@@ -3,7 +3,7 @@
 //!
 //! CI runs a bounded number of schedules; `PATRONI_SIM_CASES=N` raises each campaign to N.
 
-use patroni_core::sim::{campaign, cases, FaultMix, SimConfig};
+use patroni_core::sim::{campaign, cases, topology_campaign, FaultMix, SimConfig};
 use patroni_core::{SynchronousMode, Tags};
 
 fn run(name: &str, cfg: SimConfig, default_cases: u32, mix: FaultMix) {
@@ -63,4 +63,41 @@ fn async_cluster_with_a_dcs_round_trip() {
     let mut cfg = SimConfig::three_nodes(5);
     cfg.dcs_rtt_ms = 50;
     run("async/all/rtt50", cfg, 400, FaultMix::ALL);
+}
+
+fn run_topologies(name: &str, cfg: SimConfig, default_cases: u32) {
+    let n = cases(default_cases);
+    let started = std::time::Instant::now();
+    match topology_campaign(&cfg, n, 6, FaultMix::ALL) {
+        Ok(stats) => println!(
+            "{name}: {} schedules, {:.0} simulated s, {} promotions, {:.1}s wall",
+            stats.cases,
+            stats.simulated_ms as f64 / 1000.0,
+            stats.promotions,
+            started.elapsed().as_secs_f64()
+        ),
+        Err(failure) => panic!("{name}: {failure}"),
+    }
+}
+
+/// Each case draws `replicatefrom` cascades (chains, loops), `nosync` and `nostream` tags.
+#[test]
+fn cascading_topologies_async() {
+    run_topologies("topology/async", SimConfig::three_nodes(6), 300);
+}
+
+/// The same in synchronous mode: a cascade member is never counted as a synchronous standby.
+#[test]
+fn cascading_topologies_sync() {
+    let mut cfg = SimConfig::three_nodes(7);
+    cfg.dynamic.synchronous_mode = SynchronousMode::On;
+    run_topologies("topology/sync", cfg, 300);
+}
+
+/// Four nodes, so chains of two cascades occur.
+#[test]
+fn cascading_topologies_four_nodes() {
+    let mut cfg = SimConfig::three_nodes(8);
+    cfg.nodes.push(patroni_core::sim::NodeSpec::new("node3"));
+    run_topologies("topology/4 nodes", cfg, 200);
 }

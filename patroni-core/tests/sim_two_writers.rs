@@ -227,3 +227,64 @@ fn a_paused_primary_that_missed_the_resume_and_lost_its_agent_is_not_joined_by_a
         panic!("{failure}");
     }
 }
+
+/// Found by `sim_invariants` (cascading topologies, 100,000 schedules, seed 16742739917619964429):
+/// `ttl` is raised to 60 s, a switchover promotes node2 and its agent stalls 32 s right after
+/// taking the lock. The lease it took the lock with and the deadline its fence counts must be
+/// the same: otherwise the lock expires, another node is promoted, and the stalled node's
+/// promotion completes beside it.
+#[test]
+fn a_stalled_new_leader_is_fenced_by_the_lease_it_took_the_lock_with() {
+    let mut cfg = SimConfig::three_nodes(16742739917619964429);
+    cfg.nodes[1].tags = patroni_core::Tags {
+        nostream: true,
+        ..patroni_core::Tags::default()
+    };
+    let schedule = FaultSchedule::none()
+        .at(0, Fault::SetTtl { ttl: 60 })
+        .at(33_793, Fault::Failover { candidate: 1 })
+        .at(109_464, Fault::Switchover { candidate: None })
+        .at(
+            112_266,
+            Fault::Stall {
+                node: 2,
+                for_ms: 32_367,
+            },
+        );
+    if let Err(failure) = patroni_core::sim::check(&cfg, &schedule) {
+        panic!("{failure}");
+    }
+}
+
+/// Found by `sim_invariants` (cascading topologies, synchronous mode, 100,000 schedules, seed
+/// 3359769229642586940): the cluster is resumed while its paused primary is cut off from one
+/// standby, and the primary is cut off from the DCS before its next loop, so it never sees the
+/// resume and keeps running as primary. The standby it is cut off from no longer streams from it
+/// and cannot ask it: a silent former leader that never confirmed the resume holds the race
+/// whether or not our database still streams from it.
+#[test]
+fn a_paused_primary_that_missed_the_resume_holds_the_race_while_it_is_silent() {
+    let mut cfg = SimConfig::three_nodes(3359769229642586940);
+    cfg.dynamic.synchronous_mode = patroni_core::SynchronousMode::On;
+    let schedule = FaultSchedule::none()
+        .at(9_961, Fault::Pause)
+        .at(
+            40_421,
+            Fault::CutPeers {
+                a: 1,
+                b: 0,
+                for_ms: 40_041,
+            },
+        )
+        .at(43_151, Fault::Resume)
+        .at(
+            43_491,
+            Fault::CutDcs {
+                node: 0,
+                for_ms: 56_971,
+            },
+        );
+    if let Err(failure) = patroni_core::sim::check(&cfg, &schedule) {
+        panic!("{failure}");
+    }
+}

@@ -385,7 +385,13 @@ impl EtcdDcs {
         let mut st = self.lease.lock().await;
         let key = self.key(keyspace::LEADER);
         let name = self.identity.name.clone();
-        let mut id = self.ensure_lease(&mut st).await?;
+        // Kept alive first: the key must last a full TTL from now, as the state machine (and
+        // the fence) count it, not only what is left of a lease last refreshed a loop ago.
+        let mut id = if st.id.is_some() && self.keep_alive(&mut st).await? {
+            st.id.expect("kept alive above")
+        } else {
+            self.regrant(&mut st).await?
+        };
         for _ in 0..2 {
             let when = vec![Compare::create_revision(key.clone(), CompareOp::Equal, 0)];
             let then = vec![TxnOp::put(key.clone(), name.clone(), put_opts(id))];

@@ -67,6 +67,59 @@ pub struct TlsFiles {
     pub client_key: PathBuf,
 }
 
+impl TlsFiles {
+    /// Writes a throwaway CA into `dir` with a server and a client certificate, each for
+    /// `127.0.0.1` and `localhost` and good for both TLS ends (so one can also serve a REST API).
+    pub fn generate(dir: &Path) -> Result<TlsFiles, FixtureError> {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+            IsCa, KeyPair, SanType,
+        };
+        let err = |e: &dyn std::fmt::Display| FixtureError(format!("test certificates: {e}"));
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(|e| err(&e))?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "patroni-rs test CA");
+        let ca_key = KeyPair::generate().map_err(|e| err(&e))?;
+        let ca = CertifiedIssuer::self_signed(ca_params, ca_key).map_err(|e| err(&e))?;
+        let leaf = |name: &str| -> Result<(String, String), FixtureError> {
+            let mut p =
+                CertificateParams::new(vec!["localhost".to_string()]).map_err(|e| err(&e))?;
+            p.subject_alt_names
+                .push(SanType::IpAddress([127, 0, 0, 1].into()));
+            p.distinguished_name.push(DnType::CommonName, name);
+            p.extended_key_usages = vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ];
+            let key = KeyPair::generate().map_err(|e| err(&e))?;
+            let cert = p.signed_by(&key, &ca).map_err(|e| err(&e))?;
+            Ok((cert.pem(), key.serialize_pem()))
+        };
+        let (server_cert, server_key) = leaf("etcd")?;
+        let (client_cert, client_key) = leaf("patroni")?;
+        let files = TlsFiles {
+            ca: dir.join("ca.pem"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server-key.pem"),
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client-key.pem"),
+        };
+        for (path, pem) in [
+            (&files.ca, ca.pem()),
+            (&files.server_cert, server_cert),
+            (&files.server_key, server_key),
+            (&files.client_cert, client_cert),
+            (&files.client_key, client_key),
+        ] {
+            std::fs::write(path, pem)
+                .map_err(|e| FixtureError(format!("cannot write {}: {e}", path.display())))?;
+        }
+        Ok(files)
+    }
+}
+
 /// One running etcd server, stopped by PID on drop.
 pub struct EtcdProcess {
     spec: Spec,

@@ -184,3 +184,24 @@ async fn a_new_ttl_moves_our_keys_to_a_new_lease() {
         "{view:?}"
     );
 }
+
+/// The leader key must last a full `ttl` from its acquisition, as the state machine and the fence
+/// count it: a replica's lease refreshed a while ago is kept alive before the key is bound to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acquiring_the_lock_refreshes_the_lease_first() {
+    let h = EtcdHarness::start().await;
+    let a = h.dcs("a");
+    a.publish_member(&MemberData::default()).await.unwrap();
+    let lease = a.lease_id().await.expect("a lease");
+    let wait = Duration::from_secs(2);
+    tokio::time::sleep(wait).await;
+    assert!(a.acquire_leader().await.unwrap());
+    let mut raw = raw_client(&[h.etcd.endpoint()], None).await.unwrap();
+    let bound = a.lease_id().await.unwrap();
+    assert_eq!(bound, lease, "the same lease, kept alive");
+    let left = raw.lease_time_to_live(bound, None).await.unwrap().ttl();
+    assert!(
+        left as u64 > TTL.as_secs() - wait.as_secs(),
+        "the lease has {left} s left of {TTL:?}: it was not refreshed before binding the key"
+    );
+}

@@ -28,6 +28,9 @@ pub struct CommandSpec {
     pub run_as: Option<(u32, u32)>,
     /// For copies: judged by progress instead of `timeout`, see [`Progress`].
     pub progress: Option<Progress>,
+    /// Kill the whole process group when the caller stops waiting (the future is dropped), not
+    /// only the program: a user script replaced by the next one must not leave its children.
+    pub kill_group_on_cancel: bool,
 }
 
 /// A copy's deadline: a base backup of a large database can take hours and must not be killed
@@ -56,6 +59,7 @@ impl CommandSpec {
             timeout,
             run_as: None,
             progress: None,
+            kill_group_on_cancel: false,
         }
     }
 
@@ -221,6 +225,7 @@ impl CommandRunner for SystemRunner {
             .spawn()
             .map_err(|e| spawn_failed(spec, e))?;
         let pid = child.id();
+        let mut cancel_guard = GroupKiller(pid.filter(|_| spec.kill_group_on_cancel));
         let wait = child.wait_with_output();
         let finished =
             match &spec.progress {
@@ -237,6 +242,8 @@ impl CommandRunner for SystemRunner {
                         secs,
                     }),
             };
+        // Finished or timed out: from here on the group is dealt with below, not on drop.
+        cancel_guard.0 = None;
         match finished {
             Ok(Ok(out)) => Ok(CommandOutput {
                 code: out.status.code(),
@@ -355,6 +362,18 @@ impl SystemRunner {
         // Dropped without waiting: tokio reaps it in the background when it exits.
         drop(child);
         Ok(pid)
+    }
+}
+
+/// Kills the process group it names when dropped: a cancelled [`CommandRunner::run`] of a spec
+/// with [`CommandSpec::kill_group_on_cancel`] takes the program's children with it.
+struct GroupKiller(Option<u32>);
+
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            kill_group(pid);
+        }
     }
 }
 

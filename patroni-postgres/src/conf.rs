@@ -37,6 +37,12 @@ pub enum ConfRole {
         /// The libpq conninfo of the upstream, if any.
         primary_conninfo: Option<String>,
     },
+    /// Recovering a restored backup (a custom bootstrap) with these recovery settings
+    /// (`restore_command`, `recovery_target_*`); the signal files are the caller's.
+    Recovery {
+        /// The recovery settings, written after the server parameters.
+        settings: BTreeMap<String, String>,
+    },
 }
 
 fn conf_path(cfg: &PostgresConfig) -> PathBuf {
@@ -97,6 +103,11 @@ pub fn render(cfg: &PostgresConfig, params: &BTreeMap<String, String>, role: &Co
             quote(primary_conninfo.as_deref().unwrap_or(""))
         ));
         out.push("recovery_target_timeline = 'latest'".into());
+    }
+    if let ConfRole::Recovery { settings } = role {
+        for (k, v) in settings {
+            out.push(format!("{k} = {}", quote(v)));
+        }
     }
     out.push(String::new());
     out.join("\n")
@@ -167,6 +178,7 @@ pub fn prepare(
     match role {
         ConfRole::Primary => remove_file(&signal),
         ConfRole::Standby { .. } => write_file(&signal, "", 0o600, cfg.run_as),
+        ConfRole::Recovery { .. } => Ok(()),
     }
 }
 

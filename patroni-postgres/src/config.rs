@@ -129,9 +129,10 @@ impl InitdbOption {
 
 /// Patroni's `postgresql:` section: where the server lives and how the agent runs and reaches it.
 ///
-/// Patroni keys this adapter does not implement (`callbacks`, `create_replica_methods`, `pg_ident`,
-/// ...) and misspelt keys land in [`other`](Self::other) instead of failing the load, so an existing
-/// `patroni.yml` still starts; the loader must warn about each of [`ignored_keys`](Self::ignored_keys).
+/// Patroni keys this section does not hold (`callbacks`, `pg_ident`, the replica methods, which
+/// come through [`crate::methods`], ...) and misspelt keys land in [`other`](Self::other) instead
+/// of failing the load, so an existing `patroni.yml` still starts; the loader must warn about
+/// each of [`ignored_keys`](Self::ignored_keys).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PostgresConfig {
     /// `host[,host...]:port` the server listens on; the port is also the local socket's.
@@ -277,6 +278,18 @@ impl PostgresConfig {
         split_host_port(&self.listen)
             .map(|(h, _)| h)
             .unwrap_or_else(|_| "127.0.0.1".into())
+    }
+
+    /// The address the agent reaches its own server at over TCP: the first `listen` host, with a
+    /// wildcard (`*`, `0.0.0.0`) taken as the loopback.
+    pub fn local_tcp_host(&self) -> String {
+        let hosts = self.listen_hosts();
+        let first = hosts.split(',').next().unwrap_or("127.0.0.1").trim();
+        if matches!(first, "*" | "0.0.0.0" | "") {
+            "127.0.0.1".into()
+        } else {
+            first.to_string()
+        }
     }
 
     /// The `conn_url` this member publishes, from `connect_address`.

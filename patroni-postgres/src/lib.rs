@@ -9,15 +9,18 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod bootstrap;
 pub mod command;
 pub mod conf;
 pub mod config;
 pub mod conninfo;
 pub mod controldata;
 pub mod datadir;
+pub mod methods;
 mod observe;
 mod postgres;
 mod rebuild;
+mod replica;
 mod settings;
 mod slots;
 pub mod sql;
@@ -30,6 +33,7 @@ use patroni_core::{Database, DbError, LocalDb, Member, RebuildMode, StartRole, S
 pub use config::{
     Authentication, Credentials, InitdbOption, ParamValue, PgConfigError, PostgresConfig,
 };
+pub use methods::{BootstrapPlan, MethodError, ReplicaMethods};
 pub use observe::classify_log;
 pub use postgres::Postgres;
 
@@ -45,6 +49,10 @@ impl Database for Postgres {
 
     async fn clone_from(&self, source: &Member) -> Result<(), DbError> {
         self.clone_impl(source).await
+    }
+
+    async fn clone_without_leader(&self) -> Result<(), DbError> {
+        self.create_replica(None).await
     }
 
     async fn start(&self, role: &StartRole) -> Result<(), DbError> {

@@ -10,6 +10,7 @@ use crate::conf::{self, ConfRole};
 use crate::config::{InitdbOption, PgConfigError, PostgresConfig};
 use crate::conninfo::member_endpoint;
 use crate::datadir::{self, chown, file_len, live_postmaster, log_tail, ProcessId};
+use crate::methods::{BootstrapPlan, ReplicaMethods};
 use crate::settings::Settings;
 use crate::sql::{Row, Sql};
 
@@ -43,6 +44,10 @@ pub struct Postgres {
     name: String,
     cfg: PostgresConfig,
     initdb: Vec<InitdbOption>,
+    /// The cluster's name, passed to custom methods as `--scope=`.
+    scope: String,
+    replica_methods: ReplicaMethods,
+    bootstrap_plan: BootstrapPlan,
     runner: Arc<dyn CommandRunner>,
     sql: Sql,
     /// Log length when the server was last started or pointed at a leader: older lines are history.
@@ -84,6 +89,9 @@ impl Postgres {
             sql: Sql::new(&cfg),
             cfg,
             initdb: Vec::new(),
+            scope: String::new(),
+            replica_methods: ReplicaMethods::default(),
+            bootstrap_plan: BootstrapPlan::default(),
             runner,
             log_mark: Mutex::new(mark),
             postmaster: Mutex::new(None),
@@ -99,6 +107,32 @@ impl Postgres {
 
     pub(crate) fn initdb_options(&self) -> &[InitdbOption] {
         &self.initdb
+    }
+
+    /// Sets Patroni's custom methods: how replicas are created (`create_replica_methods`), how
+    /// a new cluster is made (`bootstrap.method`, `post_bootstrap`), and the `scope` they are told.
+    pub fn with_methods(
+        mut self,
+        scope: impl Into<String>,
+        replica: ReplicaMethods,
+        bootstrap: BootstrapPlan,
+    ) -> Self {
+        self.scope = scope.into();
+        self.replica_methods = replica;
+        self.bootstrap_plan = bootstrap;
+        self
+    }
+
+    pub(crate) fn scope(&self) -> &str {
+        &self.scope
+    }
+
+    pub(crate) fn replica_methods(&self) -> &ReplicaMethods {
+        &self.replica_methods
+    }
+
+    pub(crate) fn bootstrap_plan(&self) -> &BootstrapPlan {
+        &self.bootstrap_plan
     }
 
     /// The configuration.
@@ -149,7 +183,24 @@ impl Postgres {
 
     /// A command for a PostgreSQL program, as the server's OS user with C locale and our pgpass file.
     pub(crate) fn spec(&self, program: &str, args: Vec<String>, timeout: Duration) -> CommandSpec {
-        let mut spec = CommandSpec::new(self.cfg.binary(program), args, timeout);
+        self.spec_for(self.cfg.binary(program), args, timeout)
+    }
+
+    /// A user's command (`argv[0]` as written, looked up in `PATH`), run like the server programs.
+    pub(crate) fn user_spec(&self, argv: &[String], timeout: Duration) -> CommandSpec {
+        let (program, args) = argv.split_first().expect("a command has a program");
+        let mut spec = self.spec_for(program.into(), args.to_vec(), timeout);
+        spec.kill_group_on_cancel = true;
+        spec
+    }
+
+    fn spec_for(
+        &self,
+        program: std::path::PathBuf,
+        args: Vec<String>,
+        timeout: Duration,
+    ) -> CommandSpec {
+        let mut spec = CommandSpec::new(program, args, timeout);
         spec.env = vec![
             ("LC_ALL".into(), "C".into()),
             ("PGPASSFILE".into(), self.cfg.pgpass().display().to_string()),
@@ -463,13 +514,28 @@ impl Postgres {
                 ) => {
                     return self.follow_impl(leader).await;
                 }
-                (StartRole::Standby { upstream: None }, Some(true)) => return Ok(()),
+                (StartRole::Standby { upstream: None }, Some(true)) => {
+                    return self.stream_from_nobody().await
+                }
                 _ => self.pg_stop(StopMode::Fast).await?,
             }
         }
         let conf_role = self.conf_role(role)?;
         self.prepare(&conf_role)?;
         self.pg_start().await
+    }
+
+    /// A running standby asked to have no upstream (`nostream`): drop `primary_conninfo` by
+    /// reload, leaving replay to `restore_command`; nothing to do when it has none.
+    async fn stream_from_nobody(&self) -> Result<(), DbError> {
+        if conf::current_primary_conninfo(&self.cfg).is_none_or(|c| c.is_empty()) {
+            return Ok(());
+        }
+        self.prepare(&ConfRole::Standby {
+            primary_conninfo: None,
+        })?;
+        self.set_log_mark();
+        self.reload_impl().await
     }
 
     pub(crate) async fn restart_impl(&self) -> Result<(), DbError> {

@@ -1,5 +1,5 @@
-//! Making data directories: `initdb` for a new cluster, `pg_basebackup` for a copy, `pg_rewind`
-//! to bring a diverged one back onto the leader's history.
+//! Rebuilding data directories: `pg_basebackup` for a copy, `pg_rewind` to bring a diverged one
+//! back onto the leader's history.
 //!
 //! A full rebuild copies into a sibling directory and swaps it in only once the copy is complete,
 //! so a failed rebuild leaves the old data directory as it was, never an empty one.
@@ -11,25 +11,24 @@ use patroni_core::{DbError, Member, RebuildMode, StopMode};
 
 use crate::conf::{self, sibling, ConfRole};
 use crate::conninfo::member_endpoint;
-use crate::datadir::{self, ensure_dir, is_empty_dir, live_postmaster, write_file};
-use crate::sql::{ident, literal};
+use crate::datadir::{ensure_dir, is_empty_dir, live_postmaster};
 use crate::Postgres;
 
 /// Copies take longer than `pg_ctl` calls: this many `pg_ctl_timeout`s.
 const COPY_TIMEOUT_FACTOR: u32 = 60;
 
 impl Postgres {
-    fn copy_timeout(&self) -> Duration {
+    pub(crate) fn copy_timeout(&self) -> Duration {
         self.config().timeout() * COPY_TIMEOUT_FACTOR
     }
 
     /// How long a base backup may copy nothing before it is killed: it starts with a checkpoint
     /// on the source (`-c fast`), which a busy primary may take a while to finish.
-    fn stall_timeout(&self) -> Duration {
+    pub(crate) fn stall_timeout(&self) -> Duration {
         (self.config().timeout() * 2).max(Duration::from_secs(60))
     }
 
-    fn require_empty(&self, what: &str) -> Result<(), DbError> {
+    pub(crate) fn require_empty(&self, what: &str) -> Result<(), DbError> {
         let dir = &self.config().data_dir;
         if is_empty_dir(dir) {
             Ok(())
@@ -41,55 +40,8 @@ impl Postgres {
         }
     }
 
-    pub(crate) async fn bootstrap_impl(&self) -> Result<(), DbError> {
-        self.require_empty("bootstrap")?;
-        let cfg = self.config();
-        ensure_dir(&cfg.data_dir, cfg.run_as)?;
-        datadir::check_owner(&cfg.data_dir, cfg.run_as)?;
-        let su = &cfg.authentication.superuser;
-        let mut args = vec![
-            "-D".to_string(),
-            cfg.data_dir.display().to_string(),
-            format!("--username={}", su.username),
-            "--auth-local=trust".into(),
-            "--auth-host=scram-sha-256".into(),
-        ];
-        let pwfile = sibling(&cfg.data_dir, ".pwfile");
-        if let Some(pw) = &su.password {
-            write_file(&pwfile, &format!("{pw}\n"), 0o600, cfg.run_as)?;
-            args.push(format!("--pwfile={}", pwfile.display()));
-        }
-        args.extend(self.initdb_args());
-        let result = self.run_checked("initdb", args, self.copy_timeout()).await;
-        datadir::remove_file(&pwfile)?;
-        if let Err(e) = result {
-            self.empty_data_dir();
-            return Err(e);
-        }
-        let started = async {
-            self.prepare(&ConfRole::Primary)?;
-            self.pg_start().await?;
-            self.create_roles().await
-        }
-        .await;
-        if started.is_err() {
-            // A half-made cluster must not be mistaken for a bootstrapped one: leave the directory
-            // empty so this or another member can try again (the server log keeps the evidence).
-            let _ = self.pg_stop(StopMode::Immediate).await;
-            self.empty_data_dir();
-        }
-        started
-    }
-
-    fn initdb_args(&self) -> Vec<String> {
-        self.initdb_options()
-            .iter()
-            .flat_map(|o| o.to_args())
-            .collect()
-    }
-
     /// Removes what a failed initdb or clone left, keeping the (empty) directory itself.
-    fn empty_data_dir(&self) {
+    pub(crate) fn empty_data_dir(&self) {
         if let Ok(entries) = fs::read_dir(&self.config().data_dir) {
             for e in entries.flatten() {
                 let p = e.path();
@@ -102,56 +54,18 @@ impl Postgres {
         }
     }
 
-    async fn create_roles(&self) -> Result<(), DbError> {
-        let cfg = self.config();
-        let su = cfg.authentication.superuser.username.clone();
-        let password = |pw: &Option<String>| match pw {
-            // The server stores a SCRAM verifier either way; sending one keeps the password out
-            // of the server log (a failed statement is logged with its text) and of our errors.
-            Some(p) => format!(
-                " PASSWORD {}",
-                literal(&postgres_protocol::password::scram_sha_256(p.as_bytes()))
-            ),
-            None => String::new(),
-        };
-        if let Some(rep) = &cfg.authentication.replication {
-            if rep.username != su {
-                self.query(&format!(
-                    "CREATE ROLE {} WITH REPLICATION LOGIN{}",
-                    ident(&rep.username),
-                    password(&rep.password)
-                ))
-                .await?;
-            }
-        }
-        if let Some(rw) = &cfg.authentication.rewind {
-            if rw.username != su {
-                let role = ident(&rw.username);
-                self.query(&format!(
-                    "CREATE ROLE {role} WITH LOGIN{}",
-                    password(&rw.password)
-                ))
-                .await?;
-                for f in [
-                    "pg_catalog.pg_ls_dir(text, boolean, boolean)",
-                    "pg_catalog.pg_stat_file(text, boolean)",
-                    "pg_catalog.pg_read_binary_file(text)",
-                    "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
-                ] {
-                    self.query(&format!("GRANT EXECUTE ON FUNCTION {f} TO {role}"))
-                        .await?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// `pg_basebackup` from `source` into `target` (which must not exist or be empty).
-    async fn basebackup(&self, source: &Member, target: &std::path::Path) -> Result<(), DbError> {
+    /// `pg_basebackup` from `source` into `target` (which must not exist or be empty), with the
+    /// user's extra `options` (`postgresql.basebackup`) after ours.
+    pub(crate) async fn basebackup(
+        &self,
+        source: &Member,
+        target: &std::path::Path,
+        options: &[String],
+    ) -> Result<(), DbError> {
         let cfg = self.config();
         let ep = member_endpoint(source)?;
         conf::write_pgpass(cfg)?;
-        let args = vec![
+        let mut args = vec![
             "-D".to_string(),
             target.display().to_string(),
             "-d".into(),
@@ -162,25 +76,11 @@ impl Postgres {
             "fast".into(),
             "--no-password".into(),
         ];
+        args.extend(options.iter().cloned());
         let spec = self
             .spec("pg_basebackup", args, self.copy_timeout())
             .with_progress(target, self.stall_timeout());
         self.run_spec_checked(spec).await.map(|_| ())
-    }
-
-    pub(crate) async fn clone_impl(&self, source: &Member) -> Result<(), DbError> {
-        self.require_empty("clone")?;
-        let cfg = self.config();
-        let conninfo = self.upstream_conninfo(source)?;
-        ensure_dir(&cfg.data_dir, cfg.run_as)?;
-        if let Err(e) = self.basebackup(source, &cfg.data_dir).await {
-            self.empty_data_dir();
-            return Err(e);
-        }
-        self.prepare(&ConfRole::Standby {
-            primary_conninfo: Some(conninfo),
-        })?;
-        self.pg_start().await
     }
 
     pub(crate) async fn rebuild_impl(
@@ -242,7 +142,10 @@ impl Postgres {
             }
         }
         ensure_dir(&staging, cfg.run_as)?;
-        if let Err(e) = self.basebackup(source, &staging).await {
+        if let Err(e) = self
+            .basebackup(source, &staging, self.basebackup_options())
+            .await
+        {
             let _ = fs::remove_dir_all(&staging);
             return Err(e);
         }

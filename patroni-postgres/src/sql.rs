@@ -74,14 +74,7 @@ impl Sql {
         if cfg.use_unix_socket {
             config.host_path(cfg.socket_dir());
         } else {
-            let host = cfg.listen_hosts();
-            let first = host.split(',').next().unwrap_or("127.0.0.1").trim();
-            let first = if matches!(first, "*" | "0.0.0.0" | "") {
-                "127.0.0.1"
-            } else {
-                first
-            };
-            config.host(first);
+            config.host(cfg.local_tcp_host());
         }
         Sql {
             config,

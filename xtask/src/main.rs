@@ -79,6 +79,11 @@ const PREREQUISITES: &[Prerequisite] = &[
         probe: "/var/lib/dpkg/info/python3-venv.list",
         package: "python3-venv",
     },
+    Prerequisite {
+        what: "openssl (tests encrypt a REST API key as operators do)",
+        probe: "/usr/bin/openssl",
+        package: "openssl",
+    },
 ];
 
 fn main() {

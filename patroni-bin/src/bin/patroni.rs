@@ -26,9 +26,7 @@ fn main() {
         std::process::exit(code);
     }
     let args = Args::parse();
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    let result = patroni_bin::runtime::daemon_runtime()
         .context("starting the runtime")
         .and_then(|rt| rt.block_on(agent(args.config, args.validate_config)));
     if let Err(e) = result {

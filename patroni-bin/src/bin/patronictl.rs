@@ -356,17 +356,9 @@ fn load(args: &Args) -> Result<(Config, CtlSection), CtlError> {
         Some(p) => {
             let loaded = Config::load_for_ctl(p).map_err(|e| ctl::failed(e.to_string()))?;
             for w in &loaded.warnings {
-                // Python's `ctl:` section is read below, not by the agent's configuration.
-                if !w.contains("unknown key `ctl") {
-                    eprintln!("warning: {w}");
-                }
+                eprintln!("warning: {w}");
             }
-            let text = std::fs::read_to_string(p).unwrap_or_default();
-            let section = serde_yaml::from_str::<serde_yaml::Value>(&text)
-                .ok()
-                .and_then(|v| v.get("ctl").cloned())
-                .and_then(|v| serde_yaml::from_value::<CtlSection>(v).ok())
-                .unwrap_or_default();
+            let section = loaded.config.ctl.clone();
             (loaded.config, section)
         }
         None => (Config::default(), CtlSection::default()),
@@ -389,7 +381,7 @@ fn load(args: &Args) -> Result<(Config, CtlSection), CtlError> {
 
 async fn run(args: Args) -> Result<(), CtlError> {
     let (config, section) = load(&args)?;
-    let mut s = Session::new(config, &section, Term::stdio());
+    let mut s = Session::new(config, &section, Term::stdio())?;
     match args.command {
         Cmd::Dsn {
             cluster_name,

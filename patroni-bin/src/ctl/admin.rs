@@ -148,30 +148,9 @@ impl Failures {
 
 /// `--timeout` as the REST API takes it: whole seconds (`60`, `60s`, `2min`, `1h`).
 pub fn timeout_seconds(raw: &str) -> Result<u64, CtlError> {
-    let t = raw.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| failed(format!("--timeout {raw:?} is not a duration")))?;
-    let mult = match unit.trim() {
-        "" | "s" => 1,
-        "min" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "ms" => return Ok(n.div_ceil(1000)),
-        _ => return Err(failed(format!("--timeout {raw:?} is not a duration"))),
-    };
-    Ok(n * mult)
-}
-
-/// Python's `postgres_version_to_int` check: `15`, `15.4`, `9.6.24`.
-fn valid_pg_version(v: &str) -> bool {
-    let parts: Vec<&str> = v.split('.').collect();
-    (1..=3).contains(&parts.len())
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    crate::scheduled::timeout_seconds(&Value::String(raw.into()))
+        .and_then(|t| u64::try_from(t).ok())
+        .ok_or_else(|| failed(format!("--timeout {raw:?} is not a duration")))
 }
 
 /// The options of `restart`.
@@ -253,9 +232,7 @@ pub async fn restart(s: &mut Session, name: &str, a: RestartArgs) -> Result<(), 
         )?);
     }
     if let Some(v) = version.filter(|v| !v.is_empty()) {
-        if !valid_pg_version(&v) {
-            return Err(failed(format!("{v} is not a valid PostgreSQL version")));
-        }
+        crate::scheduled::postgres_version_to_int(&v).map_err(failed)?;
         content.insert("postgres_version".into(), json!(v));
     }
     if let Some(at) = &at_text {
@@ -599,13 +576,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timeouts_and_versions() {
+    fn timeouts() {
         assert_eq!(timeout_seconds("60").unwrap(), 60);
         assert_eq!(timeout_seconds("2min").unwrap(), 120);
         assert_eq!(timeout_seconds("1500ms").unwrap(), 2);
         assert!(timeout_seconds("soon").is_err());
-        assert!(valid_pg_version("15.4"));
-        assert!(valid_pg_version("9.6.24"));
-        assert!(!valid_pg_version("15.x"));
     }
 }

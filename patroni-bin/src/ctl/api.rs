@@ -34,15 +34,9 @@ pub fn api_base(api_url: &str) -> String {
 }
 
 impl Api {
-    /// A client sending `auth` as basic authentication.
-    pub fn new(auth: Option<Credentials>) -> Api {
-        Api {
-            http: reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .build()
-                .unwrap_or_default(),
-            auth,
-        }
+    /// Requests over `http` (see [`crate::rest::tls::client`]) sending `auth` as basic authentication.
+    pub fn new(auth: Option<Credentials>, http: reqwest::Client) -> Api {
+        Api { http, auth }
     }
 
     /// `method /endpoint` on `member` with an optional JSON body, waiting at most `wait`.
@@ -90,7 +84,7 @@ impl Api {
 }
 
 /// An error and its causes on one line.
-fn one_line(e: &dyn std::error::Error) -> String {
+pub(crate) fn one_line(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

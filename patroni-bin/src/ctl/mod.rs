@@ -185,15 +185,7 @@ pub fn parse_scheduled(raw: Option<&str>) -> Result<Option<Timestamp>, CtlError>
     Err(bad())
 }
 
-/// The `ctl:` section of a Patroni YAML file, which the agent's configuration does not keep.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(default)]
-pub struct CtlSection {
-    /// Basic auth for the members' APIs, preferred over `restapi.authentication`.
-    pub authentication: Option<crate::config::Credentials>,
-    /// Accept HTTPS APIs without verifying their certificates.
-    pub insecure: bool,
-}
+pub use crate::config::CtlSection;
 
 /// One invocation: the configuration, the terminal, the API client and a DCS per cluster.
 pub struct Session {
@@ -207,18 +199,21 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session over `config`, authenticating to the APIs as `ctl` says (else as the agent's API).
-    pub fn new(config: Config, ctl: &CtlSection, term: Term) -> Session {
+    /// A session over `config`, authenticating to the APIs as `ctl` says (else as the agent's API),
+    /// over HTTPS with `ctl`'s certificates (else `restapi`'s).
+    pub fn new(config: Config, ctl: &CtlSection, term: Term) -> Result<Session, CtlError> {
         let auth = ctl
             .authentication
             .clone()
             .or_else(|| config.restapi.authentication.clone());
-        Session {
+        let http = crate::rest::tls::client(&config.restapi, ctl, ctl.insecure)
+            .map_err(|e| failed(e.to_string()))?;
+        Ok(Session {
             config,
             term,
-            api: Api::new(auth),
+            api: Api::new(auth, http),
             dcs: HashMap::new(),
-        }
+        })
     }
 
     /// The cluster named on the command line, else the file's `scope`.

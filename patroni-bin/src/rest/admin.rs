@@ -8,83 +8,60 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use patroni_core::{ActionKind, DbRole, LocalRequest, OutcomeResult};
+use patroni_core::{ActionKind, LocalRequest, OutcomeResult};
 use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use super::{authorized_json, require_auth, text};
+use crate::scheduled::{parse_request, ScheduledRestart};
 use crate::state::Shared;
-use crate::status::server_version_num;
 
-#[derive(Debug, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-struct RestartBody {
-    role: Option<String>,
-    restart_pending: Option<bool>,
-    postgres_version: Option<String>,
-    timeout: Option<u64>,
-    schedule: Option<String>,
-}
-
-/// `POST /restart`: restart the database now if the filters match; 200 done, 503 failed or not matching.
+/// `POST /restart`: restart the database now if the filters match (200 done, 503 failed or not
+/// matching), or with `schedule` keep the restart for later (202, 409 when one is already kept),
+/// with Patroni's answers.
 pub async fn restart(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let b: RestartBody = match authorized_json(&shared, &headers, &body) {
+    let b: Map<String, Value> = match authorized_json(&shared, &headers, &body) {
         Ok(v) => v,
         Err(r) => return r,
     };
-    if b.schedule.is_some() {
-        return text(
-            StatusCode::BAD_REQUEST,
-            "scheduled restarts are not supported by this agent; restart now or schedule it externally",
-        );
-    }
     let snap = shared.snapshot();
-    if let Some(role) = &b.role {
-        let want = match role.as_str() {
-            "primary" | "master" => Some(DbRole::Primary),
-            "replica" => Some(DbRole::Standby),
-            "any" => None,
-            other => {
-                return text(
-                    StatusCode::BAD_REQUEST,
-                    format!("invalid role {other:?}: expected primary, replica or any"),
-                )
+    let req = match parse_request(&b, shared.clock.wall(), snap.paused(&shared.node())) {
+        Ok(r) => r,
+        Err((code, msg)) => return text(code, msg),
+    };
+    if let Some((at, schedule)) = req.schedule {
+        let mut scheduled = false;
+        shared.update(|s| {
+            if s.scheduled_restart.is_none() {
+                s.scheduled_restart = Some(ScheduledRestart {
+                    at,
+                    schedule,
+                    conditions: req.conditions,
+                    postmaster_start_time: s.local.report.postmaster_start_time,
+                });
+                scheduled = true;
             }
-        };
-        if want.is_some_and(|r| r != snap.local.role) {
-            return text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "restart conditions are not satisfied",
-            );
+        });
+        if !scheduled {
+            return text(StatusCode::CONFLICT, "Another restart is already scheduled");
         }
+        // The next cycle publishes it in the member key.
+        shared.wake.notify_one();
+        return text(StatusCode::ACCEPTED, "Restart scheduled");
     }
-    if b.restart_pending == Some(true) && !snap.local.pending_restart {
+    if req.conditions.mismatch(&snap.local).is_some() {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
             "restart conditions are not satisfied",
         );
     }
-    if let Some(v) = &b.postgres_version {
-        let Some(want) = server_version_num(v) else {
-            return text(
-                StatusCode::BAD_REQUEST,
-                format!("postgres_version {v:?} is not a version"),
-            );
-        };
-        let have = snap.local.version.as_deref().and_then(server_version_num);
-        if have.is_some_and(|h| h >= want) {
-            return text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "restart conditions are not satisfied",
-            );
-        }
-    }
     let requested_at = shared.clock.now();
     shared.push_request(LocalRequest::Restart);
-    let timeout = Duration::from_secs(b.timeout.unwrap_or(60).clamp(1, 3600));
+    let timeout = Duration::from_secs(req.conditions.timeout.unwrap_or(60).clamp(1, 3600) as u64);
     let deadline = tokio::time::Instant::now() + timeout;
     while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -111,13 +88,19 @@ pub async fn restart(
     )
 }
 
-/// `DELETE /restart`: cancel a scheduled restart. Restarts are never scheduled here (`POST
-/// /restart` refuses `schedule`), so this answers Patroni's 404 for "nothing scheduled".
+/// `DELETE /restart`: cancel the scheduled restart (200), or Patroni's 404 when none is kept.
 pub async fn delete_restart(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     if let Err(r) = require_auth(&shared, &headers) {
         return r;
     }
-    text(StatusCode::NOT_FOUND, "no restarts are scheduled")
+    let mut deleted = false;
+    shared.update(|s| deleted = s.scheduled_restart.take().is_some());
+    if !deleted {
+        return text(StatusCode::NOT_FOUND, "no restarts are scheduled");
+    }
+    // The next cycle publishes the member key without it.
+    shared.wake.notify_one();
+    text(StatusCode::OK, "scheduled restart deleted")
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -145,6 +145,8 @@ fn tags_match(node: &Node, q: &HashMap<String, String>) -> bool {
             "nosync" => Some(node.tags.nosync.to_string()),
             "noloadbalance" => Some(node.tags.noloadbalance.to_string()),
             "clonefrom" => Some(node.tags.clonefrom.to_string()),
+            "nostream" => Some(node.tags.nostream.to_string()),
+            "replicatefrom" => node.tags.replicatefrom.clone(),
             "failover_priority" => Some(node.tags.failover_priority.to_string()),
             other => node.tags.custom_str(other),
         };

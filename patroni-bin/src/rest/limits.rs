@@ -275,6 +275,8 @@ impl LimitedListener {
 pub struct ConnHandle {
     /// The peer's address.
     pub remote: SocketAddr,
+    /// Whether the peer showed a TLS client certificate that `restapi.cafile` vouches for.
+    pub client_cert: bool,
     conn: Arc<Conn>,
 }
 
@@ -305,7 +307,14 @@ impl Listener for LimitedListener {
                 registry: Arc::downgrade(&self.registry),
                 timer: Box::pin(tokio::time::sleep_until(Instant::now())),
             };
-            return (io, ConnHandle { remote, conn });
+            return (
+                io,
+                ConnHandle {
+                    remote,
+                    client_cert: false,
+                    conn,
+                },
+            );
         }
     }
 

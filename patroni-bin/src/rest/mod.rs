@@ -2,16 +2,20 @@
 //!
 //! Health checks read the last cycle's snapshot; admin verbs write DCS keys or queue a request
 //! for the loop. Every body is size-limited and parsed defensively: no request can panic the agent.
+//! With `restapi.certfile` it speaks HTTPS only ([`tls`]); the unsafe verbs obey the allowlist
+//! and client-certificate rules ([`allowlist`]).
 
 // Handlers return early with a ready `Response`; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
 
 mod admin;
+pub mod allowlist;
 pub mod config;
 mod health;
 pub mod limits;
 mod metrics;
 mod switchover;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,6 +51,9 @@ pub enum RestError {
     /// The server stopped with an I/O error.
     #[error("REST server failed: {0}")]
     Serve(std::io::Error),
+    /// The TLS settings (`restapi.certfile`, `keyfile`, `cafile`, `ctl.*`) cannot be used.
+    #[error("REST API TLS: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// The router with every endpoint, over shared agent state, under `limits`.
@@ -103,6 +110,8 @@ pub struct RestServer {
     shared: Arc<Shared>,
     limits: RestLimits,
     registry: Arc<limits::Registry>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    access: Option<Arc<allowlist::Access>>,
 }
 
 impl RestServer {
@@ -120,7 +129,22 @@ impl RestServer {
             shared,
             limits,
             registry: limits::Registry::new(limits),
+            tls: None,
+            access: None,
         })
+    }
+
+    /// Applies `restapi`'s TLS (`certfile`, `keyfile`, `keyfile_password`, `cafile`,
+    /// `verify_client`), `allowlist`, `allowlist_include_members` and extra headers.
+    pub async fn with_security(
+        mut self,
+        restapi: &crate::config::RestApiConfig,
+    ) -> Result<Self, RestError> {
+        self.tls = tls::server_config(restapi)?;
+        self.access = Some(Arc::new(
+            allowlist::Access::new(restapi, self.tls.is_some(), Arc::clone(&self.shared)).await,
+        ));
+        Ok(self)
     }
 
     /// Replaces the connection limits (`restapi.header_timeout`, `idle_timeout`, `max_connections`).
@@ -148,12 +172,24 @@ impl RestServer {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), RestError> {
         let listener = limits::LimitedListener::new(self.listener, self.registry);
-        let app = router(self.shared, self.limits)
-            .into_make_service_with_connect_info::<limits::ConnHandle>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(RestError::Serve)
+        let mut app = router(self.shared, self.limits);
+        if let Some(access) = self.access {
+            app = access.wrap(app);
+        }
+        let app = app.into_make_service_with_connect_info::<limits::ConnHandle>();
+        match self.tls {
+            None => axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(RestError::Serve),
+            Some(config) => {
+                let listener = tls::TlsListener::new(listener, config, self.limits.header_timeout);
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                    .map_err(RestError::Serve)
+            }
+        }
     }
 }
 

@@ -805,6 +805,124 @@ async fn delete_restart_answers_that_nothing_is_scheduled() {
     assert_eq!(resp.text().await.unwrap(), "no restarts are scheduled");
 }
 
+#[tokio::test]
+async fn scheduled_restart_is_kept_shown_and_cancelled() {
+    let a = api("n1", None).await;
+    a.as_primary().await;
+    a.shared.update(|s| {
+        s.local.report.postmaster_start_time = Some(patroni_core::Timestamp(1_700_000_000_000))
+    });
+    let at = patroni_core::Timestamp(a.shared.clock.wall().0 + 3_600_000);
+    let at_text = crate::ctl::listing::python_isoformat(at);
+    let body =
+        json!({"schedule": at_text, "postgres_version": "99.1", "timeout": "2min"}).to_string();
+    assert_eq!(
+        a.post("/restart", &body).await,
+        (StatusCode::ACCEPTED, "Restart scheduled".to_string())
+    );
+    assert_eq!(
+        a.post("/restart", &json!({"schedule": at_text}).to_string())
+            .await,
+        (
+            StatusCode::CONFLICT,
+            "Another restart is already scheduled".to_string()
+        )
+    );
+    // `/patroni` shows it without the postmaster start time; the member key carries that too.
+    let (_, doc) = a.get("/patroni").await;
+    let doc: Value = serde_json::from_str(&doc).unwrap();
+    assert_eq!(
+        doc["scheduled_restart"],
+        json!({"schedule": at_text, "postgres_version": "99.1", "timeout": 120})
+    );
+    let kept = a.shared.snapshot().scheduled_restart.unwrap();
+    assert_eq!(kept.at, at);
+    assert_eq!(
+        kept.to_json(true)["postmaster_start_time"],
+        "2023-11-14 22:13:20+00:00"
+    );
+    assert_eq!(
+        a.req(Method::DELETE, "/restart", None).await,
+        (StatusCode::OK, "scheduled restart deleted".to_string())
+    );
+    assert!(a.shared.snapshot().scheduled_restart.is_none());
+    let (_, doc) = a.get("/patroni").await;
+    assert!(!doc.contains("scheduled_restart"), "{doc}");
+    assert_eq!(
+        a.req(Method::DELETE, "/restart", None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    // Patroni's refusals, word for word.
+    let past = crate::ctl::listing::python_isoformat(patroni_core::Timestamp(
+        a.shared.clock.wall().0 - 60_000,
+    ));
+    for (body, code, msg) in [
+        (
+            json!({"schedule": past}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Cannot schedule restart in the past",
+        ),
+        (
+            json!({"schedule": "2099-01-01T10:00:00"}),
+            StatusCode::BAD_REQUEST,
+            "Timezone information is mandatory for the scheduled restart",
+        ),
+        (
+            json!({"schedule": "tomorrow"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Unable to parse scheduled timestamp. It should be in an unambiguous format, e.g. ISO 8601",
+        ),
+        (
+            json!({"role": "master"}),
+            StatusCode::BAD_REQUEST,
+            "PostgreSQL role should be either primary, standby_leader, or replica",
+        ),
+        (
+            json!({"postgres_version": "15"}),
+            StatusCode::BAD_REQUEST,
+            "Invalid PostgreSQL version format: X.Y or X.Y.Z is accepted: 15",
+        ),
+        (
+            json!({"timeout": -1}),
+            StatusCode::BAD_REQUEST,
+            "Timeout should be a positive number of seconds",
+        ),
+        (
+            json!({"when": "now"}),
+            StatusCode::BAD_REQUEST,
+            "Unknown filter for the scheduled restart: when",
+        ),
+        (
+            json!({"restart_pending": true}),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "restart conditions are not satisfied",
+        ),
+        (
+            json!({"postgres_version": "15.4"}),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "restart conditions are not satisfied",
+        ),
+    ] {
+        assert_eq!(
+            a.post("/restart", &body.to_string()).await,
+            (code, msg.to_string()),
+            "{body}"
+        );
+    }
+    assert!(a.shared.snapshot().scheduled_restart.is_none());
+    // Paused: a schedule is refused with Patroni's 500.
+    a.shared.node.write().unwrap().bootstrap_config.pause = true;
+    a.shared.update(|s| s.cluster = None);
+    assert_eq!(
+        a.post("/restart", &json!({"schedule": at_text}).to_string())
+            .await,
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Can't schedule restart in the paused state".to_string()
+        )
+    );
+}
+
 /// Reads from `s` until the server closes it; how long that took, `None` if still open at `limit`.
 async fn closed_within(s: &mut tokio::net::TcpStream, limit: Duration) -> Option<Duration> {
     use tokio::io::AsyncReadExt;

@@ -5,6 +5,7 @@
 //! three-member etcd; [`writer`] records acknowledged inserts.
 #![allow(dead_code)]
 
+pub mod ctl;
 pub mod proxy;
 pub mod pyvenv;
 pub mod writer;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use patroni_core::{Cluster, Dcs};
-use patroni_etcd::testkit::{EtcdCluster, EtcdProcess};
+use patroni_etcd::testkit::{EtcdCluster, EtcdProcess, TlsFiles};
 use patroni_etcd::{EtcdDcs, EtcdIdentity};
 use patroni_postgres::testkit::{
     free_port, owned_temp_dir, pg_bin_dir, psql, test_user, TEST_PASSWORD,
@@ -35,6 +36,10 @@ pub struct Node {
     pub log: PathBuf,
     /// The proxies on this node's links, when the cluster was started with [`Options::proxies`].
     pub links: Option<Links>,
+    /// Whether the REST API speaks HTTPS ([`Options::tls`]).
+    pub tls: bool,
+    /// Tagged `nostream` ([`Options::tags`]): a standby that streams from nobody.
+    pub nostream: bool,
     child: Option<Child>,
 }
 
@@ -90,7 +95,8 @@ impl Node {
     }
 
     pub fn api(&self) -> String {
-        format!("http://127.0.0.1:{}", self.api_port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.api_port)
     }
 
     /// The proxies on this node's links; panics when the cluster runs without them.
@@ -253,7 +259,75 @@ pub struct TestCluster {
     pub etcd_peers: Vec<EtcdProcess>,
     pub dcs: Arc<dyn Dcs>,
     pub http: reqwest::Client,
+    /// The certificates of a cluster started with [`Options::tls`].
+    pub tls: Option<Tls>,
     _root: tempfile::TempDir,
+}
+
+/// Key password of [`Tls::encrypted_key`].
+pub const TLS_KEY_PASSWORD: &str = "test-key-password";
+
+/// A cluster's certificates ([`Options::tls`]): one CA; `files.client_cert` serves every REST API
+/// and is the client certificate of agents, tests and patronictl.
+pub struct Tls {
+    pub files: TlsFiles,
+    /// `files.client_key` as encrypted PKCS#8 (by the `openssl` program), password [`TLS_KEY_PASSWORD`].
+    pub encrypted_key: PathBuf,
+}
+
+impl Tls {
+    /// Generates the certificates in `dir`, readable by the agents' OS user.
+    fn generate(dir: &Path) -> Tls {
+        std::fs::create_dir_all(dir).unwrap();
+        let files = TlsFiles::generate(dir).expect("test certificates");
+        let encrypted_key = dir.join("client-key.enc.pem");
+        let out = Command::new("timeout")
+            .args([
+                "30",
+                "openssl",
+                "pkcs8",
+                "-topk8",
+                "-v2",
+                "aes-256-cbc",
+                "-in",
+            ])
+            .arg(&files.client_key)
+            .arg("-out")
+            .arg(&encrypted_key)
+            .arg("-passout")
+            .arg(format!("pass:{TLS_KEY_PASSWORD}"))
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl pkcs8: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (uid, gid) = test_user();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            std::os::unix::fs::chown(entry.unwrap().path(), Some(uid), Some(gid)).unwrap();
+        }
+        std::os::unix::fs::chown(dir, Some(uid), Some(gid)).unwrap();
+        Tls {
+            files,
+            encrypted_key,
+        }
+    }
+
+    /// An HTTPS client trusting the CA, showing the client certificate (`cert`) or none.
+    pub fn client(&self, cert: bool) -> reqwest::ClientBuilder {
+        let ca = std::fs::read(&self.files.ca).unwrap();
+        let mut b = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap());
+        if cert {
+            let mut pem = std::fs::read(&self.files.client_cert).unwrap();
+            pem.extend(std::fs::read(&self.files.client_key).unwrap());
+            b = b.identity(reqwest::Identity::from_pem(&pem).unwrap());
+        }
+        b
+    }
 }
 
 impl Drop for TestCluster {
@@ -273,14 +347,26 @@ impl Drop for TestCluster {
 pub struct Options {
     /// Extra `bootstrap.dcs` lines (indented four spaces).
     pub extra_dcs: String,
-    /// Extra local `postgresql.parameters` lines (indented four spaces).
+    /// Extra lines of the `bootstrap` section (indented two spaces), e.g. `method` and its section.
+    pub extra_bootstrap: String,
+    /// Extra local `postgresql.parameters` lines (indented four spaces); `{name}` and `{dir}`
+    /// become each node's name and directory.
     pub extra_pg: String,
     /// How many etcd members to run (0 and 1 both mean one); every agent lists them all.
     pub etcd_members: usize,
+    /// Extra lines of the local `postgresql` section (indented two spaces); `{name}` and `{dir}`
+    /// become each node's name and directory.
+    pub extra_postgresql: String,
     /// Put a [`proxy::Proxy`] on every link (see [`Links`]): each agent to each etcd member, and in
     /// front of each node's PostgreSQL and REST API at the addresses it publishes. Tests and the
     /// observer DCS still reach every server directly.
     pub proxies: bool,
+    /// TLS everywhere: etcd serves `https` and wants client certificates; every REST API serves
+    /// HTTPS only (encrypted key, `verify_client: required`, `allowlist: [127.0.0.1]`, extra
+    /// headers `X-Test-Http` and `X-Test-Https`), and agents probe each other with certificates.
+    pub tls: bool,
+    /// Lines of the `tags` section (indented two spaces) for the named nodes.
+    pub tags: Vec<(String, String)>,
 }
 
 /// Short timings so a scenario runs in seconds: `ttl 10, loop_wait 2, retry_timeout 4`.
@@ -295,20 +381,79 @@ struct Addresses<'a> {
     pg_connect: u16,
 }
 
-fn yaml(scope: &str, name: &str, a: &Addresses<'_>, dir: &Path, opts: &Options) -> String {
+/// The `restapi` and `etcd3` lines a cluster with [`Options::tls`] adds, and its `ctl` section.
+fn tls_yaml(tls: Option<&Tls>) -> (String, String, String) {
+    let Some(t) = tls else {
+        return Default::default();
+    };
+    let f = &t.files;
+    let restapi = format!(
+        r#"  certfile: {cert}
+  keyfile: {key}
+  keyfile_password: {TLS_KEY_PASSWORD}
+  cafile: {ca}
+  verify_client: required
+  allowlist: [127.0.0.1]
+  allowlist_include_members: true
+  http_extra_headers: {{X-Test-Http: plain}}
+  https_extra_headers: {{X-Test-Https: secure}}
+"#,
+        cert = f.client_cert.display(),
+        key = t.encrypted_key.display(),
+        ca = f.ca.display(),
+    );
+    let etcd = format!(
+        "  protocol: https\n  cacert: {}\n  cert: {}\n  key: {}\n",
+        f.ca.display(),
+        f.client_cert.display(),
+        f.client_key.display()
+    );
+    // What patronictl and the agents' peer probes show and trust.
+    let ctl = format!(
+        "ctl:\n  cacert: {}\n  certfile: {}\n  keyfile: {}\n  keyfile_password: {TLS_KEY_PASSWORD}\n",
+        f.ca.display(),
+        f.client_cert.display(),
+        t.encrypted_key.display()
+    );
+    (restapi, etcd, ctl)
+}
+
+fn yaml(
+    scope: &str,
+    name: &str,
+    a: &Addresses<'_>,
+    dir: &Path,
+    opts: &Options,
+    tls: Option<&Tls>,
+) -> String {
     let (etcd, api, api_connect, pg, pg_connect) =
         (a.etcd, a.api, a.api_connect, a.pg, a.pg_connect);
     let extra_dcs = &opts.extra_dcs;
-    let extra_pg = &opts.extra_pg;
+    let extra_pg = opts
+        .extra_pg
+        .replace("{name}", name)
+        .replace("{dir}", &dir.display().to_string());
+    let extra_bootstrap = &opts.extra_bootstrap;
+    let extra_postgresql = opts
+        .extra_postgresql
+        .replace("{name}", name)
+        .replace("{dir}", &dir.display().to_string());
+    let (tls_restapi, tls_etcd, tls_ctl) = tls_yaml(tls);
+    let tags: String = opts
+        .tags
+        .iter()
+        .filter(|(node, _)| node == name)
+        .map(|(_, lines)| format!("tags:\n{lines}"))
+        .collect();
     format!(
         r#"scope: {scope}
 name: {name}
 restapi:
   listen: 127.0.0.1:{api}
   connect_address: 127.0.0.1:{api_connect}
-etcd3:
+{tls_restapi}etcd3:
   hosts: {etcd}
-bootstrap:
+{tls_etcd}{tls_ctl}bootstrap:
   dcs:
     ttl: 10
     loop_wait: 2
@@ -321,7 +466,7 @@ bootstrap:
         max_wal_senders: 10
         max_replication_slots: 10
         wal_log_hints: "on"
-postgresql:
+{extra_bootstrap}postgresql:
   listen: 127.0.0.1:{pg}
   connect_address: 127.0.0.1:{pg_connect}
   data_dir: {data}
@@ -336,9 +481,9 @@ postgresql:
     max_connections: 30
     max_wal_size: 256MB
     wal_retrieve_retry_interval: 500ms
-{extra_pg}log:
+{extra_pg}{extra_postgresql}log:
   level: INFO
-"#,
+{tags}"#,
         data = dir.join("data").display(),
         bin = pg_bin_dir().display(),
         pw = TEST_PASSWORD,
@@ -365,7 +510,18 @@ impl TestCluster {
 
     /// Like [`start`](Self::start), built as `opts` says.
     pub async fn start_opts(tag: &str, opts: Options) -> TestCluster {
-        let (etcd, etcd_peers) = if opts.etcd_members > 1 {
+        let root = owned_temp_dir(&format!("patroni-e2e-{tag}-"));
+        let tls = opts.tls.then(|| Tls::generate(&root.path().join("tls")));
+        let (etcd, etcd_peers) = if let Some(t) = &tls {
+            assert!(
+                opts.etcd_members <= 1 && !opts.proxies,
+                "TLS runs one etcd, no proxies"
+            );
+            let etcd = EtcdProcess::start_tls(t.files.clone())
+                .await
+                .expect("etcd over https");
+            (etcd, Vec::new())
+        } else if opts.etcd_members > 1 {
             let mut members = EtcdCluster::start(opts.etcd_members)
                 .await
                 .expect("etcd cluster")
@@ -379,7 +535,6 @@ impl TestCluster {
             .chain(&etcd_peers)
             .map(EtcdProcess::endpoint)
             .collect();
-        let root = owned_temp_dir(&format!("patroni-e2e-{tag}-"));
         let scope = format!("e2e-{tag}-{}", std::process::id());
         let mut nodes = Vec::new();
         for i in 1..=3 {
@@ -408,7 +563,11 @@ impl TestCluster {
                 Some(l) => l.etcd.iter().map(proxy::Proxy::host_port).collect(),
                 None => etcd_endpoints
                     .iter()
-                    .map(|e| e.trim_start_matches("http://").to_string())
+                    .map(|e| {
+                        e.split_once("://")
+                            .map_or(e.as_str(), |(_, a)| a)
+                            .to_string()
+                    })
                     .collect(),
             };
             let etcd_hosts = etcd_hosts.join(",");
@@ -420,20 +579,34 @@ impl TestCluster {
                 pg_connect: links.as_ref().map_or(pg_port, |l| l.pg.port()),
             };
             let config = dir.join("patroni.yml");
-            std::fs::write(&config, yaml(&scope, &name, &addresses, &dir, &opts)).unwrap();
+            std::fs::write(
+                &config,
+                yaml(&scope, &name, &addresses, &dir, &opts, tls.as_ref()),
+            )
+            .unwrap();
             nodes.push(Node {
-                name,
                 log: root.path().join(format!("node{i}.log")),
                 dir,
                 config,
                 api_port,
                 pg_port,
+                nostream: opts
+                    .tags
+                    .iter()
+                    .any(|(node, lines)| *node == name && lines.contains("nostream: true")),
+                name,
                 links,
+                tls: tls.is_some(),
                 child: None,
             });
         }
+        let etcd_config = if tls.is_some() {
+            etcd.config()
+        } else {
+            patroni_etcd::Etcd3Config::with_hosts(etcd_endpoints)
+        };
         let dcs = EtcdDcs::new(
-            &patroni_etcd::Etcd3Config::with_hosts(etcd_endpoints),
+            &etcd_config,
             EtcdIdentity::new(scope.clone(), "e2e-observer"),
         )
         .expect("observer DCS");
@@ -443,7 +616,11 @@ impl TestCluster {
             etcd,
             etcd_peers,
             dcs: Arc::new(dcs),
-            http: reqwest::Client::new(),
+            http: match &tls {
+                Some(t) => t.client(true).build().unwrap(),
+                None => reqwest::Client::new(),
+            },
+            tls,
             _root: root,
         };
         for n in &mut c.nodes {
@@ -530,6 +707,14 @@ impl TestCluster {
         }
     }
 
+    /// Whether `node` is a running standby, streaming or not.
+    pub async fn is_running_replica(&self, node: &str) -> bool {
+        match self.get(node, "/patroni").await {
+            Some((200, doc)) => doc["role"] == "replica" && doc["state"] == "running",
+            _ => false,
+        }
+    }
+
     /// Waits until `node` is a running standby streaming from someone; panics with the logs.
     pub async fn wait_streaming(&self, node: &str, what: &str, timeout: Duration) {
         self.wait(what, timeout, || async {
@@ -593,7 +778,15 @@ impl TestCluster {
         self.wait("a primary and streaming replicas", timeout, || async {
             let p = self.primary().await?;
             for n in &self.nodes {
-                if n.name != p && n.agent_pid().is_some() && !self.is_streaming(&n.name).await {
+                if n.name == p || n.agent_pid().is_none() {
+                    continue;
+                }
+                let ok = if n.nostream {
+                    self.is_running_replica(&n.name).await
+                } else {
+                    self.is_streaming(&n.name).await
+                };
+                if !ok {
                     return None;
                 }
             }

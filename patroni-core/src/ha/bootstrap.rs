@@ -211,6 +211,15 @@ impl Ha {
                 ineligible: Vec::new(),
             };
         }
+        // No leader: a replica method that needs none (a restore from backup) may still make
+        // the data directory, unless someone is bootstrapping the cluster right now.
+        if cy.node.clone_without_leader && cy.cluster.initialize.as_deref() != Some("") {
+            return Decision {
+                actions: vec![Action::CloneWithoutLeader],
+                message: "trying to bootstrap (without leader)".into(),
+                ineligible: Vec::new(),
+            };
+        }
         if let Some(d) = self.stale_initialize(cy) {
             return d;
         }

@@ -3,7 +3,7 @@
 use super::{Cycle, Ha};
 use crate::{
     Action, CannotFollowReason, Decision, Endpoint, LocalDb, Member, MemberState, RebuildMode,
-    StopMode,
+    StartRole, StopMode,
 };
 
 /// Whether the WAL receiver streams from `target`, when the adapter reports a receiver at all.
@@ -27,17 +27,24 @@ fn pointed_at(local: &LocalDb, target: &Member) -> Option<bool> {
 }
 
 impl Ha {
-    /// Whom to stream from: a running `replicatefrom` member if set, else the lock holder.
+    /// Whom to stream from: the `replicatefrom` member while its chain reaches the leader, else
+    /// the lock holder; nobody when tagged `nostream` (see [`crate::topology::upstream_name`]).
+    ///
+    /// A cascade member far behind us (more than `maximum_lag_on_failover`) is not switched to:
+    /// the server would stall until that member passed our position. We stay on the leader until
+    /// it has caught up; once we follow it we keep it.
     pub(super) fn upstream(&self, cy: &Cycle<'_>) -> Option<Member> {
         let leader = cy.other_leader()?;
-        if let Some(from) = cy.node.tags.replicatefrom.as_deref() {
-            if let Some(m) = cy.cluster.member(from).filter(|m| {
-                m.name != cy.me() && m.unreadable.is_none() && m.data.state == MemberState::Running
-            }) {
-                return Some(m.clone());
-            }
+        let name = crate::topology::upstream_name(cy.cluster, cy.me(), &cy.node.tags)?;
+        let Some(m) = cy.cluster.member(name).filter(|m| m.name != leader.name) else {
+            return Some(leader.clone());
+        };
+        let following = self.mem.following.as_deref() == Some(m.name.as_str());
+        let behind = cy.obs.local.wal_position().saturating_sub(m.wal_position());
+        if !following && behind > cy.config.maximum_lag_on_failover {
+            return Some(leader.clone());
         }
-        Some(leader.clone())
+        Some(m.clone())
     }
 
     /// Seed rule 4: a standby that can never catch up is rebuilt from a running leader.
@@ -107,7 +114,7 @@ impl Ha {
             return Decision::message(idle);
         }
         let Some(target) = self.upstream(cy) else {
-            return Decision::message(idle);
+            return self.stream_from_nobody(cy, idle);
         };
         let configured = pointed_at(local, &target)
             .unwrap_or(self.mem.following.as_deref() == Some(target.name.as_str()));
@@ -127,6 +134,26 @@ impl Ha {
         Decision {
             actions: vec![Action::Follow { leader: target }],
             message,
+            ineligible: Vec::new(),
+        }
+    }
+
+    /// Tagged `nostream`: a receiver still streaming (the tag was set on a running standby) is
+    /// stopped by restarting the standby with no upstream; WAL then comes from the archive only.
+    fn stream_from_nobody(&mut self, cy: &Cycle<'_>, idle: String) -> Decision {
+        self.mem.following = None;
+        let streaming = cy
+            .obs
+            .local
+            .receiver
+            .as_ref()
+            .is_some_and(|rx| rx.upstream_host.is_some());
+        if !cy.node.tags.nostream || !streaming {
+            return Decision::message(idle);
+        }
+        Decision {
+            actions: vec![Action::Start(StartRole::Standby { upstream: None })],
+            message: "nostream is set: not streaming from anyone".into(),
             ineligible: Vec::new(),
         }
     }

@@ -49,7 +49,10 @@ impl Ha {
                 (ActionKind::Stop | ActionKind::Demote, OutcomeResult::Done) => {
                     self.mem.starting = None;
                 }
-                (ActionKind::Promote, OutcomeResult::Failed(_)) => ev.promote_failed = true,
+                (ActionKind::Promote, OutcomeResult::Failed(_)) => {
+                    ev.promote_failed = true;
+                    self.mem.promote_failed_at = Some(obs.now);
+                }
                 (ActionKind::Promote, OutcomeResult::Done) => {
                     self.mem.promoted_at = Some(o.started_at);
                 }

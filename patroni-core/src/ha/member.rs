@@ -13,6 +13,7 @@ pub(super) fn member_data(
     task: Option<ActionKind>,
     paused: bool,
     start_failed: bool,
+    extra: &serde_json::Map<String, serde_json::Value>,
 ) -> MemberData {
     let state = match task {
         Some(ActionKind::Bootstrap) => MemberState::Initializing,
@@ -59,7 +60,7 @@ pub(super) fn member_data(
         tags: node.tags.clone(),
         pending_restart: local.pending_restart,
         pause: paused,
-        extra: serde_json::Map::new(),
+        extra: extra.clone(),
     }
 }
 
@@ -72,6 +73,7 @@ impl Ha {
             cy.obs.task.map(|t| t.kind),
             cy.paused,
             self.mem.start_failures.0 > 0,
+            &cy.obs.member_extra,
         );
         let missing = cy.cluster.member(cy.me()).is_none();
         if !missing && self.mem.published.as_ref() == Some(&data) {

@@ -111,6 +111,9 @@ struct Memory {
     /// When a promotion last finished; until the database reports primary (or `ttl` passes) no
     /// second promotion is sent.
     promoted_at: Option<u64>,
+    /// When a promotion of ours last failed (a `pre_promote` script refused it): for `ttl` after
+    /// that we sit out the leader race, so another member can take over.
+    promote_failed_at: Option<u64>,
     /// Consecutive failed starts, and when the last one began, for back-off and the member state.
     start_failures: (u32, u64),
     /// The synchronous standby names last set on the database.

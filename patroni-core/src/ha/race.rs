@@ -85,6 +85,17 @@ impl Ha {
                 Some("not racing for the leader lock: postgres is not running as a standby".into()),
             );
         }
+        // As Patroni after a failed pre_promote script: the lock was given back for another
+        // member to take, so we do not race for it again for `ttl`.
+        if let Some(at) = self.mem.promote_failed_at {
+            if cy.obs.now < at.saturating_add(cy.config.ttl_ms()) {
+                return refuse(
+                    me,
+                    Ineligible::Policy("backing off after a failed promotion".into()),
+                    Some("backoff: skip leader race after pre_promote script failure and releasing the lock voluntarily".into()),
+                );
+            }
+        }
         self.race_as_standby(cy)
     }
 
@@ -222,6 +233,17 @@ impl Ha {
         let silent = others.iter().any(|n| !peers.iter().any(|p| p.name == *n));
         if let Some(wait) = self.after_resume(cy, silent) {
             return wait;
+        }
+        if let Some(former) = self.unconfirmed_paused_leader(cy, &peers) {
+            if !matches!(request, Request::ForMe) {
+                return refuse(
+                    me,
+                    Ineligible::Policy(format!("{former} may still run as primary in pause")),
+                    Some(format!(
+                        "the cluster was resumed, but {former}, the leader while paused, never confirmed it and does not answer: it may still run as primary without the lock; waiting for it or for a manual failover"
+                    )),
+                );
+            }
         }
         // A manual failover in pause promotes only beside members that answered: a silent one
         // may be a primary that lost its lock (paused, nothing stopped it) and still takes writes.
@@ -387,6 +409,20 @@ impl Ha {
             .to_string(),
             None => host.to_string(),
         })
+    }
+
+    /// The leader we last saw while paused, when it has not confirmed the resume (its member
+    /// key never showed it unpaused) and does not answer now. Cut off from the DCS in pause it
+    /// keeps running as primary (pause means hands off, even without the DCS), never learns of
+    /// the resume, and its fence follows its agent, which is alive: nothing stops it. Only its
+    /// answer, or an operator's manual failover, lets the race go on.
+    fn unconfirmed_paused_leader(&self, cy: &Cycle<'_>, peers: &[&PeerStatus]) -> Option<String> {
+        if cy.paused || !self.mem.resume_unconfirmed || self.mem.paused_seen.is_none() {
+            return None;
+        }
+        let (former, _) = self.mem.former_leader.as_ref()?;
+        let silent = former != cy.me() && !peers.iter().any(|p| p.name == *former);
+        silent.then(|| former.clone())
     }
 
     /// Just resumed with nobody holding the lock and a member that did not answer: a primary

@@ -6,7 +6,7 @@
 //! only those may be promoted.
 
 use super::{Cycle, Ha};
-use crate::{Action, ReplicationRow, SyncState};
+use crate::{Action, MemberState, ReplicationRow, SyncState};
 
 /// The reserved name that makes a strict primary block commits when no standby is left.
 pub const STRICT_SYNC_PLACEHOLDER: &str = "__patroni_strict_sync_replica_placeholder__";
@@ -82,17 +82,27 @@ impl Ha {
             .filter(|r| {
                 r.state == "streaming"
                     && r.application_name != me
-                    && cy
-                        .cluster
-                        .member(&r.application_name)
-                        .is_some_and(|m| m.unreadable.is_none() && !m.data.tags.nosync)
+                    && cy.cluster.member(&r.application_name).is_some_and(|m| {
+                        m.unreadable.is_none()
+                            && m.data.state == MemberState::Running
+                            && !m.data.tags.nosync
+                            && !m.data.tags.nostream
+                    })
             })
             .collect();
+        // Only standbys streaming from us appear in our replication rows, so a cascade member
+        // is never picked. Those that may be promoted come first, as Patroni prefers them.
+        let nofailover = |name: &str| {
+            cy.cluster
+                .member(name)
+                .is_some_and(|m| !m.data.tags.allows_failover())
+        };
         rows.sort_by(|a, b| {
             let a_sync = contains(&db_sync, &a.application_name);
             let b_sync = contains(&db_sync, &b.application_name);
-            b_sync
-                .cmp(&a_sync)
+            nofailover(&a.application_name)
+                .cmp(&nofailover(&b.application_name))
+                .then(b_sync.cmp(&a_sync))
                 .then(b.flush_lsn.cmp(&a.flush_lsn))
                 .then(a.application_name.cmp(&b.application_name))
         });

@@ -69,6 +69,7 @@ fn obs(now: u64, c: Cluster, local: LocalDb) -> Observation {
         task: None,
         requests: Vec::new(),
         watchdog_ready: true,
+        member_extra: Default::default(),
     }
 }
 
@@ -172,6 +173,44 @@ fn tag_reload_republishes() {
         panic!("{:?}", d.actions)
     };
     assert!(data.tags.nofailover);
+}
+
+#[test]
+fn member_extra_is_published_and_republished_when_it_changes() {
+    let mut ha = Ha::new(Node::new("n1"));
+    let c = cluster(Some("n1"), vec![]);
+    let d = ha.step(&obs(0, c.clone(), primary_local()));
+    let Action::PublishMember(data) = &d.actions[0] else {
+        panic!()
+    };
+    let mut c2 = c;
+    c2.members.push(Member::new("n1", data.clone()));
+    let mut o = obs(1, c2, primary_local());
+    o.outcomes = vec![done(ActionKind::PublishMember, 0)];
+    assert!(!ha.step(&o).has(ActionKind::PublishMember));
+    // A scheduled restart appears: the key is written again, with it.
+    let restart = serde_json::json!({"schedule": "2026-12-02T03:00:00+00:00"});
+    o.member_extra
+        .insert("scheduled_restart".into(), restart.clone());
+    o.now = 2;
+    o.outcomes.clear();
+    let d = ha.step(&o);
+    let Action::PublishMember(data) = &d.actions[0] else {
+        panic!("{:?}", d.actions)
+    };
+    assert_eq!(data.extra.get("scheduled_restart"), Some(&restart));
+    o.now = 3;
+    o.outcomes = vec![done(ActionKind::PublishMember, 2)];
+    assert!(!ha.step(&o).has(ActionKind::PublishMember));
+    // And once it is gone, without it.
+    o.member_extra.clear();
+    o.now = 4;
+    o.outcomes.clear();
+    let d = ha.step(&o);
+    let Action::PublishMember(data) = &d.actions[0] else {
+        panic!("{:?}", d.actions)
+    };
+    assert!(data.extra.is_empty());
 }
 
 #[test]
@@ -551,4 +590,213 @@ fn a_standby_start_goes_on_after_a_refused_renewal() {
         !d.has(ActionKind::Demote) && !d.has(ActionKind::Stop),
         "{d:?}"
     );
+}
+
+fn follow_target(d: &crate::Decision) -> Option<String> {
+    d.actions.iter().find_map(|a| match a {
+        Action::Follow { leader } => Some(leader.name.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn replicatefrom_cascades_and_falls_back_to_the_leader_when_its_member_goes() {
+    let mut node = Node::new("n3");
+    node.tags.replicatefrom = Some("n2".into());
+    let mut ha = Ha::new(node);
+    let far_behind = cluster(
+        Some("n1"),
+        vec![
+            member("n1", MemberRole::Primary, 0x300_0000),
+            member("n2", MemberRole::Replica, 0x100_0000),
+        ],
+    );
+    // n2 is 32 MiB behind us (more than maximum_lag_on_failover): stay on the leader.
+    let d = ha.step(&obs(0, far_behind, standby_local()));
+    assert_eq!(follow_target(&d).as_deref(), Some("n1"), "{d:?}");
+    let both = cluster(
+        Some("n1"),
+        vec![
+            member("n1", MemberRole::Primary, 0x300_0000),
+            member("n2", MemberRole::Replica, 0x2F0_0000),
+        ],
+    );
+    let d = ha.step(&obs(1, both, standby_local()));
+    assert_eq!(follow_target(&d).as_deref(), Some("n2"), "{d:?}");
+    assert!(d.message.contains("replicatefrom"), "{}", d.message);
+    let gone = cluster(Some("n1"), vec![member("n1", MemberRole::Primary, 1)]);
+    let d = ha.step(&obs(2, gone, standby_local()));
+    assert_eq!(follow_target(&d).as_deref(), Some("n1"), "{d:?}");
+}
+
+#[test]
+fn a_replicatefrom_loop_follows_the_leader() {
+    let mut node = Node::new("n3");
+    node.tags.replicatefrom = Some("n2".into());
+    let mut ha = Ha::new(node);
+    let mut n2 = member("n2", MemberRole::Replica, 1);
+    n2.data.tags.replicatefrom = Some("n3".into());
+    let c = cluster(Some("n1"), vec![member("n1", MemberRole::Primary, 1), n2]);
+    let d = ha.step(&obs(0, c, standby_local()));
+    assert_eq!(follow_target(&d).as_deref(), Some("n1"), "{d:?}");
+}
+
+#[test]
+fn nostream_never_follows_and_stops_a_running_receiver() {
+    let mut node = Node::new("n3");
+    node.tags.nostream = true;
+    let mut ha = Ha::new(node);
+    let c = cluster(Some("n1"), vec![member("n1", MemberRole::Primary, 1)]);
+    let mut streaming = standby_local();
+    streaming.receiver = Some(crate::ReceiverStatus {
+        streaming: true,
+        upstream_host: Some("n1".into()),
+        upstream_port: Some(5432),
+    });
+    let d = ha.step(&obs(0, c.clone(), streaming));
+    assert!(
+        d.actions.iter().any(|a| matches!(
+            a,
+            Action::Start(crate::StartRole::Standby { upstream: None })
+        )),
+        "{d:?}"
+    );
+    let d = ha.step(&obs(1, c.clone(), standby_local()));
+    assert_eq!(follow_target(&d), None, "{d:?}");
+    assert!(!d.has(ActionKind::Start), "{d:?}");
+    // Started from scratch, it starts with no upstream.
+    let mut stopped = standby_local();
+    stopped.process = ProcessState::Stopped;
+    let d = Ha::new({
+        let mut n = Node::new("n3");
+        n.tags.nostream = true;
+        n
+    })
+    .step(&obs(0, c, stopped));
+    assert!(
+        d.actions.iter().any(|a| matches!(
+            a,
+            Action::Start(crate::StartRole::Standby { upstream: None })
+        )),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn sync_prefers_failover_candidates_and_skips_members_not_running() {
+    let mut c = cluster(
+        Some("n1"),
+        vec![
+            member("n2", MemberRole::Replica, 0x300_0000),
+            member("n3", MemberRole::Replica, 0x300_0000),
+            member("n4", MemberRole::Replica, 0x300_0000),
+        ],
+    );
+    c.members[0].data.tags.nofailover = true;
+    c.members[2].data.state = MemberState::Stopped;
+    if let Some(cfg) = c.config.as_mut() {
+        cfg.value.synchronous_mode = crate::SynchronousMode::On;
+    }
+    let row = |name: &str, flush: u64| crate::ReplicationRow {
+        application_name: name.into(),
+        state: "streaming".into(),
+        sync_state: "async".into(),
+        flush_lsn: Some(Lsn(flush)),
+        replay_lsn: Some(Lsn(flush)),
+    };
+    let mut l = primary_local();
+    // n2 is ahead but tagged nofailover; n4's member key says it is not running.
+    l.replication = vec![
+        row("n2", 0x300_0000),
+        row("n3", 0x200_0000),
+        row("n4", 0x300_0000),
+    ];
+    let d = Ha::new(Node::new("n1")).step(&obs(0, c, l));
+    assert!(
+        d.actions
+            .iter()
+            .any(|a| matches!(a, Action::SetSyncStandbys { names, .. } if names == &["n3"])),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn a_refused_promotion_gives_the_lock_back_and_sits_out_the_race_for_ttl() {
+    let ttl = crate::DynamicConfig::default().ttl_ms();
+    let mut ha = Ha::new(Node::new("n1"));
+    let peers = || {
+        let mut peer = PeerStatus::unreachable("n2", 50_000);
+        peer.reachable = true;
+        peer.role = MemberRole::Replica;
+        peer.state = MemberState::Running;
+        peer.wal_position = Lsn(0x200_0000);
+        Some(vec![peer])
+    };
+    let members = || vec![member("n2", MemberRole::Replica, 0x200_0000)];
+    let mut o = obs(50_000, cluster(None, members()), standby_local());
+    o.peers = peers();
+    assert!(ha.step(&o).has(ActionKind::Promote));
+    // The pre_promote script refused: the promotion failed while we held the lock.
+    let mut o = obs(52_000, cluster(Some("n1"), members()), standby_local());
+    o.outcomes = vec![
+        done(ActionKind::PublishMember, 50_000),
+        done(ActionKind::AcquireLeader, 50_000),
+        Outcome {
+            kind: ActionKind::Promote,
+            result: OutcomeResult::Failed("pre_promote script exited with 1".into()),
+            started_at: 50_000,
+        },
+    ];
+    let d = ha.step(&o);
+    assert!(
+        d.has(ActionKind::ReleaseLeader) && !d.has(ActionKind::Promote),
+        "{d:?}"
+    );
+    // Unlocked again: no race until ttl has passed since the failure, whatever the peers say.
+    let mut o = obs(54_000, cluster(None, members()), standby_local());
+    o.outcomes = vec![done(ActionKind::ReleaseLeader, 52_000)];
+    o.peers = peers();
+    let d = ha.step(&o);
+    assert!(
+        !d.has(ActionKind::AcquireLeader) && !d.has(ActionKind::Promote),
+        "{d:?}"
+    );
+    assert!(d.message.starts_with("backoff:"), "{}", d.message);
+    let mut o = obs(52_000 + ttl, cluster(None, members()), standby_local());
+    o.peers = peers();
+    assert!(
+        ha.step(&o).has(ActionKind::AcquireLeader),
+        "races again after ttl"
+    );
+}
+
+#[test]
+fn without_a_leader_a_node_with_a_restore_method_clones_from_backup() {
+    let mut node = Node::new("n1");
+    node.clone_without_leader = true;
+    let empty = LocalDb::default();
+    let step = |node: &Node, c: Cluster| Ha::new(node.clone()).step(&obs(0, c, empty.clone()));
+    let d = step(&node, cluster(None, vec![]));
+    assert!(d.actions.contains(&Action::CloneWithoutLeader), "{d:?}");
+    assert_eq!(d.message, "trying to bootstrap (without leader)");
+    assert_eq!(Action::CloneWithoutLeader.kind(), ActionKind::CloneFrom);
+    // Someone is bootstrapping the cluster right now: wait for it.
+    let mut bootstrapping = cluster(None, vec![]);
+    bootstrapping.initialize = Some(String::new());
+    let d = step(&node, bootstrapping);
+    assert!(!d.actions.contains(&Action::CloneWithoutLeader), "{d:?}");
+    // A running leader is copied from instead; without the method nothing is cloned.
+    let d = step(
+        &node,
+        cluster(Some("n2"), vec![member("n2", MemberRole::Primary, 1)]),
+    );
+    assert!(
+        d.actions
+            .iter()
+            .any(|a| matches!(a, Action::CloneFrom { source } if source.name == "n2")),
+        "{d:?}"
+    );
+    node.clone_without_leader = false;
+    let d = step(&node, cluster(None, vec![]));
+    assert_eq!(d.message, "waiting for leader to bootstrap");
 }

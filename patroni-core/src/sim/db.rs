@@ -173,6 +173,16 @@ impl SimDb {
         }
     }
 
+    /// Whether this standby is only ahead of `upstream` on the same line of history (a cascade
+    /// member that lags): PostgreSQL retries until the upstream passes our position, nothing
+    /// diverged and no rewind is needed.
+    pub fn waits_for(&self, upstream: &SimDb) -> bool {
+        self.system_id == upstream.system_id
+            && !self.lineage.is_empty()
+            && upstream.lineage == self.lineage
+            && upstream.wal < self.wal
+    }
+
     /// Takes a full copy of `source`: data, history and position.
     pub fn copy_from(&mut self, source: &SimDb) {
         self.initialized = true;
@@ -187,7 +197,7 @@ impl SimDb {
     pub fn replicate_from(&mut self, upstream: &SimDb) {
         if !self.can_follow(upstream) {
             self.streaming = false;
-            self.cannot_follow = true;
+            self.cannot_follow = !self.waits_for(upstream);
             return;
         }
         self.cannot_follow = false;

@@ -104,6 +104,7 @@ impl World {
             }),
             requests: std::mem::take(&mut self.agents[i].requests),
             watchdog_ready: true,
+            member_extra: Default::default(),
         };
         let decision = self.agents[i].ha.step(&obs);
         if let Some(c) = obs
@@ -389,6 +390,7 @@ impl World {
             Action::FetchPeerStatus { .. }
             | Action::Bootstrap
             | Action::CloneFrom { .. }
+            | Action::CloneWithoutLeader
             | Action::Start(_)
             | Action::Restart
             | Action::Promote { .. }
@@ -409,12 +411,18 @@ impl World {
                 self.dbs[i].process = Process::Busy;
                 Ok(t.bootstrap_ms)
             }
+            // Simulated members have no backups to restore (their nodes never offer it).
+            Action::CloneWithoutLeader => Err("no backup to restore in the simulator".into()),
             Action::CloneFrom { .. } => {
                 if db.process == Process::Running || db.process == Process::Busy {
                     return Err("database is running".into());
                 }
                 self.dbs[i].process = Process::Busy;
                 Ok(t.clone_ms)
+            }
+            Action::Start(StartRole::Standby { .. }) if db.is_running_standby() => {
+                // As the adapters do: a running standby only takes the new upstream (a reload).
+                Ok(0)
             }
             Action::Start(role) => {
                 if !db.initialized {
@@ -540,6 +548,15 @@ impl World {
                 db.role = DbRole::Standby;
                 db.upstream = Some(source.name.clone());
                 db.process = Process::Running;
+                OutcomeResult::Done
+            }
+            Action::Start(StartRole::Standby { upstream }) if self.dbs[i].is_running_standby() => {
+                let db = &mut self.dbs[i];
+                let upstream = upstream.as_ref().map(|m| m.name.clone());
+                if db.upstream != upstream {
+                    db.upstream = upstream;
+                    db.streaming = false;
+                }
                 OutcomeResult::Done
             }
             Action::Start(role) => {

@@ -2,13 +2,15 @@
 
 use std::fmt;
 
+use proptest::strategy::Strategy;
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 
-use crate::sim::config::{PolicyFactory, SimConfig};
+use crate::sim::config::{NodeSpec, PolicyFactory, SimConfig};
 use crate::sim::fault::{Fault, FaultSchedule};
 use crate::sim::invariants::{self, liveness::Liveness, Violation};
 use crate::sim::strategy::{self, FaultMix};
 use crate::sim::world::{RunReport, World};
+use crate::Tags;
 
 /// The environment variable that raises the number of proptest cases for long runs.
 pub const CASES_ENV: &str = "PATRONI_SIM_CASES";
@@ -28,6 +30,8 @@ pub struct SimFailure {
     pub seed: u64,
     /// The (shrunk, when found by proptest) schedule.
     pub schedule: FaultSchedule,
+    /// The nodes and their tags (drawn by the campaign when it varies the topology).
+    pub nodes: Box<[NodeSpec]>,
     /// What broke.
     pub violation: Violation,
     /// The last lines of the timeline.
@@ -38,6 +42,10 @@ impl fmt::Display for SimFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}", self.violation)?;
         writeln!(f, "seed: {}", self.seed)?;
+        for n in self.nodes.iter().filter(|n| n.tags != Tags::default()) {
+            let tags = serde_json::to_string(&n.tags).unwrap_or_default();
+            writeln!(f, "tags of {}: {tags}", n.name)?;
+        }
         writeln!(f, "fault schedule (ms after warm-up):")?;
         if self.schedule.faults.is_empty() {
             writeln!(f, "  (none)")?;
@@ -83,6 +91,7 @@ pub fn liveness_for(cfg: &SimConfig, schedule: &FaultSchedule) -> Liveness {
 fn expect_primary(cfg: &SimConfig, schedule: &FaultSchedule) -> bool {
     let n = cfg.nodes.len();
     let mut broken = vec![false; n];
+    let mut lagging = vec![false; n];
     for s in &schedule.faults {
         if let Some(b) = s.fault.broken_node().filter(|&b| b < n) {
             broken[b] = true;
@@ -90,11 +99,39 @@ fn expect_primary(cfg: &SimConfig, schedule: &FaultSchedule) -> bool {
         if let Fault::Lag { node, bytes } = s.fault {
             if node < n && bytes > cfg.dynamic.maximum_lag_on_failover {
                 broken[node] = true;
+                lagging[node] = true;
             }
+        }
+    }
+    // A standby cascading (directly or down a chain) from a lagging member lags as much.
+    let index = |name: &str| {
+        cfg.nodes
+            .iter()
+            .position(|x| x.name.eq_ignore_ascii_case(name))
+    };
+    for (i, b) in broken.iter_mut().enumerate() {
+        let mut hop = cfg.nodes[i].tags.replicatefrom.as_deref().and_then(index);
+        for _ in 0..n {
+            let Some(k) = hop else { break };
+            if lagging[k] {
+                *b = true;
+                break;
+            }
+            hop = cfg.nodes[k].tags.replicatefrom.as_deref().and_then(index);
         }
     }
     if !broken.iter().any(|&b| b) {
         return true;
+    }
+    // A leader lost for good after a resume it never confirmed (a `resume` fault, or the one
+    // the world makes when it heals) holds the race: it may still run as primary in pause, cut
+    // off from the DCS. Only an operator's manual failover ends that.
+    if schedule
+        .faults
+        .iter()
+        .any(|s| matches!(s.fault, Fault::Pause | Fault::Resume))
+    {
+        return false;
     }
     // With a member gone for good, the old primary may be the lost one: some other member must
     // then be electable, which synchronous mode cannot promise (the lost one may be the only sync).
@@ -102,7 +139,11 @@ fn expect_primary(cfg: &SimConfig, schedule: &FaultSchedule) -> bool {
         return false;
     }
     let electable = (0..n)
-        .filter(|&i| !broken[i] && cfg.nodes[i].tags.allows_failover())
+        .filter(|&i| {
+            let tags = &cfg.nodes[i].tags;
+            // A `nostream` member gets no WAL here (no archive): it falls behind for good.
+            !broken[i] && tags.allows_failover() && !tags.nostream
+        })
         .count();
     electable >= 2
 }
@@ -127,6 +168,7 @@ pub fn check(cfg: &SimConfig, schedule: &FaultSchedule) -> Result<RunReport, Sim
         Some(v) => Err(SimFailure {
             seed: cfg.seed,
             schedule: schedule.clone(),
+            nodes: cfg.nodes.clone().into_boxed_slice(),
             violation: v.clone(),
             timeline: report.trace.tail(80),
         }),
@@ -155,6 +197,29 @@ pub fn campaign(
     max_faults: usize,
     mix: FaultMix,
 ) -> Result<CampaignStats, Box<SimFailure>> {
+    let nodes = proptest::strategy::Just(base.nodes.clone()).boxed();
+    run_campaign(base, cases, max_faults, mix, nodes)
+}
+
+/// Like [`campaign`], but each case also draws the replication topology: `replicatefrom`
+/// cascades (chains, loops, self-references), `nosync` and `nostream` tags on `base`'s nodes.
+pub fn topology_campaign(
+    base: &SimConfig,
+    cases: u32,
+    max_faults: usize,
+    mix: FaultMix,
+) -> Result<CampaignStats, Box<SimFailure>> {
+    let nodes = strategy::topology(base.nodes.clone());
+    run_campaign(base, cases, max_faults, mix, nodes)
+}
+
+fn run_campaign(
+    base: &SimConfig,
+    cases: u32,
+    max_faults: usize,
+    mix: FaultMix,
+    nodes: proptest::strategy::BoxedStrategy<Vec<NodeSpec>>,
+) -> Result<CampaignStats, Box<SimFailure>> {
     let config = Config {
         cases,
         failure_persistence: None,
@@ -174,12 +239,14 @@ pub fn campaign(
     let n = base.nodes.len();
     let strategy = (
         proptest::prelude::any::<u64>(),
+        nodes,
         strategy::schedule(n, max_faults, 120_000, mix),
     );
     let stats = std::cell::Cell::new(CampaignStats::default());
-    let result = runner.run(&strategy, |(seed, schedule)| {
+    let result = runner.run(&strategy, |(seed, nodes, schedule)| {
         let cfg = SimConfig {
             seed,
+            nodes,
             trace: false,
             ..base.clone()
         };
@@ -196,10 +263,11 @@ pub fn campaign(
     });
     match result {
         Ok(()) => Ok(stats.get()),
-        Err(TestError::Fail(_, (seed, schedule))) => {
+        Err(TestError::Fail(_, (seed, nodes, schedule))) => {
             // Replay the minimal case with the timeline on, for the report.
             let cfg = SimConfig {
                 seed,
+                nodes,
                 trace: true,
                 ..base.clone()
             };

@@ -31,8 +31,8 @@ pub use config::{NodeSpec, PolicyFactory, SimConfig};
 pub use db::DbTimings;
 pub use fault::{Fault, FaultSchedule, Scheduled};
 pub use harness::{
-    campaign, cases, check, check_policy, liveness_for, simulate, CampaignStats, SimFailure,
-    CASES_ENV,
+    campaign, cases, check, check_policy, liveness_for, simulate, topology_campaign, CampaignStats,
+    SimFailure, CASES_ENV,
 };
 pub use invariants::Violation;
 pub use strategy::FaultMix;

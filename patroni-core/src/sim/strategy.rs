@@ -2,7 +2,9 @@
 
 use proptest::prelude::*;
 
+use crate::sim::config::NodeSpec;
 use crate::sim::fault::{Fault, FaultSchedule, Scheduled};
+use crate::Tags;
 
 /// Which kinds of faults a schedule may contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +153,36 @@ pub fn schedule(
                 .into_iter()
                 .map(|(at_ms, fault)| Scheduled { at_ms, fault })
                 .collect(),
+        })
+        .boxed()
+}
+
+/// `nodes` with replication tags drawn on top of their own: `replicatefrom` cascades (chains,
+/// loops, a member naming itself), `nosync`, and now and then `nostream`.
+pub fn topology(nodes: Vec<NodeSpec>) -> BoxedStrategy<Vec<NodeSpec>> {
+    let n = nodes.len();
+    let one = (
+        prop::option::weighted(0.6, 0..n),
+        prop::bool::weighted(0.25),
+        prop::bool::weighted(0.1),
+    );
+    prop::collection::vec(one, n)
+        .prop_map(move |drawn| {
+            nodes
+                .iter()
+                .zip(drawn)
+                .map(|(spec, (from, nosync, nostream))| NodeSpec {
+                    name: spec.name.clone(),
+                    tags: Tags {
+                        replicatefrom: from
+                            .map(|k| nodes[k].name.clone())
+                            .or(spec.tags.replicatefrom.clone()),
+                        nosync: spec.tags.nosync || nosync,
+                        nostream: spec.tags.nostream || nostream,
+                        ..spec.tags.clone()
+                    },
+                })
+                .collect()
         })
         .boxed()
 }

@@ -476,6 +476,7 @@ impl World {
         Snapshot {
             now: self.now,
             names: &self.names,
+            nodes: &self.cfg.nodes,
             dbs: &self.dbs,
             alive: &self.alive,
             broken: &self.broken,

@@ -1,6 +1,7 @@
 //! (e) Liveness: once faults stop and the DCS is reachable, a writable primary exists within
 //! `ttl + 2 * loop_wait + promote time` (plus `primary_start_timeout` when a crashed primary may
-//! first be restarted in place), and every healthy standby streams from it soon after.
+//! first be restarted in place), and every healthy standby streams from it soon after — or from
+//! the `replicatefrom` member its tags name, or from nobody when tagged `nostream`.
 
 use super::{Invariant, Snapshot};
 
@@ -44,13 +45,23 @@ impl Invariant for Liveness {
             if i == primary || s.broken[i] {
                 continue;
             }
+            let want = expected_upstream(s, i, primary);
+            // A standby may stay on the leader while its cascade member is far behind it, and
+            // waits (not streaming) while it is only a little ahead of that member.
             let ok = db.is_running_standby()
-                && db.streaming
-                && db.upstream.as_deref() == Some(leader.as_str());
+                && match want {
+                    Some(u) => [u, primary].into_iter().any(|up| {
+                        db.upstream.as_deref() == Some(s.names[up].as_str())
+                            && (db.streaming || db.waits_for(&s.dbs[up]))
+                    }),
+                    None => db.upstream.is_none(),
+                };
+            let want = want.map(|u| s.names[u].as_str());
             if !ok {
                 return Err(format!(
-                    "healthy standby {} is not streaming from {leader} {:.1}s after the faults stopped (process {:?}, role {:?}, upstream {:?}, streaming {}, cannot_follow {})",
+                    "healthy standby {} is not streaming from {} (leader {leader}) {:.1}s after the faults stopped (process {:?}, role {:?}, upstream {:?}, streaming {}, cannot_follow {})",
                     s.names[i],
+                    want.unwrap_or("nobody"),
                     (s.now - healed) as f64 / 1000.0,
                     db.process,
                     db.role,
@@ -69,4 +80,38 @@ impl Invariant for Liveness {
         let b = a + self.standbys_within_ms;
         [a, b].into_iter().find(|&t| t > s.now)
     }
+}
+
+/// Whom healthy standby `i` must stream from once the world healed, judged from the world's
+/// truth rather than any agent's view: nobody when tagged `nostream`; else the first member of
+/// its `replicatefrom` chain while that member's database runs as a standby, is not `nostream`,
+/// and the chain does not loop before reaching the primary, a member that cannot serve or a
+/// member without the tag; else the primary.
+fn expected_upstream(s: &Snapshot<'_>, i: usize, primary: usize) -> Option<usize> {
+    let tags = |k: usize| s.nodes.get(k).map(|n| &n.tags);
+    if tags(i).is_some_and(|t| t.nostream) {
+        return None;
+    }
+    let index = |name: &str| s.names.iter().position(|n| n.eq_ignore_ascii_case(name));
+    let mut seen = vec![i];
+    let mut first = None;
+    let mut hop = tags(i).and_then(|t| t.replicatefrom.as_deref());
+    while let Some(k) = hop.and_then(index) {
+        if k == primary {
+            break;
+        }
+        if seen.contains(&k) {
+            return Some(primary);
+        }
+        if !s.alive[k] || s.broken[k] || !s.dbs[k].is_running_standby() {
+            break;
+        }
+        if tags(k).is_some_and(|t| t.nostream) {
+            break;
+        }
+        first.get_or_insert(k);
+        seen.push(k);
+        hop = tags(k).and_then(|t| t.replicatefrom.as_deref());
+    }
+    Some(first.unwrap_or(primary))
 }

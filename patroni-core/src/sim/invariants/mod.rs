@@ -7,7 +7,7 @@
 //! | [`eligible_promotion`] | no promotion of a `nofailover` node, of one lagging past `maximum_lag_on_failover` (async), or of one not recorded in `/sync` (sync mode) |
 //! | [`no_lost_writes`] | in synchronous mode no acknowledged write is missing from a writable primary |
 //! | [`pause_respected`] | in pause mode no agent starts, stops, restarts, promotes, demotes or rebuilds its database unless an operator asked for a switchover or failover |
-//! | [`liveness`] | once faults stop, a writable primary appears within the bound and healthy standbys stream from it |
+//! | [`liveness`] | once faults stop, a writable primary appears within the bound and healthy standbys stream from it (directly, or through the running `replicatefrom` member their tags name; `nostream` ones from nobody) |
 
 pub mod eligible_promotion;
 pub mod liveness;
@@ -61,6 +61,8 @@ pub struct Snapshot<'a> {
     pub now: u64,
     /// Node names by index.
     pub names: &'a [String],
+    /// Node specifications (tags) by index.
+    pub nodes: &'a [crate::sim::NodeSpec],
     /// Databases by index.
     pub dbs: &'a [SimDb],
     /// Whether each node still exists (not lost).
