@@ -79,7 +79,13 @@ impl Writers {
     fn start(ports: &[u16]) -> Writers {
         let stop = Arc::new(AtomicBool::new(false));
         let acks = Arc::new(Mutex::new(Vec::new()));
-        let next = Arc::new(AtomicU64::new(1));
+        // Ids unique across repetitions on one cluster: a reused id fails its INSERT (duplicate
+        // key) and would look like an outage.
+        let first = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64;
+        let next = Arc::new(AtomicU64::new(first));
         let t0 = Instant::now();
         let threads = ports
             .iter()
@@ -418,6 +424,42 @@ struct Run {
     fault_at: Duration,
     /// The first write after the fault that ended the outage: node and time.
     resumed: Option<(usize, Duration)>,
+    /// S3/S6: from the moment the old leader key vanished (its lease ran out) to the first write
+    /// on the new primary: what the agent adds to the lease's own wait.
+    after_lock_ms: Option<u128>,
+}
+
+/// The leader key's value as etcd's JSON gateway returns it (base64), `None` when there is none.
+fn leader_key(c: &Cluster) -> Option<String> {
+    // base64 of `/service/bench/leader`.
+    let body = json!({"key": "L3NlcnZpY2UvYmVuY2gvbGVhZGVy"});
+    let doc: Value = c
+        .http
+        .post(format!("{}/v3/kv/range", c.etcd.endpoint()))
+        .timeout(Duration::from_secs(2))
+        .json(&body)
+        .send()
+        .ok()?
+        .json()
+        .ok()?;
+    doc["kvs"][0]["value"].as_str().map(str::to_string)
+}
+
+/// Watches the leader key from the fault on and returns when it stopped naming the old leader
+/// (writers' clock), polling every 10 ms.
+fn lock_lost_at(
+    c: &Cluster,
+    w: &Writers,
+    held: Option<String>,
+    until: Instant,
+) -> Option<Duration> {
+    while Instant::now() < until {
+        if leader_key(c) != held {
+            return Some(w.now());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
 }
 
 fn random_phase(loop_wait: u64) -> Duration {
@@ -437,7 +479,17 @@ fn once(c: &mut Cluster, scenario: &str, p: Profile, sync: bool) -> Run {
     let standby = (0..3).find(|&i| i != primary).unwrap();
     let ports: Vec<u16> = c.members.iter().map(|m| m.pg).collect();
     let w = Writers::start(&ports);
+    // The fault comes only once writes are acknowledged, so the gap measured is the fault's.
+    let ready = Instant::now() + Duration::from_secs(30);
+    while !w.acks.lock().unwrap().iter().any(|a| a.node == primary) {
+        assert!(
+            Instant::now() < ready,
+            "no write acknowledged by the primary before the fault"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     std::thread::sleep(Duration::from_millis(1500) + random_phase(p.loop_wait));
+    let held = leader_key(c);
     let fault_at = w.now();
     let auto = c.members[primary].data().join("postgresql.auto.conf");
     let mut original = None;
@@ -497,6 +549,9 @@ fn once(c: &mut Cluster, scenario: &str, p: Profile, sync: bool) -> Run {
         "S6" => c.members[primary].kill_agent(),
         other => panic!("unknown scenario {other}"),
     }
+    let lock_lost = matches!(scenario, "S3" | "S6")
+        .then(|| lock_lost_at(c, &w, held, Instant::now() + Duration::from_secs(p.ttl * 3)))
+        .flatten();
     // Writes resume: on the same node after S1 (and S4 never stops them), on another one after
     // a failover or switchover; the old primary's own acks until its fence stops it do not count.
     let same_node = matches!(scenario, "S1" | "S4");
@@ -523,6 +578,9 @@ fn once(c: &mut Cluster, scenario: &str, p: Profile, sync: bool) -> Run {
         })
         .flatten()
         .map(|a| (a.node, a.at));
+    run.after_lock_ms = lock_lost
+        .zip(run.resumed)
+        .map(|(lost, (_, at))| at.saturating_sub(lost).as_millis());
     if scenario != "S4" {
         // Only the acks that reached a writer count as service: for a failover, the old
         // primary's last acks before its fence and the new primary's first ones bound the gap.
@@ -614,13 +672,28 @@ impl UidGid for Command {
 
 /// Idle cost over `secs`: each agent's RSS (MiB) and CPU (% of a core), etcd requests per second.
 fn idle(c: &Cluster, secs: u64) -> (f64, f64, f64) {
-    let ticks = |pid: u32| -> u64 {
+    // CPU time in nanoseconds: an idle agent uses a few milliseconds a minute, below the 10 ms
+    // resolution of `/proc/PID/stat`'s ticks, so the live threads' `schedstat` counts; the ticks
+    // still count a thread that ended within the window.
+    let ticks_ns = |pid: u32| -> u64 {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
         let f: Vec<&str> = rest.split_whitespace().collect();
-        f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-            + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        let t = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+            + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        t * 10_000_000
     };
+    let sched_ns = |pid: u32| -> u64 {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return 0;
+        };
+        tasks
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let cpu_ns = |pid: u32| (ticks_ns(pid), sched_ns(pid));
     let requests = || -> f64 {
         let text = c
             .http
@@ -638,7 +711,7 @@ fn idle(c: &Cluster, secs: u64) -> (f64, f64, f64) {
     // move the WAL (and so every member key) for a while after the nodes come up.
     std::thread::sleep(Duration::from_secs(30));
     let pids: Vec<u32> = c.members.iter().filter_map(Member::agent_pid).collect();
-    let before: Vec<u64> = pids.iter().map(|&p| ticks(p)).collect();
+    let before: Vec<(u64, u64)> = pids.iter().map(|&p| cpu_ns(p)).collect();
     let r0 = requests();
     let t = Instant::now();
     std::thread::sleep(Duration::from_secs(secs));
@@ -647,7 +720,17 @@ fn idle(c: &Cluster, secs: u64) -> (f64, f64, f64) {
     let cpu: f64 = pids
         .iter()
         .zip(&before)
-        .map(|(&p, &b)| (ticks(p) - b) as f64 / 100.0 / elapsed * 100.0)
+        .map(|(&p, &(t0, s0))| {
+            let (t1, s1) = cpu_ns(p);
+            let (ticks, sched) = (t1.saturating_sub(t0), s1.saturating_sub(s0));
+            // Ticks beyond their own 10 ms granularity mean a thread ended in the window.
+            let used = if ticks > sched + 10_000_000 {
+                ticks
+            } else {
+                sched
+            };
+            used as f64 / 1e9 / elapsed * 100.0
+        })
         .sum::<f64>()
         / pids.len() as f64;
     let rss: f64 = pids
@@ -700,7 +783,10 @@ fn draw(c: &Cluster, runs: &[Run], title: &str, dir: &Path) {
 fn stats(runs: &[Run]) -> Value {
     let mut ms: Vec<u128> = runs.iter().map(|r| r.ms).collect();
     ms.sort();
+    let mut after: Vec<u128> = runs.iter().filter_map(|r| r.after_lock_ms).collect();
+    after.sort();
     json!({
+        "after_lock_median_ms": after.get(after.len() / 2),
         "median_ms": ms[ms.len() / 2],
         "min_ms": ms[0],
         "max_ms": ms[ms.len() - 1],
@@ -784,8 +870,8 @@ fn main() {
     let _ = std::fs::create_dir_all(&timelines);
     let mut restart_ms = None;
     println!(
-        "{:<18} {:<5} {:<4} {:>9} {:>9} {:>9} {:>5} {:>9}",
-        "profile", "mode", "case", "median", "min", "max", "lost", "old-acks"
+        "{:<18} {:<5} {:<4} {:>9} {:>9} {:>9} {:>5} {:>9} {:>11}",
+        "profile", "mode", "case", "median", "min", "max", "lost", "old-acks", "after-lock"
     );
     for (profile, sync, scenarios) in plan {
         let mut c = Cluster::start(&rt, profile, sync);
@@ -820,7 +906,7 @@ fn main() {
                 &timelines,
             );
             println!(
-                "{:<18} {:<5} {:<4} {:>7}ms {:>7}ms {:>7}ms {:>5} {:>9}",
+                "{:<18} {:<5} {:<4} {:>7}ms {:>7}ms {:>7}ms {:>5} {:>9} {:>11}",
                 profile.name,
                 if sync { "sync" } else { "async" },
                 s,
@@ -828,7 +914,10 @@ fn main() {
                 st["min_ms"].as_u64().unwrap_or(0),
                 st["max_ms"].as_u64().unwrap_or(0),
                 st["lost"].as_u64().unwrap_or(0),
-                st["old_primary_acks_after_new"].as_u64().unwrap_or(0)
+                st["old_primary_acks_after_new"].as_u64().unwrap_or(0),
+                st["after_lock_median_ms"]
+                    .as_u64()
+                    .map_or_else(|| "-".to_string(), |v| format!("{v}ms"))
             );
             report.insert(
                 format!(

@@ -129,10 +129,15 @@ impl Timeline<'_> {
                 r#"<line x1="{0:.1}" y1="{TOP}" x2="{0:.1}" y2="{axis}" stroke="{colour}" stroke-width="2" stroke-dasharray="6,3"/>"#,
                 x(t)
             );
+            // Near the right edge the label goes to the left of its line, so it stays in view.
+            let (at, anchor) = if x(t) > WIDTH - 220.0 {
+                (x(t) - 4.0, "end")
+            } else {
+                (x(t) + 4.0, "start")
+            };
             let _ = writeln!(
                 s,
-                r#"<text x="{:.1}" y="{}" fill="{colour}">{}</text>"#,
-                x(t) + 4.0,
+                r#"<text x="{at:.1}" y="{}" fill="{colour}" text-anchor="{anchor}">{}</text>"#,
                 TOP + 10.0,
                 escape(label)
             );

@@ -549,9 +549,19 @@ impl Config {
                 "CTL_CERTFILE" => self.ctl.certfile = Some(value.into()),
                 "CTL_KEYFILE" => self.ctl.keyfile = Some(value.into()),
                 "CTL_KEYFILE_PASSWORD" => self.ctl.keyfile_password = Some(value),
+                // Patroni documents the quoted form, `'h1:2379','h2:2379'`.
                 "ETCD3_HOSTS" => {
-                    self.etcd3.hosts = value.split(',').map(|h| h.trim().to_string()).collect()
+                    self.etcd3.hosts = value
+                        .split(',')
+                        .map(|h| h.trim().trim_matches(|c| c == '\'' || c == '"').to_string())
+                        .filter(|h| !h.is_empty())
+                        .collect()
                 }
+                "ETCD3_CACERT" => self.etcd3.cacert = Some(value.into()),
+                "ETCD3_CERT" => self.etcd3.cert = Some(value.into()),
+                "ETCD3_KEY" => self.etcd3.key = Some(value.into()),
+                // Read by the fence launcher, not a configuration key.
+                "FENCE_PROGRAM" => {}
                 "ETCD3_HOST" => self.etcd3.host = Some(value),
                 "ETCD3_URL" => self.etcd3.url = Some(value),
                 "ETCD3_PROTOCOL" => self.etcd3.protocol = Some(value),
@@ -975,8 +985,10 @@ tags:
             ("PATRONI_NAME".to_string(), "node9".to_string()),
             (
                 "PATRONI_ETCD3_HOSTS".into(),
-                "10.1.1.1:2379, h2:2379".into(),
+                "'10.1.1.1:2379', \"h2:2379\"".into(),
             ),
+            ("PATRONI_ETCD3_CACERT".into(), "/etc/ca.pem".into()),
+            ("PATRONI_FENCE_PROGRAM".into(), "/usr/bin/patroni".into()),
             ("PATRONI_POSTGRESQL_DATA_DIR".into(), "/data/x".into()),
             (
                 "PATRONI_RESTAPI_CONNECT_ADDRESS".into(),
@@ -989,14 +1001,24 @@ tags:
         let l = Config::parse(SAMPLE, "a.yml", env).unwrap();
         let c = &l.config;
         assert_eq!(c.name, "node9");
+        // A CA file makes the scheme https, as in the file.
         assert_eq!(
             c.etcd3.endpoints().unwrap(),
-            vec!["http://10.1.1.1:2379", "http://h2:2379"]
+            vec!["https://10.1.1.1:2379", "https://h2:2379"]
         );
         assert_eq!(c.postgresql.data_dir, "/data/x");
         assert_eq!(c.api_address(), "127.0.0.2:8008");
         assert_eq!(c.postgresql.authentication["replication"].password, "zz");
+        assert_eq!(
+            c.etcd3.cacert.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
         assert!(l.warnings.iter().any(|w| w.contains("PATRONI_BOGUS")));
+        assert!(
+            !l.warnings.iter().any(|w| w.contains("FENCE_PROGRAM")),
+            "{:?}",
+            l.warnings
+        );
     }
 
     #[test]

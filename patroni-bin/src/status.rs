@@ -246,6 +246,13 @@ pub fn patroni_json(scope: &str, node: &Node, snap: &Snapshot, now: u64) -> Valu
     if let Some(why) = start_failure(snap) {
         obj.insert("start_failure".into(), json!(why));
     }
+    // Ours, not Patroni's: how far a running clone, rebuild or reinit has got.
+    if let Some(c) = local.report.copy {
+        obj.insert(
+            "copy_progress".into(),
+            json!({"bytes": c.bytes, "bytes_per_second": c.bytes_per_second, "seconds": c.seconds}),
+        );
+    }
     doc
 }
 
@@ -340,6 +347,25 @@ mod tests {
         assert!(patroni_json("s", &node, &snap, 10)
             .get("start_failure")
             .is_none());
+    }
+
+    #[test]
+    fn a_running_copy_shows_its_progress() {
+        let mut snap = Snapshot::default();
+        let node = Node::new("n1");
+        assert!(patroni_json("s", &node, &snap, 10)
+            .get("copy_progress")
+            .is_none());
+        snap.local.report.copy = Some(patroni_core::CopyProgress {
+            bytes: 1_048_576,
+            bytes_per_second: 524_288,
+            seconds: 2,
+        });
+        let doc = patroni_json("s", &node, &snap, 10);
+        assert_eq!(
+            doc["copy_progress"],
+            serde_json::json!({"bytes": 1_048_576, "bytes_per_second": 524_288, "seconds": 2})
+        );
     }
 
     #[test]

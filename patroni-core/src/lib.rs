@@ -48,8 +48,8 @@ pub use endpoint::{Endpoint, DEFAULT_PORT};
 pub use fencing::{fence_margin_ms, fence_order, FenceOrder};
 pub use ha::{needs_restep, Ha, MAX_RESTEPS};
 pub use local::{
-    CannotFollow, CannotFollowReason, DataDirState, DbRole, LocalDb, ProcessState, ReceiverStatus,
-    ReplicationRow, StatusReport, WalSender,
+    CannotFollow, CannotFollowReason, CopyProgress, DataDirState, DbRole, LocalDb, ProcessState,
+    ReceiverStatus, ReplicationRow, StatusReport, WalSender,
 };
 pub use lsn::{Lsn, LsnParseError};
 pub use member::{Member, MemberData, MemberRole, MemberState};

@@ -145,6 +145,20 @@ pub struct StatusReport {
     pub restore_command: bool,
     /// Primary: each WAL sender as `pg_stat_replication` describes it, in Patroni's field names.
     pub replication: Vec<WalSender>,
+    /// While a copy (clone or rebuild) runs: how far it has got.
+    pub copy: Option<CopyProgress>,
+}
+
+/// How far a running base backup (clone, rebuild, `reinit`) has got, so an operator watching a
+/// long copy sees it move instead of a bare "creating replica".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CopyProgress {
+    /// Bytes in the target directory so far.
+    pub bytes: u64,
+    /// Average rate since the copy started, bytes per second.
+    pub bytes_per_second: u64,
+    /// Seconds since the copy started.
+    pub seconds: u64,
 }
 
 /// One WAL sender as Patroni's `/patroni` lists it under `replication`.

@@ -293,7 +293,7 @@ async fn watch_progress<F: std::future::Future>(wait: F, p: &Progress) -> Result
 }
 
 /// Bytes in the files under `dir`, recursively (unreadable entries count as nothing).
-fn dir_size(dir: &std::path::Path) -> u64 {
+pub(crate) fn dir_size(dir: &std::path::Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };

@@ -15,6 +15,7 @@ pub mod conf;
 pub mod config;
 pub mod conninfo;
 pub mod controldata;
+mod copy_meter;
 pub mod datadir;
 pub mod methods;
 mod observe;

@@ -113,6 +113,7 @@ impl Postgres {
             data_dir: data_dir_state(&cfg.data_dir),
             ..LocalDb::default()
         };
+        db.report.copy = self.copy_meter.current();
         let pid = live_postmaster(&cfg.data_dir);
         if let Some(p) = &pid {
             self.remember_postmaster(p.pid);

@@ -57,6 +57,8 @@ pub struct Postgres {
     postmaster: Mutex<Option<ProcessId>>,
     /// The cluster's parameters and the control file's floors (see [`crate::settings`]).
     pub(crate) settings: Mutex<Settings>,
+    /// How far a running clone or rebuild has got.
+    pub(crate) copy_meter: crate::copy_meter::CopyMeter,
 }
 
 impl std::fmt::Debug for Postgres {
@@ -96,6 +98,7 @@ impl Postgres {
             log_mark: Mutex::new(mark),
             postmaster: Mutex::new(None),
             settings: Mutex::new(Settings::default()),
+            copy_meter: Default::default(),
         })
     }
 

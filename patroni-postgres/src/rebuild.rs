@@ -80,6 +80,9 @@ impl Postgres {
         let spec = self
             .spec("pg_basebackup", args, self.copy_timeout())
             .with_progress(target, self.stall_timeout());
+        let _measuring = self
+            .copy_meter
+            .measure("pg_basebackup", target.to_path_buf());
         self.run_spec_checked(spec).await.map(|_| ())
     }
 

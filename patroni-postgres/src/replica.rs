@@ -128,6 +128,10 @@ impl Postgres {
         let spec = self
             .user_spec(&argv, self.copy_timeout())
             .with_progress(&cfg.data_dir, self.stall_timeout());
+        let _measuring = self.copy_meter.measure(
+            &format!("replica method {}", method.name),
+            cfg.data_dir.clone(),
+        );
         self.run_spec_checked(spec).await.map(|_| ())
     }
 

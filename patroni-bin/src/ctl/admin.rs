@@ -446,12 +446,25 @@ pub async fn reinit(
         tokio::time::sleep(Duration::from_secs(2)).await;
         let mut still = Vec::new();
         for m in waiting {
-            let state = s
-                .api
-                .status(&m)
-                .await
-                .ok()
+            let doc = s.api.status(&m).await.ok();
+            let state = doc
+                .as_ref()
                 .and_then(|d| d["state"].as_str().map(String::from));
+            // Ours: the copy's progress, as the member's `/patroni` reports it.
+            if let Some(c) = doc
+                .as_ref()
+                .map(|d| &d["copy_progress"])
+                .filter(|c| c.is_object())
+            {
+                let mib = |v: &serde_json::Value| v.as_u64().unwrap_or(0) as f64 / 1048576.0;
+                s.term.say(format!(
+                    "{}: {:.1} MiB copied in {} s ({:.1} MiB/s)",
+                    m.name,
+                    mib(&c["bytes"]),
+                    c["seconds"].as_u64().unwrap_or(0),
+                    mib(&c["bytes_per_second"])
+                ));
+            }
             match state.as_deref() {
                 Some("creating replica" | "rebuilding") | None => still.push(m),
                 Some(_) => s
