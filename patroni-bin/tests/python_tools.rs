@@ -234,11 +234,14 @@ async fn assert_patroni_fields(c: &TestCluster, primary: &str, replicas: &[Strin
     // The primary's next observation lists both senders.
     let doc = c
         .wait(
-            "two WAL senders in /patroni",
-            Duration::from_secs(20),
+            "two streaming WAL senders in /patroni",
+            Duration::from_secs(60),
             || async {
                 let (_, doc) = c.get(primary, "/patroni").await?;
-                (doc["replication"].as_array().map(Vec::len) == Some(2)).then_some(doc)
+                // A replica still cloning shows as a `backup` sender (and a second one for its
+                // WAL): wait for both replicas' own streams.
+                let rows = doc["replication"].as_array()?;
+                (rows.len() == 2 && rows.iter().all(|r| r["state"] == "streaming")).then_some(doc)
             },
         )
         .await;
