@@ -288,3 +288,41 @@ fn a_paused_primary_that_missed_the_resume_holds_the_race_while_it_is_silent() {
         panic!("{failure}");
     }
 }
+
+/// The other side of the rule above: when that silent former leader is gone for good, nobody is
+/// promoted on their own, and an operator's manual failover to a named member goes ahead.
+#[test]
+fn a_lost_paused_primary_is_replaced_by_a_manual_failover() {
+    let mut cfg = SimConfig::three_nodes(3359769229642586940);
+    cfg.watchdog = false;
+    let ttl = cfg.dynamic.ttl_ms();
+    let (mut w, p) = warm(cfg);
+    w.inject(Fault::Pause);
+    w.run_until(w.now() + 15_000);
+    w.inject(Fault::Resume);
+    // Lost before its next loop: it never confirms the resume.
+    w.inject(Fault::LoseNode { node: p });
+    let t0 = w.now();
+    w.run_until(t0 + 3 * ttl);
+    assert!(w.violation().is_none(), "{}", w.trace().tail(40));
+    assert!(
+        w.writable().is_empty(),
+        "promoted without the operator:\n{}",
+        w.trace().tail(40)
+    );
+    let candidate = (p + 1) % 3;
+    w.inject(Fault::Failover { candidate });
+    let done = w
+        .run_until_cond(w.now() + 4 * ttl, |w| w.writable() == vec![candidate])
+        .unwrap_or_else(|| {
+            panic!(
+                "the manual failover did not promote:\n{}",
+                w.trace().tail(40)
+            )
+        });
+    assert!(w.violation().is_none(), "{}", w.trace().tail(40));
+    println!(
+        "manual failover: new primary {} ms after the request",
+        done - t0 - 3 * ttl
+    );
+}
