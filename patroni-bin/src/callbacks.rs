@@ -702,40 +702,28 @@ on_role_change: \"/bin/cb --x\"\n  pre_promote: /bin/fence\n  before_stop: /bin/
 
     #[tokio::test]
     async fn pre_promote_failure_and_timeout_cancel_the_promotion() {
-        let mut s = crate::config::PostgresqlSection {
-            pre_promote: Some("sh -c 'exit 3'".into()),
-            ..Default::default()
+        let with = |script: &str, timeout: Duration| {
+            let s = crate::config::PostgresqlSection {
+                pre_promote: Some(script.into()),
+                ..Default::default()
+            };
+            Callbacks::new(&s, "s", None, timeout, Arc::new(SystemRunner)).unwrap()
         };
-        let cb = Callbacks::new(
-            &s,
-            "s",
-            None,
-            Duration::from_secs(5),
-            Arc::new(SystemRunner),
-        )
-        .unwrap();
-        let e = cb.pre_promote().await.unwrap_err().to_string();
+        let e = with("sh -c 'exit 3'", Duration::from_secs(5))
+            .pre_promote()
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("exited with 3"), "{e}");
-        s.pre_promote = Some("sleep 5".into());
-        let cb = Callbacks::new(
-            &s,
-            "s",
-            None,
-            Duration::from_millis(300),
-            Arc::new(SystemRunner),
-        )
-        .unwrap();
-        let e = cb.pre_promote().await.unwrap_err().to_string();
+        let e = with("sleep 5", Duration::from_millis(300))
+            .pre_promote()
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("did not finish"), "{e}");
-        s.pre_promote = Some("true".into());
-        let cb = Callbacks::new(
-            &s,
-            "s",
-            None,
-            Duration::from_secs(5),
-            Arc::new(SystemRunner),
-        )
-        .unwrap();
-        cb.pre_promote().await.unwrap();
+        with("true", Duration::from_secs(5))
+            .pre_promote()
+            .await
+            .unwrap();
     }
 }

@@ -286,23 +286,7 @@ async fn optional_client_certificates_networks_members_and_keys() {
 
     // An encrypted key needs its password, and the right one.
     let enc = dir.path().join("key.enc.pem");
-    let out = std::process::Command::new("timeout")
-        .args([
-            "30",
-            "openssl",
-            "pkcs8",
-            "-topk8",
-            "-v2",
-            "aes-256-cbc",
-            "-in",
-        ])
-        .arg(&files.client_key)
-        .arg("-out")
-        .arg(&enc)
-        .args(["-passout", "pass:right"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    common::encrypt_key(&files.client_key, &enc, "right");
     for (password, wanted) in [
         (None, Some("set keyfile_password")),
         (Some("wrong"), Some("wrong keyfile_password")),

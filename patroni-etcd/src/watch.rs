@@ -207,8 +207,7 @@ async fn run(conn: Arc<Connection>, prefix: String, mut known: i64, shared: Arc<
         let seeded_at = seed.revision;
         let missed = seeded_at > known;
         known = seeded_at;
-        let mut copy = seed;
-        shared.set_copy(Some(copy.clone()));
+        shared.set_copy(Some(seed));
         shared.seen.send_modify(|s| {
             s.connected = true;
             s.copied = seeded_at;
@@ -259,37 +258,41 @@ async fn run(conn: Arc<Connection>, prefix: String, mut known: i64, shared: Arc<
             }
             let mut woke = None;
             let mut leader = None;
-            for ev in resp.events() {
-                let Some(kv) = ev.kv() else { continue };
-                let rev = kv.mod_revision();
-                let Some(rel) = kv.key().strip_prefix(prefix.as_bytes()) else {
-                    continue;
-                };
-                let rel = String::from_utf8_lossy(rel).into_owned();
-                let deleted = ev.event_type() == EventType::Delete;
-                if keyspace::wakes_agents(&rel) {
-                    tracing::debug!(key = %rel, rev, deleted, "watched key changed");
-                    woke = Some(rev);
-                    if rel == keyspace::LEADER {
-                        leader = Some(rev);
+            // Applied under the lock, a whole response at once, so a load never sees half of it;
+            // the copy is updated before the wake-up, so a woken load finds the change.
+            let copied = {
+                let mut guard = shared.copy.lock().unwrap_or_else(|e| e.into_inner());
+                let copy = guard.get_or_insert_with(Snapshot::default);
+                for ev in resp.events() {
+                    let Some(kv) = ev.kv() else { continue };
+                    let rev = kv.mod_revision();
+                    let Some(rel) = kv.key().strip_prefix(prefix.as_bytes()) else {
+                        continue;
+                    };
+                    let rel = String::from_utf8_lossy(rel).into_owned();
+                    let deleted = ev.event_type() == EventType::Delete;
+                    if keyspace::wakes_agents(&rel) {
+                        tracing::debug!(key = %rel, rev, deleted, "watched key changed");
+                        woke = Some(rev);
+                        if rel == keyspace::LEADER {
+                            leader = Some(rev);
+                        }
+                    }
+                    copy.revision = copy.revision.max(rev);
+                    if deleted {
+                        copy.keys.remove(&rel);
+                    } else {
+                        let entry = Entry {
+                            value: kv.value().to_vec(),
+                            mod_revision: rev,
+                            lease: kv.lease(),
+                        };
+                        copy.keys.insert(rel, entry);
                     }
                 }
-                copy.revision = copy.revision.max(rev);
-                if deleted {
-                    copy.keys.remove(&rel);
-                } else {
-                    let entry = Entry {
-                        value: kv.value().to_vec(),
-                        mod_revision: rev,
-                        lease: kv.lease(),
-                    };
-                    copy.keys.insert(rel, entry);
-                }
-            }
-            known = known.max(copy.revision);
-            // The copy is published before the wake-up, so a woken load finds the change.
-            shared.set_copy(Some(copy.clone()));
-            let copied = copy.revision;
+                copy.revision
+            };
+            known = known.max(copied);
             shared.seen.send_modify(|s| {
                 s.copied = copied;
                 if let Some(r) = woke {

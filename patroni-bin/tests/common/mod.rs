@@ -275,34 +275,40 @@ pub struct Tls {
     pub encrypted_key: PathBuf,
 }
 
+/// Encrypts a PEM key with `password` as operators do (`openssl pkcs8 -topk8`), for
+/// `restapi.keyfile_password`.
+pub fn encrypt_key(key: &Path, out: &Path, password: &str) {
+    let done = Command::new("timeout")
+        .args([
+            "30",
+            "openssl",
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-256-cbc",
+            "-in",
+        ])
+        .arg(key)
+        .arg("-out")
+        .arg(out)
+        .arg("-passout")
+        .arg(format!("pass:{password}"))
+        .output()
+        .expect("run openssl");
+    assert!(
+        done.status.success(),
+        "openssl pkcs8: {}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+}
+
 impl Tls {
     /// Generates the certificates in `dir`, readable by the agents' OS user.
     fn generate(dir: &Path) -> Tls {
         std::fs::create_dir_all(dir).unwrap();
         let files = TlsFiles::generate(dir).expect("test certificates");
         let encrypted_key = dir.join("client-key.enc.pem");
-        let out = Command::new("timeout")
-            .args([
-                "30",
-                "openssl",
-                "pkcs8",
-                "-topk8",
-                "-v2",
-                "aes-256-cbc",
-                "-in",
-            ])
-            .arg(&files.client_key)
-            .arg("-out")
-            .arg(&encrypted_key)
-            .arg("-passout")
-            .arg(format!("pass:{TLS_KEY_PASSWORD}"))
-            .output()
-            .expect("run openssl");
-        assert!(
-            out.status.success(),
-            "openssl pkcs8: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        encrypt_key(&files.client_key, &encrypted_key, TLS_KEY_PASSWORD);
         let (uid, gid) = test_user();
         for entry in std::fs::read_dir(dir).unwrap() {
             std::os::unix::fs::chown(entry.unwrap().path(), Some(uid), Some(gid)).unwrap();
