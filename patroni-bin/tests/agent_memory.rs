@@ -167,12 +167,19 @@ struct RacingDcs {
     store: SharedStore,
     clock: TestClock,
     steal: AtomicBool,
+    /// Releases our lock just before the next read, so that read is the unlocked view the agent
+    /// races on (released at any other moment, a refused renewal could demote it first).
+    release_on_load: AtomicBool,
     lost_at: AtomicU64,
 }
 
 #[async_trait]
 impl Dcs for RacingDcs {
     async fn load(&self) -> Result<Cluster, DcsError> {
+        if self.release_on_load.swap(false, Ordering::SeqCst) {
+            let now = (self.clock)();
+            assert!(self.store.with(|st| st.release_leader("a1", now)));
+        }
         self.inner.load().await
     }
     async fn take_initialize(&self) -> Result<bool, DcsError> {
@@ -256,6 +263,7 @@ async fn a_running_primary_that_loses_the_race_demotes_in_the_same_cycle() {
         store: store.clone(),
         clock: clock.clone(),
         steal: AtomicBool::new(false),
+        release_on_load: AtomicBool::new(false),
         lost_at: AtomicU64::new(0),
     });
     let loop_wait = Duration::from_secs(2);
@@ -276,8 +284,7 @@ async fn a_running_primary_that_loses_the_race_demotes_in_the_same_cycle() {
 
     // The lock goes from under the running primary; its next acquire loses to another member.
     dcs.steal.store(true, Ordering::SeqCst);
-    let now = clock();
-    assert!(store.with(|st| st.release_leader("a1", now)));
+    dcs.release_on_load.store(true, Ordering::SeqCst);
     let demoted = wait("the demotion", 30, || {
         s.snapshot()
             .finished
