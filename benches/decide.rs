@@ -52,6 +52,7 @@ fn observation(cluster: Cluster, local: LocalDb, peers: Option<Vec<PeerStatus>>)
         requests: Vec::new(),
         watchdog_ready: true,
         member_extra: Default::default(),
+        failsafe: Default::default(),
     }
 }
 

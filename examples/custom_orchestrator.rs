@@ -94,7 +94,7 @@ async fn start(name: &str, text: &str, log: bool) -> anyhow::Result<(AgentHandle
     let agent = AgentBuilder::new(config.scope.clone(), node, dcs, db)
         .policy(Box::new(SameSiteFirst))
         .rest_api(config.restapi.listen.clone())
-        .pid_file(PathBuf::from(&config.postgresql.data_dir).join("postmaster.pid"))
+        .pid_file(PathBuf::from(&config.postgresql.postgres.data_dir).join("postmaster.pid"))
         .build()
         .await?;
     let handle = agent.handle();
@@ -136,12 +136,13 @@ async fn start(name: &str, text: &str, log: bool) -> anyhow::Result<(AgentHandle
             eprintln!("agent stopped with an error: {e}");
         }
     });
-    let dir = PathBuf::from(&config.postgresql.data_dir)
+    let dir = PathBuf::from(&config.postgresql.postgres.data_dir)
         .parent()
         .unwrap()
         .to_path_buf();
     let pg = config
         .postgresql
+        .postgres
         .listen
         .rsplit(':')
         .next()

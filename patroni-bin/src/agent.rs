@@ -9,9 +9,9 @@ use std::time::Duration;
 use patroni_core::executor::{Next, Rounds, Sequence};
 use patroni_core::slots::SlotKeeper;
 use patroni_core::{
-    Action, ActionKind, Cluster, Database, DcsView, Decision, FailoverPolicy, Ha, LocalDb,
-    LocalRequest, MemberRole, Node, Observation, Outcome, OutcomeResult, PeerStatus, ProcessState,
-    RunningTask, StopMode, Timestamp,
+    Action, ActionKind, Cluster, Database, DcsView, Decision, FailoverPolicy, FailsafeInput,
+    FailsafeRound, Ha, LocalDb, LocalRequest, MemberRole, Node, Observation, Outcome,
+    OutcomeResult, PeerStatus, ProcessState, RunningTask, StopMode, Timestamp,
 };
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -263,6 +263,7 @@ impl Agent {
     ) {
         let mut rounds = Rounds::new();
         let mut peers = None;
+        let mut failsafe = None;
         loop {
             if let Some(t) = task.as_mut() {
                 if let Ok(done) = t.done.try_recv() {
@@ -271,7 +272,9 @@ impl Agent {
                     *task = None;
                 }
             }
-            let (decision, view) = self.cycle(outcomes, task, last_local, peers.take()).await;
+            let (decision, view) = self
+                .cycle(outcomes, task, last_local, peers.take(), failsafe.take())
+                .await;
             self.apply_lease_timing().await;
             if task.is_none() {
                 self.apply_parameters().await;
@@ -283,7 +286,7 @@ impl Agent {
             let acted_from = outcomes.len();
             let (message, ineligible) = (decision.message.clone(), decision.ineligible.clone());
             let probing = decision.has(ActionKind::FetchPeerStatus);
-            peers = self.act(decision.actions, outcomes, task, &cluster).await;
+            (peers, failsafe) = self.act(decision.actions, outcomes, task, &cluster).await;
             let done = &outcomes[acted_from..];
             // The fence's deadline must count from this renewal.
             self.ha.absorb_lease_outcomes(done);
@@ -314,7 +317,8 @@ impl Agent {
                 None => {}
             }
             self.report_role();
-            if !rounds.again(peers.is_some(), &outcomes[acted_from..]) {
+            let probed = peers.is_some() || failsafe.is_some();
+            if !rounds.again(probed, &outcomes[acted_from..]) {
                 break;
             }
         }
@@ -442,6 +446,7 @@ impl Agent {
     /// REST API reports its actual role (a demoted primary answers `/primary` with 503 at once).
     async fn reobserve(&self, last_local: &mut LocalDb) {
         if let Ok(local) = timeout(self.exec.dcs_timeout, self.exec.db.observe()).await {
+            crate::status::log_sql_error_change(last_local, &local);
             *last_local = local.clone();
             self.shared.update(|s| s.local = local);
         }
@@ -463,13 +468,20 @@ impl Agent {
         task: &Option<Task>,
         last_local: &mut LocalDb,
         peers: Option<Vec<PeerStatus>>,
+        failsafe: Option<FailsafeRound>,
     ) -> (Decision, Option<Cluster>) {
         let clock = self.shared.clock;
         let bound = self.exec.dcs_timeout;
-        let dcs = match timeout(bound, self.exec.dcs.load()).await {
-            Ok(Ok(c)) => DcsView::Ok(c),
-            Ok(Err(e)) => DcsView::Unreachable(e.to_string()),
-            Err(_) => DcsView::Unreachable(format!("no answer within {} s", bound.as_secs())),
+        let dcs = if failsafe.is_some() {
+            // The round answers the outage this cycle just saw; reading the DCS again would
+            // cost another `retry_timeout` of the time the round keeps us primary.
+            DcsView::Unreachable("DCS unreachable (failsafe round)".into())
+        } else {
+            match timeout(bound, self.exec.dcs.load()).await {
+                Ok(Ok(c)) => DcsView::Ok(c),
+                Ok(Err(e)) => DcsView::Unreachable(e.to_string()),
+                Err(_) => DcsView::Unreachable(format!("no answer within {} s", bound.as_secs())),
+            }
         };
         let local = match timeout(bound, self.exec.db.observe()).await {
             Ok(l) => l,
@@ -478,6 +490,7 @@ impl Agent {
                 last_local.clone()
             }
         };
+        crate::status::log_sql_error_change(last_local, &local);
         *last_local = local.clone();
         let mut requests = self.shared.take_requests();
         if task.is_none() {
@@ -497,6 +510,10 @@ impl Agent {
             requests,
             watchdog_ready: self.fence_ready(),
             member_extra: self.member_extra(),
+            failsafe: FailsafeInput {
+                round: failsafe,
+                leader: self.shared.snapshot().failsafe_leader,
+            },
         };
         let decision = self.ha.step(&obs);
         let cluster: Option<Cluster> = obs.cluster().cloned();
@@ -508,6 +525,11 @@ impl Agent {
             s.local = obs.local.clone();
             s.last_cycle = Some(obs.now);
             s.leader_expiry = self.ha.leader_expiry();
+            s.failsafe_until = self
+                .ha
+                .failsafe_active(obs.now)
+                .then(|| self.ha.leader_expiry())
+                .flatten();
             s.message = decision.message.clone();
             s.task = obs.task;
         });
@@ -591,7 +613,8 @@ impl Agent {
             let url = cluster
                 .member(name)
                 .map(|m| m.data.api_url.clone())
-                .or_else(|| self.api_urls.lock().ok()?.get(name).cloned());
+                .or_else(|| self.api_urls.lock().ok()?.get(name).cloned())
+                .or_else(|| cluster.failsafe.as_ref()?.get(name).cloned());
             let http = self.http.clone();
             let name = name.clone();
             let clock = self.shared.clock;
@@ -642,9 +665,10 @@ impl Agent {
         outcomes: &mut Vec<Outcome>,
         task: &mut Option<Task>,
         cluster: &Cluster,
-    ) -> Option<Vec<PeerStatus>> {
+    ) -> (Option<Vec<PeerStatus>>, Option<FailsafeRound>) {
         let mut seq = Sequence::foreground(actions, task.is_some());
         let mut peers = None;
+        let mut failsafe = None;
         loop {
             match seq.next(self.shared.clock.now()) {
                 Next::Done => break,
@@ -658,6 +682,22 @@ impl Agent {
                 Next::Run(Action::FetchPeerStatus { members }) => {
                     peers = Some(self.probe(cluster, &members).await);
                     seq.report(OutcomeResult::Done);
+                }
+                Next::Run(Action::ConfirmFailsafe { members }) => {
+                    let round = crate::failsafe::confirm(
+                        &self.http,
+                        self.shared.auth.as_ref(),
+                        &self.shared.node(),
+                        &members,
+                        self.shared.clock.now(),
+                    )
+                    .await;
+                    seq.report(if round.confirmed() {
+                        OutcomeResult::Done
+                    } else {
+                        OutcomeResult::Failed("not every failsafe member confirmed".into())
+                    });
+                    failsafe = Some(round);
                 }
                 Next::Run(action) => {
                     let result = self.exec.run_logged(&action).await;
@@ -692,7 +732,7 @@ impl Agent {
             tracing::debug!(action = ?o.kind, "skipped");
         }
         outcomes.extend(done);
-        peers
+        (peers, failsafe)
     }
 
     /// Sleeps until `next`, or less when the leader key changes, the database exits, a request

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use patroni_core::{DynamicConfig, Tags};
 use patroni_etcd::Etcd3Config;
-use patroni_opengauss::{detect_flavour, Flavour};
+use patroni_opengauss::{detect_flavour, Flavour, OpenGaussSettings};
 use patroni_postgres::methods::{BootstrapPlan, MethodError, ReplicaMethods, Section};
+use patroni_postgres::{InitdbOption, PostgresConfig};
 use serde::{Deserialize, Serialize};
 
 /// Why a configuration could not be used; the text names the file and the place.
@@ -177,7 +178,7 @@ pub struct BootstrapSection {
     /// Seeds `/config` once.
     pub dcs: DynamicConfig,
     /// Extra `initdb` options: `- data-checksums` or `- encoding: UTF8`.
-    pub initdb: Vec<serde_yaml::Value>,
+    pub initdb: Vec<InitdbOption>,
     /// `initdb` (the default) or the name of a custom bootstrap method with its own section.
     pub method: Option<String>,
     /// A command run with the superuser's connection string once the new cluster is up.
@@ -191,95 +192,55 @@ pub struct BootstrapSection {
 
 impl BootstrapSection {
     /// The `initdb` list as command-line options (`--data-checksums`, `--encoding=UTF8`).
-    pub fn initdb_args(&self) -> Result<Vec<String>, String> {
-        let mut out = Vec::new();
-        for item in &self.initdb {
-            match item {
-                serde_yaml::Value::String(s) => out.push(format!("--{s}")),
-                serde_yaml::Value::Mapping(m) => {
-                    for (k, v) in m {
-                        let k = k
-                            .as_str()
-                            .ok_or("bootstrap.initdb: option names must be text")?;
-                        let v = match v {
-                            serde_yaml::Value::String(s) => s.clone(),
-                            serde_yaml::Value::Number(n) => n.to_string(),
-                            serde_yaml::Value::Bool(b) => b.to_string(),
-                            _ => return Err(format!("bootstrap.initdb.{k}: expected a scalar")),
-                        };
-                        out.push(format!("--{k}={v}"));
-                    }
-                }
-                _ => return Err("bootstrap.initdb: expected option names or key: value".into()),
-            }
-        }
-        Ok(out)
+    pub fn initdb_args(&self) -> Vec<String> {
+        self.initdb.iter().flat_map(InitdbOption::to_args).collect()
     }
 }
 
-/// `postgresql`: the local database (Patroni's keys plus `flavour`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+/// `postgresql`: the local database. The adapter's keys are [`PostgresConfig`]'s, embedded here
+/// so each key has one definition; this struct adds what the agent itself reads.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 #[serde(default)]
 pub struct PostgresqlSection {
     /// `postgresql` (default) or `opengauss`; a `bin_dir` holding `gs_ctl` also selects openGauss.
     pub flavour: Option<Flavour>,
-    /// `host:port` the server listens on.
-    pub listen: String,
-    /// `host:port` peers use to reach it; defaults to `listen`.
-    pub connect_address: Option<String>,
-    /// The data directory.
-    pub data_dir: String,
-    /// Where the server programs live.
-    pub bin_dir: Option<String>,
-    /// Where to write the password file used by base backups and rewind.
-    pub pgpass: Option<String>,
-    /// `superuser`, `replication`, `rewind` credentials.
-    pub authentication: BTreeMap<String, Credentials>,
-    /// Server parameters for `postgresql.conf`.
-    pub parameters: serde_json::Map<String, serde_json::Value>,
-    /// Lines for `pg_hba.conf`.
-    pub pg_hba: Vec<String>,
-    /// Timeout of `pg_ctl` commands, seconds.
-    pub pg_ctl_timeout: Option<u64>,
-    /// Where the managed `postgresql.conf` and `pg_hba.conf` go, when not in the data directory.
-    pub config_dir: Option<String>,
-    /// The server log file (default `<data_dir>.log`).
-    pub log_file: Option<String>,
     /// Run the server as this OS user (we may be started as root).
     pub run_as: Option<String>,
     /// Replica creation methods, tried in order (default `[basebackup]`); each but
     /// `basebackup` names a `postgresql.<name>` section with its command.
-    #[serde(skip_serializing)]
     pub create_replica_methods: Vec<String>,
     /// Patroni's older name of `create_replica_methods`.
-    #[serde(skip_serializing)]
     pub create_replica_method: Vec<String>,
     /// The sections of those methods and `basebackup`'s options, picked out of the YAML.
     #[serde(skip)]
     pub method_sections: BTreeMap<String, Section>,
     /// Scripts run after database events (`on_start`, `on_role_change`, ...); see [`crate::callbacks`].
-    #[serde(skip_serializing)]
     pub callbacks: crate::callbacks::CallbacksSection,
     /// A script run before a promotion; a failure cancels it and gives the leader lock back.
-    #[serde(skip_serializing)]
     pub pre_promote: Option<String>,
     /// A script run (and waited for) before the database is stopped.
-    #[serde(skip_serializing)]
     pub before_stop: Option<String>,
-    /// openGauss-only settings, read by the openGauss adapter.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub opengauss: Option<serde_yaml::Value>,
+    /// openGauss-only settings, read by the openGauss adapter; an unknown key fails the load.
+    pub opengauss: Option<OpenGaussSettings>,
+    /// The PostgreSQL adapter's keys (`listen`, `data_dir`, `authentication`, `parameters`, ...);
+    /// keys nobody knows land in its `other` map and are warned about.
+    #[serde(flatten)]
+    pub postgres: PostgresConfig,
 }
 
 impl PostgresqlSection {
     /// The engine to drive, from `flavour` or from what `bin_dir` holds (the openGauss adapter's rule).
     pub fn flavour(&self) -> Flavour {
-        detect_flavour(self.flavour, self.bin_dir.as_deref().map(Path::new))
+        detect_flavour(self.flavour, self.postgres.bin_dir.as_deref())
     }
 
     /// The address peers connect to.
     pub fn connect_address(&self) -> &str {
-        self.connect_address.as_deref().unwrap_or(&self.listen)
+        if self.postgres.connect_address.is_empty() {
+            &self.postgres.listen
+        } else {
+            &self.postgres.connect_address
+        }
     }
 }
 
@@ -380,13 +341,13 @@ impl Default for Config {
 
 /// A YAML error with its position. serde reports a duplicate key at the start of the mapping
 /// that holds it; the operator wants the line of the duplicate itself (and of the first one).
-fn syntax_error(source: &str, text: &str, e: &serde_yaml::Error) -> ConfigError {
+fn syntax_error(source: &str, text: &str, e: &yaml_serde::Error) -> ConfigError {
     let (mut line, mut column) = e
         .location()
         .map(|l| (l.line(), l.column()))
         .unwrap_or((0, 0));
     let full = e.to_string();
-    // serde_yaml appends " at line L column C", which the error prefix already says.
+    // The YAML error text ends with " at line L column C", which the error prefix already says.
     let mut message = match full.rfind(" at line ") {
         Some(i) => full[..i].to_string(),
         None => full.clone(),
@@ -481,14 +442,15 @@ impl Config {
         let mut config: Config = if text.trim().is_empty() {
             Config::default()
         } else {
-            let de = serde_yaml::Deserializer::from_str(text);
+            let de = yaml_serde::Deserializer::from_str(text);
             serde_ignored::deserialize(de, |p| {
                 warnings.push(format!("{source}: unknown key `{p}` ignored"))
             })
-            .map_err(|e: serde_yaml::Error| syntax_error(source, text, &e))?
+            .map_err(|e: yaml_serde::Error| syntax_error(source, text, &e))?
         };
-        if !text.trim().is_empty() {
-            config.read_method_sections(text, source, &mut warnings)?;
+        if let Ok(doc) = yaml_serde::from_str::<yaml_serde::Value>(text) {
+            config.read_method_sections(&doc, source, &mut warnings)?;
+            config.warn_unknown_postgres_keys(&doc, source, &mut warnings);
         }
         config.apply_env(env, &mut warnings);
         config.validate(source, require_name, &mut warnings)?;
@@ -532,7 +494,7 @@ impl Config {
                 },
                 "RESTAPI_ALLOWLIST" => {
                     // Patroni reads a YAML list here; a plain comma-separated one works too.
-                    self.restapi.allowlist = serde_yaml::from_str::<Vec<String>>(&value)
+                    self.restapi.allowlist = yaml_serde::from_str::<Vec<String>>(&value)
                         .unwrap_or_else(|_| {
                             value
                                 .split(',')
@@ -567,11 +529,11 @@ impl Config {
                 "ETCD3_PROTOCOL" => self.etcd3.protocol = Some(value),
                 "ETCD3_USERNAME" => self.etcd3.username = Some(value),
                 "ETCD3_PASSWORD" => self.etcd3.password = Some(value),
-                "POSTGRESQL_LISTEN" => self.postgresql.listen = value,
-                "POSTGRESQL_CONNECT_ADDRESS" => self.postgresql.connect_address = Some(value),
-                "POSTGRESQL_DATA_DIR" => self.postgresql.data_dir = value,
-                "POSTGRESQL_BIN_DIR" => self.postgresql.bin_dir = Some(value),
-                "POSTGRESQL_PGPASS" => self.postgresql.pgpass = Some(value),
+                "POSTGRESQL_LISTEN" => self.postgresql.postgres.listen = value,
+                "POSTGRESQL_CONNECT_ADDRESS" => self.postgresql.postgres.connect_address = value,
+                "POSTGRESQL_DATA_DIR" => self.postgresql.postgres.data_dir = value.into(),
+                "POSTGRESQL_BIN_DIR" => self.postgresql.postgres.bin_dir = Some(value.into()),
+                "POSTGRESQL_PGPASS" => self.postgresql.postgres.pgpass = Some(value.into()),
                 "LOG_LEVEL" => self.log.level = value,
                 other => {
                     let role_cred = other
@@ -581,15 +543,20 @@ impl Config {
                         Some((role, field))
                             if matches!(role, "SUPERUSER" | "REPLICATION" | "REWIND") =>
                         {
-                            let c = self
-                                .postgresql
-                                .authentication
-                                .entry(role.to_ascii_lowercase())
-                                .or_default();
+                            let auth = &mut self.postgresql.postgres.authentication;
+                            let unset = || patroni_postgres::Credentials {
+                                username: String::new(),
+                                password: None,
+                            };
+                            let c = match role {
+                                "SUPERUSER" => &mut auth.superuser,
+                                "REPLICATION" => auth.replication.get_or_insert_with(unset),
+                                _ => auth.rewind.get_or_insert_with(unset),
+                            };
                             if field == "USERNAME" {
                                 c.username = value
                             } else {
-                                c.password = value
+                                c.password = Some(value)
                             }
                         }
                         _ => warnings.push(format!("environment: unknown variable {key} ignored")),
@@ -635,10 +602,13 @@ impl Config {
                 "restapi.connect_address",
                 self.restapi.connect_address.as_deref(),
             ),
-            ("postgresql.listen", Some(self.postgresql.listen.as_str())),
+            (
+                "postgresql.listen",
+                Some(self.postgresql.postgres.listen.as_str()),
+            ),
             (
                 "postgresql.connect_address",
-                self.postgresql.connect_address.as_deref(),
+                Some(self.postgresql.postgres.connect_address.as_str()),
             ),
         ] {
             if let Some(a) = addr {
@@ -655,7 +625,16 @@ impl Config {
                     .into_iter()
                     .map(|w| format!("{source}: bootstrap.dcs: {w}")),
             );
-            b.initdb_args().map_err(invalid)?;
+            let standby = b
+                .dcs
+                .standby_cluster()
+                .map_err(|e| invalid(format!("bootstrap.dcs.{e}")))?;
+            if standby.is_some() && self.postgresql.flavour() == Flavour::OpenGauss {
+                return Err(invalid(format!(
+                    "bootstrap.dcs.{}",
+                    patroni_opengauss::STANDBY_CLUSTER_UNSUPPORTED
+                )));
+            }
         }
         self.check_methods().map_err(invalid)?;
         if self.tags.nostream && self.postgresql.flavour() == Flavour::OpenGauss {
@@ -676,13 +655,10 @@ impl Config {
     /// document here, and their unknown-key warnings dropped.
     fn read_method_sections(
         &mut self,
-        text: &str,
+        doc: &yaml_serde::Value,
         source: &str,
         warnings: &mut Vec<String>,
     ) -> Result<(), ConfigError> {
-        let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
-            return Ok(());
-        };
         let mut wanted: Vec<(&str, String)> = self
             .replica_method_names()
             .iter()
@@ -719,6 +695,29 @@ impl Config {
             into.insert(name, section);
         }
         Ok(())
+    }
+
+    /// The adapter's part of `postgresql` is embedded flattened, which serde_ignored cannot see
+    /// into: its unknown keys are the adapter's leftovers (minus the method sections), and the
+    /// unknown keys nested in its values are found by reading the section once more on its own.
+    fn warn_unknown_postgres_keys(
+        &self,
+        doc: &yaml_serde::Value,
+        source: &str,
+        warnings: &mut Vec<String>,
+    ) {
+        let pg = &self.postgresql;
+        for key in pg.postgres.ignored_keys() {
+            if !pg.method_sections.contains_key(key) {
+                warnings.push(format!("{source}: unknown key `postgresql.{key}` ignored"));
+            }
+        }
+        if let Some(section) = doc.get("postgresql") {
+            let _ = serde_ignored::deserialize(section.clone(), |p| {
+                warnings.push(format!("{source}: unknown key `postgresql.{p}` ignored"))
+            })
+            .map(|_: PostgresConfig| ());
+        }
     }
 
     fn replica_method_names(&self) -> &[String] {
@@ -776,10 +775,10 @@ impl Config {
             path: source.to_string(),
             key,
         };
-        if self.postgresql.data_dir.trim().is_empty() {
+        if self.postgresql.postgres.data_dir.as_os_str().is_empty() {
             return Err(missing("postgresql.data_dir"));
         }
-        if self.postgresql.listen.trim().is_empty() {
+        if self.postgresql.postgres.listen.trim().is_empty() {
             return Err(missing("postgresql.listen"));
         }
         Ok(())
@@ -811,16 +810,19 @@ impl Config {
             .unwrap_or_default()
     }
 
+    /// Whether pg_rewind is used: set in the node's `postgresql` section or in `bootstrap.dcs`
+    /// (Patroni merges the dynamic `postgresql` keys over the local ones).
+    pub fn use_pg_rewind(&self) -> bool {
+        self.postgresql.postgres.use_pg_rewind || self.bootstrap_dcs().postgresql.use_pg_rewind
+    }
+
     /// This node's identity for the state machine.
     pub fn node(&self) -> patroni_core::Node {
         let (host, port) = split_host_port(self.postgresql.connect_address())
             .unwrap_or_else(|_| ("127.0.0.1".to_string(), 5432));
-        let user = self
-            .postgresql
-            .authentication
-            .get("superuser")
-            .map(|c| c.username.clone())
+        let user = Some(&self.postgresql.postgres.authentication.superuser.username)
             .filter(|u| !u.is_empty())
+            .cloned()
             .unwrap_or_else(|| "postgres".into());
         patroni_core::Node {
             name: self.name.clone(),
@@ -835,9 +837,7 @@ impl Config {
                 .is_ok_and(|w| w.mode == crate::watchdog::Mode::Required),
             rewind_tool: match self.postgresql.flavour() {
                 Flavour::OpenGauss => Some("gs_ctl build".into()),
-                Flavour::Postgres if self.bootstrap_dcs().postgresql.use_pg_rewind => {
-                    Some("pg_rewind".into())
-                }
+                Flavour::Postgres if self.use_pg_rewind() => Some("pg_rewind".into()),
                 Flavour::Postgres => None,
             },
         }
@@ -911,11 +911,8 @@ tags:
             (b.dcs.ttl, b.dcs.loop_wait, b.dcs.retry_timeout),
             (10, 2, 4)
         );
-        assert_eq!(
-            b.initdb_args().unwrap(),
-            vec!["--data-checksums", "--encoding=UTF8"]
-        );
-        assert_eq!(c.postgresql.authentication["replication"].username, "repl");
+        assert_eq!(b.initdb_args(), vec!["--data-checksums", "--encoding=UTF8"]);
+        assert_eq!(c.postgresql.postgres.replication_user().username, "repl");
         assert_eq!(c.tags.custom_str("site").as_deref(), Some("dc1"));
         let n = c.node();
         assert_eq!(n.conn_url, "postgres://postgres@127.0.0.1:5432/postgres");
@@ -1006,9 +1003,12 @@ tags:
             c.etcd3.endpoints().unwrap(),
             vec!["https://10.1.1.1:2379", "https://h2:2379"]
         );
-        assert_eq!(c.postgresql.data_dir, "/data/x");
+        assert_eq!(c.postgresql.postgres.data_dir, Path::new("/data/x"));
         assert_eq!(c.api_address(), "127.0.0.2:8008");
-        assert_eq!(c.postgresql.authentication["replication"].password, "zz");
+        assert_eq!(
+            c.postgresql.postgres.replication_user().password.as_deref(),
+            Some("zz")
+        );
         assert_eq!(
             c.etcd3.cacert.as_deref(),
             Some(std::path::Path::new("/etc/ca.pem"))
@@ -1085,6 +1085,26 @@ tags:
     }
 
     #[test]
+    fn standby_cluster_is_checked_at_load_and_refused_for_opengauss() {
+        let parse = |flavour: &str, section: &str| {
+            let yaml = format!("scope: s\nname: n\netcd3: {{hosts: 127.0.0.1:2379}}\npostgresql: {{flavour: {flavour}, listen: '127.0.0.1:1', data_dir: /d}}\nbootstrap: {{dcs: {{standby_cluster: {section}}}}}\n");
+            Config::parse(&yaml, "c.yml", no_env()).map_err(|e| e.to_string())
+        };
+        let ok = parse("postgresql", "{host: 10.0.0.9, port: 5433}").unwrap();
+        assert!(ok.config.bootstrap.unwrap().dcs.is_standby_cluster());
+        let bad = parse("postgresql", "{host: h, port: nope}").unwrap_err();
+        assert!(
+            bad.contains("standby_cluster") && bad.contains("nope"),
+            "{bad}"
+        );
+        let og = parse("opengauss", "{host: h}").unwrap_err();
+        assert!(
+            og.contains("standby_cluster") && og.contains("openGauss"),
+            "{og}"
+        );
+    }
+
+    #[test]
     fn flavour_selection() {
         let l = Config::parse(
             "scope: s\nname: n\netcd3: {hosts: 127.0.0.1:2379}\npostgresql: {flavour: opengauss, listen: '127.0.0.1:1', data_dir: /d}\n",
@@ -1095,12 +1115,90 @@ tags:
         assert_eq!(l.config.postgresql.flavour(), Flavour::OpenGauss);
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("gs_ctl"), "").unwrap();
-        let s = PostgresqlSection {
-            bin_dir: Some(dir.path().display().to_string()),
-            ..Default::default()
-        };
+        let mut s = PostgresqlSection::default();
+        s.postgres.bin_dir = Some(dir.path().to_path_buf());
         assert_eq!(s.flavour(), Flavour::OpenGauss);
         assert_eq!(PostgresqlSection::default().flavour(), Flavour::Postgres);
+    }
+
+    #[test]
+    fn every_postgresql_key_reaches_the_adapter() {
+        let text = "scope: s\nname: n\netcd3: {hosts: 127.0.0.1:2379}\npostgresql:\n  listen: 127.0.0.1:5432\n  data_dir: /d\n  use_unix_socket: false\n  use_pg_rewind: true\n  remove_data_directory_on_rewind_failure: true\n  remove_data_directory_on_diverged_timelines: true\n  pg_ctl_timeout: 7\n  parameters: {wal_log_hints: on, max_connections: 9}\n  authentication:\n    superuser: {username: su}\n    rewind: {username: rw, password: p}\n";
+        let l = Config::parse(text, "k.yml", no_env()).unwrap();
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        let pg = crate::runtime::postgres_config(&l.config).unwrap();
+        assert!(!pg.use_unix_socket);
+        assert!(pg.use_pg_rewind && pg.remove_data_directory_on_rewind_failure);
+        assert!(pg.remove_data_directory_on_diverged_timelines);
+        assert_eq!(pg.pg_ctl_timeout, 7);
+        assert_eq!(pg.connect_address, "127.0.0.1:5432");
+        assert_eq!(pg.parameters["wal_log_hints"].0, "on");
+        assert_eq!(pg.rewind_user().username, "rw");
+        assert_eq!(
+            l.config.node().conn_url,
+            "postgres://su@127.0.0.1:5432/postgres"
+        );
+        assert_eq!(l.config.node().rewind_tool.as_deref(), Some("pg_rewind"));
+        pg.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_postgresql_keys_are_warned_with_their_path() {
+        let text = "scope: s\nname: n\netcd3: {hosts: 127.0.0.1:2379}\npostgresql:\n  listen: 127.0.0.1:5432\n  data_dir: /d\n  lisen: x\n  authentication:\n    superuser: {username: su, sslmode: require}\n  callbacks: {on_strat: /bin/true}\n";
+        let l = Config::parse(text, "u.yml", no_env()).unwrap();
+        let mut w = l.warnings.clone();
+        w.sort();
+        assert_eq!(
+            w,
+            [
+                "u.yml: unknown key `postgresql.authentication.superuser.sslmode` ignored",
+                "u.yml: unknown key `postgresql.callbacks.on_strat` ignored",
+                "u.yml: unknown key `postgresql.lisen` ignored",
+            ]
+        );
+        let e = Config::parse(
+            &text.replace("lisen: x", "pg_ctl_timeout: soon"),
+            "t.yml",
+            no_env(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("t.yml:") && e.contains("soon"), "{e}");
+    }
+
+    #[test]
+    fn the_opengauss_block_is_typed() {
+        let text = "scope: s\nname: n\netcd3: {hosts: 127.0.0.1:2379}\npostgresql:\n  flavour: opengauss\n  listen: 127.0.0.1:5432\n  data_dir: /d\n  bin_dir: /og/bin\n  opengauss: {os_user: omm, ctl_timeout: 5, peers: [{name: b, host: 127.0.0.2}]}\n";
+        let l = Config::parse(text, "g.yml", no_env()).unwrap();
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        let og = crate::runtime::opengauss_config(&l.config);
+        assert_eq!(og.name, "n");
+        assert_eq!(og.connect_address, "127.0.0.1:5432");
+        assert_eq!(og.opengauss.peers[0].port, 5432);
+        assert_eq!(og.ctl_timeout(), std::time::Duration::from_secs(5));
+        assert_eq!(crate::runtime::opengauss_sql_user(&l.config, &og), "omm");
+        let named = text.replace("os_user: omm", "os_user: gauss");
+        let l2 = Config::parse(&named, "g.yml", no_env()).unwrap();
+        let og2 = crate::runtime::opengauss_sql_user(
+            &l2.config,
+            &crate::runtime::opengauss_config(&l2.config),
+        );
+        assert_eq!(og2, "gauss");
+        let su = named.replace(
+            "data_dir: /d",
+            "data_dir: /d\n  authentication: {superuser: {username: admin}}",
+        );
+        let l3 = Config::parse(&su, "g.yml", no_env()).unwrap();
+        let og3 = crate::runtime::opengauss_config(&l3.config);
+        assert_eq!(
+            crate::runtime::opengauss_sql_user(&l3.config, &og3),
+            "admin"
+        );
+        og.validate().unwrap();
+        let e = Config::parse(&text.replace("os_user", "os_usr"), "g.yml", no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("g.yml:9:") && e.contains("os_usr"), "{e}");
     }
 
     const METHODS: &str = "scope: s\nname: n\netcd3: {hosts: 127.0.0.1:2379}\n\

@@ -103,6 +103,11 @@ impl Executor {
             Action::WriteHistory(h) => dcs_result(timeout(t, dcs.write_history(h)).await, yes),
             // Probing is done by the loop before the second step; a stray request has nothing to run.
             Action::FetchPeerStatus { .. } => OutcomeResult::Done,
+            Action::WriteFailsafe(m) => dcs_result(timeout(t, dcs.write_failsafe(m)).await, yes),
+            // The loop posts to the members itself; a stray request confirms nothing.
+            Action::ConfirmFailsafe { .. } => {
+                OutcomeResult::Failed("failsafe members are asked by the loop only".into())
+            }
             Action::Bootstrap => db_result(db.bootstrap().await),
             Action::CloneFrom { source } => db_result(db.clone_from(source).await),
             Action::CloneWithoutLeader => db_result(db.clone_without_leader().await),
@@ -120,9 +125,11 @@ impl Executor {
                 mode,
                 timeline,
             } => db_result(db.rebuild(source, *mode, *timeline).await),
-            Action::SetSyncStandbys { names, count } => {
-                db_result(db.set_sync_standbys(names, *count).await)
-            }
+            Action::SetSyncStandbys {
+                names,
+                count,
+                quorum,
+            } => db_result(db.set_sync_standbys(names, *count, *quorum).await),
         }
     }
 

@@ -13,6 +13,7 @@ pub mod ctl;
 pub mod events;
 pub mod execute;
 pub mod exit_watch;
+pub mod failsafe;
 pub mod fence;
 pub mod logging;
 pub mod members;

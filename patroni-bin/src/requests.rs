@@ -262,6 +262,12 @@ pub fn to_config(v: Value) -> Result<DynamicConfig, Refusal> {
             format!("invalid configuration: {e}"),
         )
     })?;
+    c.standby_cluster().map_err(|e| {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            format!("invalid configuration: {e}"),
+        )
+    })?;
     for w in c.adjusted().1 {
         tracing::warn!("/config: {w}");
     }

@@ -1,7 +1,6 @@
 //! The daemon: builds the adapters from a [`Config`], serves the REST API and runs the [`Agent`].
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +8,6 @@ use patroni_core::{Database, Dcs, DynamicConfig};
 use patroni_etcd::{EtcdDcs, EtcdIdentity};
 use patroni_postgres::command::SystemRunner;
 use patroni_postgres::{Postgres, PostgresConfig};
-use serde_json::{json, Map, Value};
 
 use crate::agent::{AgentError, Fencing};
 use crate::builder::AgentBuilder;
@@ -64,49 +62,41 @@ pub fn connect_dcs(
 /// node's own: the cluster's come from `/config` (or `bootstrap.dcs` before there is one) through
 /// [`Database::apply_parameters`](patroni_core::Database::apply_parameters) every cycle.
 pub fn postgres_config(config: &Config) -> Result<PostgresConfig, AgentError> {
-    let s = &config.postgresql;
-    let dynamic = config.bootstrap_dcs();
-    let params: Map<String, Value> = s.parameters.clone();
-    let auth: Map<String, Value> = s
-        .authentication
-        .iter()
-        .map(|(role, c)| {
-            let pw = (!c.password.is_empty()).then(|| c.password.clone());
-            (
-                role.clone(),
-                json!({"username": c.username, "password": pw}),
-            )
-        })
-        .collect();
-    let mut doc = json!({
-        "listen": s.listen,
-        "connect_address": s.connect_address(),
-        "data_dir": s.data_dir,
-        "authentication": auth,
-        "parameters": params,
-        "pg_hba": s.pg_hba,
-        "use_pg_rewind": dynamic.postgresql.use_pg_rewind,
-    });
-    let o = doc.as_object_mut().expect("object literal");
-    for (k, v) in [
-        ("bin_dir", s.bin_dir.clone()),
-        ("pgpass", s.pgpass.clone()),
-        ("config_dir", s.config_dir.clone()),
-        ("log_file", s.log_file.clone()),
-    ] {
-        if let Some(v) = v {
-            o.insert(k.into(), json!(v));
-        }
-    }
-    if let Some(t) = s.pg_ctl_timeout {
-        o.insert("pg_ctl_timeout".into(), json!(t));
-    }
-    let mut cfg: PostgresConfig = serde_json::from_value(doc)
-        .map_err(|e| AgentError::Database(format!("postgresql section: {e}")))?;
-    if let Some(user) = &s.run_as {
+    let mut cfg = config.postgresql.postgres.clone();
+    cfg.connect_address = config.postgresql.connect_address().to_string();
+    cfg.use_pg_rewind = config.use_pg_rewind();
+    if let Some(user) = &config.postgresql.run_as {
         cfg.run_as = Some(lookup_user(user).map_err(AgentError::Database)?);
     }
     Ok(cfg)
+}
+
+/// The openGauss adapter's settings: the keys it shares with PostgreSQL plus the `opengauss` block.
+pub fn opengauss_config(config: &Config) -> patroni_opengauss::OpenGaussConfig {
+    let pg = &config.postgresql;
+    patroni_opengauss::OpenGaussConfig {
+        name: config.name.clone(),
+        flavour: Some(Flavour::OpenGauss),
+        data_dir: pg.postgres.data_dir.clone(),
+        bin_dir: pg.postgres.bin_dir.clone(),
+        listen: pg.postgres.listen.clone(),
+        connect_address: pg.connect_address().to_string(),
+        opengauss: pg.opengauss.clone().unwrap_or_default(),
+    }
+}
+
+/// The user openGauss's SQL connects as: `db_user`, else a superuser the file names (the
+/// embedded default is PostgreSQL's `postgres`, no openGauss user), else `os_user`, else `omm`.
+pub fn opengauss_sql_user(config: &Config, og: &patroni_opengauss::OpenGaussConfig) -> String {
+    let superuser = &config.postgresql.postgres.authentication.superuser.username;
+    let default = patroni_postgres::Authentication::default()
+        .superuser
+        .username;
+    og.opengauss
+        .db_user
+        .clone()
+        .or_else(|| Some(superuser.clone()).filter(|u| !u.is_empty() && *u != default))
+        .unwrap_or_else(|| og.db_user())
 }
 
 /// The database adapter `config` asks for.
@@ -118,9 +108,6 @@ pub fn build_database(config: &Config) -> Result<Arc<dyn Database>, AgentError> 
                 .as_ref()
                 .map(|b| b.initdb.clone())
                 .unwrap_or_default();
-            let initdb = serde_json::to_value(initdb)
-                .and_then(serde_json::from_value)
-                .map_err(|e| AgentError::Database(format!("bootstrap.initdb: {e}")))?;
             let replica = config
                 .replica_methods()
                 .map_err(|e| AgentError::Database(e.to_string()))?;
@@ -138,28 +125,8 @@ pub fn build_database(config: &Config) -> Result<Arc<dyn Database>, AgentError> 
             Ok(Arc::new(pg))
         }
         Flavour::OpenGauss => {
-            let mut section = serde_json::to_value(&config.postgresql)
-                .map_err(|e| AgentError::Database(e.to_string()))?;
-            if let Some(o) = section.as_object_mut() {
-                o.retain(|_, v| !v.is_null());
-            }
-            section["name"] = json!(config.name);
-            section["flavour"] = json!("opengauss");
-            section["connect_address"] = json!(config.postgresql.connect_address());
-            let og: patroni_opengauss::OpenGaussConfig = serde_json::from_value(section)
-                .map_err(|e| AgentError::Database(format!("postgresql section: {e}")))?;
-            let user = og
-                .opengauss
-                .db_user
-                .clone()
-                .or_else(|| {
-                    config
-                        .postgresql
-                        .authentication
-                        .get("superuser")
-                        .map(|c| c.username.clone())
-                })
-                .unwrap_or_else(|| "omm".into());
+            let og = opengauss_config(config);
+            let user = opengauss_sql_user(config, &og);
             let timeout = Duration::from_secs(og.opengauss.ctl_timeout.unwrap_or(60));
             let sql = patroni_opengauss::sql::PgSql::new(og.socket_dir(), og.port(), user, timeout);
             let db = patroni_opengauss::OpenGauss::new(og, Arc::new(SystemRunner), Arc::new(sql))
@@ -176,7 +143,7 @@ pub fn build_callbacks(config: &Config) -> Result<Option<crate::callbacks::Callb
         Some(user) => Some(lookup_user(user).map_err(AgentError::Database)?),
         None => None,
     };
-    let timeout = Duration::from_secs(s.pg_ctl_timeout.unwrap_or(60).max(1));
+    let timeout = Duration::from_secs(s.postgres.pg_ctl_timeout.max(1));
     Ok(crate::callbacks::Callbacks::new(
         s,
         &config.scope,
@@ -240,19 +207,19 @@ pub fn start_fencing(config: &Config) -> Result<Fencing, AgentError> {
         tracing::warn!("watchdog.mode is off: nothing stops this node's database if its agent stalls or dies while it leads");
         return Ok(fencing);
     }
-    let data_dir = PathBuf::from(&config.postgresql.data_dir);
+    let data_dir = config.postgresql.postgres.data_dir.clone();
     let (ctl, run_as) = match config.postgresql.flavour() {
         Flavour::Postgres => {
             let pg = postgres_config(config)?;
             (pg.binary("pg_ctl"), pg.run_as)
         }
         Flavour::OpenGauss => {
-            let bin = config.postgresql.bin_dir.clone().unwrap_or_default();
+            let bin = opengauss_config(config).bin_dir();
             let run_as = match &config.postgresql.run_as {
                 Some(user) => Some(lookup_user(user).map_err(AgentError::Database)?),
                 None => None,
             };
-            (PathBuf::from(bin).join("gs_ctl"), run_as)
+            (bin.join("gs_ctl"), run_as)
         }
     };
     let fence = crate::fence::FenceSettings {
@@ -293,7 +260,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let source = config.source.clone().unwrap_or_default();
     config.require_agent_keys(&source.display().to_string())?;
     // Held until this function returns: a second agent on the same data directory refuses.
-    let _data_dir_lock = lock_data_dir(std::path::Path::new(&config.postgresql.data_dir))?;
+    let _data_dir_lock = lock_data_dir(&config.postgresql.postgres.data_dir)?;
     let node = config.node();
     let dcs = connect_dcs(&config, &config.name, &node.bootstrap_config)?;
     let db = build_database(&config)?;
@@ -308,7 +275,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         )
         .fencing(start_fencing(&config)?)
         .callbacks(build_callbacks(&config)?)
-        .pid_file(PathBuf::from(&config.postgresql.data_dir).join("postmaster.pid"));
+        .pid_file(config.postgresql.postgres.data_dir.join("postmaster.pid"));
     if config.source.is_some() {
         builder = builder.reloader(Box::new(move || {
             let loaded = Config::load(&source).map_err(|e| e.to_string())?;
@@ -325,7 +292,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         agent
             .rest_addr()
             .map_or_else(|| "-".to_string(), |a| a.to_string()),
-        config.postgresql.data_dir
+        config.postgresql.postgres.data_dir.display()
     );
     let handle = agent.handle();
     let hup = tokio::spawn(async move {

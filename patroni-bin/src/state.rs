@@ -68,6 +68,11 @@ pub struct Snapshot {
     /// A restart scheduled with `POST /restart`: kept by the agent, not the DCS, as Patroni does;
     /// set and cleared by the REST API, carried out and cleared by the HA loop.
     pub scheduled_restart: Option<crate::scheduled::ScheduledRestart>,
+    /// The leader this agent last accepted a `POST /failsafe` from: set by the REST API, read
+    /// by the HA loop into each observation.
+    pub failsafe_leader: Option<patroni_core::FailsafeLeader>,
+    /// Until when a confirmed failsafe round keeps us a primary (the state machine's count).
+    pub failsafe_until: Option<u64>,
 }
 
 impl Snapshot {
@@ -87,6 +92,17 @@ impl Snapshot {
     /// Whether the cluster is in maintenance mode.
     pub fn paused(&self, node: &Node) -> bool {
         self.dynamic_config(node).pause
+    }
+
+    /// Patroni's `failsafe_mode_is_active`: on a primary, a confirmed failsafe round keeps it
+    /// running; on another member, it accepted a failsafe leader within `ttl`.
+    pub fn failsafe_active(&self, node: &Node, now: u64) -> bool {
+        let ttl = self.dynamic_config(node).ttl_ms();
+        self.failsafe_until.is_some_and(|u| now < u)
+            || self
+                .failsafe_leader
+                .as_ref()
+                .is_some_and(|l| l.is_fresh(now, ttl))
     }
 }
 

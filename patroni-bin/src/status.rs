@@ -17,7 +17,18 @@ pub fn role(snap: &Snapshot) -> MemberRole {
     if snap.local.process.is_alive() {
         match snap.local.role {
             DbRole::Primary => return MemberRole::Primary,
-            DbRole::Standby => return MemberRole::Replica,
+            // The standby leader of a standby cluster says so, as its member key does.
+            DbRole::Standby => {
+                let leads = snap
+                    .member
+                    .as_ref()
+                    .is_some_and(|m| m.role == MemberRole::StandbyLeader);
+                return if leads {
+                    MemberRole::StandbyLeader
+                } else {
+                    MemberRole::Replica
+                };
+            }
             DbRole::Unknown => {}
         }
     }
@@ -174,6 +185,9 @@ pub fn patroni_json(scope: &str, node: &Node, snap: &Snapshot, now: u64) -> Valu
     if snap.paused(node) {
         obj.insert("pause".into(), json!(true));
     }
+    if snap.failsafe_active(node, now) {
+        obj.insert("failsafe_mode_is_active".into(), json!(true));
+    }
     if let Some(v) = local.version.as_deref() {
         match server_version_num(v) {
             Some(n) => obj.insert("server_version".into(), json!(n)),
@@ -246,6 +260,10 @@ pub fn patroni_json(scope: &str, node: &Node, snap: &Snapshot, now: u64) -> Valu
     if let Some(why) = start_failure(snap) {
         obj.insert("start_failure".into(), json!(why));
     }
+    // Ours too: why the running server answers none of our SQL (a wrong password, say).
+    if let Some(problem) = &local.report.sql_error {
+        obj.insert("sql_error".into(), json!(problem.to_string()));
+    }
     // Ours, not Patroni's: how far a running clone, rebuild or reinit has got.
     if let Some(c) = local.report.copy {
         obj.insert(
@@ -254,6 +272,20 @@ pub fn patroni_json(scope: &str, node: &Node, snap: &Snapshot, now: u64) -> Valu
         );
     }
     doc
+}
+
+/// Logs why the running server refuses our SQL once when that starts or changes, and once when
+/// it ends, rather than every loop.
+pub fn log_sql_error_change(before: &LocalDb, after: &LocalDb) {
+    match (&before.report.sql_error, &after.report.sql_error) {
+        (old, Some(new)) if old.as_ref() != Some(new) => {
+            tracing::warn!("PostgreSQL is running but {new}")
+        }
+        (Some(_), None) if after.process == ProcessState::Running => {
+            tracing::info!("PostgreSQL answers our SQL again")
+        }
+        _ => {}
+    }
 }
 
 /// Why the database last failed to start, while it is still down: the operator should not have
@@ -365,6 +397,23 @@ mod tests {
         assert_eq!(
             doc["copy_progress"],
             serde_json::json!({"bytes": 1_048_576, "bytes_per_second": 524_288, "seconds": 2})
+        );
+    }
+
+    #[test]
+    fn a_server_refusing_our_sql_says_why() {
+        let mut snap = Snapshot::default();
+        snap.local.process = ProcessState::Starting;
+        let node = Node::new("n1");
+        assert!(patroni_json("s", &node, &snap, 10)
+            .get("sql_error")
+            .is_none());
+        snap.local.report.sql_error = Some(patroni_core::SqlProblem::Auth(
+            "password authentication failed for user \"postgres\"".into(),
+        ));
+        assert_eq!(
+            patroni_json("s", &node, &snap, 10)["sql_error"],
+            "refuses our connection: password authentication failed for user \"postgres\""
         );
     }
 

@@ -156,3 +156,64 @@ async fn bootstrap_health_codes_ctl_and_standby_crash() {
     );
     assert!(c.is_primary(&primary).await);
 }
+
+/// The superuser's password changes under a running agent: the leader's decisions, `/patroni`,
+/// the member key and the log say the server refuses our connection (logged once), where they
+/// used to say it was "still starting up" until `primary_start_timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_superuser_login_reaches_the_operator() {
+    let hba = "  pg_hba:\n  - local all all scram-sha-256\n  - host all all 127.0.0.1/32 scram-sha-256\n  - host replication replicator 127.0.0.1/32 scram-sha-256\n";
+    let c = TestCluster::start_opts(
+        "sqlerror",
+        common::Options {
+            nodes: 1,
+            extra_postgresql: hba.into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let leader = c.primary().await.expect("a primary");
+    let node = c.node(&leader);
+    // One session: change the password and cut the agent's connection, so it must log in again.
+    node.sql(
+        "ALTER ROLE postgres PASSWORD 'changed-elsewhere'; \
+         SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE application_name = 'patroni-rs'",
+    )
+    .expect("password changed");
+    let wanted = "refuses our connection: password authentication failed for user \"postgres\"";
+    let doc = c
+        .wait("sql_error in /patroni", Duration::from_secs(30), || async {
+            let (_, doc) = c.get(&leader, "/patroni").await?;
+            (doc["sql_error"] == wanted).then_some(doc)
+        })
+        .await;
+    assert_eq!(doc["state"], "starting", "{doc}");
+    let key = c
+        .wait(
+            "sql_error in the member key",
+            Duration::from_secs(20),
+            || async {
+                let view = c.view().await?;
+                let data = view.member(&leader)?.data.clone();
+                data.extra.get("sql_error").is_some().then_some(data)
+            },
+        )
+        .await;
+    assert_eq!(key.extra["sql_error"], wanted);
+    // A few loops later: every decision says why, the warning was logged once.
+    let decision = format!("PostgreSQL is running but {wanted}; ");
+    c.wait("three such decisions", Duration::from_secs(30), || async {
+        let log = node.log_tail(400);
+        (log.matches(&decision).count() >= 3).then_some(())
+    })
+    .await;
+    let log = node.log_tail(400);
+    assert!(!log.contains("still starting up"), "{log}");
+    let warnings = log
+        .lines()
+        .filter(|l| l.contains(&format!("PostgreSQL is running but {wanted}")))
+        .filter(|l| !l.contains("seconds until timeout"))
+        .count();
+    assert_eq!(warnings, 1, "{log}");
+}

@@ -136,7 +136,7 @@ async fn patronictl_is_a_drop_in_for_pythons() {
     let rows = list_json(&c, &leader);
     let yaml = ctl(&c, &["list", &scope, "-f", "yaml"], "");
     let from_yaml: Vec<Value> =
-        serde_yaml::from_str(yaml.ok("list -f yaml")).expect("list -f yaml is YAML");
+        yaml_serde::from_str(yaml.ok("list -f yaml")).expect("list -f yaml is YAML");
     assert_eq!(from_yaml, rows, "yaml and json list the same");
     let tsv = ctl(&c, &["list", &scope, "-f", "tsv"], "");
     let lines: Vec<&str> = tsv.ok("list -f tsv").lines().collect();
@@ -168,10 +168,10 @@ async fn patronictl_is_a_drop_in_for_pythons() {
     let shown = ctl(&c, &["show-config", &scope], "");
     let shown = shown.ok("show-config").to_string();
     assert!(shown.contains("    wal_log_hints: 'on'\n"), "{shown}");
-    let doc: serde_yaml::Value = serde_yaml::from_str(&shown).unwrap();
+    let doc: yaml_serde::Value = yaml_serde::from_str(&shown).unwrap();
     assert_eq!(
         doc["postgresql"]["parameters"]["wal_log_hints"],
-        serde_yaml::Value::String("on".into())
+        yaml_serde::Value::String("on".into())
     );
     let same = ctl(
         &c,

@@ -92,6 +92,17 @@ pub enum Action {
         /// Members to probe.
         members: Vec<String>,
     },
+    /// Write `/failsafe` (failsafe mode): the members, by REST API URL, a primary must hear
+    /// from to keep running through a DCS outage.
+    WriteFailsafe(crate::FailsafeTopology),
+    /// Failsafe mode while the DCS is unreachable: `POST /failsafe` to each of these members
+    /// (name, REST API URL) in parallel with a short timeout, and step again in the same cycle
+    /// with the answers in [`Observation::failsafe`](crate::Observation::failsafe). Done when
+    /// all accepted.
+    ConfirmFailsafe {
+        /// Members to ask.
+        members: Vec<(String, String)>,
+    },
     /// Initialise a new cluster in the empty data directory.
     Bootstrap,
     /// Copy the data directory from a running member (base backup) and start as its standby.
@@ -139,6 +150,8 @@ pub enum Action {
         names: Vec<String>,
         /// How many must acknowledge.
         count: u32,
+        /// `ANY count (...)` (quorum commit) rather than `FIRST count (...)`.
+        quorum: bool,
     },
 }
 
@@ -159,6 +172,8 @@ pub enum ActionKind {
     WriteSyncState,
     WriteHistory,
     FetchPeerStatus,
+    WriteFailsafe,
+    ConfirmFailsafe,
     Bootstrap,
     CloneFrom,
     Start,
@@ -189,6 +204,8 @@ impl Action {
             Action::WriteSyncState { .. } => ActionKind::WriteSyncState,
             Action::WriteHistory(_) => ActionKind::WriteHistory,
             Action::FetchPeerStatus { .. } => ActionKind::FetchPeerStatus,
+            Action::WriteFailsafe(_) => ActionKind::WriteFailsafe,
+            Action::ConfirmFailsafe { .. } => ActionKind::ConfirmFailsafe,
             Action::Bootstrap => ActionKind::Bootstrap,
             Action::CloneFrom { .. } | Action::CloneWithoutLeader => ActionKind::CloneFrom,
             Action::Start(_) => ActionKind::Start,

@@ -228,6 +228,8 @@ pub struct Cluster {
     pub history: Vec<HistoryEntry>,
     /// `/status`: the leader's last published position.
     pub status: Option<ClusterStatus>,
+    /// `/failsafe`: the members a primary must hear from to ride out a DCS outage.
+    pub failsafe: Option<crate::FailsafeTopology>,
     /// Keys whose values could not be decoded, each with a reason, so the operator sees them.
     pub warnings: Vec<String>,
 }

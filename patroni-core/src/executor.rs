@@ -10,7 +10,7 @@
 //!   rest. The first slow action hands it and everything after it to one background task, unless
 //!   a task already runs: then they are all skipped. A `Demote` cancels the running task first.
 //! * [`Rounds`] steps the state machine again at once after peer probes or a refused guard, at
-//!   most [`MAX_RESTEPS`](crate::MAX_RESTEPS) times per cycle.
+//!   most [`MAX_RESTEPS`] times per cycle.
 
 use std::collections::VecDeque;
 

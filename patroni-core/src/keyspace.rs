@@ -184,7 +184,7 @@ pub fn decode_cluster<'a>(keys: impl IntoIterator<Item = RawKey<'a>>) -> Cluster
             }
             STATUS => c.status = json::<ClusterStatus>(k.key, k.value, "a status object", &mut w),
             FAILSAFE => {
-                let _ = json::<serde_json::Map<String, serde_json::Value>>(
+                c.failsafe = json::<crate::FailsafeTopology>(
                     k.key,
                     k.value,
                     "a failsafe member map",

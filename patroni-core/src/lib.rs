@@ -17,6 +17,7 @@ mod config;
 pub mod conformance;
 mod endpoint;
 pub mod executor;
+pub mod failsafe;
 mod fencing;
 mod ha;
 pub mod keyspace;
@@ -32,6 +33,7 @@ pub mod ports;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod slots;
+mod standby;
 mod store;
 mod tags;
 mod timestamp;
@@ -45,11 +47,12 @@ pub use cluster::{
 };
 pub use config::{ConfigError, DynamicConfig, DynamicPostgresql, SynchronousMode};
 pub use endpoint::{Endpoint, DEFAULT_PORT};
+pub use failsafe::{FailsafeInput, FailsafeLeader, FailsafePost, FailsafeRound, FailsafeTopology};
 pub use fencing::{fence_margin_ms, fence_order, FenceOrder};
 pub use ha::{needs_restep, Ha, MAX_RESTEPS};
 pub use local::{
     CannotFollow, CannotFollowReason, CopyProgress, DataDirState, DbRole, LocalDb, ProcessState,
-    ReceiverStatus, ReplicationRow, StatusReport, WalSender,
+    ReceiverStatus, ReplicationRow, SqlProblem, StatusReport, WalSender,
 };
 pub use lsn::{Lsn, LsnParseError};
 pub use member::{Member, MemberData, MemberRole, MemberState};
@@ -58,6 +61,7 @@ pub use observation::{DcsView, LocalRequest, Node, Observation, RunningTask};
 pub use peer::PeerStatus;
 pub use policy::{Candidate, FailoverPolicy, Ineligible, PatroniPolicy, RaceContext};
 pub use ports::{Database, DbError, Dcs, DcsError};
+pub use standby::{StandbyCluster, StandbyClusterError, REMOTE_MEMBER};
 pub use store::{KeyValue, LeaseId, MemoryStore};
 pub use tags::Tags;
 pub use timestamp::{Timestamp, TimestampParseError};

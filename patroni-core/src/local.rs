@@ -147,6 +147,34 @@ pub struct StatusReport {
     pub replication: Vec<WalSender>,
     /// While a copy (clone or rebuild) runs: how far it has got.
     pub copy: Option<CopyProgress>,
+    /// Why the running server answered none of our SQL; `None` when it answered or is only
+    /// starting up. It changes the words of a decision, never its actions.
+    pub sql_error: Option<SqlProblem>,
+}
+
+/// Why a running server answered none of the agent's SQL, so an operator reads the cause (a
+/// wrong password, say) instead of a server that seems to be starting up for ever.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqlProblem {
+    /// The server refused our credentials (wrong password, no `pg_hba.conf` entry): its words.
+    Auth(String),
+    /// Nothing accepted the connection (connection refused, no socket file): the client's words.
+    Refused(String),
+    /// Connecting or querying did not finish in time: what did not.
+    Timeout(String),
+    /// Any other failure, in the server's or the client's words.
+    Other(String),
+}
+
+impl std::fmt::Display for SqlProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SqlProblem::Auth(m) => write!(f, "refuses our connection: {m}"),
+            SqlProblem::Refused(m) => write!(f, "cannot be connected to: {m}"),
+            SqlProblem::Timeout(m) => write!(f, "does not answer in time: {m}"),
+            SqlProblem::Other(m) => write!(f, "fails our queries: {m}"),
+        }
+    }
 }
 
 /// How far a running base backup (clone, rebuild, `reinit`) has got, so an operator watching a

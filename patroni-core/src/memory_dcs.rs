@@ -189,6 +189,10 @@ impl Dcs for MemoryDcs {
         self.call(|s, now, _| s.write_history(history, now))
     }
 
+    async fn write_failsafe(&self, members: &crate::FailsafeTopology) -> Result<(), DcsError> {
+        self.call(|s, now, _| s.write_failsafe(members, now))
+    }
+
     async fn wait_for_change(&self) -> Result<(), DcsError> {
         WaitForChange {
             shared: &self.shared,

@@ -111,6 +111,9 @@ pub struct Observation {
     /// Fields the agent adds to its member key as they are (a scheduled restart, as Patroni
     /// publishes it), so that the key is written again whenever they change.
     pub member_extra: serde_json::Map<String, serde_json::Value>,
+    /// Failsafe mode: the answers to this cycle's `POST /failsafe` round, and the leader this
+    /// member last accepted one from.
+    pub failsafe: crate::FailsafeInput,
 }
 
 impl Observation {

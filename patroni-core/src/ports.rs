@@ -72,6 +72,13 @@ pub trait Dcs: Send + Sync {
     ) -> Result<bool, DcsError>;
     /// Replaces `/history`.
     async fn write_history(&self, history: &[HistoryEntry]) -> Result<(), DcsError>;
+    /// Replaces `/failsafe` (failsafe mode). A store that cannot keep it says so, rather than
+    /// leaving a primary to count on a topology nobody wrote.
+    async fn write_failsafe(&self, _members: &crate::FailsafeTopology) -> Result<(), DcsError> {
+        Err(DcsError::Rejected(
+            "this DCS adapter does not store /failsafe".into(),
+        ))
+    }
     /// Resolves once the leader key, `/config` or `/failover` changed after the last [`load`](Self::load).
     ///
     /// The caller bounds it with its own timer (`loop_wait`), so implementations need none.
@@ -189,8 +196,14 @@ pub trait Database: Send + Sync {
         mode: RebuildMode,
         timeline: u64,
     ) -> Result<(), DbError>;
-    /// Sets which standbys commits wait for; an empty list turns waiting off.
-    async fn set_sync_standbys(&self, names: &[String], count: u32) -> Result<(), DbError>;
+    /// Sets which standbys commits wait for: `count` of `names`, the first ones in order or, with
+    /// `quorum`, any of them (`ANY count (...)`); an empty list turns waiting off.
+    async fn set_sync_standbys(
+        &self,
+        names: &[String],
+        count: u32,
+        quorum: bool,
+    ) -> Result<(), DbError>;
     /// Takes the cluster's server parameters (`postgresql.parameters` in `/config`), merged
     /// with the node's own as [`crate::parameters::effective`] says: kept for every later start
     /// and, on a running server, applied by reload (what needs a restart then shows as

@@ -200,6 +200,12 @@ impl SlotKeeper {
         } else if !primary && leader.is_some_and(|l| l != me) {
             plan.primary_slot_name = Some(slot_name(me));
         }
+        if !primary && leader == Some(me) {
+            // A standby leader streams from the remote primary through the slot named there.
+            if let Ok(Some(sc)) = config.standby_cluster() {
+                plan.primary_slot_name = sc.primary_slot_name;
+            }
+        }
         for m in &cluster.members {
             if m.name == me {
                 continue;

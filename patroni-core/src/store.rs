@@ -443,6 +443,11 @@ impl MemoryStore {
         self.put(keyspace::HISTORY, to_json(history), None, now);
     }
 
+    /// Replaces `/failsafe`.
+    pub fn write_failsafe(&mut self, members: &crate::FailsafeTopology, now: u64) {
+        self.put(keyspace::FAILSAFE, to_json(members), None, now);
+    }
+
     /// Writes `/status`.
     pub fn write_status(&mut self, status: &ClusterStatus, now: u64) {
         self.put(keyspace::STATUS, to_json(status), None, now);

@@ -129,6 +129,7 @@ fn default_obs() -> Observation {
         requests: Vec::new(),
         watchdog_ready: true,
         member_extra: Default::default(),
+        failsafe: Default::default(),
     }
 }
 
@@ -491,8 +492,13 @@ fn compact(a: &Action) -> String {
             mode,
             timeline,
         } => format!("Rebuild({},{mode:?},{timeline})", source.name),
-        Action::SetSyncStandbys { names: n, count } => {
-            format!("SetSyncStandbys({count}:{})", names(n))
+        Action::SetSyncStandbys {
+            names: n,
+            count,
+            quorum,
+        } => {
+            let any = if *quorum { "ANY " } else { "" };
+            format!("SetSyncStandbys({any}{count}:{})", names(n))
         }
         other => format!("{:?}", other.kind()),
     }

@@ -396,6 +396,7 @@ fn observation() -> BoxedStrategy<Observation> {
                 requests,
                 watchdog_ready: true,
                 member_extra: Default::default(),
+                failsafe: Default::default(),
             },
         )
     .boxed()

@@ -52,6 +52,7 @@ fn partitions_and_stalls_only() {
         stalls: true,
         operator: false,
         lag: false,
+        sync_count: false,
     };
     run("partitions+stalls", SimConfig::three_nodes(4), 400, mix);
 }
@@ -63,6 +64,17 @@ fn async_cluster_with_a_dcs_round_trip() {
     let mut cfg = SimConfig::three_nodes(5);
     cfg.dcs_rtt_ms = 50;
     run("async/all/rtt50", cfg, 400, FaultMix::ALL);
+}
+
+/// Failsafe mode on: DCS outages, agent <-> DCS and member <-> member partitions, stalls and
+/// killed agents, crashes and operator requests, in any mix. A primary rides an outage out on
+/// its members' confirmations; never two writable primaries, including partitions that split
+/// the members during an outage.
+#[test]
+fn failsafe_mode_under_partitions_and_outages() {
+    let mut cfg = SimConfig::three_nodes(9);
+    cfg.dynamic.failsafe_mode = true;
+    run("failsafe/all", cfg, 2000, FaultMix::ALL);
 }
 
 fn run_topologies(name: &str, cfg: SimConfig, default_cases: u32) {
@@ -100,4 +112,46 @@ fn cascading_topologies_four_nodes() {
     let mut cfg = SimConfig::three_nodes(8);
     cfg.nodes.push(patroni_core::sim::NodeSpec::new("node3"));
     run_topologies("topology/4 nodes", cfg, 200);
+}
+
+/// Quorum commit: `ANY n (...)` and the `/sync` quorum move in step, and a promotion needs
+/// enough votes; no acknowledged write may be lost (invariant `no_lost_writes`).
+#[test]
+fn quorum_cluster_under_all_faults() {
+    let mut cfg = SimConfig::three_nodes(9);
+    cfg.dynamic.synchronous_mode = SynchronousMode::Quorum;
+    let mix = FaultMix {
+        sync_count: true,
+        ..FaultMix::ALL
+    };
+    run("quorum/all", cfg, 1000, mix);
+}
+
+/// Four nodes, starting with two synchronous, while operators edit `synchronous_node_count`
+/// (1 to 3) among the crashes, partitions and node losses that change the member set.
+#[test]
+fn quorum_four_nodes_two_synchronous() {
+    let mut cfg = SimConfig::three_nodes(10);
+    cfg.nodes.push(patroni_core::sim::NodeSpec::new("node3"));
+    cfg.dynamic.synchronous_mode = SynchronousMode::Quorum;
+    cfg.dynamic.synchronous_node_count = 2;
+    let mix = FaultMix {
+        sync_count: true,
+        ..FaultMix::ALL
+    };
+    run("quorum/4 nodes/sync count edits", cfg, 1000, mix);
+}
+
+/// A standby cluster of a remote primary: nobody takes writes while `standby_cluster` is set,
+/// a standby leader (and only it) streams from the remote once faults stop, the others follow
+/// it; two runs in three the operator promotes the cluster during the faults, after which the
+/// usual invariants hold (one writable primary).
+#[test]
+fn standby_cluster_under_all_faults() {
+    run(
+        "standby cluster/all",
+        SimConfig::standby_cluster(11),
+        2000,
+        FaultMix::ALL,
+    );
 }

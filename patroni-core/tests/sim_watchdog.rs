@@ -15,6 +15,7 @@ const STALLS: FaultMix = FaultMix {
     stalls: true,
     operator: false,
     lag: false,
+    sync_count: false,
 };
 
 fn stall_the_primary(fence: bool, watchdog: bool) -> World {

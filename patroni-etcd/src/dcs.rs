@@ -685,6 +685,13 @@ impl Dcs for EtcdDcs {
         self.put_plain(keyspace::HISTORY, to_json(history)).await
     }
 
+    async fn write_failsafe(
+        &self,
+        members: &patroni_core::FailsafeTopology,
+    ) -> Result<(), DcsError> {
+        self.put_plain(keyspace::FAILSAFE, to_json(members)).await
+    }
+
     async fn wait_for_change(&self) -> Result<(), DcsError> {
         let since = self.loaded_at.load(Ordering::SeqCst);
         if since == 0 {

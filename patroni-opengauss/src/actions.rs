@@ -349,12 +349,17 @@ impl Database for OpenGauss {
         self.rebuild_inner(mode, timeline).await
     }
 
-    async fn set_sync_standbys(&self, names: &[String], count: u32) -> Result<(), DbError> {
+    async fn set_sync_standbys(
+        &self,
+        names: &[String],
+        count: u32,
+        quorum: bool,
+    ) -> Result<(), DbError> {
         let running = self.inspect().await.db.process.is_alive();
         let params = vec![
             (
                 "synchronous_standby_names".to_string(),
-                sync_standby_names(names, count),
+                sync_standby_names(names, count, quorum),
             ),
             (
                 "most_available_sync".to_string(),

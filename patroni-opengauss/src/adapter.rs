@@ -102,7 +102,7 @@ impl OpenGauss {
     }
 
     /// Why the last observation could not use SQL (e.g. `DbError::Auth` with the setting to change),
-    /// so the agent can log it: [`observe`](Database::observe) itself never fails.
+    /// so the agent can log it: [`observe`](patroni_core::Database::observe) itself never fails.
     pub fn last_sql_error(&self) -> Option<DbError> {
         self.last_sql_error.lock().expect("sql error lock").clone()
     }
@@ -182,6 +182,10 @@ impl OpenGauss {
                         facts.named = named_standbys(&rows);
                     }
                 }
+                facts.sql_error = self
+                    .last_sql_error()
+                    .as_ref()
+                    .and_then(crate::sql::sql_problem);
             }
             Some(QueryOutput::NotRunning { .. }) => {
                 if let Some(ckpt) = facts.control.as_ref().and_then(|c| c.checkpoint) {
@@ -250,6 +254,11 @@ impl OpenGauss {
     }
 
     pub(crate) fn peer_of(&self, member: &Member) -> Result<(), DbError> {
+        if member.name == patroni_core::REMOTE_MEMBER {
+            return Err(DbError::Unsupported(
+                crate::STANDBY_CLUSTER_UNSUPPORTED.into(),
+            ));
+        }
         let host = host_of_conn_url(&member.data.conn_url);
         let known = self
             .config

@@ -320,8 +320,9 @@ pub fn replication_params(config: &OpenGaussConfig) -> Vec<(String, String)> {
     params
 }
 
-/// `synchronous_standby_names` for "wait for `count` of `names` in order" (empty: no waiting).
-pub fn sync_standby_names(names: &[String], count: u32) -> String {
+/// `synchronous_standby_names` for "wait for `count` of `names`": the first ones in order, or
+/// any of them with `quorum` (quorum commit); empty: no waiting.
+pub fn sync_standby_names(names: &[String], count: u32, quorum: bool) -> String {
     if names.is_empty() || count == 0 {
         return quoted("");
     }
@@ -338,7 +339,8 @@ pub fn sync_standby_names(names: &[String], count: u32) -> String {
         })
         .collect();
     quoted(&format!(
-        "FIRST {}({})",
+        "{} {}({})",
+        if quorum { "ANY" } else { "FIRST" },
         count.min(names.len() as u32),
         list.join(",")
     ))

@@ -24,6 +24,11 @@ pub mod status;
 pub mod text;
 
 pub use adapter::OpenGauss;
+
+/// Why an openGauss cluster cannot be a standby cluster: its standbys replicate only with the
+/// hosts listed in `replconninfoN` of both sides, which a remote primary outside the cluster's
+/// configuration does not have, so no standby leader can stream from it.
+pub const STANDBY_CLUSTER_UNSUPPORTED: &str = "standby_cluster is not supported with openGauss: a standby replicates only with the peers in replconninfoN, and the remote primary is not one; remove standby_cluster from /config";
 pub use config::{detect_flavour, ConfigError, Flavour, OpenGaussConfig, OpenGaussSettings, Peer};
 
 /// Output that does not have the shape a parser expects, kept with the text for the operator.

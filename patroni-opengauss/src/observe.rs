@@ -2,7 +2,7 @@
 
 use patroni_core::{
     CannotFollow, CannotFollowReason, DataDirState, DbRole, LocalDb, Lsn, ProcessState,
-    ReceiverStatus, ReplicationRow,
+    ReceiverStatus, ReplicationRow, SqlProblem,
 };
 
 use crate::controldata::ControlData;
@@ -33,6 +33,8 @@ pub struct Facts {
     pub known_term: u64,
     /// This node was primary earlier: `WAL segment removed` then means its history diverged.
     pub was_primary: bool,
+    /// Why the SQL of this observation failed, if it did (see [`crate::sql::sql_problem`]).
+    pub sql_error: Option<SqlProblem>,
 }
 
 /// The core's role for an openGauss `local_role`.
@@ -126,6 +128,7 @@ pub fn local_db(facts: &Facts) -> LocalDb {
         ProcessState::Running
     };
     db.cannot_follow = cannot_follow(&report.ha, facts.was_primary);
+    db.report.sql_error = facts.sql_error.clone();
     let sql_replay = facts.term_lsn.map(|t| t.1).filter(|l| *l != Lsn::ZERO);
     match db.role {
         DbRole::Primary => {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use patroni_core::DbError;
+use patroni_core::{DbError, SqlProblem};
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
@@ -42,8 +42,15 @@ impl PgSql {
         let connecting = cfg.connect(NoTls);
         let (client, conn) = tokio::time::timeout(self.timeout, connecting)
             .await
-            .map_err(|_| DbError::Query(format!("connect timed out after {:?}", self.timeout)))?
-            .map_err(|e| classify_connect_error(&error_chain(&e), &self.user))?;
+            .map_err(|_| DbError::Timeout {
+                command: format!("connecting to {}", self.socket_dir.display()),
+                secs: self.timeout.as_secs(),
+            })?
+            .map_err(|e| match patroni_postgres::sql::sql_problem(&e) {
+                // The server itself refused us (a wrong password): its words say it all.
+                Some(SqlProblem::Auth(m)) => DbError::Auth(m),
+                _ => classify_connect_error(&error_chain(&e), &self.user),
+            })?;
         tokio::spawn(async move {
             // Ends when the client is dropped or the server goes away; the next query reconnects.
             let _ = conn.await;
@@ -93,6 +100,34 @@ pub fn classify_connect_error(text: &str, user: &str) -> DbError {
     }
 }
 
+/// What a failed SQL call tells the operator; `None` while the server only says it is starting
+/// up or shutting down, which is no fault. [`SqlSource`] errors are [`DbError`]s, so a refused
+/// connection is recognised by the client's words for it.
+pub fn sql_problem(e: &DbError) -> Option<SqlProblem> {
+    let text = e.to_string();
+    let lower = text.to_lowercase();
+    let has = |needles: &[&str]| needles.iter().any(|n| lower.contains(n));
+    match e {
+        DbError::Auth(m) => Some(SqlProblem::Auth(m.clone())),
+        DbError::Timeout { command, secs } => Some(SqlProblem::Timeout(format!(
+            "{command} took longer than {secs} s"
+        ))),
+        _ if has(&[
+            "is starting up",
+            "is shutting down",
+            "not yet accepting connections",
+        ]) =>
+        {
+            None
+        }
+        DbError::Query(m) if has(&["connection refused", "no such file or directory"]) => {
+            Some(SqlProblem::Refused(m.clone()))
+        }
+        DbError::Query(m) => Some(SqlProblem::Other(m.clone())),
+        _ => Some(SqlProblem::Other(text)),
+    }
+}
+
 #[async_trait]
 impl SqlSource for PgSql {
     async fn query(&self, sql: &str) -> Result<SqlRows, DbError> {
@@ -112,10 +147,10 @@ impl SqlSource for PgSql {
             }
             Err(_) => {
                 *guard = None;
-                return Err(DbError::Query(format!(
-                    "`{sql}` timed out after {:?}",
-                    self.timeout
-                )));
+                return Err(DbError::Timeout {
+                    command: format!("`{sql}`"),
+                    secs: self.timeout.as_secs(),
+                });
             }
         };
         let mut rows = SqlRows::default();
@@ -132,5 +167,34 @@ impl SqlSource for PgSql {
             }
         }
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sql_failures_map_to_what_the_operator_is_told() {
+        let q = |m: &str| sql_problem(&DbError::Query(m.into()));
+        assert_eq!(q("FATAL:  the database system is starting up"), None);
+        assert_eq!(q("FATAL:  the database system is shutting down"), None);
+        let refused = "error connecting to server: Connection refused (os error 111)";
+        assert_eq!(q(refused), Some(SqlProblem::Refused(refused.into())));
+        let missing = "db error: ERROR: function pg_last_xlog_replay_location() does not exist";
+        assert_eq!(q(missing), Some(SqlProblem::Other(missing.into())));
+        assert_eq!(
+            sql_problem(&DbError::Auth("use md5".into())),
+            Some(SqlProblem::Auth("use md5".into()))
+        );
+        assert_eq!(
+            sql_problem(&DbError::Timeout {
+                command: "`SELECT 1`".into(),
+                secs: 10
+            }),
+            Some(SqlProblem::Timeout(
+                "`SELECT 1` took longer than 10 s".into()
+            ))
+        );
     }
 }

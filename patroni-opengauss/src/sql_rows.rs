@@ -60,7 +60,7 @@ impl SqlRows {
 /// Runs one read-only query and returns its rows as text.
 #[async_trait]
 pub trait SqlSource: Send + Sync {
-    /// Runs `sql`; connection and authentication failures are typed (`DbError::Auth`, `DbError::Query`).
+    /// Runs `sql`; connection and authentication failures are typed (`DbError::Auth`, `DbError::Timeout`, `DbError::Query`).
     async fn query(&self, sql: &str) -> Result<SqlRows, DbError>;
 }
 

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use patroni_core::DbError;
-use patroni_opengauss::sql::PgSql;
+use patroni_core::SqlProblem;
+use patroni_opengauss::sql::{sql_problem, PgSql};
 use patroni_opengauss::sql_rows::SqlSource;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
@@ -56,6 +57,10 @@ async fn sha256_request_is_an_auth_error_with_the_fix() {
         match connect_against(code).await {
             DbError::Auth(msg) => {
                 eprintln!("code {code}: {msg}");
+                assert_eq!(
+                    sql_problem(&DbError::Auth(msg.clone())),
+                    Some(SqlProblem::Auth(msg.clone()))
+                );
                 assert!(msg.contains("password_encryption_type to 0 or 1"), "{msg}");
                 assert!(msg.contains("local all omm trust"), "{msg}");
             }
@@ -75,4 +80,9 @@ async fn no_server_is_a_query_error_not_auth() {
     );
     let err = sql.query("SELECT 1").await.unwrap_err();
     assert!(matches!(err, DbError::Query(_)), "{err:?}");
+    // The operator is told nothing accepts the connection, in the client's words.
+    assert!(
+        matches!(sql_problem(&err), Some(SqlProblem::Refused(m)) if m.contains("No such file")),
+        "{err:?}"
+    );
 }

@@ -462,7 +462,7 @@ async fn set_sync_standbys_reloads_names_and_most_available() {
     seen_running(&rig, "gs_ctl_query_primary_sync_and_async_standbys.txt");
     reply(&rig.runner, "gs_guc_reload_success.txt");
     rig.db
-        .set_sync_standbys(&["dn_6002".into(), "dn_6003".into()], 1)
+        .set_sync_standbys(&["dn_6002".into(), "dn_6003".into()], 1, false)
         .await
         .unwrap();
     assert_eq!(
@@ -473,7 +473,7 @@ async fn set_sync_standbys_reloads_names_and_most_available() {
     let rig = Rig::with(|c| c.opengauss.most_available_sync = true, true);
     seen_stopped(&rig);
     rig.runner.reply_stdout(0, guc_set_output());
-    rig.db.set_sync_standbys(&[], 0).await.unwrap();
+    rig.db.set_sync_standbys(&[], 0, false).await.unwrap();
     assert_eq!(
         rig.lines()[3],
         "/og/bin/gs_guc set -D D -c synchronous_standby_names='' -c most_available_sync=on"
@@ -487,7 +487,7 @@ async fn a_failed_gs_guc_is_an_error() {
     rig.runner.reply_stdout(1, "Failure to perform gs_guc!\n");
     let err = rig
         .db
-        .set_sync_standbys(&["dn_6002".into()], 1)
+        .set_sync_standbys(&["dn_6002".into()], 1, false)
         .await
         .unwrap_err();
     assert!(
@@ -580,10 +580,10 @@ async fn clone_is_a_full_build_from_the_source_then_reload_of_local_settings() {
 fn the_example_config_loads_and_validates() {
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/opengauss_cluster.yml");
-    let doc: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let doc: yaml_serde::Value =
+        yaml_serde::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut cfg: patroni_opengauss::OpenGaussConfig =
-        serde_yaml::from_value(doc["postgresql"].clone()).unwrap();
+        yaml_serde::from_value(doc["postgresql"].clone()).unwrap();
     cfg.name = doc["name"].as_str().unwrap().to_string();
     cfg.validate().unwrap();
     assert_eq!(
@@ -610,7 +610,7 @@ fn bad_config_values_name_the_key() {
     cfg.data_dir = "relative/data".into();
     assert!(cfg.validate().unwrap_err().to_string().contains("data_dir"));
     let yaml = "data_dir: /d\nlisten: a:1\nconnect_address: a:1\nopengauss: {typo_key: 1}\n";
-    let err = serde_yaml::from_str::<patroni_opengauss::OpenGaussConfig>(yaml).unwrap_err();
+    let err = yaml_serde::from_str::<patroni_opengauss::OpenGaussConfig>(yaml).unwrap_err();
     assert!(err.to_string().contains("typo_key"), "{err}");
 }
 
@@ -618,14 +618,18 @@ fn bad_config_values_name_the_key() {
 fn sync_names_quote_what_the_grammar_needs() {
     use patroni_opengauss::commands::sync_standby_names;
     assert_eq!(
-        sync_standby_names(&["dn_6002".into()], 1),
+        sync_standby_names(&["dn_6002".into()], 1, false),
         "'FIRST 1(dn_6002)'"
     );
     assert_eq!(
-        sync_standby_names(&["Node-A".into(), "b".into()], 5),
+        sync_standby_names(&["Node-A".into(), "b".into()], 5, false),
         "'FIRST 2(\"Node-A\",b)'"
     );
-    assert_eq!(sync_standby_names(&[], 1), "''");
+    assert_eq!(sync_standby_names(&[], 1, false), "''");
+    assert_eq!(
+        sync_standby_names(&["a".into(), "b".into()], 1, true),
+        "'ANY 1(a,b)'"
+    );
 }
 
 #[test]
@@ -656,6 +660,13 @@ async fn sql_failures_are_kept_for_the_operator() {
     assert_eq!(
         rig.db.last_sql_error(),
         Some(DbError::Query("connection refused".into()))
+    );
+    // ... and reach the operator through the observation (`/patroni`, the member key, the log).
+    assert_eq!(
+        db.report.sql_error,
+        Some(patroni_core::SqlProblem::Refused(
+            "connection refused".into()
+        ))
     );
     assert!(rig.db.check_sql().await.is_err());
 }

@@ -51,7 +51,7 @@ impl Postgres {
             // A half-made cluster must not be mistaken for a bootstrapped one: leave the directory
             // empty so this or another member can try again (the server log keeps the evidence).
             let _ = self.pg_stop(StopMode::Immediate).await;
-            self.empty_data_dir();
+            self.empty_data_dir().await;
         }
         made
     }

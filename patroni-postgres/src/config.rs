@@ -129,17 +129,23 @@ impl InitdbOption {
 
 /// Patroni's `postgresql:` section: where the server lives and how the agent runs and reaches it.
 ///
-/// Patroni keys this section does not hold (`callbacks`, `pg_ident`, the replica methods, which
-/// come through [`crate::methods`], ...) and misspelt keys land in [`other`](Self::other) instead
-/// of failing the load, so an existing `patroni.yml` still starts; the loader must warn about
-/// each of [`ignored_keys`](Self::ignored_keys).
+/// The daemon embeds it (`#[serde(flatten)]`) in its own `postgresql` section, so each key has
+/// this one definition. Patroni keys this section does not hold (`callbacks`, `pg_ident`, the
+/// replica methods, which come through [`crate::methods`], ...) and misspelt keys land in
+/// [`other`](Self::other) instead of failing the load, so an existing `patroni.yml` still starts;
+/// the loader must warn about each of [`ignored_keys`](Self::ignored_keys).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PostgresConfig {
     /// `host[,host...]:port` the server listens on; the port is also the local socket's.
+    /// Required: empty fails [`validate`](Self::validate).
+    #[serde(default)]
     pub listen: String,
     /// `host:port` other members use to reach this server; published in the member key's `conn_url`.
+    /// Required: empty fails [`validate`](Self::validate).
+    #[serde(default)]
     pub connect_address: String,
-    /// The data directory (`PGDATA`).
+    /// The data directory (`PGDATA`). Required: empty fails [`validate`](Self::validate).
+    #[serde(default)]
     pub data_dir: PathBuf,
     /// Where `pg_ctl`, `initdb` & co live; `None` looks them up in `PATH`.
     #[serde(default)]
@@ -171,9 +177,10 @@ pub struct PostgresConfig {
     /// When `pg_rewind` fails, fall back to a full copy instead of reporting the failure.
     #[serde(default)]
     pub remove_data_directory_on_rewind_failure: bool,
-    /// Read by the agent, not the adapter: rebuild a standby whose history diverged even when
-    /// pg_rewind cannot be used (a [`RebuildMode::Auto`](patroni_core::RebuildMode) rebuild then copies everything).
-    #[serde(default)]
+    /// Copy a standby whose history diverged from the leader's again when `use_pg_rewind` is off.
+    /// On by default, unlike Patroni, because a standby that cannot follow must be rebuilt; set it
+    /// to `false` to leave such a standby as it is for the operator, as Patroni does.
+    #[serde(default = "default_true")]
     pub remove_data_directory_on_diverged_timelines: bool,
     /// Server log file the agent starts the server with (`pg_ctl -l`); default `<data_dir>.log`, outside
     /// the data directory so a rebuild does not take it away. Not in Patroni's YAML.
@@ -185,6 +192,12 @@ pub struct PostgresConfig {
     /// The OS user (uid, gid) the server runs as; set by the agent, never read from YAML.
     #[serde(skip)]
     pub run_as: Option<(u32, u32)>,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        PostgresConfig::new(String::new(), PathBuf::new())
+    }
 }
 
 fn default_pg_ctl_timeout() -> u64 {
@@ -213,7 +226,7 @@ impl PostgresConfig {
             use_pg_rewind: false,
             use_unix_socket: true,
             remove_data_directory_on_rewind_failure: false,
-            remove_data_directory_on_diverged_timelines: false,
+            remove_data_directory_on_diverged_timelines: true,
             log_file: None,
             other: BTreeMap::new(),
             run_as: None,
@@ -408,7 +421,7 @@ pg_hba:
 use_pg_rewind: true
 remove_data_directory_on_rewind_failure: true
 "#;
-        let c: PostgresConfig = serde_yaml::from_str(yaml).unwrap();
+        let c: PostgresConfig = yaml_serde::from_str(yaml).unwrap();
         c.validate().unwrap();
         assert_eq!(c.port().unwrap(), 5433);
         assert_eq!(c.listen_hosts(), "127.0.0.1,10.0.0.1");
@@ -437,12 +450,12 @@ remove_data_directory_on_rewind_failure: true
         c.data_dir = "/data".into();
         c.parameters.insert("x; DROP".into(), "1".into());
         assert_eq!(c.validate().unwrap_err().field, "parameters");
-        let unknown = serde_yaml::from_str::<PostgresConfig>(
+        let unknown = yaml_serde::from_str::<PostgresConfig>(
             "listen: a:1\nconnect_address: a:1\ndata_dir: /d\nlisten_adress: x\ncallbacks: {on_start: /bin/true}\n",
         )
         .unwrap();
         assert_eq!(unknown.ignored_keys(), ["callbacks", "listen_adress"]);
-        let wrong_type = serde_yaml::from_str::<PostgresConfig>(
+        let wrong_type = yaml_serde::from_str::<PostgresConfig>(
             "listen: a:1\nconnect_address: a:1\ndata_dir: /d\npg_ctl_timeout: soon\n",
         );
         assert!(wrong_type
@@ -454,7 +467,7 @@ remove_data_directory_on_rewind_failure: true
     #[test]
     fn initdb_options_become_arguments() {
         let opts: Vec<InitdbOption> =
-            serde_yaml::from_str("- data-checksums\n- encoding: UTF8\n- locale: C\n").unwrap();
+            yaml_serde::from_str("- data-checksums\n- encoding: UTF8\n- locale: C\n").unwrap();
         let args: Vec<String> = opts.iter().flat_map(InitdbOption::to_args).collect();
         assert_eq!(args, ["--data-checksums", "--encoding=UTF8", "--locale=C"]);
     }

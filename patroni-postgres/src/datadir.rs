@@ -214,6 +214,40 @@ pub fn remove_file(path: &Path) -> Result<(), DbError> {
     }
 }
 
+/// Removes a directory tree on tokio's blocking pool: a data directory may hold many gigabytes,
+/// and the agent's single-threaded runtime must go on renewing the lease and serving REST meanwhile.
+pub async fn remove_tree(path: &Path) -> std::io::Result<()> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || fs::remove_dir_all(path))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+/// Removes everything inside a directory but keeps the directory (its owner and mode), on the
+/// blocking pool as [`remove_tree`]; it removes what it can and returns the first error.
+pub async fn empty_dir(path: &Path) -> std::io::Result<()> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut first = Ok(());
+        for entry in fs::read_dir(&path)? {
+            let removed = entry.and_then(|e| {
+                let p = e.path();
+                if p.is_dir() && !p.is_symlink() {
+                    fs::remove_dir_all(&p)
+                } else {
+                    fs::remove_file(&p)
+                }
+            });
+            if first.is_ok() {
+                first = removed;
+            }
+        }
+        first
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
 /// The current length of a file, zero when it does not exist.
 pub fn file_len(path: &Path) -> u64 {
     fs::metadata(path).map(|m| m.len()).unwrap_or(0)
@@ -307,5 +341,46 @@ mod tests {
         assert_eq!(log_tail(&base.join("log"), 4, 10), "c\nd");
         assert_eq!(read_log_since(&base.join("log"), 100, 100), "a\nb\nc\nd\n");
         fs::remove_dir_all(&base).unwrap();
+    }
+
+    /// Removing a large tree leaves the (current-thread) runtime free: a task spawned before the
+    /// removal gets to run while it lasts, which a removal on the runtime's own thread would not
+    /// allow until it had finished.
+    #[tokio::test(flavor = "current_thread")]
+    async fn trees_are_removed_off_the_runtime() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("data");
+        let fill = || {
+            for d in 0..20 {
+                let sub = tree.join(format!("base/{d}"));
+                fs::create_dir_all(&sub).unwrap();
+                for f in 0..100 {
+                    fs::write(sub.join(f.to_string()), "x").unwrap();
+                }
+            }
+            fs::write(tree.join("PG_VERSION"), "15\n").unwrap();
+        };
+        fill();
+        let ticks = std::sync::Arc::new(AtomicU64::new(0));
+        let counter = ticks.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+            }
+        });
+        empty_dir(&tree).await.unwrap();
+        assert!(ticks.load(Ordering::SeqCst) > 0, "the runtime was blocked");
+        assert!(tree.is_dir() && is_empty_dir(&tree));
+        let before = ticks.load(Ordering::SeqCst);
+        fill();
+        remove_tree(&tree).await.unwrap();
+        assert!(
+            ticks.load(Ordering::SeqCst) > before,
+            "the runtime was blocked"
+        );
+        assert!(!tree.exists());
+        ticker.abort();
     }
 }

@@ -97,8 +97,13 @@ impl Database for Postgres {
     /// `ALTER SYSTEM` persists the list in `postgresql.auto.conf`, which copies and rewinds carry
     /// along: a promoted standby keeps waiting for the old list until it is set again, which blocks
     /// commits rather than acknowledging unreplicated ones.
-    async fn set_sync_standbys(&self, names: &[String], count: u32) -> Result<(), DbError> {
-        self.set_sync_impl(names, count).await
+    async fn set_sync_standbys(
+        &self,
+        names: &[String],
+        count: u32,
+        quorum: bool,
+    ) -> Result<(), DbError> {
+        self.set_sync_impl(names, count, quorum).await
     }
 
     async fn apply_parameters(

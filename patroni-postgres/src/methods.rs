@@ -525,7 +525,7 @@ mod tests {
     use super::*;
 
     fn sections(yaml: &str) -> BTreeMap<String, Section> {
-        serde_yaml::from_str(yaml).unwrap()
+        yaml_serde::from_str(yaml).unwrap()
     }
 
     fn names(list: &[&str]) -> Vec<String> {

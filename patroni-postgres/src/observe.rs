@@ -17,9 +17,10 @@ use patroni_core::{
     ReceiverStatus, ReplicationRow, Timestamp, WalSender,
 };
 
+use crate::config::PostgresConfig;
 use crate::controldata::ControlData;
 use crate::datadir::{data_dir_state, live_postmaster, read_log_since, read_pid_file};
-use crate::sql::Row;
+use crate::sql::{QueryFailure, Row};
 use crate::Postgres;
 
 /// Log fragments that mean the standby will never catch up, most specific first.
@@ -55,6 +56,29 @@ const TERMINAL: [(&str, CannotFollowReason); 8] = [
         CannotFollowReason::TimelineMismatch,
     ),
 ];
+
+/// A standby whose history diverged from the leader's is rewound when `use_pg_rewind` is on,
+/// copied again with `remove_data_directory_on_diverged_timelines` (our default), else left as
+/// it is (with a warning) for the operator to reinitialize, as Patroni does. Other reasons pass.
+pub(crate) fn rebuild_allowed(
+    cfg: &PostgresConfig,
+    cf: Option<CannotFollow>,
+) -> Option<CannotFollow> {
+    let diverged = cf.as_ref().is_some_and(|c| {
+        matches!(
+            c.reason,
+            CannotFollowReason::Diverged | CannotFollowReason::TimelineMismatch
+        )
+    });
+    if diverged && !cfg.use_pg_rewind && !cfg.remove_data_directory_on_diverged_timelines {
+        tracing::warn!(
+            "cannot follow the leader ({}); not rebuilding: use_pg_rewind is off and remove_data_directory_on_diverged_timelines is false (reinitialize this member)",
+            cf.as_ref().map_or("", |c| c.detail.as_str())
+        );
+        return None;
+    }
+    cf
+}
 
 /// The last terminal replication error in a stretch of server log, classified.
 pub fn classify_log(log: &str) -> Option<CannotFollow> {
@@ -136,15 +160,17 @@ impl Postgres {
             "ready" | "standby" => ProcessState::Running,
             _ => ProcessState::Starting,
         };
-        if self.observe_sql(&mut db).await.is_err() {
-            // Alive but not answering (recovery, startup, overload): report it as starting.
+        if let Err(failure) = self.observe_sql(&mut db).await {
+            // Alive but not answering (recovery, startup, overload): report it as starting, and
+            // why when it is no mere startup (a wrong password must not look like recovery).
             db.process = ProcessState::Starting;
+            db.report.sql_error = failure.problem;
             // A standby that never becomes consistent can still say why in its log.
-            db.cannot_follow = classify_log(&self.log_since_mark());
+            db.cannot_follow = rebuild_allowed(self.config(), classify_log(&self.log_since_mark()));
             return db;
         }
         if db.role == DbRole::Standby && !db.receiver.as_ref().is_some_and(|r| r.streaming) {
-            db.cannot_follow = classify_log(&self.log_since_mark());
+            db.cannot_follow = rebuild_allowed(self.config(), classify_log(&self.log_since_mark()));
         }
         db
     }
@@ -174,11 +200,11 @@ impl Postgres {
         }
     }
 
-    async fn observe_sql(&self, db: &mut LocalDb) -> Result<(), patroni_core::DbError> {
-        let rows = self.query(STATUS_SQL).await?;
+    async fn observe_sql(&self, db: &mut LocalDb) -> Result<(), QueryFailure> {
+        let rows = self.sql.query_diagnosed(STATUS_SQL).await?;
         let row = rows
             .first()
-            .ok_or_else(|| patroni_core::DbError::Query("status query returned no row".into()))?;
+            .ok_or_else(|| QueryFailure::other("status query returned no row"))?;
         let in_recovery = col(row, 0) == Some("t");
         db.role = if in_recovery {
             DbRole::Standby
@@ -202,7 +228,7 @@ impl Postgres {
         db.report.replayed_timestamp = epoch_ms(row, 10);
         db.report.replay_paused = col(row, 11) == Some("t");
         db.report.restore_command = in_recovery && col(row, 12) == Some("t");
-        let senders = self.query(REPLICATION_SQL).await?;
+        let senders = self.sql.query_diagnosed(REPLICATION_SQL).await?;
         db.replication = senders
             .iter()
             .map(|r| ReplicationRow {
@@ -225,7 +251,7 @@ impl Postgres {
             })
             .collect();
         if in_recovery {
-            let receiver = self.query(RECEIVER_SQL).await?;
+            let receiver = self.sql.query_diagnosed(RECEIVER_SQL).await?;
             if let Some(r) = receiver.first() {
                 let received_tli = num(r, 1);
                 db.timeline = match (received_tli, checkpoint_tli) {
@@ -262,6 +288,22 @@ impl Postgres {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_diverged_standby_is_rebuilt_only_as_configured() {
+        let diverged =
+            classify_log("FATAL:  highest timeline 1 of the primary is behind recovery timeline 2");
+        let gone = classify_log("ERROR:  requested WAL segment 0003 has already been removed");
+        let mut cfg = PostgresConfig::new("127.0.0.1:5432", "/d");
+        // By default a diverged standby is copied again: it must be able to follow.
+        assert_eq!(rebuild_allowed(&cfg, diverged.clone()), diverged);
+        // Neither pg_rewind nor the removal switch: left as it is, as Patroni does.
+        cfg.remove_data_directory_on_diverged_timelines = false;
+        assert_eq!(rebuild_allowed(&cfg, diverged.clone()), None);
+        assert_eq!(rebuild_allowed(&cfg, gone.clone()), gone);
+        cfg.use_pg_rewind = true;
+        assert_eq!(rebuild_allowed(&cfg, diverged.clone()), diverged);
+    }
 
     #[test]
     fn classifies_terminal_replication_errors() {

@@ -49,7 +49,7 @@ pub struct Postgres {
     replica_methods: ReplicaMethods,
     bootstrap_plan: BootstrapPlan,
     runner: Arc<dyn CommandRunner>,
-    sql: Sql,
+    pub(crate) sql: Sql,
     /// Log length when the server was last started or pointed at a leader: older lines are history.
     log_mark: Mutex<u64>,
     /// The postmaster last seen running: it can still be found (and stopped) when its data
@@ -618,13 +618,13 @@ impl Postgres {
         }
     }
 
-    pub(crate) async fn set_sync_impl(&self, names: &[String], count: u32) -> Result<(), DbError> {
-        let value = if names.is_empty() {
-            String::new()
-        } else {
-            let list: Vec<String> = names.iter().map(|n| crate::sql::ident(n)).collect();
-            format!("FIRST {} ({})", count.max(1), list.join(", "))
-        };
+    pub(crate) async fn set_sync_impl(
+        &self,
+        names: &[String],
+        count: u32,
+        quorum: bool,
+    ) -> Result<(), DbError> {
+        let value = sync_standby_names(names, count, quorum);
         // ALTER SYSTEM refuses to run inside a transaction block, so it goes alone.
         self.query(&format!(
             "ALTER SYSTEM SET synchronous_standby_names = {}",
@@ -649,6 +649,17 @@ impl Postgres {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// `synchronous_standby_names` for `count` of `names`: `FIRST` in order, or `ANY` with `quorum`
+/// (quorum commit); empty when nobody is waited for.
+fn sync_standby_names(names: &[String], count: u32, quorum: bool) -> String {
+    if names.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = names.iter().map(|n| crate::sql::ident(n)).collect();
+    let method = if quorum { "ANY" } else { "FIRST" };
+    format!("{method} {} ({})", count.max(1), list.join(", "))
 }
 
 #[cfg(test)]
@@ -728,5 +739,16 @@ mod tests {
             "{reason}"
         );
         assert_eq!(start_failure_reason("LOG:  database system is ready"), None);
+    }
+
+    #[test]
+    fn synchronous_standby_names_first_or_any() {
+        let names = vec!["b".to_string(), "C".to_string()];
+        assert_eq!(
+            sync_standby_names(&names, 1, false),
+            "FIRST 1 (\"b\", \"C\")"
+        );
+        assert_eq!(sync_standby_names(&names, 2, true), "ANY 2 (\"b\", \"C\")");
+        assert_eq!(sync_standby_names(&[], 0, true), "");
     }
 }

@@ -11,7 +11,7 @@ use patroni_core::{DbError, Member, RebuildMode, StopMode};
 
 use crate::conf::{self, sibling, ConfRole};
 use crate::conninfo::member_endpoint;
-use crate::datadir::{ensure_dir, is_empty_dir, live_postmaster};
+use crate::datadir::{empty_dir, ensure_dir, is_empty_dir, live_postmaster, remove_tree};
 use crate::Postgres;
 
 /// Copies take longer than `pg_ctl` calls: this many `pg_ctl_timeout`s.
@@ -40,16 +40,13 @@ impl Postgres {
         }
     }
 
-    /// Removes what a failed initdb or clone left, keeping the (empty) directory itself.
-    pub(crate) fn empty_data_dir(&self) {
-        if let Ok(entries) = fs::read_dir(&self.config().data_dir) {
-            for e in entries.flatten() {
-                let p = e.path();
-                let _ = if p.is_dir() {
-                    fs::remove_dir_all(&p)
-                } else {
-                    fs::remove_file(&p)
-                };
+    /// Removes what a failed initdb or clone left, keeping the (empty) directory itself; what
+    /// cannot be removed is logged and left (the next attempt then refuses a non-empty directory).
+    pub(crate) async fn empty_data_dir(&self) {
+        let dir = &self.config().data_dir;
+        if let Err(e) = empty_dir(dir).await {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("cannot empty {}: {e}", dir.display());
             }
         }
     }
@@ -136,7 +133,7 @@ impl Postgres {
         let old = sibling(&cfg.data_dir, ".old");
         for leftover in [&staging, &old] {
             if leftover.exists() {
-                fs::remove_dir_all(leftover).map_err(|e| {
+                remove_tree(leftover).await.map_err(|e| {
                     DbError::Io(format!(
                         "cannot remove leftover {}: {e}",
                         leftover.display()
@@ -149,15 +146,15 @@ impl Postgres {
             .basebackup(source, &staging, self.basebackup_options())
             .await
         {
-            let _ = fs::remove_dir_all(&staging);
+            let _ = remove_tree(&staging).await;
             return Err(e);
         }
         if let Err(e) = self.pg_stop(StopMode::Fast).await {
-            let _ = fs::remove_dir_all(&staging);
+            let _ = remove_tree(&staging).await;
             return Err(e);
         }
         if live_postmaster(&cfg.data_dir).is_some() {
-            let _ = fs::remove_dir_all(&staging);
+            let _ = remove_tree(&staging).await;
             return Err(DbError::NotEffective {
                 action: "stop before swapping in the copy".into(),
                 observed: "still running".into(),
@@ -179,7 +176,7 @@ impl Postgres {
             )));
         }
         if had_old {
-            let _ = fs::remove_dir_all(&old);
+            let _ = remove_tree(&old).await;
         }
         self.prepare(&ConfRole::Standby {
             primary_conninfo: Some(conninfo),

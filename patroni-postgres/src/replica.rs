@@ -46,11 +46,19 @@ impl Postgres {
         ensure_dir(&cfg.data_dir, cfg.run_as)?;
         // Every method reads the passwords from PGPASSFILE, a restore from backup too.
         conf::write_pgpass(cfg)?;
+        // A standby cluster's remote primary names the methods to copy it with.
+        let only: Option<Vec<String>> = source
+            .and_then(|s| s.data.extra.get("create_replica_methods"))
+            .and_then(|v| serde_json::from_value(v.clone()).ok());
         let methods: Vec<&ReplicaMethod> = self
             .replica_methods()
             .methods
             .iter()
             .filter(|m| source.is_some() || m.works_without_leader())
+            .filter(|m| {
+                only.as_ref()
+                    .is_none_or(|o| o.iter().any(|n| n == m.name()))
+            })
             .collect();
         let mut failure = DbError::Unsupported(
             "no replica method works without a running leader (none has no_leader set)".into(),
@@ -77,7 +85,7 @@ impl Postgres {
             }
         }
         if !created {
-            self.empty_data_dir();
+            self.empty_data_dir().await;
             return Err(failure);
         }
         self.prepare(&ConfRole::Standby {
@@ -96,7 +104,7 @@ impl Postgres {
         let mut attempt = 1;
         loop {
             if !is_empty_dir(&data_dir) {
-                self.empty_data_dir();
+                self.empty_data_dir().await;
             }
             match self.basebackup(source, &data_dir, options).await {
                 Ok(()) => return Ok(()),
@@ -118,7 +126,7 @@ impl Postgres {
     ) -> Result<(), DbError> {
         let cfg = self.config();
         if !is_empty_dir(&cfg.data_dir) && !method.keep_data {
-            self.empty_data_dir();
+            self.empty_data_dir().await;
         }
         let argv = method.argv(
             self.scope(),

@@ -65,7 +65,7 @@ async fn a_no_leader_method_creates_a_standby_of_nobody() {
     let node = PgNode::new("no-leader-replica", |_| {});
     let data_dir = node.pg.config().data_dir.display().to_string();
     let sections: BTreeMap<String, Section> =
-        serde_yaml::from_str(&yaml.replace("DIR", &data_dir)).unwrap();
+        yaml_serde::from_str(&yaml.replace("DIR", &data_dir)).unwrap();
     let replica = ReplicaMethods::resolve(
         &["basebackup".to_string(), "restore".to_string()],
         &sections,

@@ -335,7 +335,9 @@ async fn a_server_that_cannot_start_reports_its_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synchronous_standby_names_show_in_pg_stat_replication() {
     let (a, _b) = pair().await;
-    a.pg.set_sync_standbys(&["b".to_string()], 1).await.unwrap();
+    a.pg.set_sync_standbys(&["b".to_string()], 1, false)
+        .await
+        .unwrap();
     assert_eq!(
         scalar(&a.pg, "SHOW synchronous_standby_names").await,
         "FIRST 1 (\"b\")"
@@ -345,7 +347,21 @@ async fn synchronous_standby_names_show_in_pg_stat_replication() {
     })
     .await;
     assert_eq!(db.replication[0].sync_state, "sync");
-    a.pg.set_sync_standbys(&[], 0).await.unwrap();
+    // Quorum commit: `ANY`, and the standby reports `quorum`.
+    a.pg.set_sync_standbys(&["b".to_string()], 1, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar(&a.pg, "SHOW synchronous_standby_names").await,
+        "ANY 1 (\"b\")"
+    );
+    wait_until(&a.pg, "b quorum", 20, |db| {
+        db.replication
+            .iter()
+            .any(|r| r.application_name == "b" && r.sync_state == "quorum")
+    })
+    .await;
+    a.pg.set_sync_standbys(&[], 0, false).await.unwrap();
     wait_until(&a.pg, "b async", 20, |db| {
         db.replication
             .iter()
@@ -643,4 +659,41 @@ async fn a_restarted_standby_never_reports_received_below_replayed() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(seen > 0, "never saw both positions");
+}
+
+/// A running server that refuses our SQL says why: a wrong superuser password is an
+/// authentication error and a wrong port a refused connection, never a server "starting up".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_or_port_is_reported_not_taken_for_startup() {
+    use patroni_core::SqlProblem;
+    let a = PgNode::new("a", |c| c.use_unix_socket = false);
+    a.pg.bootstrap().await.expect("bootstrap");
+    let good = a.pg.observe().await;
+    assert_eq!(
+        (good.process, good.report.sql_error.clone()),
+        (ProcessState::Running, None)
+    );
+
+    let mut cfg = a.pg.config().clone();
+    cfg.authentication.superuser.password = Some("wrong".into());
+    let wrong = Postgres::new("a", cfg.clone(), Arc::new(SystemRunner)).unwrap();
+    let db = wrong.observe().await;
+    assert_eq!(db.process, ProcessState::Starting);
+    match &db.report.sql_error {
+        Some(SqlProblem::Auth(m)) => assert_eq!(
+            m, "password authentication failed for user \"postgres\"",
+            "{db:?}"
+        ),
+        other => panic!("expected an authentication problem, got {other:?}"),
+    }
+
+    cfg.authentication.superuser.password = a.pg.config().authentication.superuser.password.clone();
+    let port = free_port();
+    cfg.listen = format!("127.0.0.1:{port}");
+    let elsewhere = Postgres::new("a", cfg, Arc::new(SystemRunner)).unwrap();
+    let db = elsewhere.observe().await;
+    match &db.report.sql_error {
+        Some(SqlProblem::Refused(m)) => assert!(m.contains(&format!("127.0.0.1:{port}")), "{m}"),
+        other => panic!("expected a refused connection, got {other:?}"),
+    }
 }

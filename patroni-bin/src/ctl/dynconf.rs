@@ -14,8 +14,8 @@ pub fn load_value(raw: &str) -> Result<Value, CtlError> {
     let t = raw.trim();
     let complex = t.starts_with(['{', '[', '\'', '"', '|', '>', '&', '*', '!']) || t.contains('\n');
     if complex {
-        let v: serde_yaml::Value =
-            serde_yaml::from_str(t).map_err(|e| failed(format!("{raw}: {e}")))?;
+        let v: yaml_serde::Value =
+            yaml_serde::from_str(t).map_err(|e| failed(format!("{raw}: {e}")))?;
         return serde_json::to_value(v).map_err(|e| failed(format!("{raw}: {e}")));
     }
     Ok(scalar_11(t))
@@ -162,8 +162,8 @@ fn read_yaml_file(name: &str) -> Result<Value, CtlError> {
     } else {
         std::fs::read_to_string(name).map_err(|e| failed(format!("{name}: {e}")))?
     };
-    let v: serde_yaml::Value =
-        serde_yaml::from_str(&text).map_err(|e| failed(format!("{name}: {e}")))?;
+    let v: yaml_serde::Value =
+        yaml_serde::from_str(&text).map_err(|e| failed(format!("{name}: {e}")))?;
     let v = serde_json::to_value(v).map_err(|e| failed(format!("{name}: {e}")))?;
     match v {
         Value::Object(_) => Ok(v),
@@ -213,7 +213,7 @@ fn invoke_editor(before: &str, cluster: &str) -> Result<(String, Value), CtlErro
         )));
     }
     let text = text.map_err(|e| failed(format!("{}: {e}", path.display())))?;
-    let v: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| failed(e.to_string()))?;
+    let v: yaml_serde::Value = yaml_serde::from_str(&text).map_err(|e| failed(e.to_string()))?;
     let v = serde_json::to_value(v).map_err(|e| failed(e.to_string()))?;
     Ok((text, v))
 }
@@ -297,6 +297,8 @@ pub async fn edit_config(s: &mut Session, name: &str, a: EditArgs) -> Result<(),
     if !a.force && !s.term.confirm("Apply these changes?")? {
         return Ok(());
     }
+    new.standby_cluster()
+        .map_err(|e| failed(format!("invalid configuration: {e}")))?;
     for w in new.adjusted().1 {
         eprintln!("warning: the agents will adjust it: {w}");
     }

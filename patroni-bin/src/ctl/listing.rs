@@ -60,28 +60,9 @@ pub fn role_of(cluster: &Cluster, name: &str) -> &'static str {
     "replica"
 }
 
-/// Python's `is_standby_cluster`: a `standby_cluster` section naming a host, port or restore command.
+/// Python's `is_standby_cluster`, the one rule the agents follow too.
 pub fn is_standby_cluster(config: &patroni_core::DynamicConfig) -> bool {
-    config
-        .extra
-        .get("standby_cluster")
-        .and_then(Value::as_object)
-        .is_some_and(|s| {
-            ["host", "port", "restore_command"]
-                .iter()
-                .any(|k| s.get(*k).is_some_and(truthy))
-        })
-}
-
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
+    config.is_standby_cluster()
 }
 
 fn state_text(m: &Member) -> String {

@@ -19,7 +19,7 @@ pub enum Check {
     Primary,
     /// Holds the lock.
     Leader,
-    /// Holds the lock in a standby cluster (we run none, so never).
+    /// Holds the lock in a standby cluster: the standby leader.
     StandbyLeader,
     /// A running, load-balanced standby within the lag and tag filters.
     Replica,
@@ -177,8 +177,10 @@ pub fn evaluate(
     now: u64,
 ) -> bool {
     let leader = snap.is_leader(now);
-    let primary = leader && snap.local.is_running_primary();
-    let replica = replica_ok(snap, node, q);
+    // The lock holder of a standby cluster is its standby leader: neither primary nor replica.
+    let standby_leader = leader && snap.dynamic_config(node).is_standby_cluster();
+    let primary = leader && !standby_leader && snap.local.is_running_primary();
+    let replica = !standby_leader && replica_ok(snap, node, q);
     // Synchronous roles are only known with a cluster view (Patroni: "dcs is available").
     let dcs_ok = snap.cluster.is_some();
     let sync = is_sync_standby(snap, node);
@@ -186,7 +188,9 @@ pub fn evaluate(
     let ok = match check {
         Check::Primary => primary,
         Check::Leader => leader,
-        Check::StandbyLeader => false,
+        Check::StandbyLeader => {
+            standby_leader && snap.local.process.is_alive() && snap.local.role == DbRole::Standby
+        }
         Check::Replica => replica,
         Check::ReadOnly => primary || replica,
         Check::Sync => dcs_ok && sync && replica,

@@ -7,7 +7,9 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use patroni_core::{Cluster, DbRole, Lsn, MemberState, ProcessState, SynchronousMode, Timestamp};
+use patroni_core::{
+    Cluster, DbRole, Lsn, MemberRole, MemberState, ProcessState, SynchronousMode, Timestamp,
+};
 use serde_json::{json, Value};
 
 use super::text;
@@ -146,7 +148,8 @@ pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let running = local.process == ProcessState::Running;
     // Patroni reads role, versions and positions from a status query, which needs a live server.
     let alive = local.process.is_alive();
-    let standby = alive && local.role == DbRole::Standby;
+    let standby_leader = alive && crate::status::role(&snap) == MemberRole::StandbyLeader;
+    let standby = alive && local.role == DbRole::Standby && !standby_leader;
     let server_version = local
         .version
         .as_deref()
@@ -186,7 +189,7 @@ pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             "patroni_standby_leader",
             "Value is 1 if this node is the standby_leader, 0 otherwise.",
             "gauge",
-            b(false),
+            b(standby_leader),
         ),
         (
             "patroni_replica",
@@ -271,7 +274,7 @@ pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             "patroni_failsafe_mode_is_active",
             "Value is 1 if failsafe mode is active, 0 if inactive.",
             "gauge",
-            b(false),
+            b(snap.failsafe_active(&node, shared.clock.now())),
         ),
         (
             "patroni_postgres_timeline",

@@ -11,6 +11,7 @@
 mod admin;
 pub mod allowlist;
 pub mod config;
+mod failsafe;
 mod health;
 pub mod limits;
 mod metrics;
@@ -72,7 +73,11 @@ pub fn router(shared: Arc<Shared>, limits: RestLimits) -> Router {
     }
     let fast = fast
         .route("/patroni", get(health::patroni))
-        .route("/metrics", get(metrics::metrics));
+        .route("/metrics", get(metrics::metrics))
+        .route(
+            "/failsafe",
+            get(failsafe::get_failsafe).post(failsafe::post_failsafe),
+        );
     // These read or write the DCS, or wait for the loop: a bounded number at once.
     let waiting = Router::new()
         .route("/cluster", get(metrics::cluster))

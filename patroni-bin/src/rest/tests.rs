@@ -1062,3 +1062,120 @@ fn limits_come_from_the_restapi_section() {
     let loaded = crate::config::Config::parse(plain, "t.yml", Vec::new()).unwrap();
     assert_eq!(loaded.config.restapi.limits(), RestLimits::default());
 }
+
+#[tokio::test]
+async fn a_standby_leader_answers_standby_leader_and_leader_only() {
+    let a = api("n1", None).await;
+    let (code, body) = a
+        .req(
+            Method::PATCH,
+            "/config",
+            Some(r#"{"standby_cluster": {"host": "10.0.0.9", "port": "x"}}"#),
+        )
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert!(
+        body.contains("standby_cluster") && body.contains("port"),
+        "{body}"
+    );
+    let (code, _) = a
+        .req(
+            Method::PATCH,
+            "/config",
+            Some(r#"{"standby_cluster": {"host": "10.0.0.9", "port": 5433}}"#),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    a.as_standby(900).await;
+    let now = a.shared.clock.now();
+    a.shared.update(|s| {
+        s.leader_expiry = Some(now + 60_000);
+        s.member = Some(member("n1", MemberRole::StandbyLeader, 900));
+    });
+    for p in ["/standby-leader", "/standby_leader", "/leader"] {
+        assert_eq!(a.get(p).await.0, StatusCode::OK, "{p}");
+    }
+    for p in ["/primary", "/", "/replica", "/read-write"] {
+        assert_eq!(a.get(p).await.0, StatusCode::SERVICE_UNAVAILABLE, "{p}");
+    }
+    let (_, body) = a.get("/patroni").await;
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["role"], "standby_leader");
+    // Promoted: the same lock holder is no standby leader any more.
+    let (code, _) = a
+        .req(
+            Method::PATCH,
+            "/config",
+            Some(r#"{"standby_cluster": null}"#),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    a.as_standby(900).await;
+    a.shared.update(|s| s.leader_expiry = Some(now + 60_000));
+    assert_eq!(
+        a.get("/standby-leader").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+#[tokio::test]
+async fn failsafe_posts_are_accepted_only_for_the_known_leader() {
+    let a = api("n2", None).await;
+    a.as_standby(900).await;
+    let post = r#"{"name":"n1","conn_url":"postgres://n1","api_url":"http://n1:8008/patroni"}"#;
+    // Failsafe mode off: Patroni's 502.
+    assert_eq!(a.post("/failsafe", post).await.0, StatusCode::BAD_GATEWAY);
+    assert_eq!(a.get("/failsafe").await.0, StatusCode::BAD_GATEWAY);
+    a.shared.update(|s| {
+        let c = s.cluster.as_mut().unwrap();
+        c.config.as_mut().unwrap().value.failsafe_mode = true;
+        c.failsafe = Some(
+            [("n1".to_string(), "http://n1:8008/patroni".to_string())]
+                .into_iter()
+                .collect(),
+        );
+    });
+    let (code, body) = a.get("/failsafe").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"n1": "http://n1:8008/patroni"})
+    );
+    // Another member claiming to lead is refused; the lock holder is accepted and remembered.
+    let other = r#"{"name":"n3","conn_url":"postgres://n3","api_url":"http://n3:8008/patroni"}"#;
+    assert_eq!(
+        a.post("/failsafe", other).await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert!(a.shared.snapshot().failsafe_leader.is_none());
+    assert_eq!(
+        a.post("/failsafe", post).await,
+        (StatusCode::OK, "Accepted".into())
+    );
+    assert_eq!(
+        a.shared.snapshot().failsafe_leader.map(|l| l.name),
+        Some("n1".to_string())
+    );
+    let (_, body) = a.get("/patroni").await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["failsafe_mode_is_active"],
+        true
+    );
+    // A running primary never accepts another leader.
+    a.as_primary().await;
+    a.shared.update(|s| {
+        s.cluster
+            .as_mut()
+            .unwrap()
+            .config
+            .as_mut()
+            .unwrap()
+            .value
+            .failsafe_mode = true;
+    });
+    let (code, body) = a.post("/failsafe", post).await;
+    assert_eq!(
+        (code, body.as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, "Running as a leader")
+    );
+}

@@ -338,9 +338,9 @@ mod tests {
 
     #[test]
     fn verify_client_in_any_case() {
-        let c: RestApiConfig = serde_yaml::from_str("verify_client: REQUIRED").unwrap();
+        let c: RestApiConfig = yaml_serde::from_str("verify_client: REQUIRED").unwrap();
         assert_eq!(c.verify_client, Some(VerifyClient::Required));
-        let e = serde_yaml::from_str::<RestApiConfig>("verify_client: sometimes").unwrap_err();
+        let e = yaml_serde::from_str::<RestApiConfig>("verify_client: sometimes").unwrap_err();
         assert!(e.to_string().contains("none, optional or required"), "{e}");
     }
 

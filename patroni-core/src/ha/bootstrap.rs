@@ -58,7 +58,11 @@ impl Ha {
             );
         }
         if self.mem.bootstrap == BootstrapStage::Done {
-            if local.is_running_primary() {
+            // A standby cluster's bootstrap ends with a running standby of the remote primary.
+            let standby_ready = cy.standby
+                && local.process == ProcessState::Running
+                && local.role == DbRole::Standby;
+            if local.is_running_primary() || standby_ready {
                 self.mem.bootstrap = BootstrapStage::Idle;
                 let mut actions = vec![Action::AcquireLeader];
                 if let Some(system_id) = local.system_id.clone() {
@@ -181,6 +185,9 @@ impl Ha {
             && cy.node.can_bootstrap
             && cy.node.tags.allows_failover()
         {
+            if cy.standby {
+                return self.bootstrap_standby_leader(cy);
+            }
             return Decision {
                 actions: vec![Action::TakeInitialize, Action::Bootstrap],
                 message: "trying to bootstrap a new cluster".into(),

@@ -12,6 +12,9 @@ impl Ha {
     /// Branches L1–L2: the lock is ours.
     pub(super) fn lead(&mut self, cy: &Cycle<'_>) -> Decision {
         let local = &cy.obs.local;
+        if cy.standby {
+            return self.lead_standby(cy);
+        }
         if !local.is_running_primary() {
             return self.promote_with_lock(cy);
         }
@@ -123,7 +126,7 @@ impl Ha {
             state: SyncState {
                 leader: Some(cy.me().to_string()),
                 sync_standbys: Vec::new(),
-                quorum: None,
+                quorum: (cy.config.synchronous_mode == crate::SynchronousMode::Quorum).then_some(0),
             },
             version: cy.cluster.sync.as_ref().map(|s| s.version),
         })
@@ -133,7 +136,11 @@ impl Ha {
     pub(super) fn upkeep(&mut self, cy: &Cycle<'_>) -> Vec<Action> {
         let local = &cy.obs.local;
         let mut actions = Vec::new();
-        if let Some(optime) = local.write_lsn {
+        // A standby leader publishes how far it has received, for its replicas' lag checks.
+        let optime = local
+            .write_lsn
+            .or_else(|| cy.standby.then(|| local.wal_position()));
+        if let Some(optime) = optime {
             if cy.cluster.leader_optime() != Some(optime) {
                 actions.push(Action::WriteStatus { optime });
             }
@@ -167,6 +174,10 @@ impl Ha {
             actions.push(Action::ClearFailover {
                 version: bad.version,
             });
+        }
+        if cy.standby {
+            // The remote cluster keeps the history; no synchronous replication here.
+            return actions;
         }
         if let Some(h) = self.history(cy) {
             actions.push(h);

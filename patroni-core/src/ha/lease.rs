@@ -32,6 +32,18 @@ impl Ha {
                 (ActionKind::Bootstrap, OutcomeResult::Done) => {
                     self.mem.bootstrap = BootstrapStage::Done;
                 }
+                // A standby cluster bootstraps by copying its remote primary.
+                (ActionKind::CloneFrom, OutcomeResult::Done)
+                    if self.mem.bootstrap == BootstrapStage::Running =>
+                {
+                    self.mem.bootstrap = BootstrapStage::Done;
+                }
+                (ActionKind::CloneFrom, OutcomeResult::Failed(_))
+                    if self.mem.bootstrap == BootstrapStage::Running =>
+                {
+                    self.mem.bootstrap = BootstrapStage::Idle;
+                    ev.bootstrap_failed = true;
+                }
                 (ActionKind::Bootstrap, OutcomeResult::Failed(_)) => {
                     self.mem.bootstrap = BootstrapStage::Idle;
                     ev.bootstrap_failed = true;
@@ -101,6 +113,9 @@ impl Ha {
         let paused = config.pause;
         let prefix = if paused { "PAUSE: " } else { "" };
         if obs.local.is_running_primary() && !paused {
+            if let Some(d) = self.failsafe_outage(obs, config) {
+                return d;
+            }
             let margin = config
                 .loop_wait_ms()
                 .saturating_add(config.retry_timeout_ms().saturating_mul(2));
@@ -114,9 +129,13 @@ impl Ha {
             }
             // From here on we do not claim to be primary (REST `/primary`), even before the lease ends.
             self.mem.leader_expiry = None;
+            self.mem.failsafe_until = None;
             return Decision {
                 actions: vec![Action::Demote(StopMode::Fast)],
-                message: "demoted self because DCS is not accessible and I was a leader".into(),
+                message: format!(
+                    "demoted self because DCS is not accessible and I was a leader{}",
+                    super::failsafe::refusals(obs)
+                ),
                 ineligible: Vec::new(),
             };
         }

@@ -60,14 +60,27 @@ pub(super) fn member_data(
         tags: node.tags.clone(),
         pending_restart: local.pending_restart,
         pause: paused,
-        extra: extra.clone(),
+        extra: with_sql_error(extra, local),
     }
+}
+
+/// The agent's extra fields plus `sql_error` while the running server refuses our SQL, so
+/// `patronictl` users and other tools reading the member key see why it looks stuck.
+fn with_sql_error(
+    extra: &serde_json::Map<String, serde_json::Value>,
+    local: &LocalDb,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut extra = extra.clone();
+    if let Some(problem) = &local.report.sql_error {
+        extra.insert("sql_error".into(), problem.to_string().into());
+    }
+    extra
 }
 
 impl Ha {
     /// `PublishMember` when our key changed since the last confirmed write or is missing from the view.
     pub(super) fn publish(&mut self, cy: &Cycle<'_>) -> Option<Action> {
-        let data = member_data(
+        let mut data = member_data(
             cy.node,
             &cy.obs.local,
             cy.obs.task.map(|t| t.kind),
@@ -75,6 +88,9 @@ impl Ha {
             self.mem.start_failures.0 > 0,
             &cy.obs.member_extra,
         );
+        if cy.standby && cy.hold && data.role == MemberRole::Replica {
+            data.role = MemberRole::StandbyLeader;
+        }
         let missing = cy.cluster.member(cy.me()).is_none();
         if !missing && self.mem.published.as_ref() == Some(&data) {
             return None;

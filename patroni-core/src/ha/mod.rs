@@ -6,12 +6,15 @@
 //! ([`follower`]) paths. [`member`] builds the member key every cycle.
 
 mod bootstrap;
+mod failsafe;
 mod follower;
 mod leader;
 mod lease;
 mod member;
+mod quorum;
 mod race;
 mod recover;
+mod standby;
 mod switchover;
 mod sync;
 #[cfg(test)]
@@ -62,6 +65,10 @@ pub fn needs_restep(outcomes: &[Outcome]) -> bool {
 ///   timeout, in parallel) and calls `step` again in the same cycle with `peers = Some(..)`
 ///   (also counted against [`MAX_RESTEPS`]). `step` tolerates being called more than once per
 ///   cycle with the same outcomes.
+/// * Likewise for [`Action::ConfirmFailsafe`] (failsafe mode, the DCS unreachable): the agent
+///   posts `POST /failsafe` to those members and steps again at once with the answers in
+///   [`Observation::failsafe`], deciding on the same unreachable view without reading the DCS
+///   again (another `retry_timeout` would eat into the time a confirmed round keeps us primary).
 ///
 /// The state machine is deterministic: the same sequence of observations yields the same decisions.
 #[derive(Debug)]
@@ -121,6 +128,8 @@ struct Memory {
     /// Our write position when the synchronous standby names last changed: a newly named standby
     /// is recorded in `/sync` only once it has flushed up to here.
     sync_bar: Option<Lsn>,
+    /// Quorum mode: `ANY n (...)` as we last set it (mode `on` uses `sync_names`).
+    quorum_guc: Option<quorum::AnyOf>,
     /// The last time `/config` said paused: after a resume nobody races for `ttl`, the longest a
     /// primary left running without the lock in pause can outlive its agent (its fence's deadline).
     paused_seen: Option<u64>,
@@ -134,6 +143,17 @@ struct Memory {
     unlocked_since: Option<u64>,
     /// Our WAL position in the previous cycle and in this one, to see whether WAL still arrives.
     wal: (Option<Lsn>, Option<Lsn>),
+    /// The last remote primary `standby_cluster` named: a server outside this cluster, so a
+    /// receiver still streaming from it after a promotion of the cluster is no unknown primary.
+    standby_remote: Option<Member>,
+    /// When this state machine first stepped (failsafe mode: no race within `ttl` of it).
+    first_step: Option<u64>,
+    /// The `/failsafe` topology of the last view, asked during a DCS outage.
+    failsafe_topology: Option<crate::FailsafeTopology>,
+    /// Until when a confirmed failsafe round keeps us a primary (the DCS unreachable).
+    failsafe_until: Option<u64>,
+    /// Members listed in `/failsafe` whose key is gone, and since when we saw it gone.
+    failsafe_absent: std::collections::BTreeMap<String, u64>,
 }
 
 /// How we last started the database.
@@ -180,6 +200,10 @@ struct Cycle<'a> {
     hold: bool,
     paused: bool,
     events: Events,
+    /// `standby_cluster` is set (or unreadable): nobody promotes, the lock holder follows `remote`.
+    standby: bool,
+    /// The remote primary a standby leader streams from, when the section names a host.
+    remote: Option<Member>,
 }
 
 impl<'a> Cycle<'a> {
@@ -337,7 +361,7 @@ impl Ha {
     /// Decides one cycle: deterministic, no I/O; see the type's contract for how to run the result.
     pub fn step(&mut self, obs: &Observation) -> Decision {
         let cluster = obs.cluster();
-        let config = match cluster {
+        let mut config = match cluster {
             // An emptied or garbled `/config` is not a reason to fall back to defaults.
             Some(c) if c.config.is_none() && c.config_unreadable.is_some() => self
                 .mem
@@ -351,11 +375,14 @@ impl Ha {
                 .clone()
                 .unwrap_or_else(|| self.node.bootstrap_config.clone()),
         };
+        let standby = standby::standby_section(&mut config);
         let events = self.absorb_outcomes(obs, &config);
         self.mem.lease_timing = Some((config.ttl_ms(), config.loop_wait_ms()));
+        self.mem.first_step.get_or_insert(obs.now);
         let Some(cluster) = cluster else {
             return self.dcs_outage(obs, &config);
         };
+        self.failsafe_seen(cluster);
         self.mem.config = Some(config.clone());
         if let Some(c) = &cluster.config {
             self.mem.dcs_config = Some(c.value.clone());
@@ -370,6 +397,8 @@ impl Ha {
             hold: cluster.is_leader(&self.node.name) && !events.renew_lost,
             paused: config.pause,
             events,
+            standby: standby.is_some(),
+            remote: standby.and_then(|s| s.remote()),
         };
         if cycle.paused {
             self.mem.paused_seen = Some(obs.now);
@@ -383,8 +412,15 @@ impl Ha {
             // The lock holder published its member key unpaused: it runs under the lease again.
             self.mem.resume_unconfirmed = false;
         }
+        if cycle.standby && cycle.hold {
+            self.standby_leader_parameters(&config);
+        }
+        if cycle.remote.is_some() {
+            self.mem.standby_remote.clone_from(&cycle.remote);
+        }
         let mut decision = self.decide(&cycle);
         decision = self.fence_lockless_primary(&cycle, decision);
+        self.failsafe_write(&cycle, &mut decision);
         self.mem.joined |= decision.message != bootstrap::ABORT_JOIN;
         for a in &decision.actions {
             match a {
@@ -440,6 +476,7 @@ impl Ha {
             // The key is gone or someone else's: no lease of ours can be valid.
             self.mem.leader_expiry = None;
             self.mem.sync_names = None;
+            self.mem.quorum_guc = None;
             self.mem.sync_bar = None;
         }
         if obs.local.role == crate::DbRole::Primary {

@@ -68,6 +68,9 @@ impl Ha {
         if local.is_running_primary() {
             return self.race_as_primary(cy);
         }
+        if let Some(d) = self.failsafe_holds_race(cy) {
+            return d;
+        }
         // In pause only the member an operator named in a failover request races.
         if cy.paused && paused_candidate(cy) != Some(me) {
             return refuse(
@@ -209,6 +212,11 @@ impl Ha {
                 others.push(former.as_str());
             }
         }
+        for n in self.failsafe_probe_targets(cy) {
+            if !others.contains(&n) {
+                others.push(n);
+            }
+        }
         let fresh_within = cy.config.ttl_ms();
         let peers: Vec<&PeerStatus> = match &cy.obs.peers {
             None if !others.is_empty() => {
@@ -231,6 +239,9 @@ impl Ha {
                 .collect(),
         };
         let silent = others.iter().any(|n| !peers.iter().any(|p| p.name == *n));
+        if let Some(d) = self.failsafe_silent_member(cy, &peers) {
+            return d;
+        }
         if let Some(wait) = self.after_resume(cy, silent) {
             return wait;
         }
@@ -275,6 +286,7 @@ impl Ha {
                     p.reachable
                         && p.state == MemberState::Running
                         && self.policy.eligible(&peer_candidate(p), &ctx).is_ok()
+                        && !super::quorum::behind_in_quorum(cy, &peers, p, me_c.wal_position)
                 }
             };
             if could_win {
@@ -347,6 +359,9 @@ impl Ha {
                 }
             }
         }
+        if let Some(refusal) = self.quorum_refusal(cy, &peers, me_c.wal_position) {
+            return refusal;
+        }
         let mut actions = vec![Action::AcquireLeader];
         // In pause the request stays until we run as primary (the leader clears it then): it is
         // what tells this lock holder to wait for its promotion instead of giving the lock back.
@@ -354,6 +369,14 @@ impl Ha {
             actions.push(Action::ClearFailover {
                 version: fo.version,
             });
+        }
+        if cy.standby {
+            self.become_standby_leader(cy, &mut actions);
+            return Decision {
+                actions,
+                message: "promoted self to a standby leader by acquiring session lock".into(),
+                ineligible: Vec::new(),
+            };
         }
         if let Some(w) = self.sync_on_promote(cy) {
             actions.push(w);
@@ -381,6 +404,9 @@ impl Ha {
     /// never saw the resume) and then lost its agent, leaving nobody to stop it.
     fn unnamed_upstream(&self, cy: &Cycle<'_>, peers: &[&PeerStatus]) -> Option<String> {
         let rx = cy.obs.local.receiver.as_ref().filter(|r| r.streaming)?;
+        if self.streams_from_remote(cy) {
+            return None;
+        }
         let Some(host) = rx.upstream_host.as_deref() else {
             return Some("an upstream that reports no address".into());
         };

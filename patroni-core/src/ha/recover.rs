@@ -90,10 +90,15 @@ impl Ha {
             return Some(d);
         }
         let left = (timeout - down_for).div_ceil(1000);
-        Some(decision(
-            vec![Action::RenewLeader],
-            format!("PostgreSQL is still starting up, {left} seconds until timeout"),
-        ))
+        // A server that runs but refuses our SQL (a wrong password, say) is not starting up:
+        // say why, or the operator waits out primary_start_timeout for nothing.
+        let message = match &cy.obs.local.report.sql_error {
+            Some(problem) => {
+                format!("PostgreSQL is running but {problem}; {left} seconds until timeout")
+            }
+            None => format!("PostgreSQL is still starting up, {left} seconds until timeout"),
+        };
+        Some(decision(vec![Action::RenewLeader], message))
     }
 
     /// Branches D, G and R: no postmaster.
@@ -125,6 +130,17 @@ impl Ha {
                 return decision(
                     vec![Action::ReleaseLeader],
                     "released leader key because postgres did not start within primary_start_timeout",
+                );
+            }
+            if cy.standby {
+                self.mem.following = cy.remote.as_ref().map(|r| r.name.clone());
+                let upstream = cy.remote.clone();
+                return decision(
+                    vec![
+                        Action::RenewLeader,
+                        Action::Start(StartRole::Standby { upstream }),
+                    ],
+                    "starting as a standby leader because i had the session lock",
                 );
             }
             return decision(

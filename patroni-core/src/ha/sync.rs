@@ -1,4 +1,5 @@
 //! Synchronous replication, leader side: choose standbys, keep `/sync` and the GUC in order.
+//! Quorum mode has its own rules in [`super::quorum`]; this module is mode `on` (`FIRST n`).
 //!
 //! Ordering invariant: a standby is removed from `/sync` before the database stops waiting for it,
 //! and recorded in `/sync` only after the database reports it `sync` and it has flushed every
@@ -6,7 +7,7 @@
 //! only those may be promoted.
 
 use super::{Cycle, Ha};
-use crate::{Action, MemberState, ReplicationRow, SyncState};
+use crate::{Action, MemberState, ReplicationRow, SyncState, SynchronousMode};
 
 /// The reserved name that makes a strict primary block commits when no standby is left.
 pub const STRICT_SYNC_PLACEHOLDER: &str = "__patroni_strict_sync_replica_placeholder__";
@@ -21,9 +22,35 @@ fn contains(list: &[String], name: &str) -> bool {
     list.iter().any(|x| x.eq_ignore_ascii_case(name))
 }
 
+/// The standbys that may be synchronous: streaming from us, running, readable, not `nosync`.
+pub(super) fn eligible_rows<'a>(cy: &Cycle<'a>) -> Vec<&'a ReplicationRow> {
+    let me = cy.me();
+    cy.obs
+        .local
+        .replication
+        .iter()
+        .filter(|r| {
+            r.state == "streaming"
+                && r.application_name != me
+                && cy.cluster.member(&r.application_name).is_some_and(|m| {
+                    m.unreadable.is_none()
+                        && m.data.state == MemberState::Running
+                        && !m.data.tags.nosync
+                        && !m.data.tags.nostream
+                })
+        })
+        .collect()
+}
+
 impl Ha {
     /// `/sync` and `SetSyncStandbys` actions for this cycle, in the order the invariant needs.
     pub(super) fn sync_standbys(&mut self, cy: &Cycle<'_>) -> Vec<Action> {
+        // Each mode keeps its own memory of the setting, so a change of mode sets it afresh.
+        if cy.config.synchronous_mode == SynchronousMode::Quorum {
+            self.mem.sync_names = None;
+            return self.quorum_standbys(cy);
+        }
+        self.mem.quorum_guc = None;
         let me = cy.me();
         let local = &cy.obs.local;
         let sync_key = cy.cluster.sync_state();
@@ -59,6 +86,7 @@ impl Ha {
                 actions.push(Action::SetSyncStandbys {
                     names: names.clone(),
                     count,
+                    quorum: false,
                 });
             }
             ha.mem.sync_names = Some(names);
@@ -75,21 +103,13 @@ impl Ha {
             }
             return actions;
         }
+        if mine && sync_key.is_some_and(|s| s.quorum.is_some()) {
+            // Quorum mode's voters need not each hold every commit: none is eligible until
+            // confirmed again under `FIRST n`.
+            return vec![write(Vec::new())];
+        }
 
-        let mut rows: Vec<&ReplicationRow> = local
-            .replication
-            .iter()
-            .filter(|r| {
-                r.state == "streaming"
-                    && r.application_name != me
-                    && cy.cluster.member(&r.application_name).is_some_and(|m| {
-                        m.unreadable.is_none()
-                            && m.data.state == MemberState::Running
-                            && !m.data.tags.nosync
-                            && !m.data.tags.nostream
-                    })
-            })
-            .collect();
+        let mut rows = eligible_rows(cy);
         // Only standbys streaming from us appear in our replication rows, so a cascade member
         // is never picked. Those that may be promoted come first, as Patroni prefers them.
         let nofailover = |name: &str| {

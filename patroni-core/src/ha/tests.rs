@@ -70,6 +70,7 @@ fn obs(now: u64, c: Cluster, local: LocalDb) -> Observation {
         requests: Vec::new(),
         watchdog_ready: true,
         member_extra: Default::default(),
+        failsafe: Default::default(),
     }
 }
 
@@ -799,4 +800,315 @@ fn without_a_leader_a_node_with_a_restore_method_clones_from_backup() {
     node.clone_without_leader = false;
     let d = step(&node, cluster(None, vec![]));
     assert_eq!(d.message, "waiting for leader to bootstrap");
+}
+
+/// A lock holder whose server runs but refuses our SQL (a wrong superuser password) says so,
+/// in its decision and its member key, instead of "still starting up".
+#[test]
+fn a_running_server_that_refuses_our_sql_is_not_starting_up() {
+    let mut ha = Ha::new(Node::new("n1"));
+    let mut local = LocalDb {
+        process: ProcessState::Starting,
+        role: DbRole::Unknown,
+        ..primary_local()
+    };
+    let c = cluster(Some("n1"), vec![]);
+    let d = ha.step(&obs(0, c.clone(), local.clone()));
+    assert!(d.message.contains("still starting up"), "{}", d.message);
+    local.report.sql_error = Some(crate::SqlProblem::Auth(
+        "password authentication failed for user \"postgres\"".into(),
+    ));
+    let d = ha.step(&obs(1_000, c, local));
+    assert!(
+        d.message.starts_with(
+            "PostgreSQL is running but refuses our connection: password authentication failed"
+        ),
+        "{}",
+        d.message
+    );
+    assert!(!d.message.contains("starting up"), "{}", d.message);
+    assert!(d.has(ActionKind::RenewLeader), "{d:?}");
+    let data = d
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::PublishMember(data) => Some(data),
+            _ => None,
+        })
+        .expect("the changed key is published");
+    assert_eq!(
+        data.extra.get("sql_error").and_then(|v| v.as_str()),
+        Some("refuses our connection: password authentication failed for user \"postgres\"")
+    );
+}
+
+fn failsafe_cluster(leader: Option<&str>) -> Cluster {
+    let mut c = cluster(
+        leader,
+        vec![
+            member("n1", MemberRole::Primary, 0x300_0000),
+            member("n2", MemberRole::Replica, 0x300_0000),
+        ],
+    );
+    if let Some(cfg) = c.config.as_mut() {
+        cfg.value.failsafe_mode = true;
+    }
+    c
+}
+
+#[test]
+fn failsafe_topology_is_written_and_an_outage_is_ridden_out_on_confirmed_rounds() {
+    let mut ha = Ha::new(Node::new("n1"));
+    let mut c = failsafe_cluster(Some("n1"));
+    let mut o = obs(10_000, c.clone(), primary_local());
+    o.outcomes = vec![done(ActionKind::RenewLeader, 10_000)];
+    let d = ha.step(&o);
+    let want: crate::FailsafeTopology = [
+        ("n1".to_string(), "http://n1:8008/patroni".to_string()),
+        ("n2".to_string(), "http://n2:8008/patroni".to_string()),
+    ]
+    .into();
+    assert_eq!(d.actions.last(), Some(&Action::WriteFailsafe(want.clone())));
+    c.failsafe = Some(want);
+    o.dcs = DcsView::Ok(c);
+    assert!(!ha.step(&o).has(ActionKind::WriteFailsafe), "written once");
+    // Far past the lease: only the members' confirmation keeps the primary.
+    let mut down = obs(60_000, Cluster::default(), primary_local());
+    down.dcs = DcsView::Unreachable("timeout".into());
+    let ask = ha.step(&down);
+    assert_eq!(
+        ask.actions,
+        vec![Action::ConfirmFailsafe {
+            members: vec![("n2".into(), "http://n2:8008/patroni".into())]
+        }]
+    );
+    down.failsafe.round = Some(crate::FailsafeRound {
+        started_at: 60_000,
+        refused: Vec::new(),
+    });
+    let kept = ha.step(&down);
+    assert!(kept.actions.is_empty(), "{kept:?}");
+    assert_eq!(ha.leader_expiry(), Some(90_000));
+    assert!(ha.failsafe_active(89_999));
+    // A member that does not confirm: the lease rule again, and it has run out.
+    let mut later = down.clone();
+    later.now = 80_000;
+    later.failsafe.round = Some(crate::FailsafeRound {
+        started_at: 80_000,
+        refused: vec![("n2".into(), "no answer".into())],
+    });
+    let d = ha.step(&later);
+    assert_eq!(d.actions, vec![Action::Demote(crate::StopMode::Fast)]);
+    assert!(d.message.contains("n2: no answer"), "{}", d.message);
+    assert!(!ha.failsafe_active(80_001));
+    // Failsafe mode off: the same outage demotes without asking anyone.
+    let mut plain = Ha::new(Node::new("n1"));
+    let mut c = failsafe_cluster(Some("n1"));
+    if let Some(cfg) = c.config.as_mut() {
+        cfg.value.failsafe_mode = false;
+    }
+    plain.step(&obs(10_000, c, primary_local()));
+    let mut down = obs(60_000, Cluster::default(), primary_local());
+    down.dcs = DcsView::Unreachable("timeout".into());
+    assert_eq!(
+        plain.step(&down).actions,
+        vec![Action::Demote(crate::StopMode::Fast)]
+    );
+}
+
+#[test]
+fn a_member_that_confirmed_a_failsafe_leader_does_not_race_while_it_may_run() {
+    let mut ha = Ha::new(Node::new("n2"));
+    let mut c = failsafe_cluster(None);
+    c.failsafe = Some(
+        [
+            ("n1".to_string(), "http://n1:8008/patroni".to_string()),
+            ("n2".to_string(), "http://n2:8008/patroni".to_string()),
+        ]
+        .into(),
+    );
+    // Just started: a failsafe leader it confirmed before a restart may still run.
+    let mut o = obs(1_000, c.clone(), standby_local());
+    let d = ha.step(&o);
+    assert!(!d.has(ActionKind::FetchPeerStatus), "{d:?}");
+    o.now = 100_000;
+    o.failsafe.leader = Some(crate::FailsafeLeader {
+        name: "n1".into(),
+        accepted_at: 80_000,
+    });
+    let d = ha.step(&o);
+    assert!(
+        !d.has(ActionKind::FetchPeerStatus) && !d.has(ActionKind::AcquireLeader),
+        "{d:?}"
+    );
+    assert!(d.message.contains("failsafe leader (n1)"), "{}", d.message);
+    // Once ttl has passed since the confirmation it races as usual.
+    o.now = 110_000;
+    assert!(ha.step(&o).has(ActionKind::FetchPeerStatus));
+    // A member missing from /failsafe asks its members too, and does not race while one of
+    // them is silent: it may be a primary riding an outage on that topology.
+    let mut o3 = obs(200_000, c, standby_local());
+    let mut n3 = Ha::new(Node::new("n3"));
+    n3.step(&o3);
+    o3.now = 300_000;
+    let d = n3.step(&o3);
+    assert_eq!(
+        d.actions.last(),
+        Some(&Action::FetchPeerStatus {
+            members: vec!["n1".into(), "n2".into()]
+        })
+    );
+    let mut n2 = PeerStatus::unreachable("n2", 300_000);
+    n2.reachable = true;
+    n2.role = MemberRole::Replica;
+    n2.state = MemberState::Running;
+    o3.peers = Some(vec![PeerStatus::unreachable("n1", 300_000), n2.clone()]);
+    let d = n3.step(&o3);
+    assert!(
+        d.message.contains("n1, which is, does not answer"),
+        "{}",
+        d.message
+    );
+    let mut n1 = n2.clone();
+    n1.name = "n1".into();
+    o3.peers = Some(vec![n1, n2]);
+    assert!(n3.step(&o3).has(ActionKind::AcquireLeader));
+}
+
+/// Quorum mode: a standby promotes only with `quorum + 1` votes from the leader and voters in
+/// `/sync`, its own included; a silent voter's vote is missing, one ahead of it refuses it.
+#[test]
+fn quorum_mode_promotes_only_with_enough_votes() {
+    let mut c = cluster(None, vec![member("n2", MemberRole::Replica, 0x200_0000)]);
+    if let Some(cfg) = c.config.as_mut() {
+        cfg.value.synchronous_mode = crate::SynchronousMode::Quorum;
+    }
+    c.sync = Some(Versioned {
+        version: 1,
+        value: crate::SyncState {
+            leader: Some("n0".into()),
+            sync_standbys: vec!["n1".into(), "n2".into()],
+            quorum: Some(1),
+        },
+    });
+    let mut ha = Ha::new(Node::new("n1"));
+    let mut o = obs(50_000, c, standby_local());
+    assert!(ha.step(&o).has(ActionKind::FetchPeerStatus));
+    let mut n2 = PeerStatus::unreachable("n2", 50_000);
+    o.peers = Some(vec![n2.clone()]);
+    let d = ha.step(&o);
+    assert!(!d.has(ActionKind::AcquireLeader), "{d:?}");
+    assert!(d.message.contains("1 of the 2 votes"), "{}", d.message);
+    n2.reachable = true;
+    n2.role = MemberRole::Replica;
+    n2.state = MemberState::Running;
+    n2.wal_position = Lsn(0x400_0000);
+    o.peers = Some(vec![n2.clone()]);
+    let d = ha.step(&o);
+    assert!(!d.has(ActionKind::AcquireLeader), "n2 is ahead: {d:?}");
+    n2.wal_position = Lsn(0x200_0000);
+    o.peers = Some(vec![n2]);
+    let d = ha.step(&o);
+    assert!(d.has(ActionKind::AcquireLeader), "{d:?}");
+    assert!(d.has(ActionKind::Promote));
+}
+
+/// Quorum mode, leader side: `ANY 1` of both standbys first; the voters with quorum 1 only on a
+/// later cycle, once the change has taken effect and both standbys flushed past it. Back in
+/// mode `on`, the quorum voters lose their standing until confirmed under `FIRST n`.
+#[test]
+fn quorum_leader_sets_any_n_before_the_voters() {
+    let mut ha = Ha::new(Node::new("n1"));
+    let mut c = cluster(
+        Some("n1"),
+        vec![
+            member("n2", MemberRole::Replica, 0x300_0000),
+            member("n3", MemberRole::Replica, 0x300_0000),
+        ],
+    );
+    if let Some(cfg) = c.config.as_mut() {
+        cfg.value.synchronous_mode = crate::SynchronousMode::Quorum;
+    }
+    let sync = |standbys: &[&str], quorum: Option<u32>| {
+        Some(Versioned {
+            version: 4,
+            value: crate::SyncState {
+                leader: Some("n1".into()),
+                sync_standbys: standbys.iter().map(|s| s.to_string()).collect(),
+                quorum,
+            },
+        })
+    };
+    c.sync = sync(&[], Some(0));
+    let local = |flush: u64| {
+        let mut l = primary_local();
+        l.replication = ["n2", "n3"]
+            .iter()
+            .map(|n| crate::ReplicationRow {
+                application_name: n.to_string(),
+                state: "streaming".into(),
+                sync_state: "quorum".into(),
+                flush_lsn: Some(Lsn(flush)),
+                replay_lsn: Some(Lsn(flush)),
+            })
+            .collect();
+        l
+    };
+    let sync_actions = |d: &crate::Decision| -> Vec<Action> {
+        d.actions
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::WriteSyncState { .. } | Action::SetSyncStandbys { .. }
+                )
+            })
+            .cloned()
+            .collect()
+    };
+    let d = ha.step(&obs(0, c.clone(), local(0x300_0000)));
+    assert_eq!(
+        sync_actions(&d),
+        vec![Action::SetSyncStandbys {
+            names: vec!["n2".into(), "n3".into()],
+            count: 1,
+            quorum: true
+        }]
+    );
+    // Our position grew since: the standbys have not flushed up to it yet.
+    let mut ahead = local(0x300_0000);
+    ahead.write_lsn = Some(Lsn(0x400_0000));
+    assert_eq!(sync_actions(&ha.step(&obs(1, c.clone(), ahead))), vec![]);
+    let d = ha.step(&obs(2, c.clone(), local(0x400_0000)));
+    assert_eq!(
+        sync_actions(&d),
+        vec![Action::WriteSyncState {
+            state: crate::SyncState {
+                leader: Some("n1".into()),
+                sync_standbys: vec!["n2".into(), "n3".into()],
+                quorum: Some(1),
+            },
+            version: Some(4),
+        }]
+    );
+    c.sync = sync(&["n2", "n3"], Some(1));
+    assert_eq!(
+        sync_actions(&ha.step(&obs(3, c.clone(), local(0x400_0000)))),
+        vec![]
+    );
+    if let Some(cfg) = c.config.as_mut() {
+        cfg.value.synchronous_mode = crate::SynchronousMode::On;
+    }
+    let d = ha.step(&obs(4, c, local(0x400_0000)));
+    assert_eq!(
+        sync_actions(&d),
+        vec![Action::WriteSyncState {
+            state: crate::SyncState {
+                leader: Some("n1".into()),
+                sync_standbys: vec![],
+                quorum: None,
+            },
+            version: Some(4),
+        }]
+    );
 }

@@ -34,7 +34,8 @@ impl FailoverPolicy for PatroniPolicy {
                 cluster: ctx.cluster_timeline,
             });
         }
-        if ctx.config.synchronous() {
+        // In quorum mode anyone may race: the votes it must gather decide instead.
+        if ctx.config.synchronous_mode == crate::SynchronousMode::On {
             if let Some(sync) = ctx.sync {
                 let recorded_leader = sync
                     .leader

@@ -89,6 +89,8 @@ pub struct SimDb {
     pub sync_names: Vec<String>,
     /// How many of them must acknowledge.
     pub sync_count: u32,
+    /// `ANY sync_count (...)` (quorum commit) rather than `FIRST`: standbys report `quorum`.
+    pub sync_any: bool,
     /// The server refuses to start (corrupt data directory, full disk).
     pub cannot_start: bool,
     /// Bytes this standby stays behind its upstream (a slow link or disk).
@@ -113,6 +115,7 @@ impl Default for SimDb {
             cannot_follow: false,
             sync_names: Vec::new(),
             sync_count: 0,
+            sync_any: false,
             cannot_start: false,
             lag_bytes: 0,
             data_dir_unreadable: false,

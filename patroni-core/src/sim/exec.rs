@@ -11,9 +11,26 @@ use crate::sim::db::{Process, Segment};
 use crate::sim::invariants::{PausedAction, Promotion};
 use crate::sim::world::{Pending, Task, World};
 use crate::{
-    Action, ActionKind, ClusterStatus, DbRole, DcsView, Lsn, Observation, Outcome, OutcomeResult,
-    PeerStatus, RunningTask, StartRole, StopMode, SyncState, Timestamp,
+    Action, ActionKind, ClusterStatus, DbRole, DcsView, FailsafeInput, FailsafeLeader,
+    FailsafeRound, Lsn, Observation, Outcome, OutcomeResult, PeerStatus, RunningTask, StartRole,
+    StopMode, SyncState, Timestamp,
 };
+
+/// What an agent heard from its peers in one step, for the re-step of the same cycle.
+#[derive(Debug, Default)]
+pub(crate) struct Probed {
+    /// Answers to `FetchPeerStatus`.
+    peers: Option<Vec<PeerStatus>>,
+    /// Answers to `ConfirmFailsafe`.
+    round: Option<FailsafeRound>,
+}
+
+impl Probed {
+    /// Whether peers were asked, which calls for a re-step.
+    fn any(&self) -> bool {
+        self.peers.is_some() || self.round.is_some()
+    }
+}
 
 impl World {
     /// Runs one HA cycle of agent `i` (its timer fired, or its timed-out DCS read returned).
@@ -26,7 +43,7 @@ impl World {
             self.agents[i].read_times_out_at = Some(now + self.dynamic.retry_timeout_ms());
             return;
         }
-        self.rounds(i, Rounds::new(), None, timed_out, now);
+        self.rounds(i, Rounds::new(), Probed::default(), timed_out, now);
     }
 
     /// Steps agent `i` through its cycle: observe, decide, act, and step again at once after peer
@@ -37,14 +54,14 @@ impl World {
         &mut self,
         i: usize,
         mut rounds: Rounds,
-        mut peers: Option<Vec<PeerStatus>>,
+        mut probed: Probed,
         timed_out: bool,
         cycle_start: u64,
     ) {
         let now = self.now;
         let mut first = true;
         loop {
-            let actions = self.decide(i, peers.take(), timed_out && first);
+            let actions = self.decide(i, std::mem::take(&mut probed), timed_out && first);
             first = false;
             if self.cfg.dcs_rtt_ms > 0 {
                 self.agents[i].pending = Some(Pending {
@@ -55,10 +72,10 @@ impl World {
                 });
                 return;
             }
-            peers = self.execute(i, actions);
+            probed = self.execute(i, actions);
             let a = &mut self.agents[i];
             a.ha.absorb_lease_outcomes(&a.outcomes);
-            if !rounds.again(peers.is_some(), &self.agents[i].outcomes) {
+            if !rounds.again(probed.any(), &self.agents[i].outcomes) {
                 break;
             }
         }
@@ -71,11 +88,11 @@ impl World {
         let Some(mut p) = self.agents[i].pending.take() else {
             return;
         };
-        let peers = self.execute(i, p.actions);
+        let probed = self.execute(i, p.actions);
         let a = &mut self.agents[i];
         a.ha.absorb_lease_outcomes(&a.outcomes);
-        if p.rounds.again(peers.is_some(), &self.agents[i].outcomes) {
-            self.rounds(i, p.rounds, peers, false, p.cycle_start);
+        if p.rounds.again(probed.any(), &self.agents[i].outcomes) {
+            self.rounds(i, p.rounds, probed, false, p.cycle_start);
         } else {
             let next = p.cycle_start + self.dynamic.loop_wait_ms();
             self.agents[i].next_wake = next.max(self.now);
@@ -84,10 +101,13 @@ impl World {
     }
 
     /// One `Ha::step` of agent `i` on what it observes now; returns the decision's actions.
-    fn decide(&mut self, i: usize, peers: Option<Vec<PeerStatus>>, timed_out: bool) -> Vec<Action> {
+    fn decide(&mut self, i: usize, probed: Probed, timed_out: bool) -> Vec<Action> {
         let now = self.now;
-        let dcs = if self.dcs_reachable(i) && !timed_out {
-            DcsView::Ok(self.load_and_keep_alive(i))
+        // A failsafe round's answers are about the outage just seen: decided on that view.
+        let dcs = if self.dcs_reachable(i) && !timed_out && probed.round.is_none() {
+            let cluster = self.load_and_keep_alive(i);
+            self.agents[i].view_leader = cluster.leader.as_ref().map(|l| l.name.clone());
+            DcsView::Ok(cluster)
         } else {
             DcsView::Unreachable("etcd: request timed out (simulated partition)".into())
         };
@@ -96,7 +116,7 @@ impl World {
             wall_clock: Timestamp(self.epoch.0 + now as i64),
             dcs,
             local: self.observe_local(i),
-            peers,
+            peers: probed.peers,
             outcomes: std::mem::take(&mut self.agents[i].outcomes),
             task: self.agents[i].task.as_ref().map(|t| RunningTask {
                 kind: t.action.kind(),
@@ -105,6 +125,10 @@ impl World {
             requests: std::mem::take(&mut self.agents[i].requests),
             watchdog_ready: true,
             member_extra: Default::default(),
+            failsafe: FailsafeInput {
+                round: probed.round,
+                leader: self.agents[i].failsafe_leader.clone(),
+            },
         };
         let decision = self.agents[i].ha.step(&obs);
         if let Some(c) = obs
@@ -160,9 +184,9 @@ impl World {
 
     /// Carries out agent `i`'s decision as the core's [`Sequence`] says (the agent pumps the same
     /// type); returns peer answers when it asked for them.
-    fn execute(&mut self, i: usize, actions: Vec<Action>) -> Option<Vec<PeerStatus>> {
+    fn execute(&mut self, i: usize, actions: Vec<Action>) -> Probed {
         let mut seq = Sequence::foreground(actions, self.agents[i].task.is_some());
-        let mut peers = None;
+        let mut probed = Probed::default();
         loop {
             match seq.next(self.now) {
                 Next::Done => break,
@@ -173,8 +197,17 @@ impl World {
                     }
                 }
                 Next::Run(Action::FetchPeerStatus { members }) => {
-                    peers = Some(self.peer_statuses(i, &members));
+                    probed.peers = Some(self.peer_statuses(i, &members));
                     seq.report(OutcomeResult::Done);
+                }
+                Next::Run(Action::ConfirmFailsafe { members }) => {
+                    let round = self.failsafe_round(i, &members);
+                    seq.report(if round.confirmed() {
+                        OutcomeResult::Done
+                    } else {
+                        OutcomeResult::Failed("not every failsafe member confirmed".into())
+                    });
+                    probed.round = Some(round);
                 }
                 Next::Run(action) => {
                     let result = self.execute_quick(i, action);
@@ -187,7 +220,60 @@ impl World {
             }
         }
         self.push_outcomes(i, seq.into_outcomes());
-        peers
+        probed
+    }
+
+    /// Agent `i` posts `POST /failsafe` to `members`: each answers, when its agent is reachable
+    /// and running, by the daemon's rule ([`failsafe::answer`](crate::failsafe::answer)) and
+    /// remembers the leader it accepted, as the REST API does.
+    fn failsafe_round(&mut self, i: usize, members: &[(String, String)]) -> FailsafeRound {
+        let now = self.now;
+        let poster = self.names[i].clone();
+        let mut refused = Vec::new();
+        for (name, _) in members {
+            let Some(k) = self.index_of(name) else {
+                refused.push((name.clone(), "not a member".into()));
+                continue;
+            };
+            if k == i || !self.peers_connected(i, k) || self.agents[k].stalled_until > now {
+                refused.push((name.clone(), "no answer".into()));
+                continue;
+            }
+            let ttl = self.agents[k]
+                .ha
+                .dynamic_config()
+                .unwrap_or(&self.dynamic)
+                .ttl_ms();
+            let a = &self.agents[k];
+            match crate::failsafe::answer(
+                &poster,
+                self.dbs[k].writable(),
+                a.view_leader.as_deref(),
+                a.failsafe_leader.as_ref(),
+                now,
+                ttl,
+            ) {
+                Ok(()) => {
+                    self.agents[k].failsafe_leader = Some(FailsafeLeader {
+                        name: poster.clone(),
+                        accepted_at: now,
+                    })
+                }
+                Err(why) => refused.push((name.clone(), why)),
+            }
+        }
+        if self.trace.enabled {
+            let line = if refused.is_empty() {
+                "  failsafe: all members confirmed".to_string()
+            } else {
+                format!("  failsafe: refused by {refused:?}")
+            };
+            self.log(&poster, line);
+        }
+        FailsafeRound {
+            started_at: now,
+            refused,
+        }
     }
 
     /// Pumps a background task's sequence: quick actions at once; a slow one starts a phase that
@@ -355,6 +441,10 @@ impl World {
                 self.store.write_history(&history, now);
                 OutcomeResult::Done
             }
+            Action::WriteFailsafe(members) => {
+                self.store.write_failsafe(&members, now);
+                OutcomeResult::Done
+            }
             Action::Stop(mode) => {
                 let db = &mut self.dbs[i];
                 if db.initialized && db.process != Process::Stopped {
@@ -381,13 +471,19 @@ impl World {
                 }
                 OutcomeResult::Done
             }
-            Action::SetSyncStandbys { names, count } => {
+            Action::SetSyncStandbys {
+                names,
+                count,
+                quorum,
+            } => {
                 let db = &mut self.dbs[i];
                 db.sync_names = names;
                 db.sync_count = count;
+                db.sync_any = quorum;
                 OutcomeResult::Done
             }
             Action::FetchPeerStatus { .. }
+            | Action::ConfirmFailsafe { .. }
             | Action::Bootstrap
             | Action::CloneFrom { .. }
             | Action::CloneWithoutLeader
@@ -517,6 +613,13 @@ impl World {
             Action::CloneFrom { source } | Action::Rebuild { source, .. } => {
                 if !busy {
                     return interrupted();
+                }
+                if let Some(r) = self
+                    .remote
+                    .clone()
+                    .filter(|_| source.name == crate::REMOTE_MEMBER)
+                {
+                    return self.copy_remote(i, &r);
                 }
                 let src = match self.index_of(&source.name) {
                     Some(s)
@@ -685,13 +788,23 @@ fn describe(action: &Action) -> String {
             )
         }
         Action::Stop(mode) | Action::Demote(mode) => format!("{:?}({mode:?})", action.kind()),
-        Action::SetSyncStandbys { names, count } => {
-            format!("SetSyncStandbys({count} of [{}])", names.join(","))
-        }
+        Action::SetSyncStandbys {
+            names,
+            count,
+            quorum,
+        } => format!(
+            "SetSyncStandbys({} {count} of [{}])",
+            if *quorum { "ANY" } else { "FIRST" },
+            names.join(",")
+        ),
         Action::WriteSyncState { state, .. } => format!(
-            "WriteSyncState(leader {}, [{}])",
+            "WriteSyncState(leader {}, [{}]{})",
             state.leader.as_deref().unwrap_or("-"),
-            state.sync_standbys.join(",")
+            state.sync_standbys.join(","),
+            state
+                .quorum
+                .map(|q| format!(", quorum {q}"))
+                .unwrap_or_default()
         ),
         Action::ClearFailover { .. } => "ClearFailover".into(),
         other => format!("{:?}", other.kind()),

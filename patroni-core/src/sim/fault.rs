@@ -90,6 +90,11 @@ pub enum Fault {
         /// Seconds.
         ttl: u64,
     },
+    /// `patronictl edit-config -s synchronous_node_count=N` while the cluster runs.
+    SetSyncCount {
+        /// The new `synchronous_node_count`.
+        count: u32,
+    },
     /// `patronictl pause`: maintenance mode on.
     Pause,
     /// `patronictl resume`: maintenance mode off.
@@ -161,6 +166,9 @@ impl fmt::Display for Fault {
             Fault::Switchover { candidate: None } => write!(f, "switchover to the healthiest"),
             Fault::Failover { candidate } => write!(f, "manual failover to node{candidate}"),
             Fault::SetTtl { ttl } => write!(f, "edit-config ttl={ttl}"),
+            Fault::SetSyncCount { count } => {
+                write!(f, "edit-config synchronous_node_count={count}")
+            }
             Fault::Pause => write!(f, "pause"),
             Fault::Resume => write!(f, "resume"),
         }

@@ -73,6 +73,7 @@ impl World {
             | Fault::Pause
             | Fault::Resume
             | Fault::SetTtl { .. }
+            | Fault::SetSyncCount { .. }
                 if now < self.dcs_down_until =>
             {
                 self.log("world", "operator request failed: DCS unreachable".into());
@@ -114,6 +115,7 @@ impl World {
                 c.loop_wait = c.loop_wait.min(ttl / 3).max(1);
                 c.retry_timeout = ((ttl - c.loop_wait) / 2).clamp(1, 10);
             }),
+            Fault::SetSyncCount { count } => self.edit_config(|c| c.synchronous_node_count = count),
             Fault::Pause => self.set_pause(true),
             Fault::Resume => self.set_pause(false),
         }
@@ -168,7 +170,7 @@ impl World {
     }
 
     /// `PATCH /config` as an operator would: compare-and-swap on the version read.
-    fn edit_config(&mut self, edit: impl FnOnce(&mut DynamicConfig)) {
+    pub(crate) fn edit_config(&mut self, edit: impl FnOnce(&mut DynamicConfig)) {
         let now = self.now;
         let Some(kv) = self.store.get(keyspace::CONFIG, now) else {
             self.log("world", "config edit skipped: no /config yet".into());

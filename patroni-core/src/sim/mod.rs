@@ -23,6 +23,7 @@ pub mod invariants;
 mod observe;
 pub mod oracle;
 pub mod rng;
+mod standby;
 pub mod strategy;
 pub mod trace;
 pub mod world;

@@ -23,7 +23,12 @@ impl World {
                 ReplicationRow {
                     application_name: self.names[k].clone(),
                     state: "streaming".into(),
-                    sync_state: if sync { "sync" } else { "async" }.into(),
+                    sync_state: match (sync, self.dbs[i].sync_any) {
+                        (false, _) => "async",
+                        (true, false) => "sync",
+                        (true, true) => "quorum",
+                    }
+                    .into(),
                     flush_lsn: Some(s.wal),
                     replay_lsn: Some(s.wal),
                 }

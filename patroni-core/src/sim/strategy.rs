@@ -21,10 +21,13 @@ pub struct FaultMix {
     pub operator: bool,
     /// Replication lag on a standby.
     pub lag: bool,
+    /// `synchronous_node_count` edits (1 to 3), for the quorum commit campaigns; the other
+    /// mixes leave it out so their schedules stay as they were.
+    pub sync_count: bool,
 }
 
 impl FaultMix {
-    /// Every kind of fault.
+    /// Every kind of fault but `synchronous_node_count` edits.
     pub const ALL: FaultMix = FaultMix {
         crashes: true,
         node_loss: true,
@@ -32,6 +35,7 @@ impl FaultMix {
         stalls: true,
         operator: true,
         lag: true,
+        sync_count: false,
     };
 }
 
@@ -130,6 +134,14 @@ pub fn fault(n: usize, mix: FaultMix) -> BoxedStrategy<Fault> {
                 prop_oneof![Just(64 * 1024u64), Just(4 * 1024 * 1024u64)],
             )
                 .prop_map(|(node, bytes)| Fault::Lag { node, bytes })
+                .boxed(),
+        ));
+    }
+    if mix.sync_count {
+        options.push((
+            2,
+            (1..=3u32)
+                .prop_map(|count| Fault::SetSyncCount { count })
                 .boxed(),
         ));
     }

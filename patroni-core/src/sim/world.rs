@@ -60,6 +60,10 @@ pub(crate) struct Agent {
     pub(crate) pending: Option<Pending>,
     /// When this node's fence stops its database unless the agent sets a new deadline.
     pub(crate) fence_deadline: Option<u64>,
+    /// The leader key's holder in the last cluster view this agent read.
+    pub(crate) view_leader: Option<String>,
+    /// The leader this agent's REST API last accepted a `POST /failsafe` from.
+    pub(crate) failsafe_leader: Option<crate::FailsafeLeader>,
 }
 
 /// How a run ended.
@@ -115,6 +119,11 @@ pub struct World {
     pub(crate) epoch: Timestamp,
     pub(crate) violation: Option<Violation>,
     pub(crate) events: u64,
+    /// A standby cluster's remote primary ([`SimConfig::standby_cluster`]): an outside WAL
+    /// source that always runs and keeps writing.
+    pub(crate) remote: Option<SimDb>,
+    /// When the operator promotes the standby cluster (removes `standby_cluster` from `/config`).
+    pub(crate) promote_standby_at: Option<u64>,
 }
 
 impl World {
@@ -149,6 +158,8 @@ impl World {
                     lease_until: 0,
                     pending: None,
                     fence_deadline: None,
+                    view_leader: None,
+                    failsafe_leader: None,
                 }
             })
             .collect();
@@ -163,6 +174,15 @@ impl World {
             .collect();
         faults.sort_by_key(|s| s.at_ms);
         let heal_time = cfg.warmup_ms + schedule.quiet_after();
+        let remote = cfg
+            .dynamic
+            .is_standby_cluster()
+            .then(super::standby::remote_primary);
+        // Two runs in three promote the standby cluster at a time within the faults.
+        let promote_standby_at = remote
+            .as_ref()
+            .filter(|_| rng.below(3) != 0)
+            .map(|_| cfg.warmup_ms + rng.below(schedule.quiet_after().max(1)));
         World {
             store: MemoryStore::new(cfg.dynamic.ttl_ms()),
             names: cfg.nodes.iter().map(|s| s.name.clone()).collect(),
@@ -194,6 +214,8 @@ impl World {
                 .unwrap_or(Timestamp(1_795_651_200_000)),
             violation: None,
             events: 0,
+            remote,
+            promote_standby_at,
             now: 0,
             rng,
             cfg,
@@ -333,6 +355,9 @@ impl World {
             t = t.min(self.heal_time);
         }
         t = t.min(self.next_write);
+        if let Some(at) = self.promote_standby_at {
+            t = t.min(at);
+        }
         let ttl = self.dynamic.ttl_ms();
         for (i, a) in self.agents.iter().enumerate() {
             if !self.alive[i] {
@@ -395,6 +420,10 @@ impl World {
         }
         self.fire_watchdogs();
         self.fire_fences();
+        if self.promote_standby_at.is_some_and(|at| at <= now) {
+            self.promote_standby_cluster();
+            self.after_event();
+        }
         if now >= self.next_write {
             self.client_write();
             self.next_write = now + self.cfg.write_interval_ms;
@@ -602,6 +631,9 @@ impl World {
         a.pending = None;
         a.read_times_out_at = None;
         a.next_wake = self.now;
+        // A new process: its REST API remembers no view and no failsafe leader.
+        a.view_leader = None;
+        a.failsafe_leader = None;
         let who = self.names[i].clone();
         self.log(&who, "agent restarted after host reset".into());
     }
@@ -640,12 +672,22 @@ impl World {
             let (branch, lsn) = (db.branch().unwrap_or(0), db.wal);
             self.oracle.send(i, branch, lsn, now);
         }
+        if let Some(r) = self.remote.as_mut() {
+            r.wal = Lsn(r.wal.0 + self.cfg.write_bytes);
+        }
     }
 
     fn replicate(&mut self) {
         for _ in 0..2 {
             for i in 0..self.dbs.len() {
                 if !self.alive[i] || !self.dbs[i].is_running_standby() {
+                    continue;
+                }
+                if self.dbs[i].upstream.as_deref() == Some(crate::REMOTE_MEMBER) {
+                    match self.remote.clone() {
+                        Some(r) => self.dbs[i].replicate_from(&r),
+                        None => self.dbs[i].streaming = false,
+                    }
                     continue;
                 }
                 let up = self.dbs[i]
@@ -730,6 +772,10 @@ fn fault_targets_exist(f: &Fault, n: usize) -> bool {
         Fault::CutPeers { a, b, .. } => a < n && b < n && a != b,
         Fault::Switchover { candidate } => candidate.is_none_or(|c| c < n),
         Fault::Failover { candidate } => candidate < n,
-        Fault::Pause | Fault::Resume | Fault::DcsOutage { .. } | Fault::SetTtl { .. } => true,
+        Fault::Pause
+        | Fault::Resume
+        | Fault::DcsOutage { .. }
+        | Fault::SetTtl { .. }
+        | Fault::SetSyncCount { .. } => true,
     }
 }

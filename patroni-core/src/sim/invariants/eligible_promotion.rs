@@ -1,6 +1,7 @@
 //! (c) No promotion of a member tagged `nofailover`, of one lagging past
 //! `maximum_lag_on_failover` (asynchronous mode), or of one not recorded in `/sync` as a
-//! synchronous standby or as the primary that wrote it (synchronous mode).
+//! synchronous standby or as the primary that wrote it (synchronous mode `on`; in mode `quorum`
+//! any member may win with enough votes, and [`super::no_lost_writes`] checks the outcome).
 
 use super::{Invariant, Snapshot};
 
@@ -20,7 +21,7 @@ impl Invariant for EligiblePromotion {
                 return Err(format!("{who} is tagged nofailover but was promoted"));
             }
             if s.config.synchronous() {
-                if !p.in_sync {
+                if !p.in_sync && s.config.synchronous_mode == crate::SynchronousMode::On {
                     return Err(format!(
                         "{who} was promoted in synchronous mode but is neither a synchronous standby nor the leader recorded in /sync"
                     ));

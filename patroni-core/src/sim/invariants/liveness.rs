@@ -1,7 +1,9 @@
 //! (e) Liveness: once faults stop and the DCS is reachable, a writable primary exists within
 //! `ttl + 2 * loop_wait + promote time` (plus `primary_start_timeout` when a crashed primary may
 //! first be restarted in place), and every healthy standby streams from it soon after — or from
-//! the `replicatefrom` member its tags name, or from nobody when tagged `nostream`.
+//! the `replicatefrom` member its tags name, or from nobody when tagged `nostream`. In a standby
+//! cluster the lock holder is instead a standby leader streaming from the remote primary (the
+//! only member that does), and the others follow it the same way.
 
 use super::{Invariant, Snapshot};
 
@@ -28,6 +30,9 @@ impl Invariant for Liveness {
         if !self.expect_primary || s.config.pause || s.now < healed + self.primary_within_ms {
             return Ok(());
         }
+        if s.config.is_standby_cluster() {
+            return self.check_standby_cluster(s, healed);
+        }
         let w = s.writable();
         let [primary] = w[..] else {
             return Err(format!(
@@ -40,6 +45,51 @@ impl Invariant for Liveness {
         if s.now < healed + self.primary_within_ms + self.standbys_within_ms {
             return Ok(());
         }
+        self.check_standbys(s, healed, primary)
+    }
+
+    fn deadline(&self, s: &Snapshot<'_>) -> Option<u64> {
+        let healed = s.healed_at?;
+        let a = healed + self.primary_within_ms;
+        let b = a + self.standbys_within_ms;
+        [a, b].into_iter().find(|&t| t > s.now)
+    }
+}
+
+impl Liveness {
+    /// In a standby cluster the lock holder is a standby leader streaming from the remote
+    /// primary instead of a writable primary, and the others follow it.
+    fn check_standby_cluster(&self, s: &Snapshot<'_>, healed: u64) -> Result<(), String> {
+        let leader = s.lock.and_then(|l| s.names.iter().position(|n| n == l));
+        let streams_remote = |i: usize| {
+            let db = &s.dbs[i];
+            s.alive[i]
+                && db.is_running_standby()
+                && db.streaming
+                && db.upstream.as_deref() == Some(crate::REMOTE_MEMBER)
+        };
+        let Some(leader) = leader.filter(|&i| streams_remote(i)) else {
+            return Err(format!(
+                "no standby leader streaming from the remote primary {:.1}s after the faults stopped (lock {:?}, bound {:.1}s)",
+                (s.now - healed) as f64 / 1000.0,
+                s.lock,
+                self.primary_within_ms as f64 / 1000.0
+            ));
+        };
+        if s.now < healed + self.primary_within_ms + self.standbys_within_ms {
+            return Ok(());
+        }
+        if let Some(other) = (0..s.dbs.len()).find(|&i| i != leader && streams_remote(i)) {
+            return Err(format!(
+                "{} streams from the remote primary beside the standby leader {}",
+                s.names[other], s.names[leader]
+            ));
+        }
+        self.check_standbys(s, healed, leader)
+    }
+
+    /// Every healthy member other than `primary` (the leader) streams from it or its cascade.
+    fn check_standbys(&self, s: &Snapshot<'_>, healed: u64, primary: usize) -> Result<(), String> {
         let leader = &s.names[primary];
         for (i, db) in s.dbs.iter().enumerate() {
             if i == primary || s.broken[i] {
@@ -72,13 +122,6 @@ impl Invariant for Liveness {
             }
         }
         Ok(())
-    }
-
-    fn deadline(&self, s: &Snapshot<'_>) -> Option<u64> {
-        let healed = s.healed_at?;
-        let a = healed + self.primary_within_ms;
-        let b = a + self.standbys_within_ms;
-        [a, b].into_iter().find(|&t| t > s.now)
     }
 }
 

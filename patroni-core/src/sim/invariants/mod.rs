@@ -4,10 +4,11 @@
 //! |---|---|
 //! | [`single_primary`] | at no instant do two databases accept writes |
 //! | [`promote_with_lock`] | a node promotes (or starts as primary) only while holding the leader lock |
-//! | [`eligible_promotion`] | no promotion of a `nofailover` node, of one lagging past `maximum_lag_on_failover` (async), or of one not recorded in `/sync` (sync mode) |
-//! | [`no_lost_writes`] | in synchronous mode no acknowledged write is missing from a writable primary |
+//! | [`eligible_promotion`] | no promotion of a `nofailover` node, of one lagging past `maximum_lag_on_failover` (async), or of one not recorded in `/sync` (synchronous mode `on`) |
+//! | [`no_lost_writes`] | in synchronous mode (`on` and `quorum`) no acknowledged write is missing from a writable primary |
 //! | [`pause_respected`] | in pause mode no agent starts, stops, restarts, promotes, demotes or rebuilds its database unless an operator asked for a switchover or failover |
-//! | [`liveness`] | once faults stop, a writable primary appears within the bound and healthy standbys stream from it (directly, or through the running `replicatefrom` member their tags name; `nostream` ones from nobody) |
+//! | [`standby_cluster`] | while `standby_cluster` is set, no member accepts writes, promotes or starts as primary |
+//! | [`liveness`] | once faults stop, a writable primary appears within the bound and healthy standbys stream from it (directly, or through the running `replicatefrom` member their tags name; `nostream` ones from nobody); in a standby cluster the lock holder instead streams from the remote primary, alone, and the others follow it |
 
 pub mod eligible_promotion;
 pub mod liveness;
@@ -15,6 +16,7 @@ pub mod no_lost_writes;
 pub mod pause_respected;
 pub mod promote_with_lock;
 pub mod single_primary;
+pub mod standby_cluster;
 
 use std::fmt;
 
@@ -135,6 +137,7 @@ pub fn safety() -> Vec<Box<dyn Invariant>> {
         Box::new(eligible_promotion::EligiblePromotion),
         Box::new(no_lost_writes::NoLostWrites),
         Box::new(pause_respected::PauseRespected),
+        Box::new(standby_cluster::StandbyClusterReadOnly),
     ]
 }
 
