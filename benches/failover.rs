@@ -7,10 +7,15 @@
 //! its first. Idle cost (agent RSS and CPU, etcd requests per second) and PostgreSQL's own restart
 //! time are measured on the same machine. JSON goes to `target/failover-bench.json`.
 //!
-//! `cargo bench --bench failover` runs everything (about 30 minutes; `PATRONI_BENCH_REPS` sets the
+//! `cargo bench --bench failover` runs everything (about 15 minutes; `PATRONI_BENCH_REPS` sets the
 //! repetitions, default 5; `PATRONI_BENCH_PROFILE=fast|default` runs one timing profile;
-//! `PATRONI_BENCH_SCENARIOS=S1,S3` runs only those, `none` only the idle measurement). Under `cargo test --benches` it runs one repetition of S1 only, so the
-//! harness never rots.
+//! `PATRONI_BENCH_SCENARIOS=S1,S3` runs only those, `none` only the idle measurement). The fast
+//! profile and the default profile's asynchronous and synchronous runs go side by side, each on
+//! clusters of its own (the default profile's lease waits leave the machine idle for minutes),
+//! taking turns for everything but S3's and S6's lease waits (see [`STAGE`]);
+//! `PATRONI_BENCH_SERIAL=1` runs them one after the other.
+//! Progress and each repetition's heal time go to stderr. Under `cargo test --benches` it runs
+//! one repetition of S1 only, so the harness never rots.
 //!
 //! | scenario | fault |
 //! |---|---|
@@ -359,6 +364,34 @@ impl Cluster {
         }
     }
 
+    /// [`healthy`](Self::healthy) after a fault, asking every member for a cycle now and then
+    /// (`POST /reload` wakes the loop): a rejoining node's replication slot is created by the
+    /// leader's loop, and it would otherwise wait for the leader's next `loop_wait`. The heal is
+    /// not measured; only the cluster the next fault meets is, and that is the same either way.
+    fn healed(&self, within: Duration) -> usize {
+        let deadline = Instant::now() + within;
+        loop {
+            let poke_until = Instant::now() + Duration::from_secs(1);
+            while Instant::now() < poke_until {
+                if let Some(p) = self.primary() {
+                    if (0..3).filter(|&i| i != p).all(|i| self.streaming(i)) {
+                        return p;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if Instant::now() > deadline {
+                return self.healthy(Duration::ZERO);
+            }
+            for m in &self.members {
+                let _ = self
+                    .http
+                    .post(format!("http://127.0.0.1:{}/reload", m.api))
+                    .send();
+            }
+        }
+    }
+
     /// In synchronous mode, waits until `/sync` names a standby: until then no member may be
     /// promoted (the primary may hold acknowledged commits no standby has), by design, and a
     /// fault in that window measures the window, not the failover.
@@ -470,8 +503,20 @@ fn random_phase(loop_wait: u64) -> Duration {
     Duration::from_millis(nanos % (loop_wait * 1000).max(1))
 }
 
+/// Held by a lane for what must not share the machine with another lane's: a short scenario's
+/// whole repetition (its outage is a fraction of a second), every heal and every cluster start
+/// (the busy parts). S3 and S6 wait for a lease for most of their repetition and leave the stage
+/// to the others meanwhile.
+static STAGE: Mutex<()> = Mutex::new(());
+
+fn on_stage() -> std::sync::MutexGuard<'static, ()> {
+    STAGE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Runs one repetition of `scenario` on a healthy cluster and heals it afterwards.
 fn once(c: &mut Cluster, scenario: &str, p: Profile, sync: bool) -> Run {
+    let short = !matches!(scenario, "S3" | "S6");
+    let mut stage = short.then(on_stage);
     let primary = c.healthy(Duration::from_secs(180));
     if sync {
         c.sync_recorded(primary, Duration::from_secs(60));
@@ -612,13 +657,24 @@ fn once(c: &mut Cluster, scenario: &str, p: Profile, sync: bool) -> Run {
     if let Some(text) = original {
         std::fs::write(&auto, text).unwrap();
     }
+    if stage.is_none() {
+        stage = Some(on_stage());
+    }
     if c.members[primary].agent.is_none() {
         c.members[primary].start();
     }
-    let now = c.healthy(Duration::from_secs(240));
+    let heal = Instant::now();
+    let now = c.healed(Duration::from_secs(240));
+    // A rejoined standby catches up before the next fault can make it the candidate.
     std::thread::sleep(Duration::from_secs(p.loop_wait.min(3)));
+    eprintln!(
+        "  {scenario}: fault at {:.1} s after the writers started, healed in {:.1} s",
+        fault_at.as_secs_f64(),
+        heal.elapsed().as_secs_f64()
+    );
     let present = c.ids_on(now);
     run.lost = acks.iter().filter(|a| !present.contains(&a.id)).count();
+    drop(stage);
     run
 }
 
@@ -670,8 +726,10 @@ impl UidGid for Command {
     }
 }
 
-/// Idle cost over `secs`: each agent's RSS (MiB) and CPU (% of a core), etcd requests per second.
-fn idle(c: &Cluster, secs: u64) -> (f64, f64, f64) {
+/// Idle cost over `secs`, per cluster, all in one window (each cluster has its own agents and
+/// etcd, and an idle one takes next to nothing from the others): each agent's RSS (MiB) and CPU
+/// (% of a core), etcd requests per second.
+fn idle(clusters: &[&Cluster], secs: u64) -> Vec<(f64, f64, f64)> {
     // CPU time in nanoseconds: an idle agent uses a few milliseconds a minute, below the 10 ms
     // resolution of `/proc/PID/stat`'s ticks, so the live threads' `schedstat` counts; the ticks
     // still count a thread that ended within the window.
@@ -694,7 +752,7 @@ fn idle(c: &Cluster, secs: u64) -> (f64, f64, f64) {
             .sum()
     };
     let cpu_ns = |pid: u32| (ticks_ns(pid), sched_ns(pid));
-    let requests = || -> f64 {
+    let requests = |c: &Cluster| -> f64 {
         let text = c
             .http
             .get(format!("{}/metrics", c.etcd.endpoint()))
@@ -706,20 +764,44 @@ fn idle(c: &Cluster, secs: u64) -> (f64, f64, f64) {
             .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
             .sum()
     };
-    c.healthy(Duration::from_secs(120));
+    for c in clusters {
+        c.healthy(Duration::from_secs(120));
+    }
     // Idle means after start-up has settled: PostgreSQL's first checkpoint and standby snapshots
     // move the WAL (and so every member key) for a while after the nodes come up.
     std::thread::sleep(Duration::from_secs(30));
-    let pids: Vec<u32> = c.members.iter().filter_map(Member::agent_pid).collect();
-    let before: Vec<(u64, u64)> = pids.iter().map(|&p| cpu_ns(p)).collect();
-    let r0 = requests();
+    let pids: Vec<Vec<u32>> = clusters
+        .iter()
+        .map(|c| c.members.iter().filter_map(Member::agent_pid).collect())
+        .collect();
+    let before: Vec<Vec<(u64, u64)>> = pids
+        .iter()
+        .map(|p| p.iter().map(|&p| cpu_ns(p)).collect())
+        .collect();
+    let r0: Vec<f64> = clusters.iter().map(|c| requests(c)).collect();
     let t = Instant::now();
     std::thread::sleep(Duration::from_secs(secs));
     let elapsed = t.elapsed().as_secs_f64();
-    let r1 = requests();
+    let r1: Vec<f64> = clusters.iter().map(|c| requests(c)).collect();
+    (0..clusters.len())
+        .map(|k| {
+            let (pids, before) = (&pids[k], &before[k]);
+            let (cpu, rss) = agent_costs(pids, before, elapsed, &cpu_ns);
+            (rss, cpu, (r1[k] - r0[k]) / elapsed)
+        })
+        .collect()
+}
+
+/// The agents' mean CPU (% of a core) since `before` and mean RSS (MiB).
+fn agent_costs(
+    pids: &[u32],
+    before: &[(u64, u64)],
+    elapsed: f64,
+    cpu_ns: &dyn Fn(u32) -> (u64, u64),
+) -> (f64, f64) {
     let cpu: f64 = pids
         .iter()
-        .zip(&before)
+        .zip(before)
         .map(|(&p, &(t0, s0))| {
             let (t1, s1) = cpu_ns(p);
             let (ticks, sched) = (t1.saturating_sub(t0), s1.saturating_sub(s0));
@@ -746,7 +828,7 @@ fn idle(c: &Cluster, secs: u64) -> (f64, f64, f64) {
         })
         .sum::<f64>()
         / pids.len() as f64;
-    (rss, cpu, (r1 - r0) / elapsed)
+    (cpu, rss)
 }
 
 /// Writes the median repetition's timeline as `<dir>/<title as a file name>.svg`.
@@ -779,6 +861,9 @@ fn draw(c: &Cluster, runs: &[Run], title: &str, dir: &Path) {
     std::fs::write(&file, picture.svg()).expect("timeline written");
     println!("  timeline: {}", file.display());
 }
+
+/// One step of a lane: a profile and mode, its scenarios, and its cluster if already started.
+type Step<'a> = (Profile, bool, Vec<&'a str>, Option<Cluster>);
 
 fn stats(runs: &[Run]) -> Value {
     let mut ms: Vec<u128> = runs.iter().map(|r| r.ms).collect();
@@ -864,7 +949,7 @@ fn main() {
             .collect(),
         _ => plan,
     };
-    let mut report = BTreeMap::new();
+    let report = BTreeMap::new();
     let mut idle_report = BTreeMap::new();
     let timelines = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/failover-timelines");
     let _ = std::fs::create_dir_all(&timelines);
@@ -873,68 +958,117 @@ fn main() {
         "{:<18} {:<5} {:<4} {:>9} {:>9} {:>9} {:>5} {:>9} {:>11}",
         "profile", "mode", "case", "median", "min", "max", "lost", "old-acks", "after-lock"
     );
-    for (profile, sync, scenarios) in plan {
-        let mut c = Cluster::start(&rt, profile, sync);
-        if full && !sync {
-            let secs = std::env::var("PATRONI_BENCH_IDLE_SECS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(60);
-            let (rss, cpu, req) = idle(&c, secs);
+    let began = Instant::now();
+    // Each profile's asynchronous cluster starts now and its idle cost is measured in one window
+    // with the other's; the later one waits, idle, until its scenarios run.
+    let mut ready: Vec<(u64, Cluster)> = Vec::new();
+    if full {
+        for (profile, _, _) in plan.iter().filter(|(_, sync, _)| !sync) {
+            ready.push((profile.ttl, Cluster::start(&rt, *profile, false)));
+        }
+        let secs = std::env::var("PATRONI_BENCH_IDLE_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60);
+        let clusters: Vec<&Cluster> = ready.iter().map(|(_, c)| c).collect();
+        let costs = idle(&clusters, secs);
+        for ((ttl, _), (rss, cpu, req)) in ready.iter().zip(costs) {
+            let name = [FAST, DEFAULT]
+                .iter()
+                .find(|p| p.ttl == *ttl)
+                .map_or("?", |p| p.name);
             idle_report.insert(
-                profile.name,
+                name,
                 json!({"agent_rss_mib": rss, "agent_cpu_percent": cpu, "etcd_requests_per_s": req}),
             );
             println!(
-                "{:<18} idle: agent RSS {rss:.1} MiB, agent CPU {cpu:.3} %, etcd {req:.2} requests/s",
-                profile.name
+                "{name:<18} idle: agent RSS {rss:.1} MiB, agent CPU {cpu:.3} %, etcd {req:.2} requests/s"
             );
-            if restart_ms.is_none() {
-                let ms = postgres_restart(&c);
-                println!("PostgreSQL's own restart after SIGKILL to first write: {ms} ms");
-                restart_ms = Some(ms);
+        }
+        if let Some((_, c)) = ready.first() {
+            let ms = postgres_restart(c);
+            println!("PostgreSQL's own restart after SIGKILL to first write: {ms} ms");
+            restart_ms = Some(ms);
+        }
+        eprintln!("[{:.0} s] idle measured", began.elapsed().as_secs_f64());
+    }
+    // Lanes run side by side, each on clusters and an etcd of its own, unless
+    // `PATRONI_BENCH_SERIAL=1`: the default profile's lease waits leave the machine idle for
+    // minutes. Its asynchronous and synchronous runs take a lane each; the fast profile's are
+    // short and share one.
+    let report = Mutex::new(report);
+    let lane = |steps: Vec<Step>| {
+        for (profile, sync, scenarios, waiting) in steps {
+            let mode = if sync { "sync" } else { "async" };
+            let mut c = waiting.unwrap_or_else(|| {
+                let _stage = on_stage();
+                Cluster::start(&rt, profile, sync)
+            });
+            for s in scenarios {
+                let runs: Vec<Run> = (0..reps).map(|_| once(&mut c, s, profile, sync)).collect();
+                let st = stats(&runs);
+                draw(
+                    &c,
+                    &runs,
+                    &format!("{s} {mode}, {}", profile.name),
+                    &timelines,
+                );
+                println!(
+                    "{:<18} {:<5} {:<4} {:>7}ms {:>7}ms {:>7}ms {:>5} {:>9} {:>11}",
+                    profile.name,
+                    mode,
+                    s,
+                    st["median_ms"].as_u64().unwrap_or(0),
+                    st["min_ms"].as_u64().unwrap_or(0),
+                    st["max_ms"].as_u64().unwrap_or(0),
+                    st["lost"].as_u64().unwrap_or(0),
+                    st["old_primary_acks_after_new"].as_u64().unwrap_or(0),
+                    st["after_lock_median_ms"]
+                        .as_u64()
+                        .map_or_else(|| "-".to_string(), |v| format!("{v}ms"))
+                );
+                eprintln!(
+                    "[{:.0} s] {} {mode} {s} done",
+                    began.elapsed().as_secs_f64(),
+                    profile.name
+                );
+                report
+                    .lock()
+                    .unwrap()
+                    .insert(format!("{} {mode} {s}", profile.name), st);
             }
         }
-        for s in scenarios {
-            let runs: Vec<Run> = (0..reps).map(|_| once(&mut c, s, profile, sync)).collect();
-            let st = stats(&runs);
-            let mode = if sync { "sync" } else { "async" };
-            draw(
-                &c,
-                &runs,
-                &format!("{s} {mode}, {}", profile.name),
-                &timelines,
-            );
-            println!(
-                "{:<18} {:<5} {:<4} {:>7}ms {:>7}ms {:>7}ms {:>5} {:>9} {:>11}",
-                profile.name,
-                if sync { "sync" } else { "async" },
-                s,
-                st["median_ms"].as_u64().unwrap_or(0),
-                st["min_ms"].as_u64().unwrap_or(0),
-                st["max_ms"].as_u64().unwrap_or(0),
-                st["lost"].as_u64().unwrap_or(0),
-                st["old_primary_acks_after_new"].as_u64().unwrap_or(0),
-                st["after_lock_median_ms"]
-                    .as_u64()
-                    .map_or_else(|| "-".to_string(), |v| format!("{v}ms"))
-            );
-            report.insert(
-                format!(
-                    "{} {} {s}",
-                    profile.name,
-                    if sync { "sync" } else { "async" }
-                ),
-                st,
-            );
+    };
+    let mut lanes: Vec<Vec<Step>> = Vec::new();
+    for (profile, sync, scenarios) in plan {
+        let waiting = ready
+            .iter()
+            .position(|(ttl, _)| !sync && *ttl == profile.ttl)
+            .map(|k| ready.remove(k).1);
+        let own = |p: &Profile, sync: bool| (p.ttl, sync && p.ttl == DEFAULT.ttl);
+        let key = own(&profile, sync);
+        let step = (profile, sync, scenarios, waiting);
+        match lanes.iter_mut().find(|l| own(&l[0].0, l[0].1) == key) {
+            Some(l) => l.push(step),
+            None => lanes.push(vec![step]),
         }
-        drop(c);
     }
+    if std::env::var("PATRONI_BENCH_SERIAL").is_ok_and(|v| v == "1") {
+        lanes.into_iter().for_each(lane);
+    } else {
+        std::thread::scope(|scope| {
+            for l in lanes {
+                scope.spawn(|| lane(l));
+            }
+        });
+    }
+    let report = report.into_inner().unwrap();
     let out = json!({
         "scenarios": report,
         "idle": idle_report,
         "postgres_restart_ms": restart_ms,
         "repetitions": reps,
+        "wall_time_s": began.elapsed().as_secs(),
     });
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
     let _ = std::fs::create_dir_all(&target);

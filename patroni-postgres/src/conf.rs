@@ -45,7 +45,8 @@ pub enum ConfRole {
     },
 }
 
-fn conf_path(cfg: &PostgresConfig) -> PathBuf {
+/// Where the managed `postgresql.conf` lives.
+pub(crate) fn conf_path(cfg: &PostgresConfig) -> PathBuf {
     cfg.config_dir().join("postgresql.conf")
 }
 

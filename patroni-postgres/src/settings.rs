@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use patroni_core::parameters::{effective, raise_to_floors, HOT_STANDBY_FLOORS};
 use patroni_core::DbError;
@@ -24,6 +26,44 @@ pub(crate) struct Settings {
     warned: Vec<String>,
     /// The slot our standby streams through (`primary_slot_name`), from the slot plan.
     pub(crate) primary_slot: Option<String>,
+    /// The inputs last found already rendered on disk: while they stay the same, `refresh_conf`
+    /// has nothing to write and skips reading and rendering the file (an idle agent's largest
+    /// cost per loop).
+    rendered: Option<Rendered>,
+}
+
+/// What a managed `postgresql.conf` was rendered from: the parameters' sources, and the files
+/// that give the role, the upstream and the running server. Any change means a new render.
+#[derive(Debug, Clone, PartialEq)]
+struct Rendered {
+    cluster: Map<String, Value>,
+    floors: BTreeMap<String, u64>,
+    primary_slot: Option<String>,
+    /// `postgresql.conf`, `standby.signal`, `postmaster.pid` (a start or a restart), `PG_VERSION`.
+    files: [Option<FileStamp>; 4],
+}
+
+/// A file's identity and last change, enough to tell that it was written (every write of ours
+/// renames a new file into place) or removed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct FileStamp {
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<FileStamp> {
+        let m = fs::metadata(path).ok()?;
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        Some(FileStamp {
+            ino: m.ino(),
+            len: m.len(),
+            mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+            ctime_ns: ns(m.ctime(), m.ctime_nsec()),
+        })
+    }
 }
 
 /// `pg_controldata`'s label for each floor parameter.
@@ -102,6 +142,30 @@ impl Postgres {
     /// upstream) when what we would write differs, and reloads a running server.
     pub(crate) async fn refresh_conf(&self) -> Result<bool, DbError> {
         let cfg = self.config();
+        // Stamped before anything is read: a file changed meanwhile differs next time.
+        let files = [
+            FileStamp::of(&conf::conf_path(cfg)),
+            FileStamp::of(&cfg.data_dir.join("standby.signal")),
+            FileStamp::of(&cfg.data_dir.join("postmaster.pid")),
+            FileStamp::of(&cfg.data_dir.join("PG_VERSION")),
+        ];
+        let inputs = {
+            let s = self.settings.lock().expect("settings lock");
+            let inputs = Rendered {
+                cluster: s.cluster.clone(),
+                floors: s.floors.clone(),
+                primary_slot: s.primary_slot.clone(),
+                files,
+            };
+            if s.rendered.as_ref() == Some(&inputs) {
+                return Ok(false);
+            }
+            inputs
+        };
+        let unchanged = |this: &Self| -> Result<bool, DbError> {
+            this.settings.lock().expect("settings lock").rendered = Some(inputs.clone());
+            Ok(false)
+        };
         let running = live_postmaster(&cfg.data_dir).is_some();
         let current = match conf::managed_text(cfg) {
             Some(text) => text,
@@ -110,7 +174,7 @@ impl Postgres {
             // `/config` changes would wait for one.
             None if running => String::new(),
             // No cluster yet, or a stopped one: the next start writes the file.
-            None => return Ok(false),
+            None => return unchanged(self),
         };
         let role = if cfg.data_dir.join("standby.signal").exists() {
             ConfRole::Standby {
@@ -121,12 +185,78 @@ impl Postgres {
         };
         let params = self.run_parameters(&role);
         if conf::render(cfg, &params, &role) == current {
-            return Ok(false);
+            return unchanged(self);
         }
+        self.settings.lock().expect("settings lock").rendered = None;
         self.prepare(&role)?;
         if running {
             self.reload_impl().await?;
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::command::SystemRunner;
+    use crate::config::PostgresConfig;
+
+    fn params(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    fn text(path: &Path) -> String {
+        fs::read_to_string(path).unwrap_or_default()
+    }
+
+    /// An unchanged `/config` is skipped without reading the file, but nothing that changes what
+    /// we would write is missed: `/config` itself, the file rewritten by someone else, the role.
+    #[tokio::test]
+    async fn every_change_of_the_inputs_still_lands_after_unchanged_cycles() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        fs::create_dir(&data).unwrap();
+        fs::write(data.join("PG_VERSION"), "15\n").unwrap();
+        let cfg = PostgresConfig::new("127.0.0.1:5433", &data);
+        let pg = Postgres::new("n1", cfg, Arc::new(SystemRunner)).unwrap();
+        let conf = conf::conf_path(pg.config());
+        // A stopped server on our own file, as after its last start.
+        let role = ConfRole::Primary;
+        conf::prepare(pg.config(), &pg.run_parameters(&role), &role).unwrap();
+
+        let small = params(json!({"work_mem": "8MB"}));
+        assert!(pg.apply_parameters_impl(&small).await.unwrap());
+        assert!(text(&conf).contains("work_mem = '8MB'"));
+        for _ in 0..3 {
+            assert!(!pg.apply_parameters_impl(&small).await.unwrap());
+        }
+        let large = params(json!({"work_mem": "16MB"}));
+        assert!(
+            pg.apply_parameters_impl(&large).await.unwrap(),
+            "a /config change lands"
+        );
+        assert!(text(&conf).contains("work_mem = '16MB'"));
+        assert!(!pg.apply_parameters_impl(&large).await.unwrap());
+
+        // Rewritten behind our back (by hand, or by an older agent): written again.
+        fs::write(&conf, format!("{}\nwork_mem = '1MB'\n", conf::MARKER)).unwrap();
+        assert!(pg.apply_parameters_impl(&large).await.unwrap());
+        assert!(text(&conf).contains("work_mem = '16MB'"));
+        assert!(!pg.apply_parameters_impl(&large).await.unwrap());
+
+        // Now a standby (its signal file appeared): rendered with the standby's settings.
+        fs::write(data.join("standby.signal"), "").unwrap();
+        assert!(pg.apply_parameters_impl(&large).await.unwrap());
+        assert!(text(&conf).contains("recovery_target_timeline = 'latest'"));
+        assert!(!pg.apply_parameters_impl(&large).await.unwrap());
+
+        // Back to the first value once more.
+        assert!(pg.apply_parameters_impl(&small).await.unwrap());
+        assert!(text(&conf).contains("work_mem = '8MB'"));
     }
 }
