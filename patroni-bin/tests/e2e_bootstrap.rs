@@ -182,13 +182,16 @@ async fn a_refused_superuser_login_reaches_the_operator() {
     )
     .expect("password changed");
     let wanted = "refuses our connection: password authentication failed for user \"postgres\"";
-    let doc = c
-        .wait("sql_error in /patroni", Duration::from_secs(30), || async {
+    // The error shows at once; the state follows with the next published member data.
+    c.wait(
+        "sql_error and state starting in /patroni",
+        Duration::from_secs(30),
+        || async {
             let (_, doc) = c.get(&leader, "/patroni").await?;
-            (doc["sql_error"] == wanted).then_some(doc)
-        })
-        .await;
-    assert_eq!(doc["state"], "starting", "{doc}");
+            (doc["sql_error"] == wanted && doc["state"] == "starting").then_some(())
+        },
+    )
+    .await;
     let key = c
         .wait(
             "sql_error in the member key",
