@@ -187,9 +187,9 @@ impl Ha {
 #[cfg(test)]
 mod tests {
     use crate::{
-        Action, Cluster, DataDirState, DbRole, DcsView, Ha, Leader, LocalDb, Lsn, Member,
-        MemberData, MemberRole, MemberState, Node, Observation, ProcessState, ReceiverStatus,
-        StartRole, SynchronousMode, Versioned, REMOTE_MEMBER,
+        Action, Cluster, DataDirState, DbRole, Ha, Leader, LocalDb, Lsn, Member, MemberData,
+        MemberRole, MemberState, Node, Observation, ProcessState, ReceiverStatus, StartRole,
+        SynchronousMode, Versioned, REMOTE_MEMBER,
     };
 
     fn standby_config(on: bool) -> crate::DynamicConfig {
@@ -254,20 +254,9 @@ mod tests {
         }
     }
 
+    /// The decision tests' observation at the instant these tests run.
     fn obs(c: Cluster, local: LocalDb) -> Observation {
-        Observation {
-            now: 10_000,
-            wall_clock: crate::Timestamp(1_795_000_000_000),
-            dcs: DcsView::Ok(c),
-            local,
-            peers: None,
-            outcomes: Vec::new(),
-            task: None,
-            requests: Vec::new(),
-            watchdog_ready: true,
-            member_extra: Default::default(),
-            failsafe: Default::default(),
-        }
+        crate::ha::tests::obs(10_000, c, local)
     }
 
     fn follows_remote(a: &Action) -> bool {

@@ -58,7 +58,8 @@ fn cluster(leader: Option<&str>, members: Vec<Member>) -> Cluster {
     }
 }
 
-fn obs(now: u64, c: Cluster, local: LocalDb) -> Observation {
+/// An observation with a readable DCS and nothing else going on, shared by the decision tests.
+pub(super) fn obs(now: u64, c: Cluster, local: LocalDb) -> Observation {
     Observation {
         now,
         wall_clock: crate::Timestamp(1_795_000_000_000),
