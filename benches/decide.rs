@@ -42,17 +42,13 @@ fn local(role: DbRole, lsn: u64) -> LocalDb {
 
 fn observation(cluster: Cluster, local: LocalDb, peers: Option<Vec<PeerStatus>>) -> Observation {
     Observation {
-        now: 1_000_000,
-        wall_clock: Timestamp(1_795_000_000_000),
-        dcs: DcsView::Ok(cluster),
-        local,
         peers,
-        outcomes: Vec::new(),
-        task: None,
-        requests: Vec::new(),
-        watchdog_ready: true,
-        member_extra: Default::default(),
-        failsafe: Default::default(),
+        ..Observation::quiet(
+            1_000_000,
+            Timestamp(1_795_000_000_000),
+            DcsView::Ok(cluster),
+            local,
+        )
     }
 }
 

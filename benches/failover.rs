@@ -1,13 +1,14 @@
 //! Failover on a real cluster, measured: etcd and three PostgreSQL 15 nodes on loopback, each
-//! with its agent as a separate process, writers inserting into every node every 100 ms and
-//! recording each acknowledged insert. Each scenario is injected at a random phase of the loop,
-//! repeated, under both timing profiles (and synchronous mode where it matters); the table gives
-//! the write outage (the longest gap between acknowledged writes around the fault), acknowledged
-//! writes lost, and for S6 the writes the old primary still acknowledged after the new one took
-//! its first. Idle cost (agent RSS and CPU, etcd requests per second) and PostgreSQL's own restart
-//! time are measured on the same machine. JSON goes to `target/failover-bench.json`.
+//! with its agent as a separate process (the kit's `LocalCluster`), writers inserting into every
+//! node every 100 ms over a connection each and recording each acknowledged insert. Each scenario
+//! is injected at a random phase of the loop, repeated, under both timing profiles (and
+//! synchronous mode where it matters); the table gives the write outage (the longest gap between
+//! acknowledged writes around the fault), acknowledged writes lost, and for S6 the writes the old
+//! primary still acknowledged after the new one took its first. Idle cost (agent RSS and CPU, etcd
+//! requests per second) and PostgreSQL's own restart time are measured on the same machine. JSON
+//! goes to `target/failover-bench.json`.
 //!
-//! `cargo bench --bench failover` runs everything (about 15 minutes; `PATRONI_BENCH_REPS` sets the
+//! `cargo bench --bench failover` runs everything (about 20 minutes; `PATRONI_BENCH_REPS` sets the
 //! repetitions, default 5; `PATRONI_BENCH_PROFILE=fast|default` runs one timing profile;
 //! `PATRONI_BENCH_SCENARIOS=S1,S3` runs only those, `none` only the idle measurement). The fast
 //! profile and the default profile's asynchronous and synchronous runs go side by side, each on
@@ -30,338 +31,86 @@
 mod timeline;
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::ops::{Deref, DerefMut};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use patroni_etcd::testkit::EtcdProcess;
-use patroni_postgres::testkit::{
-    free_port, owned_temp_dir, pg_bin_dir, psql, test_user, TEST_PASSWORD, TEST_USER,
-};
+use patroni::agent::testkit::writer::{outage, Ack, Writer};
+use patroni::agent::testkit::{serve_agent_if_invoked, LocalCluster, Options, Profile};
+use patroni_postgres::testkit::{pg_bin_dir, test_user};
 use serde_json::{json, Value};
 
-/// Timing profile: `ttl`, `loop_wait`, `retry_timeout` in seconds.
-#[derive(Clone, Copy)]
-struct Profile {
-    name: &'static str,
-    ttl: u64,
-    loop_wait: u64,
-    retry: u64,
-}
+const DEFAULT: Profile = Profile::DEFAULT;
+const FAST: Profile = Profile::FAST;
 
-const DEFAULT: Profile = Profile {
-    name: "ttl 30 / loop 10",
-    ttl: 30,
-    loop_wait: 10,
-    retry: 10,
-};
-const FAST: Profile = Profile {
-    name: "ttl 10 / loop 2",
-    ttl: 10,
-    loop_wait: 2,
-    retry: 4,
-};
-
-/// One acknowledged insert: which node, when (since the writers started), which id.
-#[derive(Clone, Copy)]
-struct Ack {
-    node: usize,
-    at: Duration,
-    id: u64,
-}
-
-/// One writer thread per node, inserting every 100 ms through a fresh connection.
-struct Writers {
-    stop: Arc<AtomicBool>,
-    acks: Arc<Mutex<Vec<Ack>>>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-    t0: Instant,
-}
-
-impl Writers {
-    fn start(ports: &[u16]) -> Writers {
-        let stop = Arc::new(AtomicBool::new(false));
-        let acks = Arc::new(Mutex::new(Vec::new()));
-        // Ids unique across repetitions on one cluster: a reused id fails its INSERT (duplicate
-        // key) and would look like an outage.
-        let first = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_micros() as u64;
-        let next = Arc::new(AtomicU64::new(first));
-        let t0 = Instant::now();
-        let threads = ports
-            .iter()
-            .enumerate()
-            .map(|(node, &port)| {
-                let (stop, acks, next) = (stop.clone(), acks.clone(), next.clone());
-                std::thread::spawn(move || {
-                    while !stop.load(Ordering::SeqCst) {
-                        let id = next.fetch_add(1, Ordering::SeqCst);
-                        let q = format!("INSERT INTO bench_writes VALUES ({id}) RETURNING 1");
-                        if psql(port, &q).as_deref() == Some("1") {
-                            acks.lock().unwrap().push(Ack {
-                                node,
-                                at: t0.elapsed(),
-                                id,
-                            });
-                        }
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
-                })
-            })
-            .collect();
-        Writers {
-            stop,
-            acks,
-            threads,
-            t0,
-        }
-    }
-
-    fn now(&self) -> Duration {
-        self.t0.elapsed()
-    }
-
-    fn finish(mut self) -> Vec<Ack> {
-        self.stop.store(true, Ordering::SeqCst);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-        let mut v = self.acks.lock().unwrap().clone();
-        v.sort_by_key(|a| a.at);
-        v
-    }
-}
-
-/// The longest gap between consecutive acknowledged writes (any node) from the last one before
-/// `from` until `end`; writes that never resumed count until `end`.
-fn outage(acks: &[Ack], from: Duration, end: Duration) -> Duration {
-    let mut times: Vec<Duration> = acks.iter().map(|a| a.at).collect();
-    let start = times.iter().rposition(|&t| t <= from).unwrap_or(0);
-    if times.last().is_none_or(|&t| t <= from) {
-        times.push(end);
-    }
-    times[start..]
-        .windows(2)
-        .map(|w| w[1] - w[0])
-        .max()
-        .unwrap_or_default()
-}
-
-struct Member {
-    name: String,
-    dir: PathBuf,
-    config: PathBuf,
-    api: u16,
-    pg: u16,
-    agent: Option<Child>,
-}
-
-impl Member {
-    fn data(&self) -> PathBuf {
-        self.dir.join("data")
-    }
-
-    fn start(&mut self) {
-        let log = std::fs::File::options()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("agent.log"))
-            .unwrap();
-        let child = Command::new(std::env::current_exe().unwrap())
-            .arg("agent")
-            .arg(&self.config)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start an agent");
-        self.agent = Some(child);
-    }
-
-    fn agent_pid(&self) -> Option<u32> {
-        self.agent.as_ref().map(Child::id)
-    }
-
-    /// SIGKILL to the agent we started (checked by its command line).
-    fn kill_agent(&mut self) {
-        if let Some(mut c) = self.agent.take() {
-            if cmdline(c.id()).contains("agent") {
-                let _ = c.kill();
-            }
-            let _ = c.wait();
-        }
-    }
-
-    fn postmaster(&self) -> Option<u32> {
-        let text = std::fs::read_to_string(self.data().join("postmaster.pid")).ok()?;
-        let pid: u32 = text.lines().next()?.trim().parse().ok()?;
-        cmdline(pid).contains("postgres").then_some(pid)
-    }
-
-    fn kill_postmaster(&self) {
-        if let Some(pid) = self.postmaster() {
-            kill(pid);
-        }
-    }
-
-    fn kill_fence(&self) {
-        let paths = patroni::agent::fence::FencePaths::beside(&self.data());
-        if let Some(pid) = patroni::agent::fence::running_fence(&paths.pid) {
-            kill(pid);
-        }
-    }
-}
-
-fn cmdline(pid: u32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-        .unwrap_or_default()
-}
-
-fn kill(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status();
-}
-
+/// One cluster of the kit, driven from the bench's threads, with a blocking client for etcd's
+/// JSON gateway and metrics. Every process it started is stopped by the kit on drop, by the pid it
+/// started (checked by its command line), even when a measurement panics.
 struct Cluster {
-    etcd: EtcdProcess,
-    members: Vec<Member>,
+    kit: LocalCluster,
+    rt: tokio::runtime::Handle,
     http: reqwest::blocking::Client,
-    _root: tempfile::TempDir,
 }
 
-fn yaml(m: &Member, etcd: &str, p: Profile, sync: bool) -> String {
-    format!(
-        r#"scope: bench
-name: {name}
-restapi: {{listen: "127.0.0.1:{api}"}}
-etcd3: {{hosts: "{etcd}"}}
-bootstrap:
-  dcs:
-    ttl: {ttl}
-    loop_wait: {lw}
-    retry_timeout: {rt}
-    maximum_lag_on_failover: 16777216
-    synchronous_mode: {sync}
-    postgresql:
-      use_pg_rewind: true
-      parameters: {{max_connections: 40, wal_keep_size: 128MB}}
-postgresql:
-  listen: "127.0.0.1:{pg}"
-  data_dir: {data}
-  bin_dir: {bin}
-  run_as: {user}
-  authentication:
-    superuser: {{username: postgres, password: "{pw}"}}
-    replication: {{username: replicator, password: "{pw}"}}
-  parameters: {{shared_buffers: 16MB, fsync: "off"}}
-"#,
-        name = m.name,
-        api = m.api,
-        pg = m.pg,
-        ttl = p.ttl,
-        lw = p.loop_wait,
-        rt = p.retry,
-        data = m.data().display(),
-        bin = pg_bin_dir().display(),
-        user = TEST_USER,
-        pw = TEST_PASSWORD,
-    )
+impl Deref for Cluster {
+    type Target = LocalCluster;
+
+    fn deref(&self) -> &LocalCluster {
+        &self.kit
+    }
+}
+
+impl DerefMut for Cluster {
+    fn deref_mut(&mut self) -> &mut LocalCluster {
+        &mut self.kit
+    }
 }
 
 impl Cluster {
     fn start(rt: &tokio::runtime::Runtime, p: Profile, sync: bool) -> Cluster {
-        let etcd = rt.block_on(EtcdProcess::start()).expect("etcd");
-        let endpoint = etcd.endpoint().trim_start_matches("http://").to_string();
-        let root = owned_temp_dir("patroni-bench-");
-        let (uid, gid) = test_user();
-        let mut members: Vec<Member> = (1..=3)
-            .map(|i| {
-                let dir = root.path().join(format!("node{i}"));
-                std::fs::create_dir_all(&dir).unwrap();
-                std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
-                Member {
-                    name: format!("node{i}"),
-                    config: dir.join("patroni.yml"),
-                    dir,
-                    api: free_port(),
-                    pg: free_port(),
-                    agent: None,
-                }
-            })
-            .collect();
-        for m in &mut members {
-            std::fs::write(&m.config, yaml(m, &endpoint, p, sync)).unwrap();
-            m.start();
-        }
+        let opts = Options {
+            scope: Some("bench".into()),
+            profile: p,
+            synchronous_mode: sync,
+            no_wait: true,
+            ..Options::default()
+        };
         let c = Cluster {
-            etcd,
-            members,
+            kit: rt.block_on(LocalCluster::start("bench", opts)),
+            rt: rt.handle().clone(),
             http: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(2))
                 .build()
                 .unwrap(),
-            _root: root,
         };
         let p = c.healthy(Duration::from_secs(120));
-        psql(
-            c.members[p].pg,
-            "CREATE TABLE IF NOT EXISTS bench_writes (id bigint PRIMARY KEY)",
-        )
-        .expect("create the table");
+        c.nodes[p]
+            .sql("CREATE TABLE IF NOT EXISTS bench_writes (id bigint PRIMARY KEY)")
+            .expect("create the table");
         c
     }
 
+    /// The position of the node named `name`.
+    fn index(&self, name: &str) -> usize {
+        self.nodes.iter().position(|n| n.name == name).unwrap()
+    }
+
     fn get(&self, i: usize, path: &str) -> Option<(u16, Value)> {
-        let r = self
-            .http
-            .get(format!("http://127.0.0.1:{}{path}", self.members[i].api))
-            .send()
-            .ok()?;
-        let code = r.status().as_u16();
-        Some((code, r.json().unwrap_or(Value::Null)))
+        self.rt.block_on(self.kit.get(&self.nodes[i].name, path))
     }
 
-    fn primary(&self) -> Option<usize> {
-        let found: Vec<usize> = (0..3)
-            .filter(|&i| matches!(self.get(i, "/primary"), Some((200, _))))
-            .collect();
-        (found.len() == 1).then(|| found[0])
-    }
-
-    fn streaming(&self, i: usize) -> bool {
-        matches!(self.get(i, "/patroni"), Some((200, d)) if d["replication_state"] == "streaming")
+    /// One primary and two streaming standbys: the primary.
+    fn ready(&self) -> Option<usize> {
+        let p = self.rt.block_on(self.kit.healthy())?;
+        Some(self.index(&p))
     }
 
     /// Waits for one primary and two streaming standbys; returns the primary.
     fn healthy(&self, within: Duration) -> usize {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(p) = self.primary() {
-                if (0..3).filter(|&i| i != p).all(|i| self.streaming(i)) {
-                    return p;
-                }
-            }
-            if Instant::now() > deadline {
-                for m in &self.members {
-                    let log = std::fs::read_to_string(m.dir.join("agent.log")).unwrap_or_default();
-                    let tail: Vec<&str> = log.lines().rev().take(15).collect();
-                    eprintln!(
-                        "== {} ==\n{}",
-                        m.name,
-                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                    );
-                }
-                panic!("the cluster did not become healthy");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let p = self.rt.block_on(self.kit.wait_healthy(within));
+        self.index(&p)
     }
 
     /// [`healthy`](Self::healthy) after a fault, asking every member for a cycle now and then
@@ -373,21 +122,16 @@ impl Cluster {
         loop {
             let poke_until = Instant::now() + Duration::from_secs(1);
             while Instant::now() < poke_until {
-                if let Some(p) = self.primary() {
-                    if (0..3).filter(|&i| i != p).all(|i| self.streaming(i)) {
-                        return p;
-                    }
+                if let Some(p) = self.ready() {
+                    return p;
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
             if Instant::now() > deadline {
                 return self.healthy(Duration::ZERO);
             }
-            for m in &self.members {
-                let _ = self
-                    .http
-                    .post(format!("http://127.0.0.1:{}/reload", m.api))
-                    .send();
+            for n in &self.nodes {
+                let _ = self.http.post(format!("{}/reload", n.api())).send();
             }
         }
     }
@@ -410,38 +154,22 @@ impl Cluster {
     }
 
     fn patch_config(&self, i: usize, body: Value) {
-        let r = self
-            .http
-            .patch(format!("http://127.0.0.1:{}/config", self.members[i].api))
-            .json(&body)
-            .send()
-            .expect("PATCH /config");
-        assert!(r.status().is_success(), "PATCH /config: {}", r.status());
+        let code = self
+            .rt
+            .block_on(self.kit.patch_config(&self.nodes[i].name, body));
+        assert!(
+            code.is_some_and(|c| (200..300).contains(&c)),
+            "PATCH /config: {code:?}"
+        );
     }
 
     fn ids_on(&self, i: usize) -> HashSet<u64> {
-        psql(
-            self.members[i].pg,
-            "SELECT coalesce(string_agg(id::text, ','), '') FROM bench_writes",
-        )
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect()
-    }
-}
-
-/// Every process the bench started is stopped, by the pid it started (checked by its command
-/// line), even when a measurement panics.
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for m in &mut self.members {
-            m.kill_agent();
-        }
-        for m in &self.members {
-            m.kill_fence();
-            m.kill_postmaster();
-        }
+        self.nodes[i]
+            .sql("SELECT coalesce(string_agg(id::text, ','), '') FROM bench_writes")
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect()
     }
 }
 
@@ -480,12 +208,7 @@ fn leader_key(c: &Cluster) -> Option<String> {
 
 /// Watches the leader key from the fault on and returns when it stopped naming the old leader
 /// (writers' clock), polling every 10 ms.
-fn lock_lost_at(
-    c: &Cluster,
-    w: &Writers,
-    held: Option<String>,
-    until: Instant,
-) -> Option<Duration> {
+fn lock_lost_at(c: &Cluster, w: &Writer, held: Option<String>, until: Instant) -> Option<Duration> {
     while Instant::now() < until {
         if leader_key(c) != held {
             return Some(w.now());
@@ -522,11 +245,23 @@ fn once(c: &mut Cluster, scenario: &str, p: Profile, sync: bool) -> Run {
         c.sync_recorded(primary, Duration::from_secs(60));
     }
     let standby = (0..3).find(|&i| i != primary).unwrap();
-    let ports: Vec<u16> = c.members.iter().map(|m| m.pg).collect();
-    let w = Writers::start(&ports);
+    // Ids unique across repetitions on one cluster: a reused id fails its INSERT (duplicate key)
+    // and would look like an outage.
+    let first_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    let every = Duration::from_millis(100);
+    let w = Writer::to("bench_writes", Instant::now())
+        .every(every)
+        .retry(every)
+        .first_id(first_id)
+        .per_node(&c.pg_ports());
+    let names: Vec<String> = c.nodes.iter().map(|n| n.name.clone()).collect();
+    let node = |a: &Ack| names.iter().position(|n| *n == a.node).unwrap();
     // The fault comes only once writes are acknowledged, so the gap measured is the fault's.
     let ready = Instant::now() + Duration::from_secs(30);
-    while !w.acks.lock().unwrap().iter().any(|a| a.node == primary) {
+    while !w.acks().iter().any(|a| node(a) == primary) {
         assert!(
             Instant::now() < ready,
             "no write acknowledged by the primary before the fault"
@@ -536,34 +271,32 @@ fn once(c: &mut Cluster, scenario: &str, p: Profile, sync: bool) -> Run {
     std::thread::sleep(Duration::from_millis(1500) + random_phase(p.loop_wait));
     let held = leader_key(c);
     let fault_at = w.now();
-    let auto = c.members[primary].data().join("postgresql.auto.conf");
+    let auto = c.nodes[primary].data_dir().join("postgresql.auto.conf");
     let mut original = None;
     let mut run = Run::default();
     match scenario {
-        "S1" => c.members[primary].kill_postmaster(),
+        "S1" => c.nodes[primary].kill9_postmaster(),
         "S2b" => {
             let text = std::fs::read_to_string(&auto).unwrap_or_default();
             std::fs::write(&auto, format!("{text}\nshared_buffers = 'lots'\n")).unwrap();
             original = Some(text);
-            c.members[primary].kill_postmaster();
+            c.nodes[primary].kill9_postmaster();
         }
         "S3" => {
-            c.members[primary].kill_agent();
-            c.members[primary].kill_fence();
-            c.members[primary].kill_postmaster();
+            c.nodes[primary].kill9_agent();
+            c.nodes[primary].kill9_fence();
+            c.nodes[primary].kill9_postmaster();
         }
         "S4" => {
-            let old = c.members[standby].postmaster();
+            let old = c.nodes[standby].postmaster_pid();
             let t = Instant::now();
-            c.members[standby].kill_postmaster();
+            c.nodes[standby].kill9_postmaster();
             // Streaming again means a new postmaster whose WAL receiver streams.
             let deadline = Instant::now() + Duration::from_secs(120);
             loop {
-                let pm = c.members[standby].postmaster();
-                let streams = psql(
-                    c.members[standby].pg,
-                    "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'",
-                );
+                let pm = c.nodes[standby].postmaster_pid();
+                let streams = c.nodes[standby]
+                    .sql("SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'");
                 if pm.is_some() && pm != old && streams.as_deref() == Some("1") {
                     break;
                 }
@@ -577,21 +310,17 @@ fn once(c: &mut Cluster, scenario: &str, p: Profile, sync: bool) -> Run {
         }
         "S5" => {
             // In synchronous mode only the synchronous standby may be named: let the primary pick.
-            let candidate = (!sync).then(|| c.members[standby].name.clone());
-            let body = json!({"leader": c.members[primary].name, "candidate": candidate});
-            let r = c
-                .http
-                .post(format!(
-                    "http://127.0.0.1:{}/switchover",
-                    c.members[primary].api
-                ))
-                .timeout(Duration::from_secs(60))
-                .json(&body)
-                .send()
-                .expect("switchover");
-            assert!(r.status().is_success(), "switchover: {}", r.status());
+            let candidate = (!sync).then(|| c.nodes[standby].name.clone());
+            let body = json!({"leader": c.nodes[primary].name, "candidate": candidate});
+            let r =
+                c.rt.block_on(c.post(&c.nodes[primary].name, "/switchover", body));
+            assert!(
+                r.as_ref()
+                    .is_some_and(|(code, _)| (200..300).contains(code)),
+                "switchover: {r:?}"
+            );
         }
-        "S6" => c.members[primary].kill_agent(),
+        "S6" => c.nodes[primary].kill9_agent(),
         other => panic!("unknown scenario {other}"),
     }
     let lock_lost = matches!(scenario, "S3" | "S6")
@@ -602,8 +331,8 @@ fn once(c: &mut Cluster, scenario: &str, p: Profile, sync: bool) -> Run {
     let same_node = matches!(scenario, "S1" | "S4");
     let deadline = Instant::now() + Duration::from_secs(p.ttl * 4 + 60);
     loop {
-        let resumed = w.acks.lock().unwrap().iter().any(|a| {
-            a.at > fault_at + Duration::from_millis(200) && (same_node || a.node != primary)
+        let resumed = w.acks().iter().any(|a| {
+            a.at > fault_at + Duration::from_millis(200) && (same_node || node(a) != primary)
         });
         if resumed || Instant::now() > deadline {
             break;
@@ -614,15 +343,15 @@ fn once(c: &mut Cluster, scenario: &str, p: Profile, sync: bool) -> Run {
     let end = w.now();
     let acks = w.finish();
     run.fault_at = fault_at;
-    run.acks = acks.iter().map(|a| (a.node, a.at)).collect();
+    run.acks = acks.iter().map(|a| (node(a), a.at)).collect();
     run.resumed = (scenario != "S4")
         .then(|| {
             acks.iter().find(|a| {
-                a.at > fault_at + Duration::from_millis(200) && (same_node || a.node != primary)
+                a.at > fault_at + Duration::from_millis(200) && (same_node || node(a) != primary)
             })
         })
         .flatten()
-        .map(|a| (a.node, a.at));
+        .map(|a| (node(a), a.at));
     run.after_lock_ms = lock_lost
         .zip(run.resumed)
         .map(|(lost, (_, at))| at.saturating_sub(lost).as_millis());
@@ -635,21 +364,21 @@ fn once(c: &mut Cluster, scenario: &str, p: Profile, sync: bool) -> Run {
         .iter()
         .rev()
         .find(|a| a.at > fault_at)
-        .map(|a| c.members[a.node].name.clone())
+        .map(|a| a.node.clone())
         .unwrap_or_else(|| "nobody".into());
     eprintln!(
         "  {scenario}: {} ms, writes on {moved_to} afterwards (was {})",
-        run.ms, c.members[primary].name
+        run.ms, c.nodes[primary].name
     );
-    let new_primary = acks.last().map(|a| a.node).unwrap_or(primary);
+    let new_primary = acks.last().map(node).unwrap_or(primary);
     if new_primary != primary {
         if let Some(first_new) = acks
             .iter()
-            .find(|a| a.node == new_primary && a.at > fault_at)
+            .find(|a| node(a) == new_primary && a.at > fault_at)
         {
             run.old_after_new = acks
                 .iter()
-                .filter(|a| a.node == primary && a.at > first_new.at)
+                .filter(|a| node(a) == primary && a.at > first_new.at)
                 .count();
         }
     }
@@ -660,8 +389,8 @@ fn once(c: &mut Cluster, scenario: &str, p: Profile, sync: bool) -> Run {
     if stage.is_none() {
         stage = Some(on_stage());
     }
-    if c.members[primary].agent.is_none() {
-        c.members[primary].start();
+    if c.nodes[primary].agent_pid().is_none() {
+        c.nodes[primary].start_agent();
     }
     let heal = Instant::now();
     let now = c.healed(Duration::from_secs(240));
@@ -684,16 +413,16 @@ fn postgres_restart(c: &Cluster) -> u128 {
     let p = c.healthy(Duration::from_secs(120));
     c.patch_config(p, json!({"pause": true}));
     std::thread::sleep(Duration::from_secs(3));
-    let m = &c.members[p];
+    let m = &c.nodes[p];
     let t = Instant::now();
-    m.kill_postmaster();
-    while m.postmaster().is_some() {
+    m.kill9_postmaster();
+    while m.postmaster_pid().is_some() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let (uid, gid) = test_user();
     let status = Command::new(pg_bin_dir().join("pg_ctl"))
         .args(["start", "-w", "-D"])
-        .arg(m.data())
+        .arg(m.data_dir())
         .arg("-l")
         .arg(m.dir.join("manual-start.log"))
         .stdout(Stdio::null())
@@ -702,11 +431,9 @@ fn postgres_restart(c: &Cluster) -> u128 {
         .status()
         .expect("pg_ctl start");
     assert!(status.success(), "pg_ctl start");
-    while psql(
-        m.pg,
-        "INSERT INTO bench_writes VALUES (-1) ON CONFLICT DO NOTHING RETURNING 1",
-    )
-    .is_none()
+    while m
+        .sql("INSERT INTO bench_writes VALUES (-1) ON CONFLICT DO NOTHING RETURNING 1")
+        .is_none()
     {
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -772,7 +499,7 @@ fn idle(clusters: &[&Cluster], secs: u64) -> Vec<(f64, f64, f64)> {
     std::thread::sleep(Duration::from_secs(30));
     let pids: Vec<Vec<u32>> = clusters
         .iter()
-        .map(|c| c.members.iter().filter_map(Member::agent_pid).collect())
+        .map(|c| c.nodes.iter().filter_map(|n| n.agent_pid()).collect())
         .collect();
     let before: Vec<Vec<(u64, u64)>> = pids
         .iter()
@@ -838,7 +565,7 @@ fn draw(c: &Cluster, runs: &[Run], title: &str, dir: &Path) {
     let run = sorted[sorted.len() / 2];
     let picture = timeline::Timeline {
         title: format!("{title}: {:.2} s", run.ms as f64 / 1000.0),
-        nodes: c.members.iter().map(|m| m.name.clone()).collect(),
+        nodes: c.nodes.iter().map(|n| n.name.clone()).collect(),
         acks: &run.acks,
         fault: run.fault_at,
         resumed: run.resumed,
@@ -882,28 +609,8 @@ fn stats(runs: &[Run]) -> Value {
 }
 
 fn main() {
-    if let Some(code) = patroni::agent::fence::run_if_invoked() {
-        std::process::exit(code);
-    }
+    serve_agent_if_invoked();
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("agent") {
-        // Agent mode: this binary is each node's daemon, as `patroni CONFIG` would be.
-        std::env::set_var(
-            patroni::agent::fence::PROGRAM_ENV,
-            std::env::current_exe().unwrap(),
-        );
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-            .with_target(false)
-            .with_ansi(false)
-            .init();
-        let rt = patroni::agent::runtime::daemon_runtime().unwrap();
-        let loaded = patroni::agent::Config::load(Path::new(&args[2])).expect("config");
-        let r = rt.block_on(patroni::agent::runtime::run(loaded.config, async {
-            let _ = tokio::signal::ctrl_c().await;
-        }));
-        std::process::exit(i32::from(r.is_err()));
-    }
     let full = args.iter().any(|a| a == "--bench");
     let reps: usize = if full {
         std::env::var("PATRONI_BENCH_REPS")

@@ -15,10 +15,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use patroni_bin::builder::{AgentBuilder, AgentHandle};
-use patroni_bin::events::AgentEvent;
-use patroni_bin::runtime::{build_database, connect_dcs};
-use patroni_bin::Config;
+use patroni_bin::{build_database, connect_dcs, AgentBuilder, AgentEvent, AgentHandle, Config};
 use patroni_core::sim::{check_policy, SimConfig};
 use patroni_core::MemberRole;
 use patroni_etcd::testkit::EtcdProcess;
@@ -48,7 +45,7 @@ impl Node {
     }
 
     fn role(&self) -> MemberRole {
-        patroni_bin::status::role(&self.handle.snapshot())
+        self.handle.role()
     }
 }
 
@@ -120,7 +117,7 @@ async fn start(name: &str, text: &str, log: bool) -> anyhow::Result<(AgentHandle
                             println!("  [{who}]   {member}: {why}");
                         }
                     }
-                    AgentEvent::Decision { .. } => {}
+                    _ => {}
                 }
             }
         });
@@ -268,10 +265,10 @@ async fn drill(nodes: &[Node]) -> anyhow::Result<()> {
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() -> anyhow::Result<()> {
     // The agents' fence processes are this program, started as `custom_orchestrator fence ...`.
-    if let Some(code) = patroni::agent::fence::run_if_invoked() {
+    if let Some(code) = patroni::agent::run_fence_if_invoked() {
         std::process::exit(code);
     }
-    std::env::set_var(patroni::agent::fence::PROGRAM_ENV, std::env::current_exe()?);
+    std::env::set_var(patroni::agent::FENCE_PROGRAM_ENV, std::env::current_exe()?);
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(
             std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),

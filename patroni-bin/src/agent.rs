@@ -21,10 +21,11 @@ use crate::events::AgentEvent;
 use crate::execute::Executor;
 use crate::scheduled::{self, Verdict};
 use crate::state::Shared;
-use crate::status::peer_status_from_json;
+use crate::status::PatroniStatus;
 
 /// Why the agent stopped abnormally.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AgentError {
     /// The configuration is unusable.
     #[error(transparent)]
@@ -44,20 +45,21 @@ pub enum AgentError {
 }
 
 /// What stops this node's database when its agent cannot: the fence process and the watchdog
-/// device, as the `watchdog` section asks.
+/// device, as the `watchdog` section asks: [`start_fencing`](crate::start_fencing) from a
+/// [`Config`](crate::Config), or [`Fencing::off`].
 #[derive(Debug)]
 pub struct Fencing {
     /// The section's settings.
-    pub settings: crate::watchdog::Settings,
+    pub(crate) settings: crate::watchdog::Settings,
     /// The fence process, when it runs.
-    pub client: Option<crate::fence::FenceClient>,
+    pub(crate) client: Option<crate::fence::FenceClient>,
     /// The watchdog device (used only when present).
-    pub device: crate::watchdog::Device,
+    pub(crate) device: crate::watchdog::Device,
 }
 
 impl Fencing {
     /// Fencing with nothing started yet.
-    pub fn new(settings: crate::watchdog::Settings) -> Fencing {
+    pub(crate) fn new(settings: crate::watchdog::Settings) -> Fencing {
         Fencing {
             device: crate::watchdog::Device::new(&settings.device),
             settings,
@@ -112,6 +114,8 @@ pub struct Agent {
     slots: SlotKeeper,
     /// The role last reported, for [`AgentEvent::RoleChanged`].
     role: MemberRole,
+    /// The postmaster's pidfd, kept between waits.
+    exit_watch: crate::exit_watch::ExitWatch,
 }
 
 impl Agent {
@@ -137,6 +141,7 @@ impl Agent {
             api_urls: Default::default(),
             slots: SlotKeeper::new(),
             role: MemberRole::Uninitialized,
+            exit_watch: Default::default(),
         }
     }
 
@@ -170,7 +175,8 @@ impl Agent {
         self
     }
 
-    /// Probes peers with `client` (HTTPS settings, see [`crate::rest::tls::client`]).
+    /// Probes peers with `client` (HTTPS settings from `ctl.cacert` or `restapi.cafile`, and
+    /// `ctl`'s client certificate).
     pub fn with_peer_client(mut self, client: reqwest::Client) -> Self {
         self.http = client;
         self
@@ -189,7 +195,7 @@ impl Agent {
         let mut last_local = LocalDb::default();
         loop {
             let started = Instant::now();
-            let config = self.shared.snapshot().dynamic_config(&self.ha_node());
+            let config = self.shared.read(|s| s.dynamic_config(self.ha.node()));
             self.exec.dcs_timeout = Duration::from_secs(config.retry_timeout.max(1));
             // A shutdown is not kept waiting by a cycle stuck on DCS timeouts: the leader stops
             // its database and releases the lock (when etcd answers) in `shut_down`.
@@ -284,7 +290,7 @@ impl Agent {
             }
             let cluster = view.unwrap_or_default();
             let acted_from = outcomes.len();
-            let (message, ineligible) = (decision.message.clone(), decision.ineligible.clone());
+            let (message, ineligible) = (decision.reason.to_string(), decision.ineligible.clone());
             let probing = decision.has(ActionKind::FetchPeerStatus);
             (peers, failsafe) = self.act(decision.actions, outcomes, task, &cluster).await;
             let done = &outcomes[acted_from..];
@@ -426,13 +432,9 @@ impl Agent {
         }
     }
 
-    fn ha_node(&self) -> Node {
-        self.shared.node()
-    }
-
     /// Tells subscribers when the role `/patroni` reports has changed.
     fn report_role(&mut self) {
-        let role = crate::status::role(&self.shared.snapshot());
+        let role = self.shared.read(crate::status::role);
         if role != self.role {
             let from = std::mem::replace(&mut self.role, role);
             let _ = self
@@ -497,10 +499,6 @@ impl Agent {
             requests.extend(self.due_restart(&dcs, &local, clock.wall()));
         }
         let obs = Observation {
-            now: clock.now(),
-            wall_clock: clock.wall(),
-            dcs,
-            local,
             peers,
             outcomes: std::mem::take(outcomes),
             task: task.as_ref().map(|t| RunningTask {
@@ -512,14 +510,14 @@ impl Agent {
             member_extra: self.member_extra(),
             failsafe: FailsafeInput {
                 round: failsafe,
-                leader: self.shared.snapshot().failsafe_leader,
+                leader: self.shared.read(|s| s.failsafe_leader.clone()),
             },
+            ..Observation::quiet(clock.now(), clock.wall(), dcs, local)
         };
         let decision = self.ha.step(&obs);
-        let cluster: Option<Cluster> = obs.cluster().cloned();
         self.shared.update(|s| {
-            if cluster.is_some() {
-                s.cluster = cluster.clone();
+            if let Some(c) = obs.cluster() {
+                s.cluster = Some(c.clone());
                 s.dcs_last_seen = Some(obs.wall_clock);
             }
             s.local = obs.local.clone();
@@ -530,9 +528,13 @@ impl Agent {
                 .failsafe_active(obs.now)
                 .then(|| self.ha.leader_expiry())
                 .flatten();
-            s.message = decision.message.clone();
+            s.message = decision.reason.to_string();
             s.task = obs.task;
         });
+        let cluster = match obs.dcs {
+            DcsView::Ok(c) => Some(c),
+            DcsView::Unreachable(_) => None,
+        };
         (decision, cluster)
     }
 
@@ -540,7 +542,7 @@ impl Agent {
     /// longer run is dropped, as Patroni's `evaluate_scheduled_restart` does: only while the
     /// cluster has a leader and the database runs, where Patroni looks at it.
     fn due_restart(&self, dcs: &DcsView, local: &LocalDb, now: Timestamp) -> Option<LocalRequest> {
-        let s = self.shared.snapshot().scheduled_restart?;
+        let s = self.shared.read(|s| s.scheduled_restart.clone())?;
         let DcsView::Ok(cluster) = dcs else {
             return None;
         };
@@ -551,7 +553,7 @@ impl Agent {
             .config
             .as_ref()
             .map(|c| c.value.clone())
-            .unwrap_or_else(|| self.ha_node().bootstrap_config);
+            .unwrap_or_else(|| self.ha.node().bootstrap_config.clone());
         let verdict = scheduled::evaluate(&s, now, config.loop_wait, config.pause, local);
         match &verdict {
             Verdict::Keep => return None,
@@ -580,7 +582,7 @@ impl Agent {
     /// What this agent adds to its member key: the scheduled restart, as Patroni's `touch_member`.
     fn member_extra(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut extra = serde_json::Map::new();
-        if let Some(s) = self.shared.snapshot().scheduled_restart {
+        if let Some(s) = self.shared.read(|s| s.scheduled_restart.clone()) {
             extra.insert("scheduled_restart".into(), s.to_json(true));
         }
         extra
@@ -589,7 +591,7 @@ impl Agent {
     /// Wakes the loop when a scheduled restart falls due before `next`, so it runs on time
     /// without a cycle ever sleeping for it.
     fn wake_for_scheduled_restart(&self, next: Instant) -> Instant {
-        let Some(s) = self.shared.snapshot().scheduled_restart else {
+        let Some(s) = self.shared.read(|s| s.scheduled_restart.clone()) else {
             return next;
         };
         match scheduled::due_in_ms(&s, self.shared.clock.wall()) {
@@ -627,14 +629,17 @@ impl Agent {
                             .timeout(Duration::from_secs(2))
                             .send()
                             .await?
-                            .json::<serde_json::Value>()
+                            .text()
                             .await
                     }
                     .await
-                    .map_err(|e| crate::ctl::api::one_line(&e)),
+                    .map_err(|e| crate::ctl::api::one_line(&e))
+                    .and_then(|body| {
+                        PatroniStatus::from_json(&body).map_err(|e| format!("not JSON: {e}"))
+                    }),
                 };
                 match fetched {
-                    Ok(doc) => peer_status_from_json(&name, &doc, clock.now()),
+                    Ok(status) => status.peer_status(&name, clock.now()),
                     Err(e) => {
                         // As Patroni logs it: an unanswered probe is the first thing to look at
                         // when a failover picks an unexpected member.
@@ -750,11 +755,10 @@ impl Agent {
                 sleep_until(next).await;
             }
         };
-        let pid_file = self.pid_file.clone();
-        let db_exit = async move {
-            match pid_file {
+        let db_exit = async {
+            match &self.pid_file {
                 Some(p) if watch_db => {
-                    crate::exit_watch::exited(&p).await;
+                    self.exit_watch.exited(p).await;
                     tracing::warn!("the database process exited");
                 }
                 _ => std::future::pending::<()>().await,

@@ -2,34 +2,6 @@
 //! orchestrator feeds it its own DCS (a Consul or Kubernetes lease behind the [`Dcs`] port), its
 //! own database control (a [`Database`]), the failover policy it proved in the simulator (a
 //! [`FailoverPolicy`]), and a REST listener or none.
-//!
-//! ```no_run
-//! use std::sync::Arc;
-//! use patroni_bin::builder::AgentBuilder;
-//! use patroni_bin::events::AgentEvent;
-//! use patroni_core::{Database, Dcs, Node, PatroniPolicy};
-//!
-//! async fn embed(dcs: Arc<dyn Dcs>, db: Arc<dyn Database>) -> Result<(), patroni_bin::agent::AgentError> {
-//!     let agent = AgentBuilder::new("my-cluster", Node::new("node1"), dcs, db)
-//!         .policy(Box::new(PatroniPolicy))
-//!         .rest_api("127.0.0.1:8008")
-//!         .build()
-//!         .await?;
-//!     let handle = agent.handle();
-//!     let mut events = handle.events();
-//!     tokio::spawn(async move {
-//!         while let Ok(e) = events.recv().await {
-//!             if let AgentEvent::RoleChanged { to, .. } = e {
-//!                 println!("now {to:?}"); // e.g. update service discovery
-//!             }
-//!         }
-//!     });
-//!     agent.run(async {
-//!         let _ = tokio::signal::ctrl_c().await;
-//!     })
-//!     .await
-//! }
-//! ```
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -49,6 +21,35 @@ use crate::rest::{RestLimits, RestServer};
 use crate::state::{Shared, Snapshot};
 
 /// Collects the parts of one agent; [`build`](Self::build) binds its REST listener (if any).
+///
+/// On adapters of one's own (any [`Dcs`] and [`Database`]):
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use patroni_bin::{AgentBuilder, AgentError, AgentEvent};
+/// use patroni_core::{Database, Dcs, Node, PatroniPolicy};
+///
+/// async fn embed(dcs: Arc<dyn Dcs>, db: Arc<dyn Database>) -> Result<(), AgentError> {
+///     let agent = AgentBuilder::new("my-cluster", Node::new("node1"), dcs, db)
+///         .policy(Box::new(PatroniPolicy))
+///         .rest_api("127.0.0.1:8008")
+///         .build()
+///         .await?;
+///     let handle = agent.handle();
+///     let mut events = handle.events();
+///     tokio::spawn(async move {
+///         while let Ok(e) = events.recv().await {
+///             if let AgentEvent::RoleChanged { to, .. } = e {
+///                 println!("now {to:?}"); // e.g. update service discovery
+///             }
+///         }
+///     });
+///     agent.run(async {
+///         let _ = tokio::signal::ctrl_c().await;
+///     })
+///     .await
+/// }
+/// ```
 pub struct AgentBuilder {
     scope: String,
     node: Node,
@@ -124,7 +125,8 @@ impl AgentBuilder {
         self
     }
 
-    /// The HTTP client for the peers' REST APIs (HTTPS settings: [`crate::rest::tls::client`]).
+    /// The HTTP client for the peers' REST APIs (HTTPS settings from `ctl.cacert` or
+    /// `restapi.cafile`, and `ctl`'s client certificate).
     pub fn peer_client(mut self, client: reqwest::Client) -> Self {
         self.peer_client = Some(client);
         self
@@ -268,6 +270,12 @@ impl AgentHandle {
     /// The last cycle's view: local database, cluster, leader lease, status line.
     pub fn snapshot(&self) -> Snapshot {
         self.shared.snapshot()
+    }
+
+    /// The role this member reports, as the REST API and the member key say it: what a service
+    /// registry should route by.
+    pub fn role(&self) -> patroni_core::MemberRole {
+        crate::status::role(&self.shared.snapshot())
     }
 
     /// `patronictl switchover`: hands the leader role from `leader` to `candidate` (the

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 /// Why a configuration could not be used; the text names the file and the place.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read.
     #[error("cannot read {path}: {source}")]
@@ -613,7 +614,9 @@ impl Config {
         ] {
             if let Some(a) = addr {
                 if !a.is_empty() {
-                    split_host_port(a).map_err(|e| invalid(format!("{key}: {e}")))?;
+                    // Caught at start rather than at bind time.
+                    patroni_core::Endpoint::from_host_port(a)
+                        .map_err(|e| invalid(format!("{key}: {e}")))?;
                 }
             }
         }
@@ -818,8 +821,10 @@ impl Config {
 
     /// This node's identity for the state machine.
     pub fn node(&self) -> patroni_core::Node {
-        let (host, port) = split_host_port(self.postgresql.connect_address())
-            .unwrap_or_else(|_| ("127.0.0.1".to_string(), 5432));
+        let (host, port) =
+            patroni_core::Endpoint::from_host_port(self.postgresql.connect_address())
+                .map(|e| (e.host, e.port))
+                .unwrap_or_else(|_| ("127.0.0.1".to_string(), 5432));
         let user = Some(&self.postgresql.postgres.authentication.superuser.username)
             .filter(|u| !u.is_empty())
             .cloned()
@@ -842,21 +847,6 @@ impl Config {
             },
         }
     }
-}
-
-/// Splits `host:port` (IPv6 in brackets), so a typo is caught at start rather than at bind time.
-pub fn split_host_port(addr: &str) -> Result<(String, u16), String> {
-    let (host, port) = addr
-        .rsplit_once(':')
-        .ok_or_else(|| format!("{addr:?} is not host:port"))?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("{addr:?}: port {port:?} is not a number from 0 to 65535"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        return Err(format!("{addr:?}: empty host"));
-    }
-    Ok((host.to_string(), port))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use patroni_core::{ActionKind, MemberRole};
 
 /// One thing the agent did or saw; delivered on [`crate::builder::AgentHandle::events`].
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum AgentEvent {
     /// A cycle's decision, after it ran: Patroni's status line, the actions and who was found
     /// ineligible for a failover, and why.

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use patroni_core::executor::{Next, Sequence};
-use patroni_core::{Action, ClusterStatus, Database, Dcs, DcsError, Outcome, OutcomeResult};
+use patroni_core::{
+    Action, ClusterStatus, Database, DbRole, Dcs, DcsError, Outcome, OutcomeResult, ProcessState,
+};
 
 use crate::state::Shared;
 
@@ -34,7 +36,7 @@ fn dcs_result<T>(
     match r {
         Err(_) => OutcomeResult::DcsUnreachable("DCS call timed out".into()),
         Ok(Err(DcsError::Unreachable(e))) => OutcomeResult::DcsUnreachable(e),
-        Ok(Err(e @ DcsError::Rejected(_))) => OutcomeResult::Failed(e.to_string()),
+        Ok(Err(e)) => OutcomeResult::Failed(e.to_string()),
         Ok(Ok(v)) => {
             if ok(v) {
                 OutcomeResult::Done
@@ -56,7 +58,7 @@ impl Executor {
     /// Runs one action to completion.
     pub async fn run(&self, action: &Action) -> OutcomeResult {
         if let Some(cb) = &self.callbacks {
-            let before = self.shared.snapshot().local;
+            let before = self.shared.read(|s| s.local.clone());
             if let Some(r) = cb.perform(&*self.db, action, &before).await {
                 return db_result(r);
             }
@@ -130,6 +132,9 @@ impl Executor {
                 count,
                 quorum,
             } => db_result(db.set_sync_standbys(names, *count, *quorum).await),
+            // `Action` is non-exhaustive: a core newer than this executor may ask for something
+            // it cannot carry out, and must hear that it failed rather than that it was done.
+            other => OutcomeResult::Failed(format!("no executor for {:?}", other.kind())),
         }
     }
 
@@ -137,6 +142,9 @@ impl Executor {
     pub async fn run_logged(&self, action: &Action) -> OutcomeResult {
         let kind = action.kind();
         let r = self.run(action).await;
+        if r == OutcomeResult::Done {
+            self.show_local_change(action);
+        }
         match &r {
             // Losing a race or a compare-and-swap is normal cluster life.
             OutcomeResult::Lost => tracing::info!(action = ?kind, "lost the race"),
@@ -149,6 +157,19 @@ impl Executor {
         r
     }
 
+    /// Shows at once what a finished action changed in the local server, before the next
+    /// observation: a primary that demoted and then released the lock must not answer peers
+    /// probing `/patroni` that it still runs as a primary (they would wait a loop to race).
+    fn show_local_change(&self, action: &Action) {
+        match action {
+            Action::Demote(_) => self.shared.update(|s| s.local.role = DbRole::Standby),
+            Action::Stop(_) => self
+                .shared
+                .update(|s| s.local.process = ProcessState::Stopped),
+            _ => {}
+        }
+    }
+
     /// Runs a background task's actions in order, as the core's [`Sequence::background`] says.
     pub async fn run_background(&self, actions: Vec<Action>) -> Vec<Outcome> {
         let mut seq = Sequence::background(actions);
@@ -157,5 +178,112 @@ impl Executor {
             seq.report(result);
         }
         seq.into_outcomes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use patroni_core::{
+        DbError, LocalDb, Member, MemberRole, MemoryDcs, MemoryStore, Node, RebuildMode,
+        SharedStore, StartRole, StopMode,
+    };
+
+    /// A server whose every action succeeds: what is shown after one comes from the executor.
+    struct Obliging;
+
+    #[async_trait::async_trait]
+    impl Database for Obliging {
+        async fn observe(&self) -> LocalDb {
+            LocalDb::default()
+        }
+        async fn bootstrap(&self) -> Result<(), DbError> {
+            Ok(())
+        }
+        async fn clone_from(&self, _: &Member) -> Result<(), DbError> {
+            Ok(())
+        }
+        async fn start(&self, _: &StartRole) -> Result<(), DbError> {
+            Ok(())
+        }
+        async fn stop(&self, _: StopMode) -> Result<(), DbError> {
+            Ok(())
+        }
+        async fn restart(&self) -> Result<(), DbError> {
+            Ok(())
+        }
+        async fn reload(&self) -> Result<(), DbError> {
+            Ok(())
+        }
+        async fn promote(&self, _: u64, _: bool) -> Result<(), DbError> {
+            Ok(())
+        }
+        async fn demote(&self, _: StopMode) -> Result<(), DbError> {
+            Ok(())
+        }
+        async fn follow(&self, _: &Member) -> Result<(), DbError> {
+            Ok(())
+        }
+        async fn rebuild(&self, _: &Member, _: RebuildMode, _: u64) -> Result<(), DbError> {
+            Ok(())
+        }
+        async fn set_sync_standbys(&self, _: &[String], _: u32, _: bool) -> Result<(), DbError> {
+            Ok(())
+        }
+        async fn apply_parameters(
+            &self,
+            _: &serde_json::Map<String, serde_json::Value>,
+        ) -> Result<bool, DbError> {
+            Ok(false)
+        }
+        async fn sync_slots(&self, _: &patroni_core::slots::SlotPlan) -> Result<bool, DbError> {
+            Ok(false)
+        }
+    }
+
+    fn running_primary() -> Executor {
+        let store = SharedStore::new(MemoryStore::new(30_000));
+        let dcs: Arc<dyn Dcs> = Arc::new(MemoryDcs::new(store, "n1", Arc::new(|| 0)));
+        let shared = Shared::new("demo", Node::new("n1"), Arc::clone(&dcs), None);
+        shared.update(|s| {
+            s.local.process = ProcessState::Running;
+            s.local.role = DbRole::Primary;
+        });
+        Executor {
+            dcs,
+            db: Arc::new(Obliging),
+            shared,
+            dcs_timeout: Duration::from_secs(1),
+            callbacks: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_demoted_primary_stops_saying_primary_before_it_releases_the_lock() {
+        let exec = running_primary();
+        assert_eq!(
+            crate::status::role(&exec.shared.snapshot()),
+            MemberRole::Primary
+        );
+        let r = exec.run_logged(&Action::Demote(StopMode::Fast)).await;
+        assert_eq!(r, OutcomeResult::Done);
+        // A switchover candidate probing now, between the demote and the release of the lock,
+        // must not be told a primary is still alive.
+        assert_eq!(
+            crate::status::role(&exec.shared.snapshot()),
+            MemberRole::Replica
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stopped_server_is_shown_stopped_at_once() {
+        let exec = running_primary();
+        let r = exec.run_logged(&Action::Stop(StopMode::Fast)).await;
+        assert_eq!(r, OutcomeResult::Done);
+        assert!(!exec.shared.read(|s| s.local.process.is_alive()));
+        assert_ne!(
+            crate::status::role(&exec.shared.snapshot()),
+            MemberRole::Primary
+        );
     }
 }

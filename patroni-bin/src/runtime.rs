@@ -1,4 +1,4 @@
-//! The daemon: builds the adapters from a [`Config`], serves the REST API and runs the [`Agent`].
+//! The daemon: builds the adapters from a [`Config`], serves the REST API and runs the [`Agent`](crate::Agent).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -7,6 +7,7 @@ use std::time::Duration;
 use patroni_core::{Database, Dcs, DynamicConfig};
 use patroni_etcd::{EtcdDcs, EtcdIdentity};
 use patroni_postgres::command::SystemRunner;
+use patroni_postgres::datadir::lookup_user;
 use patroni_postgres::{Postgres, PostgresConfig};
 
 use crate::agent::{AgentError, Fencing};
@@ -23,24 +24,6 @@ pub fn daemon_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-}
-
-/// The `(uid, gid)` of an OS user, via `id`, so the agent started as root can run the server as another user.
-pub fn lookup_user(name: &str) -> Result<(u32, u32), String> {
-    let id = |flag: &str| -> Result<u32, String> {
-        let out = std::process::Command::new("id")
-            .args([flag, name])
-            .output()
-            .map_err(|e| format!("cannot run id: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("no such OS user {name:?}"));
-        }
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .map_err(|e| format!("id {flag} {name}: {e}"))
-    };
-    Ok((id("-u")?, id("-g")?))
 }
 
 /// The DCS for `config`, acting as member `name` with the given timings.
@@ -60,7 +43,7 @@ pub fn connect_dcs(
 
 /// The PostgreSQL adapter's settings from the `postgresql` section. Its `parameters` are the
 /// node's own: the cluster's come from `/config` (or `bootstrap.dcs` before there is one) through
-/// [`Database::apply_parameters`](patroni_core::Database::apply_parameters) every cycle.
+/// [`patroni_core::Database::apply_parameters`] every cycle.
 pub fn postgres_config(config: &Config) -> Result<PostgresConfig, AgentError> {
     let mut cfg = config.postgresql.postgres.clone();
     cfg.connect_address = config.postgresql.connect_address().to_string();
@@ -81,6 +64,7 @@ pub fn opengauss_config(config: &Config) -> patroni_opengauss::OpenGaussConfig {
         bin_dir: pg.postgres.bin_dir.clone(),
         listen: pg.postgres.listen.clone(),
         connect_address: pg.connect_address().to_string(),
+        parameters: pg.postgres.parameters.clone(),
         opengauss: pg.opengauss.clone().unwrap_or_default(),
     }
 }

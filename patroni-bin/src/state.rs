@@ -83,21 +83,26 @@ impl Snapshot {
 
     /// The dynamic configuration in force: the DCS's, else the node's bootstrap one.
     pub fn dynamic_config(&self, node: &Node) -> DynamicConfig {
-        self.cluster
-            .as_ref()
-            .and_then(|c| c.config.as_ref().map(|v| v.value.clone()))
-            .unwrap_or_else(|| node.bootstrap_config.clone())
+        self.with_dynamic_config(node, DynamicConfig::clone)
+    }
+
+    /// Reads the dynamic configuration in force without copying it.
+    pub fn with_dynamic_config<T>(&self, node: &Node, f: impl FnOnce(&DynamicConfig) -> T) -> T {
+        match self.cluster.as_ref().and_then(|c| c.config.as_ref()) {
+            Some(v) => f(&v.value),
+            None => f(&node.bootstrap_config),
+        }
     }
 
     /// Whether the cluster is in maintenance mode.
     pub fn paused(&self, node: &Node) -> bool {
-        self.dynamic_config(node).pause
+        self.with_dynamic_config(node, |c| c.pause)
     }
 
     /// Patroni's `failsafe_mode_is_active`: on a primary, a confirmed failsafe round keeps it
     /// running; on another member, it accepted a failsafe leader within `ttl`.
     pub fn failsafe_active(&self, node: &Node, now: u64) -> bool {
-        let ttl = self.dynamic_config(node).ttl_ms();
+        let ttl = self.with_dynamic_config(node, DynamicConfig::ttl_ms);
         self.failsafe_until.is_some_and(|u| now < u)
             || self
                 .failsafe_leader
@@ -150,6 +155,12 @@ impl Shared {
             auth,
             events: tokio::sync::broadcast::channel(256).0,
         })
+    }
+
+    /// Reads part of the last snapshot without copying the rest (the HA loop's readers want
+    /// one field each, every cycle).
+    pub fn read<T>(&self, f: impl FnOnce(&Snapshot) -> T) -> T {
+        f(&self.snapshot.read().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// A copy of the last snapshot.

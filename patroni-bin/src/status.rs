@@ -1,15 +1,22 @@
-//! The `GET /patroni` document: what this agent says about itself, and how peers read it back.
+//! The `GET /patroni` document: what this agent says about itself, built here from its snapshot
+//! into the one typed shape ([`PatroniStatus`]) that peers and `patronictl` read back.
 //!
 //! The same JSON feeds HAProxy checks, monitoring and the leader race, so its field names are
-//! Patroni's and the parser tolerates answers from real Patroni agents too.
+//! Patroni's and the reader tolerates answers from real Patroni agents too.
 
 use patroni_core::{
-    ActionKind, DbRole, LocalDb, Lsn, MemberRole, MemberState, Node, OutcomeResult, PeerStatus,
-    ProcessState, SynchronousMode, Timestamp,
+    ActionKind, DbRole, LocalDb, MemberRole, MemberState, Node, OutcomeResult, ProcessState,
+    SynchronousMode, Timestamp,
 };
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::state::Snapshot;
+
+mod document;
+
+pub use document::{
+    AgentInfo, CopyProgressStatus, PatroniStatus, ReplicationStatus, ServerVersion, Xlog,
+};
 
 /// The role name this member reports: the running database's own role first (peers racing for the
 /// lock must see a demoted primary as a replica at once), else what was published last.
@@ -54,13 +61,6 @@ pub fn state(snap: &Snapshot) -> MemberState {
         ProcessState::Stopped => MemberState::Stopped,
         ProcessState::Crashed => MemberState::Crashed,
     }
-}
-
-fn enum_text<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_else(|| "unknown".into())
 }
 
 /// `"15.4"` as Patroni's integer `150004`; `None` when the text is not a version.
@@ -156,122 +156,90 @@ pub fn python_datetime(t: Timestamp) -> String {
 }
 
 /// `GET /patroni`: this member's status in Patroni's layout.
-pub fn patroni_json(scope: &str, node: &Node, snap: &Snapshot, now: u64) -> Value {
+pub fn patroni_status(scope: &str, node: &Node, snap: &Snapshot, now: u64) -> PatroniStatus {
     let local = &snap.local;
-    let role = role(snap);
-    let mut doc = json!({
-        "state": enum_text(&state(snap)),
-        "role": enum_text(&role),
-        "tags": node.tags,
-        "patroni": {
-            "version": node.version,
-            "scope": scope,
-            "name": node.name,
-            "patroni_rs_version": env!("CARGO_PKG_VERSION"),
-        },
-    });
-    let obj = doc.as_object_mut().expect("object literal");
-    // Patroni sends `tags` only when some are set.
-    if obj["tags"].as_object().is_some_and(|t| t.is_empty()) {
-        obj.remove("tags");
-    }
-    if let Some(t) = local.report.postmaster_start_time {
-        obj.insert("postmaster_start_time".into(), json!(python_datetime(t)));
-    }
-    // Patroni leaves these out unless they are true; clients test for their presence.
-    if snap.cluster.as_ref().is_none_or(|c| c.is_unlocked()) {
-        obj.insert("cluster_unlocked".into(), json!(true));
-    }
-    if snap.paused(node) {
-        obj.insert("pause".into(), json!(true));
-    }
-    if snap.failsafe_active(node, now) {
-        obj.insert("failsafe_mode_is_active".into(), json!(true));
-    }
-    if let Some(v) = local.version.as_deref() {
-        match server_version_num(v) {
-            Some(n) => obj.insert("server_version".into(), json!(n)),
-            None => obj.insert("server_version".into(), json!(v)),
-        };
-    }
-    if local.role == DbRole::Primary {
-        obj.insert(
-            "xlog".into(),
-            json!({"location": local.write_lsn.unwrap_or(local.wal_position()).0}),
-        );
+    let xlog = if local.role == DbRole::Primary {
+        Some(Xlog::Primary {
+            location: local.write_lsn.unwrap_or(local.wal_position()),
+        })
     } else if local.process.is_alive() {
-        obj.insert(
-            "xlog".into(),
-            json!({
-                "received_location": local.receive_lsn.or(local.replay_lsn).map(|l| l.0),
-                "replayed_location": local.replay_lsn.map(|l| l.0),
-                "replayed_timestamp": local.report.replayed_timestamp.map(python_datetime),
-                "paused": local.report.replay_paused,
+        Some(Xlog::Standby {
+            paused: local.report.replay_paused,
+            received_location: local.receive_lsn.or(local.replay_lsn),
+            replayed_location: local.replay_lsn,
+            replayed_timestamp: local.report.replayed_timestamp.map(python_datetime),
+        })
+    } else {
+        None
+    };
+    let replication = local
+        .replication
+        .iter()
+        .map(|r| {
+            let sender = local
+                .report
+                .replication
+                .iter()
+                .find(|s| s.application_name == r.application_name);
+            ReplicationStatus {
+                application_name: r.application_name.clone(),
+                client_addr: sender.and_then(|s| s.client_addr.clone()),
+                flush_lsn: r.flush_lsn,
+                replay_lsn: r.replay_lsn,
+                state: r.state.to_string(),
+                sync_priority: sender.and_then(|s| s.sync_priority),
+                sync_state: r.sync_state.to_string(),
+                usename: sender.and_then(|s| s.usename.clone()),
+            }
+        })
+        .collect();
+    PatroniStatus {
+        // Patroni leaves the flags out unless they are true; clients test for their presence.
+        cluster_unlocked: snap.cluster.as_ref().is_none_or(|c| c.is_unlocked()),
+        // Ours, not Patroni's: how far a running clone, rebuild or reinit has got.
+        copy_progress: local.report.copy.map(CopyProgressStatus::from),
+        database_system_identifier: local.system_id.clone(),
+        dcs_last_seen: snap.dcs_last_seen.map_or(0, epoch_secs),
+        failsafe_mode_is_active: snap.failsafe_active(node, now),
+        is_leader: snap.is_leader(now),
+        patroni: AgentInfo {
+            name: node.name.clone(),
+            patroni_rs_version: Some(env!("CARGO_PKG_VERSION").to_string()),
+            scope: scope.to_string(),
+            version: node.version.clone(),
+        },
+        pause: snap.paused(node),
+        pending_restart: local.pending_restart,
+        postmaster_start_time: local.report.postmaster_start_time.map(python_datetime),
+        quorum_standby: is_quorum_standby(snap, node),
+        replication,
+        replication_state: replication_state(local).map(String::from),
+        role: role(snap),
+        scheduled_restart: snap
+            .scheduled_restart
+            .as_ref()
+            .and_then(|s| match s.to_json(false) {
+                Value::Object(o) => Some(o),
+                _ => None,
             }),
-        );
+        server_version: local
+            .version
+            .as_deref()
+            .map(|v| match server_version_num(v) {
+                Some(n) => ServerVersion::Number(n),
+                None => ServerVersion::Text(v.to_string()),
+            }),
+        // Ours too: why the running server answers none of our SQL (a wrong password, say).
+        sql_error: local.report.sql_error.as_ref().map(ToString::to_string),
+        start_failure: start_failure(snap),
+        state: state(snap),
+        sync_standby: is_sync_standby(snap, node),
+        tags: node.tags.clone(),
+        timeline: local.timeline,
+        // Our agent never promotes without its watchdog, so it has no failed one to report.
+        watchdog_failed: false,
+        xlog,
     }
-    if let Some(tl) = local.timeline {
-        obj.insert("timeline".into(), json!(tl));
-    }
-    if !local.replication.is_empty() {
-        let rows: Vec<Value> = local
-            .replication
-            .iter()
-            .map(|r| {
-                let sender = local
-                    .report
-                    .replication
-                    .iter()
-                    .find(|s| s.application_name == r.application_name);
-                json!({"usename": sender.and_then(|s| s.usename.clone()),
-                       "application_name": r.application_name,
-                       "client_addr": sender.and_then(|s| s.client_addr.clone()),
-                       "state": r.state,
-                       "sync_state": r.sync_state,
-                       "sync_priority": sender.and_then(|s| s.sync_priority),
-                       "flush_lsn": r.flush_lsn.map(|l| l.0), "replay_lsn": r.replay_lsn.map(|l| l.0)})
-            })
-            .collect();
-        obj.insert("replication".into(), Value::Array(rows));
-    }
-    if is_sync_standby(snap, node) {
-        obj.insert("sync_standby".into(), json!(true));
-    }
-    if is_quorum_standby(snap, node) {
-        obj.insert("quorum_standby".into(), json!(true));
-    }
-    if let Some(id) = &local.system_id {
-        obj.insert("database_system_identifier".into(), json!(id));
-    }
-    if local.pending_restart {
-        obj.insert("pending_restart".into(), json!(true));
-    }
-    if let Some(s) = &snap.scheduled_restart {
-        obj.insert("scheduled_restart".into(), s.to_json(false));
-    }
-    obj.insert(
-        "dcs_last_seen".into(),
-        json!(snap.dcs_last_seen.map_or(0, epoch_secs)),
-    );
-    if let Some(r) = replication_state(local) {
-        obj.insert("replication_state".into(), json!(r));
-    }
-    obj.insert("is_leader".into(), json!(snap.is_leader(now)));
-    if let Some(why) = start_failure(snap) {
-        obj.insert("start_failure".into(), json!(why));
-    }
-    // Ours too: why the running server answers none of our SQL (a wrong password, say).
-    if let Some(problem) = &local.report.sql_error {
-        obj.insert("sql_error".into(), json!(problem.to_string()));
-    }
-    // Ours, not Patroni's: how far a running clone, rebuild or reinit has got.
-    if let Some(c) = local.report.copy {
-        obj.insert(
-            "copy_progress".into(),
-            json!({"bytes": c.bytes, "bytes_per_second": c.bytes_per_second, "seconds": c.seconds}),
-        );
-    }
-    doc
 }
 
 /// Logs why the running server refuses our SQL once when that starts or changes, and once when
@@ -304,45 +272,6 @@ fn start_failure(snap: &Snapshot) -> Option<String> {
         })
 }
 
-/// Reads a peer's `GET /patroni` answer into what the leader race compares.
-pub fn peer_status_from_json(name: &str, doc: &Value, fetched_at: u64) -> PeerStatus {
-    let parse_enum = |key: &str| doc.get(key).cloned().unwrap_or(Value::Null);
-    let role: MemberRole = serde_json::from_value(parse_enum("role")).unwrap_or_default();
-    let state: MemberState = serde_json::from_value(parse_enum("state")).unwrap_or_default();
-    let xlog = doc.get("xlog");
-    let lsn_of = |k: &str| -> Option<Lsn> {
-        xlog.and_then(|x| x.get(k))
-            .and_then(|v| serde_json::from_value::<Lsn>(v.clone()).ok())
-    };
-    let wal_position = [
-        lsn_of("location"),
-        lsn_of("received_location"),
-        lsn_of("replayed_location"),
-    ]
-    .into_iter()
-    .flatten()
-    .max()
-    .unwrap_or(Lsn::ZERO);
-    let tags = doc.get("tags");
-    PeerStatus {
-        name: name.to_string(),
-        reachable: true,
-        role,
-        state,
-        wal_position,
-        timeline: doc.get("timeline").and_then(Value::as_u64),
-        // A peer's tags as it reports them; ones that do not read as tags count as none.
-        tags: tags
-            .and_then(|t| serde_json::from_value(t.clone()).ok())
-            .unwrap_or_default(),
-        watchdog_failed: doc
-            .get("watchdog_failed")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        fetched_at,
-    }
-}
-
 /// Seconds since the Unix epoch as Patroni prints them in `dcs_last_seen`.
 pub fn epoch_secs(t: Timestamp) -> i64 {
     t.0 / 1000
@@ -351,7 +280,7 @@ pub fn epoch_secs(t: Timestamp) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use patroni_core::{LocalDb, ReceiverStatus};
+    use patroni_core::{LocalDb, Lsn, ReceiverStatus};
 
     #[test]
     fn versions_as_patroni_numbers() {
@@ -373,27 +302,26 @@ mod tests {
             ..Default::default()
         };
         let node = Node::new("n1");
-        let doc = patroni_json("s", &node, &snap, 10);
-        assert_eq!(doc["start_failure"], "could not bind IPv4 address: in use");
+        let doc = patroni_status("s", &node, &snap, 10);
+        assert_eq!(
+            doc.start_failure.as_deref(),
+            Some("could not bind IPv4 address: in use")
+        );
         snap.local.process = ProcessState::Running;
-        assert!(patroni_json("s", &node, &snap, 10)
-            .get("start_failure")
-            .is_none());
+        assert_eq!(patroni_status("s", &node, &snap, 10).start_failure, None);
     }
 
     #[test]
     fn a_running_copy_shows_its_progress() {
         let mut snap = Snapshot::default();
         let node = Node::new("n1");
-        assert!(patroni_json("s", &node, &snap, 10)
-            .get("copy_progress")
-            .is_none());
+        assert_eq!(patroni_status("s", &node, &snap, 10).copy_progress, None);
         snap.local.report.copy = Some(patroni_core::CopyProgress {
             bytes: 1_048_576,
             bytes_per_second: 524_288,
             seconds: 2,
         });
-        let doc = patroni_json("s", &node, &snap, 10);
+        let doc = serde_json::to_value(patroni_status("s", &node, &snap, 10)).unwrap();
         assert_eq!(
             doc["copy_progress"],
             serde_json::json!({"bytes": 1_048_576, "bytes_per_second": 524_288, "seconds": 2})
@@ -405,15 +333,13 @@ mod tests {
         let mut snap = Snapshot::default();
         snap.local.process = ProcessState::Starting;
         let node = Node::new("n1");
-        assert!(patroni_json("s", &node, &snap, 10)
-            .get("sql_error")
-            .is_none());
+        assert_eq!(patroni_status("s", &node, &snap, 10).sql_error, None);
         snap.local.report.sql_error = Some(patroni_core::SqlProblem::Auth(
             "password authentication failed for user \"postgres\"".into(),
         ));
         assert_eq!(
-            patroni_json("s", &node, &snap, 10)["sql_error"],
-            "refuses our connection: password authentication failed for user \"postgres\""
+            patroni_status("s", &node, &snap, 10).sql_error.as_deref(),
+            Some("refuses our connection: password authentication failed for user \"postgres\"")
         );
     }
 
@@ -437,17 +363,81 @@ mod tests {
         };
         let mut node = Node::new("n2");
         node.tags.failover_priority = 7;
-        let doc = patroni_json("s", &node, &snap, 10);
+        let text = serde_json::to_string(&patroni_status("s", &node, &snap, 10)).unwrap();
+        let doc: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(doc["role"], "replica");
         assert_eq!(doc["state"], "running");
         assert_eq!(doc["patroni"]["name"], "n2");
-        let p = peer_status_from_json("n2", &doc, 42);
+        let p = PatroniStatus::from_json(&text)
+            .unwrap()
+            .peer_status("n2", 42);
         assert!(p.reachable);
         assert_eq!(p.role, MemberRole::Replica);
         assert_eq!(p.wal_position, Lsn(500));
         assert_eq!(p.timeline, Some(3));
         assert_eq!(p.tags.failover_priority, 7);
         assert_eq!(p.fetched_at, 42);
+    }
+
+    /// The exact bytes of two documents, so a change to the wire format is a deliberate one:
+    /// Python's `patronictl` and `check_patroni` read these names, types and nulls.
+    #[test]
+    fn the_document_keeps_its_wire_format() {
+        use patroni_core::{ReplicationRow, WalSender};
+        let mut primary = Snapshot::default();
+        primary.local.process = ProcessState::Running;
+        primary.local.role = DbRole::Primary;
+        primary.local.write_lsn = Some(Lsn(1000));
+        primary.local.timeline = Some(4);
+        primary.local.version = Some("16.1".into());
+        primary.local.system_id = Some("7408277255830290455".into());
+        primary.local.report.postmaster_start_time = Some(Timestamp(1_700_000_000_123));
+        primary.local.replication = vec![ReplicationRow {
+            application_name: "n2".into(),
+            state: "streaming".into(),
+            sync_state: "async".into(),
+            flush_lsn: Some(Lsn(900)),
+            replay_lsn: None,
+        }];
+        primary.local.report.replication = vec![WalSender {
+            usename: Some("replicator".into()),
+            application_name: "n2".into(),
+            client_addr: Some("10.0.0.2".into()),
+            state: "streaming".into(),
+            sync_state: "async".into(),
+            sync_priority: Some(0),
+        }];
+        primary.dcs_last_seen = Some(Timestamp(1_700_000_005_999));
+        primary.leader_expiry = Some(100);
+        let mut node = Node::new("n1");
+        node.version = "4.0.4".into();
+        node.tags.failover_priority = 2;
+        node.tags.custom.insert("zone".into(), "a".into());
+        node.tags.custom.insert("apple".into(), 1.into());
+        let rs = env!("CARGO_PKG_VERSION");
+        assert_eq!(
+            serde_json::to_string(&patroni_status("demo", &node, &primary, 10)).unwrap(),
+            format!(
+                r#"{{"cluster_unlocked":true,"database_system_identifier":"7408277255830290455","dcs_last_seen":1700000005,"is_leader":true,"patroni":{{"name":"n1","patroni_rs_version":"{rs}","scope":"demo","version":"4.0.4"}},"postmaster_start_time":"2023-11-14 22:13:20.123000+00:00","replication":[{{"application_name":"n2","client_addr":"10.0.0.2","flush_lsn":900,"replay_lsn":null,"state":"streaming","sync_priority":0,"sync_state":"async","usename":"replicator"}}],"role":"primary","server_version":160001,"state":"running","tags":{{"apple":1,"failover_priority":2,"zone":"a"}},"timeline":4,"xlog":{{"location":1000}}}}"#
+            )
+        );
+        let standby = Snapshot {
+            local: LocalDb {
+                process: ProcessState::Running,
+                role: DbRole::Standby,
+                replay_lsn: Some(Lsn(77)),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut node = Node::new("n2");
+        node.version = PATRONI_API_VERSION.into();
+        assert_eq!(
+            serde_json::to_string(&patroni_status("demo", &node, &standby, 10)).unwrap(),
+            format!(
+                r#"{{"cluster_unlocked":true,"dcs_last_seen":0,"is_leader":false,"patroni":{{"name":"n2","patroni_rs_version":"{rs}","scope":"demo","version":"{PATRONI_API_VERSION}"}},"role":"replica","state":"running","xlog":{{"paused":false,"received_location":77,"replayed_location":77,"replayed_timestamp":null}}}}"#
+            )
+        );
     }
 
     #[test]
@@ -480,16 +470,18 @@ mod tests {
 
     #[test]
     fn real_patroni_answer_and_garbage() {
-        let doc: Value = serde_json::from_str(
+        let p = PatroniStatus::from_json(
             r#"{"state":"running","role":"master","xlog":{"location":"0/3000060"},"timeline":2,
                 "tags":{"nofailover":true},"watchdog_failed":true}"#,
         )
-        .unwrap();
-        let p = peer_status_from_json("x", &doc, 1);
+        .unwrap()
+        .peer_status("x", 1);
         assert_eq!(p.role, MemberRole::Primary);
         assert_eq!(p.wal_position, Lsn(0x3000060));
         assert!(p.tags.nofailover && p.watchdog_failed);
-        let junk = peer_status_from_json("y", &json!([1, 2, 3]), 1);
+        let junk = PatroniStatus::from_json("[1, 2, 3]")
+            .unwrap()
+            .peer_status("y", 1);
         assert_eq!(junk.role, MemberRole::Unknown);
         assert_eq!(junk.wal_position, Lsn::ZERO);
     }

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use patroni_bin::agent::Agent;
-use patroni_bin::Shared;
+use patroni_bin::{Agent, Shared};
 use patroni_core::{
     ActionKind, Cluster, ClusterStatus, Dcs, DcsError, DynamicConfig, FailoverRequest,
     HistoryEntry, MemberData, MemoryDcs, MemoryStore, Node, OutcomeResult, ProcessState,
@@ -243,6 +242,12 @@ impl Dcs for RacingDcs {
     }
     async fn write_history(&self, history: &[HistoryEntry]) -> Result<(), DcsError> {
         self.inner.write_history(history).await
+    }
+    async fn write_failsafe(
+        &self,
+        members: &patroni_core::FailsafeTopology,
+    ) -> Result<(), DcsError> {
+        self.inner.write_failsafe(members).await
     }
     /// No early wake-ups: the demotion must not depend on a watch event arriving in time.
     async fn wait_for_change(&self) -> Result<(), DcsError> {

@@ -176,10 +176,7 @@ async fn call(client: &reqwest::Client, method: reqwest::Method, url: &str) -> (
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn optional_client_certificates_networks_members_and_keys() {
-    use patroni_bin::config::RestApiConfig;
-    use patroni_bin::rest::tls::VerifyClient;
-    use patroni_bin::rest::{RestLimits, RestServer};
-    use patroni_bin::state::Shared;
+    use patroni_bin::{RestApiConfig, RestLimits, RestServer, Shared, VerifyClient};
     use patroni_core::{Dcs, MemberData, Node};
     use patroni_etcd::testkit::{EtcdProcess, TlsFiles};
     use patroni_etcd::{EtcdDcs, EtcdIdentity};

@@ -1,7 +1,7 @@
 //! What the state machine asks the agent to do: effects as data.
 
 use crate::policy::Ineligible;
-use crate::{DynamicConfig, HistoryEntry, Lsn, Member, MemberData, SyncState};
+use crate::{DynamicConfig, HistoryEntry, Lsn, Member, MemberData, Reason, SyncState};
 
 /// How to stop the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,6 +42,7 @@ pub enum RebuildMode {
 /// skips the rest of the list and reports that in the next
 /// [`Observation::outcomes`](crate::Observation::outcomes).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Action {
     /// Create `/initialize` only if absent (the bootstrap race). Guard.
     TakeInitialize,
@@ -158,6 +159,7 @@ pub enum Action {
 /// The kind of an [`Action`] without its data, to report outcomes and name running tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[allow(missing_docs)]
+#[non_exhaustive]
 pub enum ActionKind {
     TakeInitialize,
     SetInitialize,
@@ -278,24 +280,30 @@ pub struct Outcome {
 }
 
 /// The result of one [`Ha::step`](crate::Ha::step).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     /// Effects, in the order they must run.
     pub actions: Vec<Action>,
-    /// One line in Patroni's words, logged each cycle (`no action. I am (node1), the leader with the lock`).
-    pub message: String,
+    /// The branch that decided, named; its `Display` is the one line in Patroni's words logged
+    /// each cycle (`no action. I am (node1), the leader with the lock`).
+    pub reason: Reason,
     /// Why members could not be promoted, when that shaped the decision: "no good candidates" is never unexplained.
     pub ineligible: Vec<(String, Ineligible)>,
 }
 
 impl Decision {
-    /// A decision with only a message.
-    pub fn message(message: impl Into<String>) -> Self {
+    /// A decision with these actions, for this reason, that names no ineligible member.
+    pub fn new(actions: Vec<Action>, reason: Reason) -> Self {
         Decision {
-            actions: Vec::new(),
-            message: message.into(),
+            actions,
+            reason,
             ineligible: Vec::new(),
         }
+    }
+
+    /// A decision with no actions, only its reason.
+    pub fn because(reason: Reason) -> Self {
+        Decision::new(Vec::new(), reason)
     }
 
     /// Whether the decision contains an action of this kind.

@@ -192,11 +192,17 @@ impl Default for DynamicConfig {
     }
 }
 
+/// The names Patroni accepts for the permanent slots section, the preferred first: Patroni 4
+/// spells it `permanent_slots` and still reads `permanent_replication_slots` and `slots`.
+pub const PERMANENT_SLOTS_KEYS: [&str; 3] =
+    ["permanent_slots", "permanent_replication_slots", "slots"];
+
 /// Patroni's `/config` keys that have no typed field here: kept and carried through every write
 /// (some read by other parts, such as the slot plan), never reported as unknown.
-const CARRIED_KEYS: [&str; 9] = [
-    "permanent_slots",
-    "slots",
+const CARRIED_KEYS: [&str; 10] = [
+    PERMANENT_SLOTS_KEYS[0],
+    PERMANENT_SLOTS_KEYS[1],
+    PERMANENT_SLOTS_KEYS[2],
     "ignore_slots",
     "member_slots_ttl",
     "standby_cluster",
@@ -236,6 +242,7 @@ impl DynamicConfig {
 
 /// A dynamic configuration that would let two primaries coexist or stall the loop.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// A primary must be able to read and renew within one lease, or it could lose the lock unnoticed.
     #[error(
@@ -355,6 +362,16 @@ impl DynamicConfig {
     /// The per-call deadline in milliseconds.
     pub fn retry_timeout_ms(&self) -> u64 {
         self.retry_timeout.saturating_mul(1000)
+    }
+
+    /// `primary_start_timeout` in ms, the unit the state machine measures time in.
+    pub fn primary_start_timeout_ms(&self) -> u64 {
+        self.primary_start_timeout.saturating_mul(1000)
+    }
+
+    /// `primary_race_backoff` in ms, the unit the state machine measures time in.
+    pub fn primary_race_backoff_ms(&self) -> u64 {
+        self.primary_race_backoff.saturating_mul(1000)
     }
 
     /// Whether promotion is restricted to the recorded synchronous standbys.

@@ -13,11 +13,15 @@
 mod action;
 mod cluster;
 mod config;
+#[doc = include_str!("ha/decisions.md")]
+pub mod decisions {}
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+#[cfg(any(test, feature = "db-conformance"))]
+pub mod db_conformance;
 mod endpoint;
 pub mod executor;
-pub mod failsafe;
+mod failsafe;
 mod fencing;
 mod ha;
 pub mod keyspace;
@@ -28,8 +32,8 @@ mod memory_dcs;
 mod observation;
 pub mod parameters;
 mod peer;
-pub mod policy;
-pub mod ports;
+mod policy;
+mod ports;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod slots;
@@ -47,12 +51,15 @@ pub use cluster::{
 };
 pub use config::{ConfigError, DynamicConfig, DynamicPostgresql, SynchronousMode};
 pub use endpoint::{Endpoint, DEFAULT_PORT};
-pub use failsafe::{FailsafeInput, FailsafeLeader, FailsafePost, FailsafeRound, FailsafeTopology};
+pub use failsafe::{
+    answer as failsafe_answer, FailsafeInput, FailsafeLeader, FailsafePost, FailsafeRound,
+    FailsafeTopology,
+};
 pub use fencing::{fence_margin_ms, fence_order, FenceOrder};
-pub use ha::{needs_restep, Ha, MAX_RESTEPS};
+pub use ha::{needs_restep, Ha, QuorumShortfall, Reason, RequestKind, MAX_RESTEPS};
 pub use local::{
     CannotFollow, CannotFollowReason, CopyProgress, DataDirState, DbRole, LocalDb, ProcessState,
-    ReceiverStatus, ReplicationRow, SqlProblem, StatusReport, WalSender,
+    ReceiverStatus, ReplicationRow, SenderState, SqlProblem, StandbySync, StatusReport, WalSender,
 };
 pub use lsn::{Lsn, LsnParseError};
 pub use member::{Member, MemberData, MemberRole, MemberState};

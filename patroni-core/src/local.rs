@@ -71,15 +71,116 @@ pub struct CannotFollow {
     pub detail: String,
 }
 
+/// Declares a wire-text enum: known values as variants, anything else kept as `Other`, read
+/// case-insensitively and written lower-case, so the REST documents say what the server said.
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[serde(from = "String", into = "String")]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)*
+            /// A value this version does not know, lower-cased.
+            Other(String),
+        }
+
+        impl $name {
+            /// The text the server (and Patroni's REST API) uses for it.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $($name::$variant => $text,)*
+                    $name::Other(s) => s,
+                }
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                let lower = s.to_ascii_lowercase();
+                match lower.as_str() {
+                    $($text => $name::$variant,)*
+                    _ => $name::Other(lower),
+                }
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                $name::from(s.as_str())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.as_str().to_string()
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str().eq_ignore_ascii_case(other)
+            }
+        }
+    };
+}
+
+wire_enum! {
+    /// A WAL sender's state (`pg_stat_replication.state`, openGauss sender state).
+    SenderState {
+        /// Connecting.
+        Startup = "startup",
+        /// Catching up with the primary: not yet a candidate for synchronous replication.
+        Catchup = "catchup",
+        /// Streaming WAL as it is written.
+        Streaming = "streaming",
+        /// Sending a base backup.
+        Backup = "backup",
+        /// Shutting down.
+        Stopping = "stopping",
+    }
+}
+
+wire_enum! {
+    /// Whether the primary waits for a standby's commits (`pg_stat_replication.sync_state`).
+    StandbySync {
+        /// Not waited for.
+        Async = "async",
+        /// Waited for (`FIRST n`).
+        Sync = "sync",
+        /// Would be waited for if a synchronous one dropped out.
+        Potential = "potential",
+        /// A voter of `ANY n`.
+        Quorum = "quorum",
+    }
+}
+
+impl StandbySync {
+    /// Whether the database waits for this standby now (`sync`, or a `quorum` voter).
+    pub fn waited_for(&self) -> bool {
+        matches!(self, StandbySync::Sync | StandbySync::Quorum)
+    }
+
+    /// Whether it is named in `synchronous_standby_names` at all (also `potential`).
+    pub fn listed(&self) -> bool {
+        self.waited_for() || *self == StandbySync::Potential
+    }
+}
+
 /// One standby connection seen from the primary (`pg_stat_replication`, openGauss senders).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicationRow {
     /// The standby's `application_name`, which is its member name.
     pub application_name: String,
-    /// `streaming`, `catchup`, ... lower-cased.
-    pub state: String,
-    /// `sync`, `async`, `potential`, `quorum`, lower-cased: whether the database waits for it.
-    pub sync_state: String,
+    /// Where the WAL sender is (`streaming`, `catchup`, ...).
+    pub state: SenderState,
+    /// Whether the database waits for it (`sync`, `async`, `potential`, `quorum`).
+    pub sync_state: StandbySync,
     /// What the standby has flushed, which synchronous commit waits for.
     pub flush_lsn: Option<Lsn>,
     /// What the standby has replayed.
@@ -225,7 +326,34 @@ impl LocalDb {
     pub fn sync_standbys(&self) -> impl Iterator<Item = &str> {
         self.replication
             .iter()
-            .filter(|r| matches!(r.sync_state.as_str(), "sync" | "quorum"))
+            .filter(|r| r.sync_state.waited_for())
             .map(|r| r.application_name.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SenderState, StandbySync};
+
+    #[test]
+    fn replication_states_keep_the_servers_words() {
+        assert_eq!(SenderState::from("STREAMING"), SenderState::Streaming);
+        assert_eq!(StandbySync::from("Quorum"), StandbySync::Quorum);
+        let odd = SenderState::from("Wal_Catchup");
+        assert_eq!(odd, SenderState::Other("wal_catchup".into()));
+        assert_eq!(odd.to_string(), "wal_catchup");
+        let json = serde_json::to_string(&[StandbySync::Potential, StandbySync::Async]).unwrap();
+        assert_eq!(json, r#"["potential","async"]"#);
+        let back: Vec<StandbySync> = serde_json::from_str(r#"["sync","SYNC","other"]"#).unwrap();
+        assert_eq!(
+            back,
+            [
+                StandbySync::Sync,
+                StandbySync::Sync,
+                StandbySync::Other("other".into())
+            ]
+        );
+        assert!(StandbySync::Quorum.waited_for() && !StandbySync::Potential.waited_for());
+        assert!(StandbySync::Potential.listed() && !StandbySync::Async.listed());
     }
 }

@@ -117,6 +117,26 @@ pub struct Observation {
 }
 
 impl Observation {
+    /// A quiet cycle's observation: no peer answers, outcomes, task or requests, fencing ready,
+    /// no extra member fields, no failsafe round. Callers set what their cycle has with struct
+    /// update syntax (`Observation { task, ..Observation::quiet(..) }`), so a new field needs
+    /// a default here only.
+    pub fn quiet(now: u64, wall_clock: Timestamp, dcs: DcsView, local: LocalDb) -> Observation {
+        Observation {
+            now,
+            wall_clock,
+            dcs,
+            local,
+            peers: None,
+            outcomes: Vec::new(),
+            task: None,
+            requests: Vec::new(),
+            watchdog_ready: true,
+            member_extra: serde_json::Map::new(),
+            failsafe: crate::FailsafeInput::default(),
+        }
+    }
+
     /// The cluster view, if the DCS answered.
     pub fn cluster(&self) -> Option<&Cluster> {
         match &self.dcs {

@@ -12,6 +12,7 @@ use crate::{
 
 /// Why a DCS call failed. A lost compare-and-swap is not an error: calls return `Ok(false)` for it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DcsError {
     /// No endpoint answered within `retry_timeout`.
     #[error("DCS unreachable: {0}")]
@@ -72,13 +73,10 @@ pub trait Dcs: Send + Sync {
     ) -> Result<bool, DcsError>;
     /// Replaces `/history`.
     async fn write_history(&self, history: &[HistoryEntry]) -> Result<(), DcsError>;
-    /// Replaces `/failsafe` (failsafe mode). A store that cannot keep it says so, rather than
-    /// leaving a primary to count on a topology nobody wrote.
-    async fn write_failsafe(&self, _members: &crate::FailsafeTopology) -> Result<(), DcsError> {
-        Err(DcsError::Rejected(
-            "this DCS adapter does not store /failsafe".into(),
-        ))
-    }
+    /// Replaces `/failsafe` (failsafe mode). Required, with no default: a store (or a wrapper
+    /// around one) that silently dropped it would leave a primary in a DCS outage counting on a
+    /// topology nobody wrote; one that cannot keep it returns [`DcsError::Rejected`] itself.
+    async fn write_failsafe(&self, members: &crate::FailsafeTopology) -> Result<(), DcsError>;
     /// Resolves once the leader key, `/config` or `/failover` changed after the last [`load`](Self::load).
     ///
     /// The caller bounds it with its own timer (`loop_wait`), so implementations need none.
@@ -87,6 +85,7 @@ pub trait Dcs: Send + Sync {
 
 /// Why a database action failed, typed per cause so the operator sees why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DbError {
     /// A required program is not installed where configured.
     #[error("{binary} not found: {detail}")]

@@ -101,13 +101,12 @@ fn text(v: Option<&Value>) -> Option<String> {
     v.and_then(Value::as_str).map(str::to_string)
 }
 
-/// `permanent_slots` (or Patroni's older `slots`) of `/config`: name to `type`, physical unless
+/// `permanent_slots` (or one of its other names) of `/config`: name to `type`, physical unless
 /// a `type` or `database` says logical.
 fn permanent(config: &DynamicConfig) -> BTreeMap<String, bool> {
-    let section = config
-        .extra
-        .get("permanent_slots")
-        .or_else(|| config.extra.get("slots"));
+    let section = crate::config::PERMANENT_SLOTS_KEYS
+        .iter()
+        .find_map(|k| config.extra.get(*k));
     let mut out = BTreeMap::new();
     match section {
         Some(Value::Object(m)) => {
@@ -354,6 +353,31 @@ mod tests {
         let r = SlotKeeper::new().plan(&c, &cfg, "n2", false, 0);
         assert_eq!(r.advance, BTreeSet::from(["archiver".to_string()]));
         assert_eq!(r.primary_slot_name.as_deref(), Some("n2"));
+    }
+
+    /// Every name Patroni reads the section under counts, the preferred one first.
+    #[test]
+    fn permanent_slots_under_their_other_names() {
+        let c = cluster(Some("n1"), vec![member("n1", None)]);
+        for key in ["permanent_replication_slots", "slots"] {
+            let mut cfg = DynamicConfig::default();
+            cfg.extra.insert(
+                key.into(),
+                serde_json::json!({"archiver": {"type": "physical"}}),
+            );
+            let p = SlotKeeper::new().plan(&c, &cfg, "n1", true, 0);
+            assert!(p.keep.contains("archiver"), "{key}");
+            assert!(cfg.unknown_keys().is_empty(), "{key}");
+        }
+        let mut cfg = DynamicConfig::default();
+        cfg.extra
+            .insert("permanent_slots".into(), serde_json::json!(["new"]));
+        cfg.extra.insert(
+            "permanent_replication_slots".into(),
+            serde_json::json!(["old"]),
+        );
+        let p = SlotKeeper::new().plan(&c, &cfg, "n1", true, 0);
+        assert!(p.keep.contains("new") && !p.keep.contains("old"));
     }
 
     #[test]

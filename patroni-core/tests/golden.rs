@@ -1,6 +1,10 @@
-//! Golden decision tables: readable cases in `tests/golden/*.txt`, each an observation summary and
-//! the exact actions and message `Ha::step` must produce (raft-rs style tables, openraft style
-//! exact command lists). The format is described in `tests/golden/README.md`.
+//! Golden decision tables: readable cases in `src/ha/<module>.golden`, beside the module whose
+//! branches they cover, each an observation summary and the exact actions and message
+//! `Ha::step` must produce (raft-rs style tables, openraft style exact command lists). The format
+//! is described in `src/ha/golden.md`.
+//!
+//! `PATRONI_GOLDEN_REWRITE=1 cargo test -p patroni-core --test golden` writes the actual
+//! `expect`, `message` and `ineligible` lines into the files instead of failing; review the diff.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -106,10 +110,10 @@ fn kind(w: &str) -> ActionKind {
 }
 
 fn default_obs() -> Observation {
-    Observation {
-        now: 100_000,
-        wall_clock: "2026-11-26T10:00:00Z".parse().unwrap(),
-        dcs: DcsView::Ok(Cluster {
+    Observation::quiet(
+        100_000,
+        "2026-11-26T10:00:00Z".parse().unwrap(),
+        DcsView::Ok(Cluster {
             initialize: Some("7000".into()),
             config: Some(Versioned {
                 version: 1,
@@ -117,20 +121,13 @@ fn default_obs() -> Observation {
             }),
             ..Cluster::default()
         }),
-        local: LocalDb {
+        LocalDb {
             data_dir: DataDirState::Initialized,
             system_id: Some("7000".into()),
             timeline: Some(1),
             ..LocalDb::default()
         },
-        peers: None,
-        outcomes: Vec::new(),
-        task: None,
-        requests: Vec::new(),
-        watchdog_ready: true,
-        member_extra: Default::default(),
-        failsafe: Default::default(),
-    }
+    )
 }
 
 fn parse_line(case: &mut Case, line: &str) {
@@ -527,49 +524,131 @@ fn run(case: &Case) -> Decision {
     ha.step(&case.obs)
 }
 
-#[test]
-fn golden_decision_tables() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    files.sort();
-    let mut total = 0;
-    let mut failures = String::new();
-    for f in &files {
-        for case in parse_file(f) {
-            total += 1;
-            let expect = case
-                .expect
-                .as_deref()
-                .unwrap_or_else(|| panic!("{}: {} has no expect line", case.file, case.name));
-            let message = case
-                .message
-                .as_deref()
-                .unwrap_or_else(|| panic!("{}: {} has no message line", case.file, case.name));
-            let d = run(&case);
-            let actual = render(&d);
-            let expect_norm = if expect == "-" { "" } else { expect };
-            let mut ok = actual == expect_norm && d.message == message;
-            if let Some(inel) = &case.ineligible {
-                ok &= render_ineligible(&d) == *inel;
+/// The directory the golden files live in, beside the modules they test.
+fn golden_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ha")
+}
+
+/// Whether expected output is rewritten from the actual decisions instead of checked.
+fn rewriting() -> bool {
+    std::env::var_os("PATRONI_GOLDEN_REWRITE").is_some_and(|v| v != "0" && !v.is_empty())
+}
+
+/// What a case's `expect`, `message` and `ineligible` lines say of a decision.
+struct Actual {
+    expect: String,
+    message: String,
+    ineligible: String,
+}
+
+fn actual(d: &Decision) -> Actual {
+    let actions = render(d);
+    Actual {
+        expect: if actions.is_empty() {
+            "-".into()
+        } else {
+            actions
+        },
+        message: d.reason.to_string(),
+        ineligible: render_ineligible(d),
+    }
+}
+
+/// Replaces the `expect`, `message` and `ineligible` lines of each case in `text` with what the
+/// decisions say (cases in file order); every other line stays as it is.
+fn rewrite(text: &str, actual: &[Actual]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut case: Option<usize> = None;
+    for line in text.split_inclusive('\n') {
+        if line.starts_with("=== ") {
+            case = Some(case.map_or(0, |c| c + 1));
+        }
+        let word = line.split_whitespace().next().unwrap_or("");
+        let indent = &line[..line.len() - line.trim_start().len()];
+        let eol = if line.ends_with('\n') { "\n" } else { "" };
+        match (case.and_then(|c| actual.get(c)), word) {
+            (Some(a), "expect") => out.push_str(&format!("{indent}expect {}{eol}", a.expect)),
+            (Some(a), "message") => out.push_str(&format!("{indent}message {}{eol}", a.message)),
+            (Some(a), "ineligible") => {
+                out.push_str(&format!("{indent}ineligible {}{eol}", a.ineligible))
             }
-            if !ok {
-                let _ = writeln!(
-                    failures,
-                    "\n--- {} / {}\n  expected: {expect}\n            {message}\n  actual:   {}\n            {}\n  ineligible: {}",
-                    case.file,
-                    case.name,
-                    if actual.is_empty() { "-" } else { &actual },
-                    d.message,
-                    render_ineligible(&d),
-                );
-            }
+            _ => out.push_str(line),
         }
     }
-    assert!(failures.is_empty(), "golden cases failed:{failures}");
-    assert!(total >= 80, "only {total} golden cases");
-    eprintln!("{total} golden cases passed");
+    out
 }
+
+/// Runs the cases of one module's golden file: checks them, or rewrites the expected output.
+fn check_module(module: &str) {
+    let path = golden_dir().join(format!("{module}.golden"));
+    assert!(
+        golden_dir().join(format!("{module}.rs")).exists(),
+        "{} is not beside a module",
+        path.display()
+    );
+    let cases = parse_file(&path);
+    assert!(!cases.is_empty(), "{} has no cases", path.display());
+    if rewriting() {
+        let actual: Vec<Actual> = cases.iter().map(|c| actual(&run(c))).collect();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, rewrite(&text, &actual)).unwrap();
+        eprintln!("rewrote {} ({} cases)", path.display(), cases.len());
+        return;
+    }
+    let mut failures = String::new();
+    for case in &cases {
+        let expect = case
+            .expect
+            .as_deref()
+            .unwrap_or_else(|| panic!("{}: {} has no expect line", case.file, case.name));
+        let message = case
+            .message
+            .as_deref()
+            .unwrap_or_else(|| panic!("{}: {} has no message line", case.file, case.name));
+        let got = actual(&run(case));
+        let mut ok = got.expect == expect && got.message == message;
+        if let Some(inel) = &case.ineligible {
+            ok &= got.ineligible == *inel;
+        }
+        if !ok {
+            let _ = writeln!(
+                failures,
+                "\n--- {} / {}\n  expected: {expect}\n            {message}\n  actual:   {}\n            {}\n  ineligible: {}",
+                case.file, case.name, got.expect, got.message, got.ineligible,
+            );
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "golden cases failed (PATRONI_GOLDEN_REWRITE=1 rewrites them):{failures}"
+    );
+}
+
+/// One test per module with a golden file.
+macro_rules! golden_modules {
+    ($($module:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $module() {
+                check_module(stringify!($module).trim_start_matches("r#"));
+            }
+        )*
+
+        /// Every golden file in `src/ha` is run by a test above: a new one is not silently skipped.
+        #[test]
+        fn every_golden_file_has_a_test() {
+            let mut found: Vec<String> = std::fs::read_dir(golden_dir())
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "golden"))
+                .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+                .collect();
+            found.sort();
+            let mut tested = vec![$(stringify!($module).trim_start_matches("r#").to_string()),*];
+            tested.sort();
+            assert_eq!(found, tested);
+        }
+    };
+}
+
+golden_modules!(bootstrap, follower, leader, lease, r#mod, race, recover, switchover, sync);

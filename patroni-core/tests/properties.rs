@@ -386,17 +386,11 @@ fn observation() -> BoxedStrategy<Observation> {
     )
         .prop_map(
             |((now, wall, dcs, local), (peers, outcomes, task, requests))| Observation {
-                now,
-                wall_clock: Timestamp(wall),
-                dcs,
-                local,
                 peers,
                 outcomes,
                 task: task.map(|(kind, since)| RunningTask { kind, since }),
                 requests,
-                watchdog_ready: true,
-                member_extra: Default::default(),
-                failsafe: Default::default(),
+                ..Observation::quiet(now, Timestamp(wall), dcs, local)
             },
         )
     .boxed()
@@ -578,7 +572,7 @@ proptest! {
                 || (from_me && matches!(a, Action::Demote(_)));
             prop_assert!(!db_changing(a) || allowed, "paused but {:?}", d);
         }
-        prop_assert!(d.message.starts_with("PAUSE: "), "{}", d.message);
+        prop_assert!(d.reason.to_string().starts_with("PAUSE: "), "{}", d.reason);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer};
 
 /// Why an [`EtcdDcs`](crate::EtcdDcs) could not be built: the settings themselves are wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum EtcdError {
     /// A setting is missing, malformed or contradicts another; the message names it.
     #[error("etcd3 configuration: {0}")]

@@ -90,6 +90,11 @@ impl Connection {
         self.requests.load(Ordering::Relaxed)
     }
 
+    /// Counts a request made outside [`Connection::call`] (a message on a held stream).
+    pub(crate) fn count_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// How long one endpoint gets per attempt: `retry_timeout / endpoints`, at least one second.
     pub(crate) fn attempt_budget(&self) -> Duration {
         (self.retry_timeout / self.endpoints.len() as u32).max(MIN_ATTEMPT)

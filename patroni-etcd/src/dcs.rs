@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
+use etcd_client::{Compare, CompareOp, LeaseKeepAliveStream, LeaseKeeper, PutOptions, Txn, TxnOp};
 use patroni_core::keyspace::{self, RawKey};
 use patroni_core::{
     Cluster, ClusterStatus, Dcs, DcsError, DynamicConfig, FailoverRequest, HistoryEntry,
@@ -37,6 +37,30 @@ struct LeaseState {
     member_value: Option<Vec<u8>>,
     /// The lease that value was last written with.
     member_lease: Option<i64>,
+    /// The keep-alive stream held open between refreshes, so a refresh is one message on it
+    /// rather than a new RPC (and a stream torn down again) every loop.
+    stream: Option<KeepAliveStream>,
+}
+
+/// A keep-alive stream for one lease on one endpoint.
+struct KeepAliveStream {
+    lease: i64,
+    endpoint: usize,
+    keeper: LeaseKeeper,
+    answers: LeaseKeepAliveStream,
+}
+
+/// A decoded view: its revision, the cluster, and whether the leader key names us (with its
+/// lease).
+type View = (i64, Cluster, Option<(bool, i64)>);
+
+/// The last decoded cluster view and the revision it was decoded at: an unchanged copy is not
+/// decoded again.
+struct Decoded {
+    revision: i64,
+    cluster: Cluster,
+    /// Whether the leader key names us, and its lease.
+    leader: Option<(bool, i64)>,
 }
 
 /// What the last load said about the leader key, to renew without re-reading it.
@@ -66,9 +90,13 @@ pub struct EtcdDcs {
     lease: tokio::sync::Mutex<LeaseState>,
     leader_seen: Mutex<LeaderSeen>,
     loaded_at: AtomicI64,
-    /// Set by every write we make: the next load reads etcd itself, so it sees our own writes
-    /// even if the watch has not delivered them yet.
-    wrote: AtomicBool,
+    /// Set by a write of ours whose outcome is unknown (it failed, was cut short or lost its
+    /// comparison): the next load reads etcd itself rather than the watch's copy.
+    uncertain: AtomicBool,
+    /// The revision of our latest completed write: a load uses the copy only once it has caught
+    /// up with it, so it sees our own writes even when the watch runs on a lagging endpoint.
+    written_at: AtomicI64,
+    decoded: Mutex<Option<Decoded>>,
     watched: Arc<Shared>,
     watch_task: Mutex<Option<JoinHandle<()>>>,
     last_warnings: Mutex<Vec<String>>,
@@ -84,6 +112,38 @@ impl Drop for EtcdDcs {
 
 fn put_opts(lease: i64) -> Option<PutOptions> {
     Some(PutOptions::new().with_lease(lease))
+}
+
+/// The store revision a response was answered at, when etcd said.
+fn revision_of(header: Option<&etcd_client::ResponseHeader>) -> Option<i64> {
+    header.map(|h| h.revision())
+}
+
+/// One write of ours in flight. Unless it is marked [`landed`](WriteMark::landed), dropping it
+/// makes the next load read etcd itself: a write that failed, was cut short or lost its
+/// comparison may or may not have changed what the watch's copy shows.
+struct WriteMark<'a> {
+    dcs: &'a EtcdDcs,
+    settled: bool,
+}
+
+impl WriteMark<'_> {
+    /// The write completed at `revision` (0 when it changed nothing); `None` (etcd gave no
+    /// revision) leaves it uncertain.
+    fn landed(mut self, revision: Option<i64>) {
+        if let Some(r) = revision {
+            self.dcs.written_at.fetch_max(r, Ordering::SeqCst);
+            self.settled = true;
+        }
+    }
+}
+
+impl Drop for WriteMark<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.dcs.uncertain.store(true, Ordering::SeqCst);
+        }
+    }
 }
 
 impl EtcdDcs {
@@ -103,10 +163,13 @@ impl EtcdDcs {
                 refreshed: None,
                 member_value: None,
                 member_lease: None,
+                stream: None,
             }),
             leader_seen: Mutex::new(LeaderSeen::default()),
             loaded_at: AtomicI64::new(0),
-            wrote: AtomicBool::new(false),
+            uncertain: AtomicBool::new(false),
+            written_at: AtomicI64::new(0),
+            decoded: Mutex::new(None),
             watched: Arc::new(Shared::new()),
             watch_task: Mutex::new(None),
             last_warnings: Mutex::new(Vec::new()),
@@ -140,26 +203,33 @@ impl EtcdDcs {
     /// lose their keys, so they are stopped first.
     pub async fn delete_cluster(&self) -> Result<(), DcsError> {
         let prefix = self.prefix.clone();
-        self.mark_written();
-        self.conn
+        let mark = self.write_mark();
+        let at = self
+            .conn
             .call("delete cluster", |mut c| {
                 let p = prefix.clone();
                 async move {
-                    c.delete(p, Some(etcd_client::DeleteOptions::new().with_prefix()))
-                        .await
-                        .map(|_| ())
+                    let r = c
+                        .delete(p, Some(etcd_client::DeleteOptions::new().with_prefix()))
+                        .await?;
+                    Ok(deleted_at(&r))
                 }
             })
-            .await
+            .await?;
+        mark.landed(at);
+        Ok(())
     }
 
     fn lock<'a, T>(&self, m: &'a Mutex<T>) -> std::sync::MutexGuard<'a, T> {
         m.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records that we write, before the request goes out (an uncertain write counts too).
-    fn mark_written(&self) {
-        self.wrote.store(true, Ordering::SeqCst);
+    /// Tracks a write before its request goes out (see [`WriteMark`]).
+    fn write_mark(&self) -> WriteMark<'_> {
+        WriteMark {
+            dcs: self,
+            settled: false,
+        }
     }
 
     fn key(&self, rel: &str) -> String {
@@ -170,20 +240,29 @@ impl EtcdDcs {
         self.key(&keyspace::member_key(&self.identity.name))
     }
 
-    /// A transaction on one comparison; returns whether it succeeded.
+    /// A transaction on one comparison; returns whether it succeeded. One without `then`
+    /// operations only checks and writes nothing.
     async fn txn(
         &self,
         what: &str,
         when: Vec<Compare>,
         then: Vec<TxnOp>,
     ) -> Result<bool, DcsError> {
-        self.mark_written();
-        self.conn
+        let mark = (!then.is_empty()).then(|| self.write_mark());
+        let (won, at) = self
+            .conn
             .call(what, |mut c| {
                 let txn = Txn::new().when(when.clone()).and_then(then.clone());
-                async move { Ok(c.txn(txn).await?.succeeded()) }
+                async move {
+                    let r = c.txn(txn).await?;
+                    Ok((r.succeeded(), revision_of(r.header())))
+                }
             })
-            .await
+            .await?;
+        if let Some(mark) = mark.filter(|_| won) {
+            mark.landed(at);
+        }
+        Ok(won)
     }
 
     /// A transaction whose `then` branch writes with our lease; reports a vanished lease instead of failing.
@@ -193,19 +272,29 @@ impl EtcdDcs {
         when: Vec<Compare>,
         then: Vec<TxnOp>,
     ) -> Result<Bound<bool>, DcsError> {
-        self.mark_written();
-        self.conn
+        let mark = self.write_mark();
+        let done = self
+            .conn
             .call(what, |mut c| {
                 let txn = Txn::new().when(when.clone()).and_then(then.clone());
                 async move {
                     match c.txn(txn).await {
-                        Ok(r) => Ok(Bound::Done(r.succeeded())),
+                        Ok(r) => Ok(Bound::Done((r.succeeded(), revision_of(r.header())))),
                         Err(e) if is_lease_not_found(&e) => Ok(Bound::LeaseGone),
                         Err(e) => Err(e),
                     }
                 }
             })
-            .await
+            .await?;
+        Ok(match done {
+            Bound::Done((won, at)) => {
+                if won {
+                    mark.landed(at);
+                }
+                Bound::Done(won)
+            }
+            Bound::LeaseGone => Bound::LeaseGone,
+        })
     }
 
     /// Create-only when `version` is `None`, else compare-and-swap on the key's `mod_revision`.
@@ -230,13 +319,16 @@ impl EtcdDcs {
 
     async fn put_plain(&self, rel: &str, value: Vec<u8>) -> Result<(), DcsError> {
         let key = self.key(rel);
-        self.mark_written();
-        self.conn
+        let mark = self.write_mark();
+        let at = self
+            .conn
             .call(&format!("put /{rel}"), |mut c| {
                 let (k, v) = (key.clone(), value.clone());
-                async move { c.put(k, v, None).await.map(|_| ()) }
+                async move { Ok(revision_of(c.put(k, v, None).await?.header())) }
             })
-            .await
+            .await?;
+        mark.landed(at);
+        Ok(())
     }
 
     async fn grant(&self, st: &mut LeaseState) -> Result<i64, DcsError> {
@@ -270,13 +362,15 @@ impl EtcdDcs {
             return Ok(());
         }
         let key = self.member_key();
-        self.mark_written();
-        self.conn
+        let mark = self.write_mark();
+        let at = self
+            .conn
             .call("re-publish member", |mut c| {
                 let (k, v) = (key.clone(), value.clone());
-                async move { c.put(k, v, put_opts(id)).await.map(|_| ()) }
+                async move { Ok(revision_of(c.put(k, v, put_opts(id)).await?.header())) }
             })
             .await?;
+        mark.landed(at);
         st.member_lease = Some(id);
         Ok(())
     }
@@ -297,21 +391,70 @@ impl EtcdDcs {
     }
 
     /// Sends one keep-alive; `Ok(false)` means etcd no longer knows the lease.
+    ///
+    /// It goes over the stream the last one opened, when that is still for this lease and
+    /// answers within one attempt's budget; otherwise a new stream is opened (its opening sends
+    /// the keep-alive and reads the answer). The stream is taken out while in use, so one whose
+    /// exchange was cut short, and might still deliver a stale answer, is never used again.
     async fn keep_alive(&self, st: &mut LeaseState) -> Result<bool, DcsError> {
         let Some(id) = st.id else { return Ok(false) };
-        // Opening the keep-alive stream sends the first keep-alive and reads its answer: one request.
-        let alive = self
-            .conn
-            .call("lease keep-alive", |mut c| async move {
-                match c.lease_keep_alive(id).await {
-                    Ok(_) => Ok(true),
-                    Err(etcd_client::Error::LeaseKeepAliveError(m)) if m.contains("not found") => {
-                        Ok(false)
+        let alive = match st.stream.take().filter(|s| s.lease == id) {
+            Some(mut held) => {
+                self.conn.count_request();
+                let budget = self.conn.attempt_budget();
+                let answer = tokio::time::timeout(budget, async {
+                    held.keeper.keep_alive().await?;
+                    held.answers.message().await
+                })
+                .await;
+                match answer {
+                    Ok(Ok(Some(r))) => {
+                        let alive = r.ttl() > 0;
+                        if alive {
+                            st.stream = Some(held);
+                        }
+                        Some(alive)
                     }
-                    Err(e) => Err(e),
+                    failed => {
+                        tracing::debug!(outcome = ?failed.map(|r| r.map(|_| ())), "etcd lease keep-alive stream broke; opening another");
+                        self.conn.rotate_from(held.endpoint);
+                        None
+                    }
                 }
-            })
-            .await?;
+            }
+            None => None,
+        };
+        let alive = match alive {
+            Some(alive) => alive,
+            None => {
+                let opened = self
+                    .conn
+                    .call("lease keep-alive", |mut c| async move {
+                        match c.lease_keep_alive(id).await {
+                            Ok(pair) => Ok(Some(pair)),
+                            Err(etcd_client::Error::LeaseKeepAliveError(m))
+                                if m.contains("not found") =>
+                            {
+                                Ok(None)
+                            }
+                            Err(e) => Err(e),
+                        }
+                    })
+                    .await?;
+                match opened {
+                    Some((keeper, answers)) => {
+                        st.stream = Some(KeepAliveStream {
+                            lease: id,
+                            endpoint: self.conn.current(),
+                            keeper,
+                            answers,
+                        });
+                        true
+                    }
+                    None => false,
+                }
+            }
+        };
         if !alive {
             tracing::warn!(lease = id, member = %self.identity.name, "etcd lease expired; granting a new one");
             st.id = None;
@@ -369,6 +512,37 @@ impl EtcdDcs {
         if let Err(e) = result {
             tracing::warn!(error = %e, "could not keep the member lease alive");
         }
+    }
+
+    /// The cluster view of `snap`, decoded only when its revision differs from the last one's.
+    fn decode(&self, snap: &Snapshot) -> View {
+        let mut last = self.lock(&self.decoded);
+        if let Some(d) = last.as_ref().filter(|d| d.revision == snap.revision) {
+            return (d.revision, d.cluster.clone(), d.leader);
+        }
+        let leader = snap
+            .keys
+            .get(keyspace::LEADER)
+            .map(|e| (e.value == self.identity.name.as_bytes(), e.lease));
+        let cluster = keyspace::decode_cluster(snap.keys.iter().map(|(k, e)| RawKey {
+            key: k,
+            value: &e.value,
+            mod_revision: e.mod_revision as u64,
+        }));
+        *last = Some(Decoded {
+            revision: snap.revision,
+            cluster: cluster.clone(),
+            leader,
+        });
+        (snap.revision, cluster, leader)
+    }
+
+    /// The view of the watch's copy, if it is still there and complete at `target`.
+    fn decode_copy(&self, target: i64) -> Option<View> {
+        let copy = self.lock(&self.watched.copy);
+        copy.as_ref()
+            .filter(|c| c.revision >= target)
+            .map(|c| self.decode(c))
     }
 
     fn report_warnings(&self, warnings: &[String]) {
@@ -481,7 +655,7 @@ impl EtcdDcs {
         st.member_value = Some(value.clone());
         let key = self.member_key();
         let mut id = self.ensure_lease(&mut st).await?;
-        self.mark_written();
+        let mark = self.write_mark();
         for _ in 0..2 {
             let put = self
                 .conn
@@ -489,7 +663,7 @@ impl EtcdDcs {
                     let (k, v) = (key.clone(), value.clone());
                     async move {
                         match c.put(k, v, put_opts(id)).await {
-                            Ok(_) => Ok(Bound::Done(())),
+                            Ok(r) => Ok(Bound::Done(revision_of(r.header()))),
                             Err(e) if is_lease_not_found(&e) => Ok(Bound::LeaseGone),
                             Err(e) => Err(e),
                         }
@@ -497,7 +671,8 @@ impl EtcdDcs {
                 })
                 .await?;
             match put {
-                Bound::Done(()) => {
+                Bound::Done(at) => {
+                    mark.landed(at);
                     st.member_lease = Some(id);
                     return Ok(());
                 }
@@ -530,39 +705,33 @@ impl Dcs for EtcdDcs {
         st.loop_wait = loop_wait;
     }
 
-    /// Reads the watch's copy when the stream proves alive and we wrote nothing since the last
-    /// load; otherwise one range read.
+    /// Reads the watch's copy when the stream proves alive and the copy holds our own completed
+    /// writes; otherwise (or after a write of ours with an unknown outcome) one range read.
     async fn load(&self) -> Result<Cluster, DcsError> {
         let started = Instant::now();
-        let must_read = self.wrote.swap(false, Ordering::SeqCst);
-        let cached = if must_read {
+        let must_read = self.uncertain.swap(false, Ordering::SeqCst);
+        let from_copy = if must_read {
             None
         } else {
             let wait = PROGRESS_WAIT.min(self.identity.retry_timeout / 2);
-            self.watched.confirmed(wait, CATCH_UP).await
+            let ours = self.written_at.load(Ordering::SeqCst);
+            match self.watched.confirmed(wait, CATCH_UP, ours).await {
+                Some(target) => self.decode_copy(target),
+                None => None,
+            }
         };
-        let snap: Snapshot = match cached {
-            Some(s) => s,
+        let (rev, cluster, leader_lease) = match from_copy {
+            Some(v) => v,
             None => match watcher::read_prefix(&self.conn, &self.prefix).await {
-                Ok(s) => s,
+                Ok(snap) => self.decode(&snap),
                 Err(e) => {
                     if must_read {
-                        self.mark_written();
+                        self.uncertain.store(true, Ordering::SeqCst);
                     }
                     return Err(e);
                 }
             },
         };
-        let rev = snap.revision;
-        let leader_lease = snap
-            .keys
-            .get(keyspace::LEADER)
-            .map(|e| (e.value == self.identity.name.as_bytes(), e.lease));
-        let cluster = keyspace::decode_cluster(snap.keys.iter().map(|(k, e)| RawKey {
-            key: k,
-            value: &e.value,
-            mod_revision: e.mod_revision as u64,
-        }));
         self.report_warnings(&cluster.warnings);
         let (ours, lease) = leader_lease.unwrap_or((false, 0));
         self.remember_leader(ours, lease, rev);
@@ -595,13 +764,16 @@ impl Dcs for EtcdDcs {
 
     async fn cancel_initialize(&self) -> Result<(), DcsError> {
         let key = self.key(keyspace::INITIALIZE);
-        self.mark_written();
-        self.conn
+        let mark = self.write_mark();
+        let at = self
+            .conn
             .call("delete /initialize", |mut c| {
                 let k = key.clone();
-                async move { c.delete(k, None).await.map(|_| ()) }
+                async move { Ok(deleted_at(&c.delete(k, None).await?)) }
             })
-            .await
+            .await?;
+        mark.landed(at);
+        Ok(())
     }
 
     async fn write_config(
@@ -702,6 +874,15 @@ impl Dcs for EtcdDcs {
         // The sender lives in `self`, so the channel cannot close while we wait.
         let _ = rx.wait_for(|s| s.wake > since).await;
         Ok(())
+    }
+}
+
+/// The revision a delete completed at, 0 when it found nothing to delete.
+fn deleted_at(r: &etcd_client::DeleteResponse) -> Option<i64> {
+    if r.deleted() > 0 {
+        revision_of(r.header())
+    } else {
+        Some(0)
     }
 }
 

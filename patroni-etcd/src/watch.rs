@@ -88,12 +88,19 @@ impl Shared {
         *self.copy.lock().unwrap_or_else(|e| e.into_inner()) = copy;
     }
 
-    /// The copy, if the stream is up, answers a progress request within `wait`, and the copy
-    /// then catches up with the revision the answer carried within `catch_up`.
+    /// The revision the copy is proven complete at, if the stream is up, answers a progress
+    /// request within `wait`, and the copy then catches up within `catch_up` with the revision
+    /// the answer carried and with `at_least` (our own latest write, which a watch on a lagging
+    /// endpoint may not have applied yet).
     ///
     /// Writes elsewhere in a shared etcd also move its revision; while they do, the copy cannot
     /// prove it is complete and the load reads etcd instead, as it would without the watch.
-    pub(crate) async fn confirmed(&self, wait: Duration, catch_up: Duration) -> Option<Snapshot> {
+    pub(crate) async fn confirmed(
+        &self,
+        wait: Duration,
+        catch_up: Duration,
+        at_least: i64,
+    ) -> Option<i64> {
         let mut rx = self.seen.subscribe();
         let asked = {
             let s = *rx.borrow_and_update();
@@ -105,20 +112,18 @@ impl Shared {
         self.want_progress.notify_one();
         let target = match timeout(wait, rx.wait_for(|s| !s.connected || s.progress > asked)).await
         {
-            Ok(Ok(s)) if s.connected => s.progress_at,
+            Ok(Ok(s)) if s.connected => s.progress_at.max(at_least),
             _ => return None,
         };
-        match timeout(
+        let caught_up = timeout(
             catch_up,
             rx.wait_for(|s| !s.connected || s.copied >= target),
         )
-        .await
-        {
-            Ok(Ok(s)) if s.connected => {}
-            _ => return None,
+        .await;
+        match caught_up {
+            Ok(Ok(s)) if s.connected => Some(target),
+            _ => None,
         }
-        let copy = self.copy.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        copy.filter(|c| c.revision >= target)
     }
 }
 

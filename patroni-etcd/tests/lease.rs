@@ -64,6 +64,20 @@ async fn renewal_notices_a_key_deleted_behind_our_back() {
     assert!(a.load().await.unwrap().is_leader("b"));
 }
 
+/// How many RPCs etcd has started, by its own `/metrics` (a message on an open stream is none).
+fn rpcs_started(endpoint: &str) -> u64 {
+    use std::io::{Read, Write};
+    let addr = endpoint.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("grpc_server_started_total{"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
 /// Runs `loops` idle HA cycles one `loop_wait` apart and returns the requests of each.
 async fn idle_loops(dcs: &patroni_etcd::EtcdDcs, leader: bool, loops: usize) -> Vec<u64> {
     let mut per_loop = Vec::new();
@@ -102,6 +116,9 @@ async fn an_idle_agent_makes_at_most_one_request_per_loop() {
         .await
         .unwrap();
 
+    // One cycle more each: the lease keep-alive streams open on the first.
+    let (l0, r0) = tokio::join!(idle_loops(&leader, true, 1), idle_loops(&replica, false, 1));
+    let started = rpcs_started(&h.etcd.endpoint());
     // Long enough (3 × ttl) that keys would expire if the idle traffic did not keep them.
     let loops = (3 * TTL.as_secs() / LOOP_WAIT.as_secs()) as usize;
     let (l, r) = tokio::join!(
@@ -114,10 +131,19 @@ async fn an_idle_agent_makes_at_most_one_request_per_loop() {
         avg(&l),
         avg(&r)
     );
-    // The view comes from the watch: an idle loop sends only the lease keep-alive. The leader's
-    // first idle loop re-reads the cluster after its own writes.
-    assert!(l[1..].iter().all(|n| *n == 1), "leader: {l:?}");
-    assert!(r[1..].iter().all(|n| *n <= 1), "replica: {r:?}");
+    // The view comes from the watch, which holds our own writes too: an idle loop sends only
+    // the lease keep-alive, from the first loop after the writes on.
+    assert!(l0.iter().chain(&l).all(|n| *n == 1), "leader: {l0:?} {l:?}");
+    assert!(
+        r0.iter().chain(&r).all(|n| *n <= 1),
+        "replica: {r0:?} {r:?}"
+    );
+    // And each keep-alive is a message on the stream the first one opened, not a new RPC.
+    assert_eq!(
+        rpcs_started(&h.etcd.endpoint()) - started,
+        0,
+        "RPCs started by idle loops"
+    );
 
     let view = h.dcs("observer").load().await.unwrap();
     assert!(view.is_leader("leader"));

@@ -8,12 +8,13 @@ use patroni_core::{
     DataDirState, Database, DbError, DbRole, LocalDb, Member, RebuildMode, StartRole, StopMode,
 };
 
-use crate::adapter::host_of_conn_url;
 use crate::commands::{quoted, sync_standby_names, ServerMode};
 use crate::ctl_output::{CtlOutcome, CtlReport, Verb};
 use crate::OpenGauss;
-use patroni_core::parameters::value_text;
+use patroni_core::parameters::{cluster_wide, value_text};
 use patroni_postgres::command::{CommandOutput, CommandSpec};
+use patroni_postgres::conninfo::member_endpoint;
+use std::collections::BTreeMap;
 
 impl OpenGauss {
     /// A failed start or restart, with the command, its exit status, what gs_ctl said and the server log tail.
@@ -171,7 +172,7 @@ impl Database for OpenGauss {
                 self.config.data_dir.display()
             )));
         }
-        let host = host_of_conn_url(&source.data.conn_url).unwrap_or_default();
+        let host = member_endpoint(source)?.host;
         let peer_port = self
             .config
             .opengauss
@@ -374,9 +375,10 @@ impl Database for OpenGauss {
         self.guc(running, &params).await
     }
 
-    /// openGauss takes only what `/config` sets (its defaults differ from PostgreSQL's, so
-    /// Patroni's PostgreSQL defaults are not imposed), changed values only, through `gs_guc`:
-    /// `reload` on a running server, `set` otherwise.
+    /// openGauss takes what `/config` sets and the node's own `postgresql.parameters` over it
+    /// (except the ones every member must share, which only `/config` sets), but not Patroni's
+    /// PostgreSQL defaults (openGauss's differ); changed values only, through `gs_guc`: `reload`
+    /// on a running server, `set` otherwise.
     async fn apply_parameters(
         &self,
         cluster: &serde_json::Map<String, serde_json::Value>,
@@ -384,10 +386,16 @@ impl Database for OpenGauss {
         if self.data_dir_state() != DataDirState::Initialized {
             return Ok(false);
         }
-        let wanted: Vec<(String, String)> = cluster
+        let mut wanted: BTreeMap<String, String> = cluster
             .iter()
             .filter_map(|(k, v)| Some((k.to_ascii_lowercase(), value_text(v)?)))
             .collect();
+        for (k, v) in &self.config.parameters {
+            let key = k.to_ascii_lowercase();
+            if cluster_wide(&key).is_none() {
+                wanted.insert(key, v.0.clone());
+            }
+        }
         let changed: Vec<(String, String)> = {
             let applied = self.applied_params.lock().expect("params lock");
             wanted

@@ -1,20 +1,20 @@
 //! [`OpenGauss`]: the `Database` port, executing actions with gs_ctl/gs_guc and verifying each one.
 
-use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use patroni_core::{DataDirState, DbError, LocalDb, Member};
 use patroni_postgres::command::{CommandOutput, CommandRunner, CommandSpec, SystemRunner};
+use patroni_postgres::controldata::ControlData;
+use patroni_postgres::datadir;
 
 use crate::commands::{replication_params, Commands};
-use crate::config::{passwd_ids, ConfigError, OpenGaussConfig};
-use crate::controldata::parse_controldata;
+use crate::config::{ConfigError, OpenGaussConfig};
 use crate::ctl_output::{parse_ctl, parse_guc, CtlReport, Verb};
 use crate::observe::{local_db, Facts};
 use crate::query::{parse_query, HaState, QueryOutput};
-use crate::sql::PgSql;
+use crate::sql::{PgSql, SqlError};
 use crate::sql_rows::{
     named_standbys, term_lsn, SqlSource, SQL_CURRENT_LSN, SQL_REPLICATION, SQL_TERM_LSN,
 };
@@ -31,7 +31,7 @@ pub struct OpenGauss {
     pub(crate) sql: Arc<dyn SqlSource>,
     pub(crate) known_term: AtomicU64,
     pub(crate) was_primary: AtomicBool,
-    pub(crate) last_sql_error: Mutex<Option<DbError>>,
+    pub(crate) last_sql_error: Mutex<Option<SqlError>>,
     /// The `/config` parameters last written with gs_guc, so only changes are sent.
     pub(crate) applied_params: Mutex<std::collections::BTreeMap<String, String>>,
 }
@@ -104,12 +104,17 @@ impl OpenGauss {
     /// Why the last observation could not use SQL (e.g. `DbError::Auth` with the setting to change),
     /// so the agent can log it: [`observe`](patroni_core::Database::observe) itself never fails.
     pub fn last_sql_error(&self) -> Option<DbError> {
+        self.last_sql_failure().map(DbError::from)
+    }
+
+    fn last_sql_failure(&self) -> Option<SqlError> {
         self.last_sql_error.lock().expect("sql error lock").clone()
     }
 
     /// Runs `SELECT 1` to check SQL access now, for a clear error at agent start-up.
     pub async fn check_sql(&self) -> Result<(), DbError> {
-        self.sql.query("SELECT 1").await.map(|_| ())
+        self.sql.query("SELECT 1").await.map(|_| ())?;
+        Ok(())
     }
 
     async fn sql(&self, statement: &str) -> Option<crate::sql_rows::SqlRows> {
@@ -133,7 +138,7 @@ impl OpenGauss {
 
     /// openGauss keeps PostgreSQL's data directory layout (`PG_VERSION` included), so the ancestor's check applies.
     pub(crate) fn data_dir_state(&self) -> DataDirState {
-        patroni_postgres::datadir::data_dir_state(&self.config.data_dir)
+        datadir::data_dir_state(&self.config.data_dir)
     }
 
     pub(crate) async fn inspect(&self) -> Seen {
@@ -161,7 +166,7 @@ impl OpenGauss {
             Err(_) => None,
         };
         if let Ok(out) = self.run(&self.cmds.controldata()).await {
-            facts.control = parse_controldata(&out.combined()).ok();
+            facts.control = ControlData::parse(&out.combined()).ok();
         }
         let mut ha = None;
         match &facts.query {
@@ -182,13 +187,10 @@ impl OpenGauss {
                         facts.named = named_standbys(&rows);
                     }
                 }
-                facts.sql_error = self
-                    .last_sql_error()
-                    .as_ref()
-                    .and_then(crate::sql::sql_problem);
+                facts.sql_error = self.last_sql_failure().as_ref().and_then(SqlError::problem);
             }
             Some(QueryOutput::NotRunning { .. }) => {
-                if let Some(ckpt) = facts.control.as_ref().and_then(|c| c.checkpoint) {
+                if let Some(ckpt) = facts.control.as_ref().and_then(|c| c.checkpoint_lsn()) {
                     if let Ok(out) = self.run(&self.cmds.query_lsn(ckpt)).await {
                         facts.offline_lsn =
                             parse_query_lsn(&out.combined()).ok().map(|o| o.max_lsn);
@@ -259,7 +261,9 @@ impl OpenGauss {
                 crate::STANDBY_CLUSTER_UNSUPPORTED.into(),
             ));
         }
-        let host = host_of_conn_url(&member.data.conn_url);
+        let host = patroni_core::Endpoint::from_conn_url(&member.data.conn_url)
+            .ok()
+            .map(|e| e.host);
         let known = self
             .config
             .opengauss
@@ -283,18 +287,9 @@ fn resolve_run_as(config: &OpenGaussConfig) -> Result<Option<(u32, u32)>, Config
     let Some(user) = &config.opengauss.os_user else {
         return Ok(None);
     };
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let (uid, gid) = passwd_ids(&passwd, user).ok_or_else(|| ConfigError::Invalid {
+    let (uid, gid) = datadir::lookup_user(user).map_err(|problem| ConfigError::Invalid {
         key: "opengauss.os_user".into(),
-        problem: format!("no such OS user {user:?} in /etc/passwd"),
+        problem,
     })?;
-    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
-    Ok((me != Some(uid)).then_some((uid, gid)))
-}
-
-/// The host of a `postgres://host:port/db` URL.
-pub(crate) fn host_of_conn_url(url: &str) -> Option<String> {
-    patroni_core::Endpoint::from_conn_url(url)
-        .ok()
-        .map(|e| e.host)
+    Ok((datadir::current_euid() != uid).then_some((uid, gid)))
 }

@@ -1,12 +1,14 @@
 //! The adapter's configuration: where openGauss lives and how this node reaches its peers.
 //!
 //! It deserialises from the `postgresql` section of a Patroni-style YAML file (unknown keys such
-//! as `authentication` or `parameters` are ignored here), with the openGauss-only settings in a
-//! nested `opengauss` block; see `examples/opengauss_cluster.yml`.
+//! as `authentication` are ignored here), with the openGauss-only settings in a nested
+//! `opengauss` block; see `examples/opengauss_cluster.yml`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use patroni_postgres::ParamValue;
 use serde::{Deserialize, Serialize};
 
 /// Which `Database` adapter a `postgresql` section asks for.
@@ -94,6 +96,10 @@ pub struct OpenGaussConfig {
     pub listen: String,
     /// `host:port` other members use to reach this one (Patroni's `connect_address`).
     pub connect_address: String,
+    /// The node's own server parameters (`postgresql.parameters`), set with gs_guc over
+    /// `/config`'s as PostgreSQL's adapter does, except the ones every member must share.
+    #[serde(default)]
+    pub parameters: BTreeMap<String, ParamValue>,
     /// openGauss-only settings.
     #[serde(default)]
     pub opengauss: OpenGaussSettings,
@@ -101,6 +107,7 @@ pub struct OpenGaussConfig {
 
 /// Why a configuration cannot be used, naming the key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// A value is malformed.
     #[error("postgresql.{key}: {problem}")]
@@ -116,19 +123,20 @@ fn default_port() -> u16 {
     5432
 }
 
+/// `host:port` of `key`, read by the shared parser; openGauss also needs port + 1 (its HA port).
 fn host_port(key: &str, value: &str) -> Result<(String, u16), ConfigError> {
-    let bad = |problem: &str| ConfigError::Invalid {
+    let bad = |problem: String| ConfigError::Invalid {
         key: key.to_string(),
-        problem: format!("{problem} (got {value:?}, want host:port)"),
+        problem,
     };
-    let (host, port) = value.rsplit_once(':').ok_or_else(|| bad("no port"))?;
-    let port: u16 = port.parse().map_err(|_| bad("port is not a number"))?;
-    if host.is_empty() || port == 0 || port == u16::MAX {
-        return Err(bad(
-            "empty host or unusable port (port+1 must be free for HA)",
-        ));
+    let e = patroni_core::Endpoint::from_host_port(value).map_err(bad)?;
+    if e.port == u16::MAX {
+        return Err(bad(format!(
+            "{value:?}: port {} leaves no port + 1 for HA",
+            e.port
+        )));
     }
-    Ok((host.to_string(), port))
+    Ok((e.host, e.port))
 }
 
 impl OpenGaussConfig {
@@ -223,12 +231,4 @@ impl OpenGaussConfig {
             .or_else(|| self.opengauss.os_user.clone())
             .unwrap_or_else(|| "omm".to_string())
     }
-}
-
-/// Finds `(uid, gid)` of `user` in `/etc/passwd`-formatted text.
-pub fn passwd_ids(passwd: &str, user: &str) -> Option<(u32, u32)> {
-    passwd.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 4 && f[0] == user).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
-    })
 }

@@ -6,14 +6,19 @@
 //! `replconninfoN`. The parsers read gs_ctl's human output (all on stdout, with log prefixes),
 //! and every action is followed by a fresh observation because several commands exit 0 without
 //! doing anything.
+//!
+//! What openGauss keeps from PostgreSQL is not copied here but used from `patroni_postgres`'s
+//! shared plumbing: the command runner (`command`), the SQL session and its failure kinds
+//! (`sql`, behind [`sql_rows::SqlSource`]), `pg_controldata` output (`controldata`), the data
+//! directory and OS-user checks (`datadir`) and a member's endpoint (`conninfo`). The modules
+//! named like PostgreSQL's do the same job: `adapter` (the struct), `config`, `observe`, `sql`.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod actions;
 mod adapter;
 pub mod commands;
-pub mod config;
-pub mod controldata;
+mod config;
 pub mod ctl_output;
 pub mod observe;
 pub mod query;

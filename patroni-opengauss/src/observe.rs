@@ -5,10 +5,10 @@ use patroni_core::{
     ReceiverStatus, ReplicationRow, SqlProblem,
 };
 
-use crate::controldata::ControlData;
 use crate::query::{HaState, QueryOutput, StreamRow};
 use crate::sections::Layout;
 use crate::sql_rows::NamedStandby;
+use patroni_postgres::controldata::ControlData;
 
 /// Everything one observation gathered; missing pieces stay `None`.
 #[derive(Debug, Clone, Default)]
@@ -33,7 +33,7 @@ pub struct Facts {
     pub known_term: u64,
     /// This node was primary earlier: `WAL segment removed` then means its history diverged.
     pub was_primary: bool,
-    /// Why the SQL of this observation failed, if it did (see [`crate::sql::sql_problem`]).
+    /// Why the SQL of this observation failed, if it did (see [`crate::sql::SqlError::problem`]).
     pub sql_error: Option<SqlProblem>,
 }
 
@@ -97,8 +97,11 @@ fn name_sender(row: &StreamRow, facts: &Facts) -> String {
 pub fn local_db(facts: &Facts) -> LocalDb {
     let mut db = LocalDb {
         data_dir: facts.data_dir.clone(),
-        system_id: facts.control.as_ref().map(|c| c.system_id.clone()),
-        controldata_state: facts.control.as_ref().map(|c| c.cluster_state.clone()),
+        system_id: facts.control.as_ref().and_then(ControlData::system_id),
+        controldata_state: facts
+            .control
+            .as_ref()
+            .and_then(|c| c.state().map(str::to_string)),
         ..LocalDb::default()
     };
     let sql_term = facts.term_lsn.map(|t| t.0).unwrap_or(0);
@@ -108,13 +111,13 @@ pub fn local_db(facts: &Facts) -> LocalDb {
         Some(QueryOutput::Running(r)) => r,
         Some(QueryOutput::NotRunning { .. }) | None => {
             db.process = match &facts.control {
-                Some(c) if !c.shut_down_cleanly() && facts.query.is_some() => ProcessState::Crashed,
+                Some(c) if !c.cleanly_shut_down() && facts.query.is_some() => ProcessState::Crashed,
                 _ => ProcessState::Stopped,
             };
             let control_pos = facts
                 .control
                 .as_ref()
-                .and_then(|c| c.min_recovery_end.max(c.checkpoint));
+                .and_then(|c| c.min_recovery_end().max(c.checkpoint_lsn()));
             db.replay_lsn = facts.offline_lsn.max(control_pos);
             return db;
         }
@@ -142,8 +145,8 @@ pub fn local_db(facts: &Facts) -> LocalDb {
                     .iter()
                     .map(|n| ReplicationRow {
                         application_name: n.application_name.clone(),
-                        state: n.state.to_lowercase(),
-                        sync_state: n.sync_state.to_lowercase(),
+                        state: n.state.as_str().into(),
+                        sync_state: n.sync_state.as_str().into(),
                         flush_lsn: n.flush,
                         replay_lsn: n.replay,
                     })
@@ -154,8 +157,8 @@ pub fn local_db(facts: &Facts) -> LocalDb {
                     .iter()
                     .map(|s| ReplicationRow {
                         application_name: name_sender(s, facts),
-                        state: s.state.to_lowercase(),
-                        sync_state: s.sync_state.clone().unwrap_or_default().to_lowercase(),
+                        state: s.state.as_str().into(),
+                        sync_state: s.sync_state.as_deref().unwrap_or_default().into(),
                         flush_lsn: s.receiver_flush,
                         replay_lsn: s.receiver_replay,
                     })

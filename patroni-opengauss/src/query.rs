@@ -1,6 +1,6 @@
 //! `gs_ctl query`: the server's own view of its HA role, health, senders and receiver.
 
-use patroni_core::Lsn;
+use patroni_core::{Endpoint, Lsn};
 
 use crate::sections::{field, parse_sections, Layout, Section};
 use crate::ParseError;
@@ -104,13 +104,13 @@ impl Channel {
     /// Parses either arrow direction; `None` for an empty or malformed channel.
     pub fn parse(text: &str) -> Option<Channel> {
         let (local, remote) = text.split_once("-->").or_else(|| text.split_once("<--"))?;
-        let (lh, lp) = local.trim().rsplit_once(':')?;
-        let (rh, rp) = remote.trim().rsplit_once(':')?;
+        let local = Endpoint::from_host_port(local.trim()).ok()?;
+        let remote = Endpoint::from_host_port(remote.trim()).ok()?;
         Some(Channel {
-            local_host: lh.to_string(),
-            local_port: lp.parse().ok()?,
-            remote_host: rh.to_string(),
-            remote_port: rp.parse().ok()?,
+            local_host: local.host,
+            local_port: local.port,
+            remote_host: remote.host,
+            remote_port: remote.port,
         })
     }
 }

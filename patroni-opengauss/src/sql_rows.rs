@@ -4,9 +4,10 @@
 //! and the `sql_*.tsv` fixture rows feed the same readers.
 
 use async_trait::async_trait;
-use patroni_core::{DbError, Lsn};
+use patroni_core::Lsn;
 
 use crate::query::{stream_row, HaState, StreamRow};
+use crate::sql::SqlError;
 use crate::ParseError;
 
 /// Result rows in text form: column names, and values with `None` for NULL.
@@ -60,8 +61,9 @@ impl SqlRows {
 /// Runs one read-only query and returns its rows as text.
 #[async_trait]
 pub trait SqlSource: Send + Sync {
-    /// Runs `sql`; connection and authentication failures are typed (`DbError::Auth`, `DbError::Timeout`, `DbError::Query`).
-    async fn query(&self, sql: &str) -> Result<SqlRows, DbError>;
+    /// Runs `sql`; a failure says its kind ([`SqlError`]), which the adapter maps to the
+    /// operator's words with [`SqlError::problem`].
+    async fn query(&self, sql: &str) -> Result<SqlRows, SqlError>;
 }
 
 /// Role and health: one row.

@@ -1,13 +1,15 @@
 //! The real tokio-postgres client against a scripted server that answers the startup packet the
 //! way openGauss does when it wants sha256 (auth code 10) or md5_sha256 (11): the adapter must
-//! fail with `DbError::Auth` naming the settings to change, never hang or report a vague error.
+//! fail with an authentication error naming the settings to change, never hang or report a
+//! vague error.
 
 use std::time::Duration;
 
 use patroni_core::DbError;
 use patroni_core::SqlProblem;
-use patroni_opengauss::sql::{sql_problem, PgSql};
+use patroni_opengauss::sql::PgSql;
 use patroni_opengauss::sql_rows::SqlSource;
+use patroni_postgres::sql::SqlError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 
@@ -25,7 +27,7 @@ fn auth_request(code: i32) -> Vec<u8> {
     msg
 }
 
-async fn connect_against(code: i32) -> DbError {
+async fn connect_against(code: i32) -> SqlError {
     let dir = tempfile::tempdir().unwrap();
     let port = 6543u16;
     let listener = UnixListener::bind(dir.path().join(format!(".s.PGSQL.{port}"))).unwrap();
@@ -54,13 +56,14 @@ async fn connect_against(code: i32) -> DbError {
 #[tokio::test]
 async fn sha256_request_is_an_auth_error_with_the_fix() {
     for code in [10, 11] {
-        match connect_against(code).await {
+        let err = connect_against(code).await;
+        assert!(
+            matches!(err.problem(), Some(SqlProblem::Auth(_))),
+            "code {code}: expected Auth, got {err:?}"
+        );
+        match DbError::from(err) {
             DbError::Auth(msg) => {
                 eprintln!("code {code}: {msg}");
-                assert_eq!(
-                    sql_problem(&DbError::Auth(msg.clone())),
-                    Some(SqlProblem::Auth(msg.clone()))
-                );
                 assert!(msg.contains("password_encryption_type to 0 or 1"), "{msg}");
                 assert!(msg.contains("local all omm trust"), "{msg}");
             }
@@ -79,10 +82,11 @@ async fn no_server_is_a_query_error_not_auth() {
         Duration::from_secs(2),
     );
     let err = sql.query("SELECT 1").await.unwrap_err();
-    assert!(matches!(err, DbError::Query(_)), "{err:?}");
+    assert!(matches!(err, SqlError::Unreachable(_)), "{err:?}");
     // The operator is told nothing accepts the connection, in the client's words.
     assert!(
-        matches!(sql_problem(&err), Some(SqlProblem::Refused(m)) if m.contains("No such file")),
+        matches!(err.problem(), Some(SqlProblem::Refused(m)) if m.contains("No such file")),
         "{err:?}"
     );
+    assert!(matches!(DbError::from(err), DbError::Query(_)));
 }

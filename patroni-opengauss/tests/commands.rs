@@ -633,14 +633,6 @@ fn sync_names_quote_what_the_grammar_needs() {
 }
 
 #[test]
-fn os_user_ids_come_from_passwd() {
-    use patroni_opengauss::config::passwd_ids;
-    let passwd = "root:x:0:0:root:/root:/bin/bash\nomm:x:1001:1002::/home/omm:/bin/bash\n";
-    assert_eq!(passwd_ids(passwd, "omm"), Some((1001, 1002)));
-    assert_eq!(passwd_ids(passwd, "nobody"), None);
-}
-
-#[test]
 fn an_unknown_os_user_is_a_config_error() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = common::config(dir.path());
@@ -704,6 +696,38 @@ async fn cluster_parameters_are_sent_once_each_with_gs_guc() {
         rig.lines().last().unwrap(),
         "/og/bin/gs_guc set -D D -c work_mem='16MB'"
     );
+}
+
+/// The node's own `postgresql.parameters` go over `/config`'s, except the ones every member
+/// must share, as with PostgreSQL.
+#[tokio::test]
+async fn local_parameters_are_applied_over_the_cluster_ones() {
+    let rig = Rig::with(
+        |c| {
+            for (k, v) in [
+                ("work_mem", "32MB"),
+                ("Log_Min_Messages", "debug1"),
+                ("max_connections", "9"),
+            ] {
+                c.parameters.insert(k.into(), v.into());
+            }
+        },
+        true,
+    );
+    seen_running(&rig, "gs_ctl_query_primary_no_standby_connected.txt");
+    reply(&rig.runner, "gs_guc_reload_success.txt");
+    let params = serde_json::json!({"work_mem": "8MB", "max_connections": 200});
+    assert!(rig
+        .db
+        .apply_parameters(params.as_object().unwrap())
+        .await
+        .unwrap());
+    assert_eq!(
+        rig.lines()[2],
+        "/og/bin/gs_guc reload -D D -c log_min_messages='debug1' -c max_connections=200 -c work_mem='32MB'"
+    );
+    // With no /config parameters at all, the node's own are still there (and already applied).
+    assert!(!rig.db.apply_parameters(&Default::default()).await.unwrap());
 }
 
 #[tokio::test]

@@ -7,13 +7,13 @@ mod common;
 
 use common::{fixture_dir, load, manifest, Fixture};
 use patroni_core::{CannotFollowReason, DataDirState, DbRole, LocalDb, Lsn, ProcessState};
-use patroni_opengauss::controldata::parse_controldata;
 use patroni_opengauss::ctl_output::{parse_ctl, parse_guc, CtlOutcome, Verb};
 use patroni_opengauss::observe::{local_db, role_of, Facts};
 use patroni_opengauss::query::{parse_query, QueryOutput, QueryReport};
 use patroni_opengauss::sections::Layout;
 use patroni_opengauss::sql_rows::{ha_state, named_standbys, stream_rows, term_lsn, SqlRows};
 use patroni_opengauss::status::{parse_query_lsn, parse_querybuild, parse_status, ServerStatus};
+use patroni_postgres::controldata::ControlData;
 
 fn lsn(s: &str) -> Lsn {
     s.parse().unwrap()
@@ -309,13 +309,13 @@ cases! {
         assert_eq!((g.total, g.failed), (Some(1), Some(0)));
     };
     controldata_standby => "pg_controldata_standby_shutdown_in_recovery.txt", |f| {
-        let c = parse_controldata(&f.text).unwrap();
-        assert_eq!(c.system_id, "7345120376011297582");
-        assert_eq!(c.cluster_state, "shut down in recovery");
-        assert!(c.shut_down_cleanly());
-        assert_eq!(c.checkpoint, Some(lsn("0/5F3A238")));
-        assert_eq!(c.min_recovery_end, Some(lsn("0/5F3A2B0")));
-        assert_eq!(c.checkpoint_timeline, Some(1));
+        let c = ControlData::parse(&f.text).unwrap();
+        assert_eq!(c.system_id().as_deref(), Some("7345120376011297582"));
+        assert_eq!(c.state(), Some("shut down in recovery"));
+        assert!(c.cleanly_shut_down());
+        assert_eq!(c.checkpoint_lsn(), Some(lsn("0/5F3A238")));
+        assert_eq!(c.min_recovery_end(), Some(lsn("0/5F3A2B0")));
+        assert_eq!(c.timeline(), Some(1));
         // Stopped node: position from the control file, no role.
         let db = local_db(&Facts { data_dir: DataDirState::Initialized, control: Some(c), ..Facts::default() });
         assert_eq!((db.process, db.role), (ProcessState::Stopped, DbRole::Unknown));

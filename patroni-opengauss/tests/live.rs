@@ -23,8 +23,7 @@ fn ensure_user() -> (u32, u32) {
     let _ = std::process::Command::new("useradd")
         .args(["--system", "--no-create-home", OS_USER])
         .status();
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
-    patroni_opengauss::config::passwd_ids(&passwd, OS_USER).expect("test user")
+    patroni_postgres::datadir::lookup_user(OS_USER).expect("test user")
 }
 
 fn free_port_pair() -> u16 {

@@ -130,6 +130,7 @@ impl CommandOutput {
 
 /// Why a command could not run to completion.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CommandError {
     /// The program does not exist.
     #[error("{program} not found")]

@@ -8,6 +8,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use patroni_core::Endpoint;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// Why a `postgresql:` section cannot be used, with the offending field named.
@@ -240,7 +241,8 @@ impl PostgresConfig {
             reason,
         };
         self.port()?;
-        split_host_port(&self.connect_address).map_err(|reason| bad("connect_address", reason))?;
+        Endpoint::from_host_port(&self.connect_address)
+            .map_err(|reason| bad("connect_address", reason))?;
         if !self.data_dir.is_absolute() {
             return Err(bad(
                 "data_dir",
@@ -278,8 +280,8 @@ impl PostgresConfig {
 
     /// The port from `listen`.
     pub fn port(&self) -> Result<u16, PgConfigError> {
-        split_host_port(&self.listen)
-            .map(|(_, p)| p)
+        Endpoint::from_host_port(&self.listen)
+            .map(|e| e.port)
             .map_err(|reason| PgConfigError {
                 field: "listen".into(),
                 reason,
@@ -288,8 +290,8 @@ impl PostgresConfig {
 
     /// The hosts from `listen`, comma separated as `listen_addresses` wants them.
     pub fn listen_hosts(&self) -> String {
-        split_host_port(&self.listen)
-            .map(|(h, _)| h)
+        Endpoint::from_host_port(&self.listen)
+            .map(|e| e.host)
             .unwrap_or_else(|_| "127.0.0.1".into())
     }
 
@@ -375,24 +377,6 @@ impl PostgresConfig {
             .as_ref()
             .unwrap_or(&self.authentication.superuser)
     }
-}
-
-/// Splits `host[,host]:port`; IPv6 hosts may be bracketed.
-pub(crate) fn split_host_port(s: &str) -> Result<(String, u16), String> {
-    let (host, port) = s
-        .rsplit_once(':')
-        .ok_or_else(|| format!("{s:?} is not host:port"))?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("{s:?}: {port:?} is not a port number"))?;
-    if port == 0 {
-        return Err(format!("{s:?}: port 0 is not allowed"));
-    }
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        return Err(format!("{s:?} has no host"));
-    }
-    Ok((host.to_string(), port))
 }
 
 #[cfg(test)]

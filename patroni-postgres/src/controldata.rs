@@ -1,22 +1,49 @@
 //! `pg_controldata` output: the control file read while the server is down.
+//!
+//! Shared plumbing: openGauss keeps PostgreSQL's control file and its tool, so both adapters
+//! read it here.
 
 use std::collections::BTreeMap;
 
 use patroni_core::Lsn;
 
+const SYSTEM_ID: &str = "Database system identifier";
+const STATE: &str = "Database cluster state";
+
 /// The control file's fields by their English labels (the agent runs tools with `LC_ALL=C`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ControlData(pub BTreeMap<String, String>);
 
+/// Output that is no control file listing: without the system identifier and the cluster state
+/// nothing can be told about the data directory, so it is refused rather than read as a crash.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("pg_controldata output has no {missing:?}: {excerpt:?}")]
+pub struct ControlDataError {
+    /// The label that is missing.
+    pub missing: &'static str,
+    /// The start of the output.
+    pub excerpt: String,
+}
+
 impl ControlData {
-    /// Parses `label: value` lines; lines without a colon are skipped.
-    pub fn parse(text: &str) -> Self {
-        ControlData(
+    /// Parses `label: value` lines (lines without a colon are skipped); the system identifier and
+    /// the cluster state must be there.
+    pub fn parse(text: &str) -> Result<Self, ControlDataError> {
+        let cd = ControlData(
             text.lines()
                 .filter_map(|l| l.split_once(':'))
                 .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
                 .collect(),
-        )
+        );
+        for label in [SYSTEM_ID, STATE] {
+            if cd.get(label).is_none_or(str::is_empty) {
+                return Err(ControlDataError {
+                    missing: label,
+                    excerpt: text.chars().take(200).collect(),
+                });
+            }
+        }
+        Ok(cd)
     }
 
     /// A field's value.
@@ -26,7 +53,7 @@ impl ControlData {
 
     /// "Database cluster state": `shut down`, `shut down in recovery`, `in production`, ...
     pub fn state(&self) -> Option<&str> {
-        self.get("Database cluster state")
+        self.get(STATE)
     }
 
     /// Whether the last shutdown was clean (otherwise the server crashed or is running).
@@ -36,7 +63,7 @@ impl ControlData {
 
     /// "Database system identifier".
     pub fn system_id(&self) -> Option<String> {
-        self.get("Database system identifier").map(str::to_string)
+        self.get(SYSTEM_ID).map(str::to_string)
     }
 
     /// The timeline of the latest checkpoint.
@@ -47,6 +74,11 @@ impl ControlData {
     /// Where the latest checkpoint's record starts.
     pub fn checkpoint_lsn(&self) -> Option<Lsn> {
         self.get("Latest checkpoint location")?.parse().ok()
+    }
+
+    /// Where recovery must at least get to before the server is consistent (standbys).
+    pub fn min_recovery_end(&self) -> Option<Lsn> {
+        self.get("Minimum recovery ending location")?.parse().ok()
     }
 
     /// Whether pg_rewind can work on this data directory: `wal_log_hints` on or data checksums enabled.
@@ -76,7 +108,7 @@ Data page checksum version:           0
 
     #[test]
     fn parses_the_fields_the_agent_needs() {
-        let c = ControlData::parse(SAMPLE);
+        let c = ControlData::parse(SAMPLE).unwrap();
         assert_eq!(c.state(), Some("in production"));
         assert!(!c.cleanly_shut_down());
         assert_eq!(c.system_id().as_deref(), Some("7441612338446096478"));
@@ -85,13 +117,27 @@ Data page checksum version:           0
         assert!(!c.rewind_possible());
         let hinted = ControlData::parse(
             &SAMPLE.replace("setting:                off", "setting:                on"),
-        );
+        )
+        .unwrap();
         assert!(hinted.rewind_possible());
         let sums =
-            ControlData::parse(&SAMPLE.replace("version:           0", "version:           1"));
+            ControlData::parse(&SAMPLE.replace("version:           0", "version:           1"))
+                .unwrap();
         assert!(sums.rewind_possible());
-        assert!(
-            ControlData::parse("Database cluster state: shut down in recovery").cleanly_shut_down()
-        );
+        assert!(ControlData::parse(
+            "Database system identifier: 1\nDatabase cluster state: shut down in recovery"
+        )
+        .unwrap()
+        .cleanly_shut_down());
+        assert_eq!(c.min_recovery_end(), None);
+    }
+
+    #[test]
+    fn output_without_identity_is_refused() {
+        let err = ControlData::parse("Database cluster state: shut down").unwrap_err();
+        assert_eq!(err.missing, "Database system identifier");
+        let err = ControlData::parse("Database system identifier: 7\n").unwrap_err();
+        assert_eq!(err.missing, "Database cluster state");
+        assert!(ControlData::parse("pg_controldata: could not open file").is_err());
     }
 }

@@ -1,5 +1,8 @@
 //! The data directory and the files around it: what it holds, whether its postmaster lives,
-//! writing files the server's OS user owns, and reading the server log.
+//! the server's OS user and writing files it owns, and reading the server log.
+//!
+//! Shared plumbing: openGauss keeps PostgreSQL's layout (`PG_VERSION`, `postmaster.pid`), so
+//! its adapter and the daemon use these checks too.
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -99,13 +102,20 @@ fn process_name(pid: u32) -> Option<String> {
     stat_fields(pid).map(|(name, _)| name)
 }
 
-/// The postmaster's pid when `postmaster.pid` names a live PostgreSQL process; after a reboot
-/// the recorded pid may belong to something else, which must not pass for a running server.
+/// The command names a server's postmaster runs under: PostgreSQL's, and openGauss's `gaussdb`.
+pub const SERVER_PROCESS_NAMES: [&str; 3] = ["postgres", "postmaster", "gaussdb"];
+
+/// Whether `pid` is a live (not zombie) database server process, checked by its name too: after
+/// a reboot the pid recorded in `postmaster.pid` may belong to something else, which must not
+/// pass for a running server.
+pub fn is_postmaster(pid: u32) -> bool {
+    process_alive(pid)
+        && process_name(pid).is_some_and(|n| SERVER_PROCESS_NAMES.contains(&n.as_str()))
+}
+
+/// The postmaster's pid when `postmaster.pid` names a live server process (see [`is_postmaster`]).
 pub fn live_postmaster(data_dir: &Path) -> Option<PidFile> {
-    read_pid_file(data_dir).filter(|p| {
-        process_alive(p.pid)
-            && process_name(p.pid).is_some_and(|n| n == "postgres" || n == "postmaster")
-    })
+    read_pid_file(data_dir).filter(|p| is_postmaster(p.pid))
 }
 
 /// Classifies the data directory without opening anything but the directory and `PG_VERSION`.
@@ -144,6 +154,25 @@ pub fn current_euid() -> u32 {
         })
         .and_then(|u| u.parse().ok())
         .unwrap_or(u32::MAX)
+}
+
+/// The `(uid, gid)` of an OS user by name, through `id` so every account source the system
+/// knows (`/etc/passwd`, LDAP, ...) counts: the agent started as root runs the server as it.
+pub fn lookup_user(name: &str) -> Result<(u32, u32), String> {
+    let id = |flag: &str| -> Result<u32, String> {
+        let out = std::process::Command::new("id")
+            .args([flag, "--", name])
+            .output()
+            .map_err(|e| format!("cannot run id: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("no such OS user {name:?}"));
+        }
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .map_err(|e| format!("id {flag} {name}: {e}"))
+    };
+    Ok((id("-u")?, id("-g")?))
 }
 
 /// Fails with [`DbError::NotOwner`] when an existing data directory belongs to another user than the server's.
@@ -306,6 +335,44 @@ mod tests {
         let pid = child.id();
         child.wait().unwrap();
         assert!(!process_alive(pid));
+    }
+
+    #[test]
+    fn os_users_are_looked_up_by_name() {
+        assert_eq!(lookup_user("root"), Ok((0, 0)));
+        assert!(lookup_user("no-such-user-here").is_err());
+        assert!(lookup_user("-u").is_err(), "a name is never an option");
+    }
+
+    #[test]
+    fn only_a_server_process_is_a_postmaster() {
+        assert!(
+            !is_postmaster(std::process::id()),
+            "the test binary is no server"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        // openGauss's server too: the daemon and the fence watch its postmaster by this check.
+        for name in ["postgres", "postmaster", "gaussdb"] {
+            let exe = dir.path().join(name);
+            fs::copy("/bin/sleep", &exe).unwrap();
+            // A copy just written may be "busy" while a concurrent test forks: try again.
+            let mut child = (0..50)
+                .find_map(
+                    |_| match std::process::Command::new(&exe).arg("5").spawn() {
+                        Err(e) if e.raw_os_error() == Some(26) => {
+                            std::thread::sleep(std::time::Duration::from_millis(20));
+                            None
+                        }
+                        r => Some(r.unwrap()),
+                    },
+                )
+                .expect("spawn the copy");
+            let pid = child.id();
+            assert!(is_postmaster(pid), "{name}");
+            child.kill().unwrap();
+            child.wait().unwrap();
+            assert!(!is_postmaster(pid), "{name} after it exited");
+        }
     }
 
     #[test]

@@ -1,42 +1,57 @@
-//! The [`Database`](patroni_core::Database) port over PostgreSQL.
+//! The [`patroni_core::Database`] port over PostgreSQL.
 //!
 //! [`Postgres`] drives one local server: `pg_ctl` for its process, `initdb`, `pg_basebackup` and
 //! `pg_rewind` for its data directory, and SQL over the Unix socket for what it reports. Every
 //! command goes through a [`command::CommandRunner`] with a deadline, every query has one too.
 //!
-//! Also home of the plumbing openGauss shares with its ancestor: [`command`] (every external
-//! program runs with a deadline).
+//! Also the one home of the plumbing openGauss shares with its ancestor, which its adapter and
+//! the daemon use instead of copies of their own:
+//!
+//! - [`command`]: every external program runs with a deadline, as the server's OS user;
+//! - [`sql`]: the local SQL session, and the kinds of its failures ([`sql::SqlError`]) with the
+//!   one mapping to what the operator is told;
+//! - [`controldata`]: `pg_controldata` output;
+//! - [`datadir`]: the data directory's state, whether its postmaster lives (checked by process
+//!   name too), the server's OS user, files it owns, the server log;
+//! - [`conninfo`]: a member's endpoint from its `conn_url`, libpq conninfo strings, redaction.
+//!
+//! Pure parsing of addresses (`host:port`, `conn_url`) lives in `patroni_core::Endpoint`.
+//!
+//! The adapter's own modules carry the same names as openGauss's where they do the same job:
+//! `adapter` (the struct and its command helpers), `config`, `observe`.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod bootstrap;
+// Shared plumbing (openGauss uses these too).
 pub mod command;
-pub mod conf;
-pub mod config;
 pub mod conninfo;
 pub mod controldata;
-mod copy_meter;
 pub mod datadir;
+pub mod sql;
+
+// The PostgreSQL adapter.
+mod adapter;
+mod bootstrap;
+pub mod conf;
+mod config;
+mod copy_meter;
 pub mod methods;
 mod observe;
-mod postgres;
 mod rebuild;
 mod replica;
 mod settings;
 mod slots;
-pub mod sql;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
 use async_trait::async_trait;
 use patroni_core::{Database, DbError, LocalDb, Member, RebuildMode, StartRole, StopMode};
 
+pub use adapter::Postgres;
 pub use config::{
     Authentication, Credentials, InitdbOption, ParamValue, PgConfigError, PostgresConfig,
 };
-pub use methods::{BootstrapPlan, MethodError, ReplicaMethods};
 pub use observe::classify_log;
-pub use postgres::Postgres;
 
 #[async_trait]
 impl Database for Postgres {

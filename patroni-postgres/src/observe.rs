@@ -20,7 +20,7 @@ use patroni_core::{
 use crate::config::PostgresConfig;
 use crate::controldata::ControlData;
 use crate::datadir::{data_dir_state, live_postmaster, read_log_since, read_pid_file};
-use crate::sql::{QueryFailure, Row};
+use crate::sql::{Row, SqlError};
 use crate::Postgres;
 
 /// Log fragments that mean the standby will never catch up, most specific first.
@@ -164,7 +164,7 @@ impl Postgres {
             // Alive but not answering (recovery, startup, overload): report it as starting, and
             // why when it is no mere startup (a wrong password must not look like recovery).
             db.process = ProcessState::Starting;
-            db.report.sql_error = failure.problem;
+            db.report.sql_error = failure.problem();
             // A standby that never becomes consistent can still say why in its log.
             db.cannot_follow = rebuild_allowed(self.config(), classify_log(&self.log_since_mark()));
             return db;
@@ -200,11 +200,11 @@ impl Postgres {
         }
     }
 
-    async fn observe_sql(&self, db: &mut LocalDb) -> Result<(), QueryFailure> {
+    async fn observe_sql(&self, db: &mut LocalDb) -> Result<(), SqlError> {
         let rows = self.sql.query_diagnosed(STATUS_SQL).await?;
         let row = rows
             .first()
-            .ok_or_else(|| QueryFailure::other("status query returned no row"))?;
+            .ok_or_else(|| SqlError::Other("status query returned no row".into()))?;
         let in_recovery = col(row, 0) == Some("t");
         db.role = if in_recovery {
             DbRole::Standby
@@ -233,8 +233,8 @@ impl Postgres {
             .iter()
             .map(|r| ReplicationRow {
                 application_name: col(r, 0).unwrap_or("").to_string(),
-                state: col(r, 1).unwrap_or("").to_lowercase(),
-                sync_state: col(r, 2).unwrap_or("").to_lowercase(),
+                state: col(r, 1).unwrap_or("").into(),
+                sync_state: col(r, 2).unwrap_or("").into(),
                 flush_lsn: lsn(r, 3),
                 replay_lsn: lsn(r, 4),
             })
@@ -277,7 +277,11 @@ impl Postgres {
                 self.config().timeout(),
             )
             .await?;
-        Ok(ControlData::parse(&out.stdout))
+        ControlData::parse(&out.stdout).map_err(|e| patroni_core::DbError::CommandFailed {
+            command: "pg_controldata".into(),
+            status: out.status_text(),
+            output: e.to_string(),
+        })
     }
 
     fn log_since_mark(&self) -> String {

@@ -10,10 +10,10 @@ use patroni_core::parameters::{effective, raise_to_floors, HOT_STANDBY_FLOORS};
 use patroni_core::DbError;
 use serde_json::{Map, Value};
 
+use crate::adapter::Postgres;
 use crate::conf::{self, ConfRole};
 use crate::controldata::ControlData;
 use crate::datadir::live_postmaster;
-use crate::postgres::Postgres;
 
 /// What the cluster last asked for and what the control file last said, kept between cycles.
 #[derive(Debug, Default)]

@@ -5,8 +5,8 @@
 use patroni_core::slots::SlotPlan;
 use patroni_core::{DbError, Lsn};
 
+use crate::adapter::Postgres;
 use crate::datadir::live_postmaster;
-use crate::postgres::Postgres;
 use crate::sql::literal;
 
 /// One row of `pg_replication_slots`.

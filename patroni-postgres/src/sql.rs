@@ -1,5 +1,9 @@
 //! The agent's local SQL session: one cached connection, every query bounded by a deadline.
+//!
+//! Shared plumbing: openGauss speaks PostgreSQL's protocol, so its adapter runs its queries
+//! through the same [`Sql`] session and reports failures through the same [`SqlError`].
 
+use std::path::Path;
 use std::time::Duration;
 
 use patroni_core::{DbError, SqlProblem};
@@ -11,18 +15,84 @@ use crate::config::PostgresConfig;
 /// One result row as text columns, `None` for SQL NULL.
 pub type Row = Vec<Option<String>>;
 
+/// Why a connection or a query failed, by kind, so both adapters tell the operator the same
+/// thing ([`SqlError::problem`]) and hand their callers the same [`DbError`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SqlError {
+    /// The server refused our credentials (wrong password, no `pg_hba.conf` entry), or asked
+    /// for a password method the client cannot do.
+    #[error("{words}; {hint}")]
+    Auth {
+        /// The server's (or the client's) words.
+        words: String,
+        /// What to change, for the adapter's own settings.
+        hint: String,
+    },
+    /// Nothing accepted the connection (connection refused, no socket file), naming where.
+    #[error("{0}")]
+    Unreachable(String),
+    /// Connecting or querying did not finish within the session's deadline.
+    #[error("{what} took longer than {secs} s")]
+    Timeout {
+        /// What did not finish.
+        what: String,
+        /// The deadline.
+        secs: u64,
+    },
+    /// The server is starting up or shutting down (SQLSTATE 57P03): no fault to report.
+    #[error("{0}")]
+    NotReady(String),
+    /// Any other failure, in the server's or the client's words.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl SqlError {
+    /// What the failure tells the operator; `None` while the server is only not ready yet.
+    ///
+    /// The one mapping from a SQL failure to the core's [`SqlProblem`], for both adapters.
+    pub fn problem(&self) -> Option<SqlProblem> {
+        match self {
+            SqlError::Auth { words, .. } => Some(SqlProblem::Auth(words.clone())),
+            SqlError::Unreachable(m) => Some(SqlProblem::Refused(m.clone())),
+            SqlError::Timeout { .. } => Some(SqlProblem::Timeout(self.to_string())),
+            SqlError::NotReady(_) => None,
+            SqlError::Other(m) => Some(SqlProblem::Other(m.clone())),
+        }
+    }
+}
+
+impl From<SqlError> for DbError {
+    fn from(e: SqlError) -> DbError {
+        match e {
+            SqlError::Auth { .. } => DbError::Auth(e.to_string()),
+            SqlError::Timeout { what, secs } => DbError::Timeout {
+                command: what,
+                secs,
+            },
+            SqlError::Unreachable(m) | SqlError::NotReady(m) | SqlError::Other(m) => {
+                DbError::Query(m)
+            }
+        }
+    }
+}
+
 /// A lazily (re)connected local session, so observing every loop costs one round trip, not a fork.
 pub struct Sql {
     config: tokio_postgres::Config,
     /// Where the session connects (the socket file or `host:port`), for the operator.
     target: String,
     timeout: Duration,
+    /// What to change when the server refuses us, in the adapter's own settings.
+    auth_hint: String,
     client: tokio::sync::Mutex<Option<Client>>,
 }
 
 impl std::fmt::Debug for Sql {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sql")
+            .field("target", &self.target)
             .field("timeout", &self.timeout)
             .finish()
     }
@@ -44,89 +114,28 @@ fn describe(e: &tokio_postgres::Error) -> String {
     }
 }
 
-fn classify(e: &tokio_postgres::Error) -> DbError {
-    match e.code() {
-        Some(c)
-            if *c == SqlState::INVALID_PASSWORD
-                || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
-        {
-            DbError::Auth(format!(
-                "{}; check postgresql.authentication.superuser and pg_hba.conf",
-                describe(e)
-            ))
-        }
-        _ => DbError::Query(describe(e)),
-    }
-}
-
-/// What a failed connection or query tells the operator, by SQLSTATE or by the socket's error;
-/// `None` when the server only says it is not ready yet (57P03: starting up, shutting down, not
-/// yet consistent), which is no fault to report.
-pub fn sql_problem(e: &tokio_postgres::Error) -> Option<SqlProblem> {
-    if let Some(db) = e.as_db_error() {
-        let code = db.code();
-        return if *code == SqlState::CANNOT_CONNECT_NOW {
-            None
-        } else if *code == SqlState::INVALID_PASSWORD
-            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
-        {
-            Some(SqlProblem::Auth(db.message().to_string()))
-        } else {
-            Some(SqlProblem::Other(describe(e)))
-        };
-    }
-    let mut source = std::error::Error::source(e);
-    while let Some(inner) = source {
-        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind;
-            return Some(match io.kind() {
-                ErrorKind::ConnectionRefused | ErrorKind::NotFound => {
-                    SqlProblem::Refused(describe(e))
-                }
-                ErrorKind::TimedOut => SqlProblem::Timeout(describe(e)),
-                _ => SqlProblem::Other(describe(e)),
-            });
-        }
-        source = inner.source();
-    }
-    Some(SqlProblem::Other(describe(e)))
-}
-
-/// A failed query: the error its caller handles, and what it tells the operator.
-#[derive(Debug)]
-pub struct QueryFailure {
-    /// The typed error.
-    pub error: DbError,
-    /// Why the server answered no SQL; `None` while it is only starting up.
-    pub problem: Option<SqlProblem>,
-}
-
-impl QueryFailure {
-    /// A failure whose cause is no connection problem (an unexpected answer, say).
-    pub fn other(message: impl Into<String>) -> Self {
-        let message = message.into();
-        QueryFailure {
-            error: DbError::Query(message.clone()),
-            problem: Some(SqlProblem::Other(message)),
-        }
-    }
-}
+/// What tokio-postgres says (it has no typed kind for these) when the server asks for an
+/// authentication method it cannot do, or for a password it was not given: openGauss's sha256
+/// (code 10 is read as SASL, 11 cannot be parsed), a `scram` mechanism it lacks.
+const CLIENT_AUTH_WORDS: [&str; 6] = [
+    "sasl",
+    "authentication",
+    "invalid message length",
+    "error parsing response",
+    "unexpected message from server",
+    "password",
+];
 
 impl Sql {
     /// A session as the configured superuser over the Unix socket (or TCP), with `pg_ctl_timeout` as deadline.
     pub fn new(cfg: &PostgresConfig) -> Self {
         let mut config = tokio_postgres::Config::new();
         let su = &cfg.authentication.superuser;
-        config
-            .user(&su.username)
-            .dbname("postgres")
-            .application_name("patroni-rs")
-            .port(cfg.port().unwrap_or(5432))
-            .connect_timeout(cfg.timeout());
+        let port = cfg.port().unwrap_or(5432);
+        config.user(&su.username).port(port);
         if let Some(pw) = &su.password {
             config.password(pw);
         }
-        let port = cfg.port().unwrap_or(5432);
         let target = if cfg.use_unix_socket {
             config.host_path(cfg.socket_dir());
             format!("{}/.s.PGSQL.{port}", cfg.socket_dir().display())
@@ -134,47 +143,60 @@ impl Sql {
             config.host(cfg.local_tcp_host());
             format!("{}:{port}", cfg.local_tcp_host())
         };
+        Sql::with(
+            config,
+            target,
+            cfg.timeout(),
+            "check postgresql.authentication.superuser and pg_hba.conf".into(),
+        )
+    }
+
+    /// A session as `user` without a password over the Unix socket `socket_dir/.s.PGSQL.<port>`
+    /// (openGauss's initial user, trusted there); `auth_hint` says what to change when refused.
+    pub fn unix_socket(
+        socket_dir: &Path,
+        port: u16,
+        user: &str,
+        timeout: Duration,
+        auth_hint: String,
+    ) -> Self {
+        let mut config = tokio_postgres::Config::new();
+        config.user(user).port(port).host_path(socket_dir);
+        let target = format!("{}/.s.PGSQL.{port}", socket_dir.display());
+        Sql::with(config, target, timeout, auth_hint)
+    }
+
+    fn with(
+        mut config: tokio_postgres::Config,
+        target: String,
+        timeout: Duration,
+        auth_hint: String,
+    ) -> Self {
+        config
+            .dbname("postgres")
+            .application_name("patroni-rs")
+            .connect_timeout(timeout);
         Sql {
             config,
             target,
-            timeout: cfg.timeout(),
+            timeout,
+            auth_hint,
             client: tokio::sync::Mutex::new(None),
         }
     }
 
     /// Runs one or more statements with the simple protocol and returns every row as text.
     pub async fn query(&self, sql: &str) -> Result<Vec<Row>, DbError> {
-        self.query_diagnosed(sql).await.map_err(|f| f.error)
+        self.query_diagnosed(sql).await.map_err(DbError::from)
     }
 
-    fn failure(&self, e: &tokio_postgres::Error) -> QueryFailure {
-        let problem = match sql_problem(e) {
-            Some(SqlProblem::Refused(m)) => {
-                Some(SqlProblem::Refused(format!("{m} ({})", self.target)))
-            }
-            p => p,
-        };
-        QueryFailure {
-            error: classify(e),
-            problem,
-        }
+    /// [`query`](Self::query), keeping the kind of a failure (see [`SqlError::problem`]).
+    pub async fn query_diagnosed(&self, sql: &str) -> Result<Vec<Row>, SqlError> {
+        self.query_with_columns(sql).await.map(|(_, rows)| rows)
     }
 
-    fn timed_out(&self, what: String) -> QueryFailure {
-        let secs = self.timeout.as_secs();
-        QueryFailure {
-            problem: Some(SqlProblem::Timeout(format!(
-                "{what} took longer than {secs} s"
-            ))),
-            error: DbError::Timeout {
-                command: what,
-                secs,
-            },
-        }
-    }
-
-    /// [`query`](Self::query), keeping what a failure tells the operator (see [`sql_problem`]).
-    pub async fn query_diagnosed(&self, sql: &str) -> Result<Vec<Row>, QueryFailure> {
+    /// [`query_diagnosed`](Self::query_diagnosed) with the column names of the result.
+    pub async fn query_with_columns(&self, sql: &str) -> Result<(Vec<String>, Vec<Row>), SqlError> {
         let mut guard = self.client.lock().await;
         if guard.as_ref().is_some_and(Client::is_closed) {
             *guard = None;
@@ -184,8 +206,9 @@ impl Sql {
                 tokio::time::timeout(self.timeout, self.config.connect(NoTls))
                     .await
                     .map_err(|_| self.timed_out(format!("connecting to {}", self.target)))?
-                    .map_err(|e| self.failure(&e))?;
+                    .map_err(|e| self.classify(&e, true))?;
             tokio::spawn(async move {
+                // Ends when the client is dropped or the server goes away; the next query reconnects.
                 let _ = connection.await;
             });
             *guard = Some(client);
@@ -195,10 +218,10 @@ impl Sql {
         let messages = match result {
             Ok(Ok(m)) => m,
             Ok(Err(e)) => {
-                if e.is_closed() {
+                if e.is_closed() || client.is_closed() {
                     *guard = None;
                 }
-                return Err(self.failure(&e));
+                return Err(self.classify(&e, false));
             }
             Err(_) => {
                 // A query past its deadline leaves the session in an unknown state: drop it.
@@ -208,20 +231,74 @@ impl Sql {
                 )));
             }
         };
-        Ok(messages
-            .into_iter()
-            .filter_map(|m| match m {
-                SimpleQueryMessage::Row(r) => {
-                    Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+        let mut columns = Vec::new();
+        let mut rows = Vec::new();
+        for m in messages {
+            if let SimpleQueryMessage::Row(r) = m {
+                if columns.is_empty() {
+                    columns = r.columns().iter().map(|c| c.name().to_string()).collect();
                 }
-                _ => None,
-            })
-            .collect())
+                rows.push((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect());
+            }
+        }
+        Ok((columns, rows))
     }
 
     /// Forgets the cached session (after a restart), so the next query reconnects.
     pub async fn reset(&self) {
         *self.client.lock().await = None;
+    }
+
+    fn timed_out(&self, what: String) -> SqlError {
+        SqlError::Timeout {
+            what,
+            secs: self.timeout.as_secs(),
+        }
+    }
+
+    /// The kind of a failure, by SQLSTATE, by the socket's error, or (while connecting, where
+    /// the client has no typed kind for it) by the client's words for an authentication it
+    /// cannot do.
+    fn classify(&self, e: &tokio_postgres::Error, connecting: bool) -> SqlError {
+        if let Some(db) = e.as_db_error() {
+            let code = db.code();
+            return if *code == SqlState::CANNOT_CONNECT_NOW {
+                SqlError::NotReady(describe(e))
+            } else if *code == SqlState::INVALID_PASSWORD
+                || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+            {
+                SqlError::Auth {
+                    words: db.message().to_string(),
+                    hint: self.auth_hint.clone(),
+                }
+            } else {
+                SqlError::Other(describe(e))
+            };
+        }
+        let mut source = std::error::Error::source(e);
+        while let Some(inner) = source {
+            if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+                use std::io::ErrorKind;
+                return match io.kind() {
+                    ErrorKind::ConnectionRefused | ErrorKind::NotFound => {
+                        SqlError::Unreachable(format!("{} ({})", describe(e), self.target))
+                    }
+                    ErrorKind::TimedOut => self.timed_out(format!("connecting to {}", self.target)),
+                    _ => SqlError::Other(describe(e)),
+                };
+            }
+            source = inner.source();
+        }
+        let words = describe(e);
+        let lower = words.to_lowercase();
+        if connecting && CLIENT_AUTH_WORDS.iter().any(|w| lower.contains(w)) {
+            SqlError::Auth {
+                words,
+                hint: self.auth_hint.clone(),
+            }
+        } else {
+            SqlError::Other(words)
+        }
     }
 }
 
@@ -259,6 +336,10 @@ mod tests {
     /// A server on `dir`'s socket that answers the startup packet with `answer` (an error
     /// with that SQLSTATE and message), or with nothing at all.
     async fn scripted(dir: &std::path::Path, answer: Option<(&str, &str)>) -> Option<SqlProblem> {
+        scripted_error(dir, answer).await.problem()
+    }
+
+    async fn scripted_error(dir: &std::path::Path, answer: Option<(&str, &str)>) -> SqlError {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::UnixListener::bind(dir.join(".s.PGSQL.6543")).unwrap();
         let answer = answer.map(|(code, message)| {
@@ -289,7 +370,7 @@ mod tests {
         let failure = session(dir).query_diagnosed("SELECT 1").await.unwrap_err();
         server.abort();
         let _ = std::fs::remove_file(dir.join(".s.PGSQL.6543"));
-        failure.problem
+        failure
     }
 
     #[tokio::test]
@@ -318,12 +399,46 @@ mod tests {
         ));
         // No socket at all: refused, naming where we looked.
         let socket = dir.path().join(".s.PGSQL.6543").display().to_string();
-        match session(dir.path()).query_diagnosed("SELECT 1").await {
-            Err(QueryFailure {
-                problem: Some(SqlProblem::Refused(m)),
-                ..
-            }) => assert!(m.contains(&socket), "{m}"),
+        let unreachable = session(dir.path())
+            .query_diagnosed("SELECT 1")
+            .await
+            .unwrap_err();
+        match unreachable.problem() {
+            Some(SqlProblem::Refused(m)) => assert!(m.contains(&socket), "{m}"),
             other => panic!("expected a refused connection, got {other:?}"),
         }
+        assert!(matches!(DbError::from(unreachable), DbError::Query(m) if m.contains(&socket)));
+    }
+
+    /// What the caller gets carries the adapter's hint; what the operator reads is the server's words.
+    #[tokio::test]
+    async fn refused_logins_carry_the_hint_to_the_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        let wrong_password = "password authentication failed for user \"postgres\"";
+        let err = scripted_error(dir.path(), Some(("28P01", wrong_password))).await;
+        assert_eq!(err.problem(), Some(SqlProblem::Auth(wrong_password.into())));
+        assert_eq!(
+            DbError::from(err),
+            DbError::Auth(format!(
+                "{wrong_password}; check postgresql.authentication.superuser and pg_hba.conf"
+            ))
+        );
+        let timeout = SqlError::Timeout {
+            what: "`SELECT 1`".into(),
+            secs: 10,
+        };
+        assert_eq!(
+            timeout.problem(),
+            Some(SqlProblem::Timeout(
+                "`SELECT 1` took longer than 10 s".into()
+            ))
+        );
+        assert_eq!(
+            DbError::from(timeout),
+            DbError::Timeout {
+                command: "`SELECT 1`".into(),
+                secs: 10
+            }
+        );
     }
 }

@@ -30,23 +30,12 @@ pub fn pg_bin_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"))
 }
 
-fn lookup_user(name: &str) -> Option<(u32, u32)> {
-    let id = |flag: &str| -> Option<u32> {
-        let out = Command::new("id").args([flag, name]).output().ok()?;
-        if !out.status.success() {
-            return None;
-        }
-        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-    };
-    Some((id("-u")?, id("-g")?))
-}
-
 /// The (uid, gid) of [`TEST_USER`], creating the user if missing; tolerates other test binaries racing.
 pub fn test_user() -> (u32, u32) {
     static USER: OnceLock<(u32, u32)> = OnceLock::new();
     *USER.get_or_init(|| {
         for _ in 0..50 {
-            if let Some(ids) = lookup_user(TEST_USER) {
+            if let Ok(ids) = crate::datadir::lookup_user(TEST_USER) {
                 return ids;
             }
             // "already exists" (9) and "cannot lock /etc/passwd" (10) both mean: look again.
@@ -55,7 +44,7 @@ pub fn test_user() -> (u32, u32) {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
-            if let Some(ids) = lookup_user(TEST_USER) {
+            if let Ok(ids) = crate::datadir::lookup_user(TEST_USER) {
                 return ids;
             }
             std::thread::sleep(Duration::from_millis(100));

@@ -22,11 +22,11 @@ struct Args {
 }
 
 fn main() {
-    if let Some(code) = patroni_bin::fence::run_if_invoked() {
+    if let Some(code) = patroni_bin::run_fence_if_invoked() {
         std::process::exit(code);
     }
     let args = Args::parse();
-    let result = patroni_bin::runtime::daemon_runtime()
+    let result = patroni_bin::daemon_runtime()
         .context("starting the runtime")
         .and_then(|rt| rt.block_on(agent(args.config, args.validate_config)));
     if let Err(e) = result {
@@ -40,11 +40,7 @@ fn main() {
 async fn agent(config: PathBuf, validate_only: bool) -> anyhow::Result<()> {
     let loaded = Config::load(&config)?;
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| loaded.config.log.filter());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_target(false)
-        .with_writer(|| patroni_bin::logging::QuietStderr)
-        .init();
+    patroni_bin::init_logging(&filter);
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
@@ -63,6 +59,6 @@ async fn agent(config: PathBuf, validate_only: bool) -> anyhow::Result<()> {
             _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
         }
     };
-    patroni_bin::runtime::run(loaded.config, shutdown).await?;
+    patroni_bin::run(loaded.config, shutdown).await?;
     Ok(())
 }

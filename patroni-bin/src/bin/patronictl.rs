@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use patroni_bin::config::Config;
 use patroni_bin::ctl::{
     self, admin, dynconf, info, query, remove, switchover, CtlError, CtlSection, Format,
     RoleFilter, Session, Term,
 };
+use patroni_bin::Config;
 
 #[derive(Parser)]
 #[command(

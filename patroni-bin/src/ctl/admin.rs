@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use patroni_core::{Cluster, Member};
+use patroni_core::{Cluster, Member, MemberState};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
@@ -446,27 +446,23 @@ pub async fn reinit(
         tokio::time::sleep(Duration::from_secs(2)).await;
         let mut still = Vec::new();
         for m in waiting {
-            let doc = s.api.status(&m).await.ok();
-            let state = doc
-                .as_ref()
-                .and_then(|d| d["state"].as_str().map(String::from));
+            let status = s.api.status(&m).await.ok();
             // Ours: the copy's progress, as the member's `/patroni` reports it.
-            if let Some(c) = doc
-                .as_ref()
-                .map(|d| &d["copy_progress"])
-                .filter(|c| c.is_object())
-            {
-                let mib = |v: &serde_json::Value| v.as_u64().unwrap_or(0) as f64 / 1048576.0;
+            if let Some(c) = status.as_ref().and_then(|d| d.copy_progress) {
+                let mib = |v: u64| v as f64 / 1048576.0;
                 s.term.say(format!(
                     "{}: {:.1} MiB copied in {} s ({:.1} MiB/s)",
                     m.name,
-                    mib(&c["bytes"]),
-                    c["seconds"].as_u64().unwrap_or(0),
-                    mib(&c["bytes_per_second"])
+                    mib(c.bytes),
+                    c.seconds,
+                    mib(c.bytes_per_second)
                 ));
             }
-            match state.as_deref() {
-                Some("creating replica" | "rebuilding") | None => still.push(m),
+            // No answer is no sign the copy is over (the member's API may be restarting).
+            match status.map(|d| d.state) {
+                None | Some(MemberState::CreatingReplica | MemberState::Rebuilding) => {
+                    still.push(m)
+                }
                 Some(_) => s
                     .term
                     .say(format!("Reinitialize is completed on: {}", m.name)),

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::CtlError;
 use crate::config::Credentials;
+use crate::status::PatroniStatus;
 
 /// A member's answer: the status code and the body as text.
 #[derive(Debug, Clone)]
@@ -34,7 +35,8 @@ pub fn api_base(api_url: &str) -> String {
 }
 
 impl Api {
-    /// Requests over `http` (see [`crate::rest::tls::client`]) sending `auth` as basic authentication.
+    /// Requests over `http` (an HTTPS client when the `ctl` section sets TLS) sending `auth` as
+    /// basic authentication.
     pub fn new(auth: Option<Credentials>, http: reqwest::Client) -> Api {
         Api { http, auth }
     }
@@ -71,12 +73,12 @@ impl Api {
         Ok(Reply { status, body })
     }
 
-    /// `GET /patroni` of `member`, parsed.
-    pub async fn status(&self, member: &Member) -> Result<Value, CtlError> {
+    /// `GET /patroni` of `member`, read as the status document every agent serves.
+    pub async fn status(&self, member: &Member) -> Result<PatroniStatus, CtlError> {
         let r = self
             .call(member, Method::GET, "patroni", None, Duration::from_secs(5))
             .await?;
-        serde_json::from_str(&r.body).map_err(|e| CtlError::Unreachable {
+        PatroniStatus::from_json(&r.body).map_err(|e| CtlError::Unreachable {
             member: member.name.clone(),
             message: format!("GET /patroni answered {}: {e}", r.status),
         })

@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::listing::{listing, render};
 use super::output::{Format, Rows};
 use super::{failed, timestamp, yaml, CtlError, RoleFilter, Session};
+use crate::status::ServerVersion;
 
 /// How often `list` redraws: `-W` every 2 seconds, `-w N` every N.
 pub fn watch_interval(w: bool, watch: Option<f64>) -> Option<Duration> {
@@ -127,13 +128,15 @@ pub async fn version(
             continue;
         }
         match s.api.status(m).await {
-            Ok(doc) => {
-                let v = doc["patroni"]["version"].as_str().unwrap_or("None");
-                let pg = match doc.get("server_version") {
-                    Some(Value::Number(n)) => n
-                        .as_u64()
-                        .map(|n| format!(" PostgreSQL {}", format_pg_version(n)))
-                        .unwrap_or_default(),
+            Ok(status) => {
+                let v = match status.patroni.version.as_str() {
+                    "" => "None",
+                    v => v,
+                };
+                let pg = match status.server_version {
+                    Some(ServerVersion::Number(n)) => {
+                        format!(" PostgreSQL {}", format_pg_version(n))
+                    }
                     _ => String::new(),
                 };
                 s.term.say(format!("{}: Patroni {v}{pg}", m.name));

@@ -5,18 +5,18 @@
 //! the same checks apply as for any other client. Prompts are asked only on a terminal.
 
 pub mod admin;
-pub mod api;
-pub mod diff;
+pub(crate) mod api;
+pub(crate) mod diff;
 pub mod dynconf;
 pub mod info;
 pub mod listing;
-pub mod output;
-pub mod pretty;
+pub(crate) mod output;
+pub(crate) mod pretty;
 pub mod query;
 pub mod remove;
 pub mod switchover;
-pub mod term;
-pub mod yaml;
+pub(crate) mod term;
+pub(crate) mod yaml;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +32,7 @@ pub use term::Term;
 
 /// Why a command failed, as one line for the operator.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CtlError {
     /// The command was refused or failed; the text says why (Python's wording where it has one).
     #[error("{0}")]

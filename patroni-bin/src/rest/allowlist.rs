@@ -57,19 +57,10 @@ async fn resolve(host: &str, port: u16) -> Vec<IpAddr> {
 
 /// The host and port of a member's `api_url` (`https://h:8008/patroni` → `h`, 8008).
 fn url_host(url: &str) -> Option<(String, u16)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let authority = rest.split('/').next()?;
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
-    let default = if scheme == "https" { 443 } else { 80 };
-    if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6.split_once(']')?;
-        let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
-        return Some((host.to_string(), port.unwrap_or(default)));
-    }
-    match authority.rsplit_once(':') {
-        Some((h, p)) => Some((h.to_string(), p.parse().ok()?)),
-        None => Some((authority.to_string(), default)),
-    }
+    let default = if url.starts_with("https://") { 443 } else { 80 };
+    patroni_core::Endpoint::from_url(url, default)
+        .ok()
+        .map(|e| (e.host, e.port))
 }
 
 impl Access {

@@ -54,7 +54,7 @@ pub async fn post_failsafe(
             .as_ref()
             .and_then(|c| c.leader.as_ref())
             .map(|l| l.name.clone());
-        verdict = patroni_core::failsafe::answer(
+        verdict = patroni_core::failsafe_answer(
             &post.name,
             s.local.is_running_primary(),
             view_leader.as_deref(),

@@ -10,7 +10,7 @@ use axum::Json;
 use patroni_core::{DbRole, Lsn, Node, ProcessState};
 
 use crate::state::{Shared, Snapshot};
-use crate::status::{is_quorum_standby, is_sync_standby, patroni_json, replication_state};
+use crate::status::{is_quorum_standby, is_sync_standby, patroni_status, replication_state};
 
 /// Which question a health endpoint answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,7 +242,7 @@ fn answer(shared: &Shared, q: &HashMap<String, String>, check: Check) -> (Status
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = Json(patroni_json(&shared.scope, &node, &snap, now));
+    let body = Json(patroni_status(&shared.scope, &node, &snap, now));
     (code, body.into_response())
 }
 
@@ -269,7 +269,7 @@ pub async fn head(
 pub async fn patroni(State(shared): State<Arc<Shared>>) -> Response {
     let snap = shared.snapshot();
     let node = shared.node();
-    Json(patroni_json(
+    Json(patroni_status(
         &shared.scope,
         &node,
         &snap,

@@ -3,17 +3,19 @@
 use super::{BootstrapStage, Cycle, Ha};
 use crate::action::ActionKind;
 use crate::{
-    Action, DataDirState, DbRole, Decision, MemberState, OutcomeResult, ProcessState, StopMode,
+    Action, DataDirState, DbRole, Decision, MemberState, OutcomeResult, ProcessState, Reason,
+    StopMode,
 };
 
-/// The message when our data belongs to another cluster than `/initialize` says, else `None`.
-pub(super) fn system_id_mismatch(cy: &Cycle<'_>) -> Option<String> {
+/// The reason when our data belongs to another cluster than `/initialize` says, else `None`.
+pub(super) fn system_id_mismatch(cy: &Cycle<'_>) -> Option<Reason> {
     let init = cy.cluster.initialize.as_deref().filter(|s| !s.is_empty())?;
     let local = cy.obs.local.system_id.as_deref()?;
     (cy.obs.local.data_dir == DataDirState::Initialized && init != local).then(|| {
-        format!(
-            "system ID mismatch: the DCS cluster was initialized with {init}, the local data directory has {local}; doing nothing"
-        )
+        Reason::SystemIdMismatch {
+            dcs: init.to_string(),
+            local: local.to_string(),
+        }
     })
 }
 
@@ -33,29 +35,17 @@ pub(super) fn adopt(cy: &Cycle<'_>) -> Option<Action> {
         .map(|system_id| Action::SetInitialize { system_id })
 }
 
-/// Patroni's refusal to join a cluster with no `/initialize` from a running replica: only a
-/// freshly started agent says it, until it has taken over its database.
-pub(super) const ABORT_JOIN: &str =
-    "No initialize key in DCS and PostgreSQL is running as replica, aborting start";
-
-fn only(actions: Vec<Action>, message: impl Into<String>) -> Option<Decision> {
-    Some(Decision {
-        actions,
-        message: message.into(),
-        ineligible: Vec::new(),
-    })
+fn only(actions: Vec<Action>, reason: Reason) -> Option<Decision> {
+    Some(Decision::new(actions, reason))
 }
 
 impl Ha {
-    /// Branches C, E and F: bootstrap progress, empty or unreadable data directory, system ID checks.
+    /// Bootstrap progress, an empty or unreadable data directory, system ID checks.
     pub(super) fn bootstrap(&mut self, cy: &Cycle<'_>) -> Option<Decision> {
         let local = &cy.obs.local;
         if cy.events.bootstrap_failed {
             self.mem.bootstrap = BootstrapStage::Idle;
-            return only(
-                vec![Action::CancelInitialize],
-                "failed to bootstrap cluster",
-            );
+            return only(vec![Action::CancelInitialize], Reason::BootstrapFailed);
         }
         if self.mem.bootstrap == BootstrapStage::Done {
             // A standby cluster's bootstrap ends with a running standby of the remote primary.
@@ -74,16 +64,13 @@ impl Ha {
                         version: None,
                     });
                 }
-                return only(actions, "initialized a new cluster");
+                return only(actions, Reason::InitializedCluster);
             }
             if local.process.is_alive() {
-                return only(Vec::new(), "waiting for end of recovery after bootstrap");
+                return only(Vec::new(), Reason::WaitingEndOfRecovery);
             }
             self.mem.bootstrap = BootstrapStage::Idle;
-            return only(
-                vec![Action::CancelInitialize],
-                "failed to bootstrap cluster",
-            );
+            return only(vec![Action::CancelInitialize], Reason::BootstrapFailed);
         }
         match &local.data_dir {
             DataDirState::Unreadable(err) => Some(self.data_dir_lost(cy, Some(err))),
@@ -94,7 +81,7 @@ impl Ha {
                     if cy.hold {
                         return only(
                             vec![Action::ReleaseLeader],
-                            "released leader key voluntarily due to the system ID mismatch",
+                            Reason::ReleasedSystemIdMismatch,
                         );
                     }
                     return only(Vec::new(), msg);
@@ -106,7 +93,9 @@ impl Ha {
                     && local.process == ProcessState::Running
                     && local.role == DbRole::Standby
                 {
-                    return only(Vec::new(), ABORT_JOIN);
+                    // Patroni's refusal to join from a running replica: only a freshly started
+                    // agent says it, until it has taken over its database.
+                    return only(Vec::new(), Reason::AbortJoin);
                 }
                 None
             }
@@ -132,31 +121,22 @@ impl Ha {
         if alive {
             actions.push(Action::Stop(StopMode::Immediate));
         }
-        let what = if err.is_some() {
-            "not accessible"
-        } else {
-            "empty"
-        };
         if cy.hold {
             actions.push(Action::ReleaseLeader);
-            return Decision {
-                actions,
-                message: format!(
-                    "released leader key voluntarily as data dir {what} and currently leader"
-                ),
-                ineligible: Vec::new(),
+            let reason = match err {
+                Some(_) => Reason::ReleasedDataDirUnreadable,
+                None => Reason::ReleasedDataDirEmpty,
             };
+            return Decision::new(actions, reason);
         }
-        let message = match err {
-            Some(e) => format!("data directory is not accessible: {e}"),
-            None if alive => "stopped PostgreSQL because its data directory is empty".into(),
-            None => "running with empty data directory".into(),
+        let reason = match err {
+            Some(e) => Reason::DataDirUnreadable {
+                error: e.to_string(),
+            },
+            None if alive => Reason::StoppedDataDirEmpty,
+            None => Reason::EmptyDataDir,
         };
-        Decision {
-            actions,
-            message,
-            ineligible: Vec::new(),
-        }
+        Decision::new(actions, reason)
     }
 
     /// Nothing on disk yet: bootstrap, clone, or wait for whoever is doing it.
@@ -167,18 +147,13 @@ impl Ha {
             .iter()
             .any(|o| o.kind == ActionKind::TakeInitialize && o.result == OutcomeResult::Lost);
         if cy.hold {
-            return Decision {
-                actions: vec![Action::ReleaseLeader],
-                message: "released leader key voluntarily as data dir empty and currently leader"
-                    .into(),
-                ineligible: Vec::new(),
-            };
+            return Decision::new(vec![Action::ReleaseLeader], Reason::ReleasedDataDirEmpty);
         }
         if cy.paused {
-            return Decision::message("running with empty data directory");
+            return Decision::because(Reason::EmptyDataDir);
         }
         if take_lost {
-            return Decision::message("failed to acquire initialize lock");
+            return Decision::because(Reason::InitializeLockLost);
         }
         if cy.cluster.is_unlocked()
             && cy.cluster.initialize.is_none()
@@ -188,11 +163,10 @@ impl Ha {
             if cy.standby {
                 return self.bootstrap_standby_leader(cy);
             }
-            return Decision {
-                actions: vec![Action::TakeInitialize, Action::Bootstrap],
-                message: "trying to bootstrap a new cluster".into(),
-                ineligible: Vec::new(),
-            };
+            return Decision::new(
+                vec![Action::TakeInitialize, Action::Bootstrap],
+                Reason::Bootstrapping,
+            );
         }
         if let Some(leader) = cy.other_leader() {
             let replica = cy.cluster.members.iter().find(|m| {
@@ -202,35 +176,40 @@ impl Ha {
                     && m.unreadable.is_none()
                     && m.data.state == MemberState::Running
             });
-            let (source, message) = match replica {
-                Some(r) => (r, format!("trying to bootstrap from replica '{}'", r.name)),
+            let (source, reason) = match replica {
+                Some(r) => (
+                    r,
+                    Reason::CloningFromReplica {
+                        member: r.name.clone(),
+                    },
+                ),
                 None => (
                     leader,
-                    format!("trying to bootstrap from leader '{}'", leader.name),
+                    Reason::CloningFromLeader {
+                        leader: leader.name.clone(),
+                    },
                 ),
             };
             self.mem.following = Some(leader.name.clone());
-            return Decision {
-                actions: vec![Action::CloneFrom {
+            return Decision::new(
+                vec![Action::CloneFrom {
                     source: source.clone(),
                 }],
-                message,
-                ineligible: Vec::new(),
-            };
+                reason,
+            );
         }
         // No leader: a replica method that needs none (a restore from backup) may still make
         // the data directory, unless someone is bootstrapping the cluster right now.
         if cy.node.clone_without_leader && cy.cluster.initialize.as_deref() != Some("") {
-            return Decision {
-                actions: vec![Action::CloneWithoutLeader],
-                message: "trying to bootstrap (without leader)".into(),
-                ineligible: Vec::new(),
-            };
+            return Decision::new(
+                vec![Action::CloneWithoutLeader],
+                Reason::CloningWithoutLeader,
+            );
         }
         if let Some(d) = self.stale_initialize(cy) {
             return d;
         }
-        Decision::message("waiting for leader to bootstrap")
+        Decision::because(Reason::WaitingForBootstrap)
     }
 
     /// `/initialize` says a bootstrap runs, but nobody holds the lock and no member is
@@ -256,11 +235,9 @@ impl Ha {
             return None;
         }
         self.mem.stale_init_since = None;
-        Some(Decision {
-            actions: vec![Action::CancelInitialize],
-            message: "removed a stale initialize key: nobody has been bootstrapping for a ttl"
-                .into(),
-            ineligible: Vec::new(),
-        })
+        Some(Decision::new(
+            vec![Action::CancelInitialize],
+            Reason::RemovedStaleInitialize,
+        ))
     }
 }

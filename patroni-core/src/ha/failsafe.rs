@@ -12,14 +12,10 @@
 use super::{Cycle, Ha};
 use crate::action::ActionKind;
 use crate::policy::Ineligible;
-use crate::{Action, Cluster, Decision, DynamicConfig, FailsafeTopology, Observation};
+use crate::{Action, Cluster, Decision, DynamicConfig, FailsafeTopology, Observation, Reason};
 
 /// How many `ttl`s a member whose key is gone stays in `/failsafe`.
 pub(super) const FAILSAFE_GRACE_TTLS: u64 = 10;
-
-/// Patroni's words for a primary kept through a DCS outage by a confirmed round.
-pub(super) const FAILSAFE_KEPT: &str =
-    "continue to run as a leader because failsafe mode is enabled and all members are accessible";
 
 impl Ha {
     /// Whether failsafe mode keeps this node a primary right now (a confirmed round's `ttl`
@@ -62,11 +58,10 @@ impl Ha {
                     .map(|(n, u)| (n.clone(), u.clone()))
                     .collect();
                 if !members.is_empty() {
-                    return Some(Decision {
-                        actions: vec![Action::ConfirmFailsafe { members }],
-                        message: "DCS is not accessible; asking the failsafe members to confirm this leader".into(),
-                        ineligible: Vec::new(),
-                    });
+                    return Some(Decision::new(
+                        vec![Action::ConfirmFailsafe { members }],
+                        Reason::FailsafeAsking,
+                    ));
                 }
                 // A single-member cluster has nobody to ask.
                 obs.now
@@ -75,7 +70,7 @@ impl Ha {
         let until = started_at.saturating_add(config.ttl_ms());
         self.mem.failsafe_until = Some(until);
         self.mem.leader_expiry = Some(self.mem.leader_expiry.map_or(until, |e| e.max(until)));
-        Some(Decision::message(FAILSAFE_KEPT))
+        Some(Decision::because(Reason::FailsafeKept))
     }
 
     /// The lock holder keeps `/failsafe` listing the members it sees (and itself), written
@@ -142,24 +137,22 @@ impl Ha {
             .as_ref()
             .filter(|l| l.name != me && l.is_fresh(cy.obs.now, ttl))
         {
-            format!(
-                "following the failsafe leader ({}), which may still run",
-                l.name
-            )
+            Reason::FollowingFailsafeLeader {
+                leader: l.name.clone(),
+            }
         } else if self
             .mem
             .first_step
             .is_some_and(|t| cy.obs.now < t.saturating_add(ttl))
         {
-            "not racing within ttl of the agent's start: a failsafe leader may still run"
-                .to_string()
+            Reason::FailsafeStartWait
         } else {
             return None;
         };
         Some(Decision {
             actions: Vec::new(),
-            message: why.clone(),
-            ineligible: vec![(me.to_string(), Ineligible::Policy(why))],
+            ineligible: vec![(me.to_string(), Ineligible::Policy(why.to_string()))],
+            reason: why,
         })
     }
 }
@@ -189,27 +182,23 @@ impl Ha {
             .failsafe_probe_targets(cy)
             .into_iter()
             .find(|n| !answered.iter().any(|p| p.name == *n))?;
-        let why = format!(
-            "not racing: this member is not in /failsafe and {silent}, which is, does not answer (it may run as a failsafe primary)"
-        );
+        let why = Reason::FailsafeSilentMember {
+            member: silent.to_string(),
+        };
         Some(Decision {
             actions: Vec::new(),
-            message: why.clone(),
-            ineligible: vec![(cy.me().to_string(), Ineligible::Policy(why))],
+            ineligible: vec![(cy.me().to_string(), Ineligible::Policy(why.to_string()))],
+            reason: why,
         })
     }
 }
 
 /// Who did not confirm this cycle's failsafe round and why, for the status line; empty when
 /// no round was refused.
-pub(super) fn refusals(obs: &Observation) -> String {
-    let Some(round) = obs.failsafe.round.as_ref().filter(|r| !r.confirmed()) else {
-        return String::new();
-    };
-    let who: Vec<String> = round
-        .refused
-        .iter()
-        .map(|(name, why)| format!("{name}: {why}"))
-        .collect();
-    format!(" (failsafe members did not confirm: {})", who.join("; "))
+pub(super) fn refusals(obs: &Observation) -> Vec<(String, String)> {
+    obs.failsafe
+        .round
+        .as_ref()
+        .map(|r| r.refused.clone())
+        .unwrap_or_default()
 }

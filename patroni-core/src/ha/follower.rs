@@ -2,8 +2,8 @@
 
 use super::{Cycle, Ha};
 use crate::{
-    Action, CannotFollowReason, Decision, Endpoint, LocalDb, Member, MemberState, RebuildMode,
-    StartRole, StopMode,
+    Action, CannotFollowReason, Decision, Endpoint, LocalDb, Member, MemberState, Reason,
+    RebuildMode, StartRole, StopMode,
 };
 
 /// Whether the WAL receiver streams from `target`, when the adapter reports a receiver at all.
@@ -47,21 +47,20 @@ impl Ha {
         Some(m.clone())
     }
 
-    /// Seed rule 4: a standby that can never catch up is rebuilt from a running leader.
+    /// A standby that can never catch up is rebuilt from a running leader.
     pub(super) fn rebuild(&mut self, cy: &Cycle<'_>) -> Option<Decision> {
         let cf = cy.obs.local.cannot_follow.as_ref()?;
         let leader = cy.other_leader()?;
         if cy.paused {
-            return Some(Decision::message(format!(
-                "cannot follow the leader ({}): {}; not rebuilding while paused",
-                leader.name, cf.detail
-            )));
+            return Some(Decision::because(Reason::CannotFollowInPause {
+                leader: leader.name.clone(),
+                detail: cf.detail.clone(),
+            }));
         }
         if leader.unreadable.is_some() || leader.data.state != MemberState::Running {
-            return Some(Decision::message(format!(
-                "cannot follow the leader ({}), waiting for it to run before rebuilding",
-                leader.name
-            )));
+            return Some(Decision::because(Reason::CannotFollowLeaderNotRunning {
+                leader: leader.name.clone(),
+            }));
         }
         let mode = if cf.reason == CannotFollowReason::SystemIdMismatch || self.mem.rebuild_full {
             RebuildMode::Full
@@ -69,24 +68,25 @@ impl Ha {
             RebuildMode::Auto
         };
         // Name the mechanism the adapter will use: a copy is not a rewind.
-        let message = match (mode, cy.node.rewind_tool.as_deref()) {
-            (RebuildMode::Auto, Some(tool)) => format!("running {tool} from {}", leader.name),
-            (RebuildMode::Auto, None) => format!(
-                "reinitializing from {}: no rewind tool configured, the data will be copied",
-                leader.name
-            ),
-            (RebuildMode::Full, _) => "reinitializing due to diverged timelines".to_string(),
+        let reason = match (mode, cy.node.rewind_tool.as_deref()) {
+            (RebuildMode::Auto, Some(tool)) => Reason::Rewinding {
+                tool: tool.to_string(),
+                leader: leader.name.clone(),
+            },
+            (RebuildMode::Auto, None) => Reason::CopyingNoRewindTool {
+                leader: leader.name.clone(),
+            },
+            (RebuildMode::Full, _) => Reason::ReinitializingDiverged,
         };
         self.mem.following = Some(leader.name.clone());
-        Some(Decision {
-            actions: vec![Action::Rebuild {
+        Some(Decision::new(
+            vec![Action::Rebuild {
                 source: leader.clone(),
                 mode,
                 timeline: cy.cluster.timeline(),
             }],
-            message,
-            ineligible: Vec::new(),
-        })
+            reason,
+        ))
     }
 
     /// The lock is someone else's and our database runs.
@@ -95,23 +95,22 @@ impl Ha {
         let leader_name = cy.other_leader_name().unwrap_or_default();
         if local.is_running_primary() {
             if cy.paused {
-                return Decision::message("continue to run as primary without lock");
+                return Decision::because(Reason::KeptPrimaryNoLock);
             }
-            return Decision {
-                actions: vec![Action::Demote(StopMode::Immediate)],
-                message: super::DEMOTE_NO_LOCK.into(),
-                ineligible: Vec::new(),
-            };
+            return Decision::new(
+                vec![Action::Demote(StopMode::Immediate)],
+                Reason::DemoteNoLock,
+            );
         }
         if let Some(d) = self.rebuild(cy) {
             return d;
         }
-        let idle = format!(
-            "no action. I am ({}), a secondary, and following a leader ({leader_name})",
-            cy.me()
-        );
+        let idle = Reason::Following {
+            me: cy.me().to_string(),
+            leader: leader_name.to_string(),
+        };
         if local.process != crate::ProcessState::Running {
-            return Decision::message(idle);
+            return Decision::because(idle);
         }
         let Some(target) = self.upstream(cy) else {
             return self.stream_from_nobody(cy, idle);
@@ -120,27 +119,25 @@ impl Ha {
             .unwrap_or(self.mem.following.as_deref() == Some(target.name.as_str()));
         if configured {
             self.mem.following = Some(target.name.clone());
-            return Decision::message(idle);
+            return Decision::because(idle);
         }
         self.mem.following = Some(target.name.clone());
-        let message = if target.name == leader_name {
-            format!("following a new leader ({leader_name})")
+        let reason = if target.name == leader_name {
+            Reason::FollowingNewLeader {
+                leader: leader_name.to_string(),
+            }
         } else {
-            format!(
-                "following ({}) as replicatefrom; the leader is ({leader_name})",
-                target.name
-            )
+            Reason::FollowingReplicatefrom {
+                upstream: target.name.clone(),
+                leader: leader_name.to_string(),
+            }
         };
-        Decision {
-            actions: vec![Action::Follow { leader: target }],
-            message,
-            ineligible: Vec::new(),
-        }
+        Decision::new(vec![Action::Follow { leader: target }], reason)
     }
 
     /// Tagged `nostream`: a receiver still streaming (the tag was set on a running standby) is
     /// stopped by restarting the standby with no upstream; WAL then comes from the archive only.
-    fn stream_from_nobody(&mut self, cy: &Cycle<'_>, idle: String) -> Decision {
+    fn stream_from_nobody(&mut self, cy: &Cycle<'_>, idle: Reason) -> Decision {
         self.mem.following = None;
         let streaming = cy
             .obs
@@ -149,12 +146,11 @@ impl Ha {
             .as_ref()
             .is_some_and(|rx| rx.upstream_host.is_some());
         if !cy.node.tags.nostream || !streaming {
-            return Decision::message(idle);
+            return Decision::because(idle);
         }
-        Decision {
-            actions: vec![Action::Start(StartRole::Standby { upstream: None })],
-            message: "nostream is set: not streaming from anyone".into(),
-            ineligible: Vec::new(),
-        }
+        Decision::new(
+            vec![Action::Start(StartRole::Standby { upstream: None })],
+            Reason::NostreamStopping,
+        )
     }
 }

@@ -3,13 +3,13 @@
 use super::switchover::Handover;
 use super::{Cycle, Ha};
 use crate::action::ActionKind;
-use crate::{Action, Decision, HistoryEntry, StopMode, SyncState};
+use crate::{Action, Decision, HistoryEntry, Reason, StopMode, SyncState};
 
 /// Patroni's reason text for a promotion in `/history`.
 const PROMOTE_REASON: &str = "no recovery target specified";
 
 impl Ha {
-    /// Branches L1–L2: the lock is ours.
+    /// The lock is ours: keep it, finish a promotion, hand over on request.
     pub(super) fn lead(&mut self, cy: &Cycle<'_>) -> Decision {
         let local = &cy.obs.local;
         if cy.standby {
@@ -19,14 +19,14 @@ impl Ha {
             return self.promote_with_lock(cy);
         }
         let mut actions = vec![Action::RenewLeader];
-        let mut message = format!("no action. I am ({}), the leader with the lock", cy.me());
+        let mut reason = Reason::LeaderWithLock {
+            me: cy.me().to_string(),
+        };
         let mut ineligible = Vec::new();
         match self.handover(cy) {
             Handover::Demote(d) => return d,
             Handover::Note(d) => {
-                if !d.message.is_empty() {
-                    message = d.message;
-                }
+                reason = d.reason;
                 ineligible = d.ineligible;
                 actions.extend(d.actions);
             }
@@ -34,26 +34,27 @@ impl Ha {
         }
         actions.extend(self.upkeep(cy));
         // Repairs of garbled keys say why, once, in the cycle that does them.
-        let repaired = [
+        type Repair = fn(String) -> Reason;
+        let repaired: [(ActionKind, _, Repair); 2] = [
             (
                 ActionKind::ClearFailover,
                 cy.cluster.failover_unreadable.as_ref(),
-                "cleaned up an unreadable failover key",
+                |value| Reason::CleanedUnreadableFailover { value },
             ),
             (
                 ActionKind::WriteConfig,
                 cy.cluster.config_unreadable.as_ref(),
-                "restored /config from the last good copy",
+                |value| Reason::RestoredConfig { value },
             ),
         ];
         for (kind, bad, what) in repaired {
             if let Some(bad) = bad.filter(|_| actions.iter().any(|a| a.kind() == kind)) {
-                message = format!("{what} ({})", bad.value);
+                reason = what(bad.value.clone());
             }
         }
         Decision {
             actions,
-            message,
+            reason,
             ineligible,
         }
     }
@@ -67,41 +68,21 @@ impl Ha {
                 .and_then(|r| r.candidate.as_deref())
                 == Some(cy.me());
             if for_me {
-                return Decision {
-                    actions: vec![Action::RenewLeader],
-                    message: "waiting to become primary after promote...".into(),
-                    ineligible: Vec::new(),
-                };
+                return Decision::new(vec![Action::RenewLeader], Reason::WaitingForPromotion);
             }
-            return Decision {
-                actions: vec![Action::ReleaseLeader],
-                message: "removed leader lock because postgres is not running as primary".into(),
-                ineligible: Vec::new(),
-            };
+            return Decision::new(vec![Action::ReleaseLeader], Reason::ReleasedNotPrimary);
         }
         if cy.obs.local.role != crate::DbRole::Standby {
-            return Decision {
-                actions: vec![Action::RenewLeader],
-                message: "holding the leader lock; the database role is not known yet".into(),
-                ineligible: Vec::new(),
-            };
+            return Decision::new(vec![Action::RenewLeader], Reason::RoleUnknown);
         }
         if cy.events.promote_failed {
-            return Decision {
-                actions: vec![Action::ReleaseLeader],
-                message: "released leader key after failing to promote".into(),
-                ineligible: Vec::new(),
-            };
+            return Decision::new(vec![Action::ReleaseLeader], Reason::ReleasedPromoteFailed);
         }
         // A promotion that finished but is not visible yet (the database still reports
         // recovery) is waited for; a second one would open yet another timeline.
         if let Some(at) = self.mem.promoted_at {
             if cy.obs.now < at.saturating_add(cy.config.ttl_ms()) {
-                return Decision {
-                    actions: vec![Action::RenewLeader],
-                    message: "waiting to become primary after promote...".into(),
-                    ineligible: Vec::new(),
-                };
+                return Decision::new(vec![Action::RenewLeader], Reason::WaitingForPromotion);
             }
             self.mem.promoted_at = None;
         }
@@ -113,11 +94,7 @@ impl Ha {
             timeline: cy.next_timeline(),
             planned: false,
         });
-        Decision {
-            actions,
-            message: "promoted self to leader because I had the session lock".into(),
-            ineligible: Vec::new(),
-        }
+        Decision::new(actions, Reason::PromotedWithLock)
     }
 
     /// In synchronous mode a new primary records itself in `/sync` with no standbys before promoting.
@@ -221,16 +198,13 @@ impl Ha {
     pub(super) fn lost_lock(&mut self, cy: &Cycle<'_>) -> Decision {
         if cy.obs.local.is_running_primary() {
             if cy.paused {
-                return Decision::message(
-                    "continue to run as primary after failing to update leader lock in DCS",
-                );
+                return Decision::because(Reason::KeptPrimaryLockLost);
             }
-            return Decision {
-                actions: vec![Action::Demote(StopMode::Immediate)],
-                message: "demoted self because failed to update leader lock in DCS".into(),
-                ineligible: Vec::new(),
-            };
+            return Decision::new(
+                vec![Action::Demote(StopMode::Immediate)],
+                Reason::DemotedLockLost,
+            );
         }
-        Decision::message("not promoting because failed to update leader lock in DCS")
+        Decision::because(Reason::NotPromotingLockLost)
     }
 }

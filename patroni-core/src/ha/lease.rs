@@ -2,7 +2,9 @@
 
 use super::{failed, BootstrapStage, Events, Ha};
 use crate::action::ActionKind;
-use crate::{Action, Decision, DynamicConfig, Observation, Outcome, OutcomeResult, StopMode};
+use crate::{
+    Action, Decision, DynamicConfig, Observation, Outcome, OutcomeResult, Reason, StopMode,
+};
 
 impl Ha {
     /// Folds the previous decision's outcomes into memory; idempotent, so a second step per cycle is harmless.
@@ -108,10 +110,9 @@ impl Ha {
         renew_lost
     }
 
-    /// Branch K: the DCS did not answer. A primary rides it out only while its lease surely lasts.
+    /// The DCS did not answer. A primary rides it out only while its lease surely lasts.
     pub(super) fn dcs_outage(&mut self, obs: &Observation, config: &DynamicConfig) -> Decision {
         let paused = config.pause;
-        let prefix = if paused { "PAUSE: " } else { "" };
         if obs.local.is_running_primary() && !paused {
             if let Some(d) = self.failsafe_outage(obs, config) {
                 return d;
@@ -121,24 +122,24 @@ impl Ha {
                 .saturating_add(config.retry_timeout_ms().saturating_mul(2));
             if let Some(expiry) = self.mem.leader_expiry {
                 if obs.now.saturating_add(margin) <= expiry {
-                    let left = (expiry - obs.now) / 1000;
-                    return Decision::message(format!(
-                        "DCS is not accessible; continuing as the leader while the lease lasts ({left} seconds left)"
-                    ));
+                    return Decision::because(Reason::DcsDownKeepingLease {
+                        left_ms: expiry - obs.now,
+                    });
                 }
             }
             // From here on we do not claim to be primary (REST `/primary`), even before the lease ends.
             self.mem.leader_expiry = None;
             self.mem.failsafe_until = None;
-            return Decision {
-                actions: vec![Action::Demote(StopMode::Fast)],
-                message: format!(
-                    "demoted self because DCS is not accessible and I was a leader{}",
-                    super::failsafe::refusals(obs)
-                ),
-                ineligible: Vec::new(),
-            };
+            return Decision::new(
+                vec![Action::Demote(StopMode::Fast)],
+                Reason::DemotedDcsDown {
+                    refused: super::failsafe::refusals(obs),
+                },
+            );
         }
-        Decision::message(format!("{prefix}DCS is not accessible"))
+        if paused {
+            return Decision::because(Reason::DcsDown.paused());
+        }
+        Decision::because(Reason::DcsDown)
     }
 }

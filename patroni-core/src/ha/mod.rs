@@ -4,6 +4,9 @@
 //! outage), busy task, [`bootstrap`], [`recover`] (database down or starting), then either the
 //! leader race ([`race`]) or the leader ([`leader`], [`switchover`], [`sync`]) and follower
 //! ([`follower`]) paths. [`member`] builds the member key every cycle.
+//!
+//! Each branch names itself with a [`Reason`]; the decision table ([`crate::decisions`]) lists
+//! them all. The golden cases of a module sit beside it in `<module>.golden`.
 
 mod bootstrap;
 mod failsafe;
@@ -13,12 +16,15 @@ mod lease;
 mod member;
 mod quorum;
 mod race;
+mod reason;
 mod recover;
 mod standby;
 mod switchover;
 mod sync;
 #[cfg(test)]
 mod tests;
+
+pub use reason::{QuorumShortfall, Reason, RequestKind};
 
 use std::sync::Arc;
 
@@ -421,7 +427,7 @@ impl Ha {
         let mut decision = self.decide(&cycle);
         decision = self.fence_lockless_primary(&cycle, decision);
         self.failsafe_write(&cycle, &mut decision);
-        self.mem.joined |= decision.message != bootstrap::ABORT_JOIN;
+        self.mem.joined |= decision.reason != Reason::AbortJoin;
         for a in &decision.actions {
             match a {
                 Action::Start(crate::StartRole::Primary) => {
@@ -436,11 +442,8 @@ impl Ha {
                 _ => {}
             }
         }
-        if decision.message.is_empty() {
-            decision.message = format!("no action. I am ({})", self.node.name);
-        }
         if cycle.paused {
-            decision.message = format!("PAUSE: {}", decision.message);
+            decision.reason = decision.reason.paused();
         }
         if !self.suppress_publish(&cycle) {
             if let Some(publish) = self.publish(&cycle) {
@@ -531,18 +534,17 @@ impl Ha {
         d
     }
 
-    /// Branch A: a slow action runs; keep the lock or notice its loss, nothing else.
+    /// A slow action runs: keep the lock or notice its loss, nothing else.
     fn busy(&mut self, cy: &Cycle<'_>, kind: ActionKind) -> Decision {
-        let task = task_name(kind);
+        let task = kind;
         if cy.hold {
             if let Some(d) = self.start_timeout_during_task(cy, kind) {
                 return d;
             }
-            return Decision {
-                actions: vec![Action::RenewLeader],
-                message: format!("updated leader lock during {task}"),
-                ineligible: Vec::new(),
-            };
+            return Decision::new(
+                vec![Action::RenewLeader],
+                Reason::RenewedDuringTask { task },
+            );
         }
         // A lock holder only ever starts its database as a primary: a start that may come up
         // writable after the lock was refused or taken is stopped. One we know we began as a
@@ -552,11 +554,10 @@ impl Ha {
             && matches!(kind, ActionKind::Start | ActionKind::Restart)
             && (cy.events.renew_lost || cy.other_leader_name().is_some())
         {
-            return Decision {
-                actions: vec![Action::Demote(crate::StopMode::Immediate)],
-                message: STOPPED_STARTING_LOCK_LOST.into(),
-                ineligible: Vec::new(),
-            };
+            return Decision::new(
+                vec![Action::Demote(crate::StopMode::Immediate)],
+                Reason::StoppedStartingLockLost,
+            );
         }
         // The bootstrap task runs its own fresh primary before the lock exists: not a lost lock.
         if cy.obs.local.is_running_primary()
@@ -564,13 +565,12 @@ impl Ha {
             && kind != ActionKind::Demote
             && kind != ActionKind::Bootstrap
         {
-            return Decision {
-                actions: vec![Action::Demote(crate::StopMode::Immediate)],
-                message: format!("lost leader lock during {task}"),
-                ineligible: Vec::new(),
-            };
+            return Decision::new(
+                vec![Action::Demote(crate::StopMode::Immediate)],
+                Reason::LostLockDuringTask { task },
+            );
         }
-        Decision::message(format!("{task} in progress"))
+        Decision::because(Reason::TaskInProgress { task })
     }
 
     /// Whether the database being started may come up writable without the lock: started as a
@@ -597,11 +597,7 @@ impl Ha {
                         actions.push(Action::RenewLeader);
                     }
                     actions.push(Action::Restart);
-                    return Some(Decision {
-                        actions,
-                        message: "restarting after request".into(),
-                        ineligible: Vec::new(),
-                    });
+                    return Some(Decision::new(actions, Reason::RestartRequested));
                 }
                 crate::LocalRequest::Reinitialize { force } => {
                     if let Some(d) = self.reinitialize(cy, *force) {
@@ -625,20 +621,19 @@ impl Ha {
         }
         let leader = cy.other_leader()?;
         if cy.paused {
-            return Some(Decision::message(
-                "reinitialize is not done while the cluster is paused",
-            ));
+            return Some(Decision::because(Reason::ReinitializeInPause));
         }
         self.mem.following = Some(leader.name.clone());
-        Some(Decision {
-            actions: vec![Action::Rebuild {
+        Some(Decision::new(
+            vec![Action::Rebuild {
                 source: leader.clone(),
                 mode: crate::RebuildMode::Full,
                 timeline: cy.cluster.timeline(),
             }],
-            message: format!("reinitializing from leader '{}'", leader.name),
-            ineligible: Vec::new(),
-        })
+            Reason::ReinitializeFromLeader {
+                leader: leader.name.clone(),
+            },
+        ))
     }
 
     /// `watchdog.mode: required` without working fencing: never lead, as Patroni's
@@ -649,33 +644,30 @@ impl Ha {
         }
         let local = &cy.obs.local;
         if cy.hold && local.is_running_primary() {
-            return Some(Decision {
-                actions: vec![
+            return Some(Decision::new(
+                vec![
                     Action::Demote(crate::StopMode::Immediate),
                     Action::ReleaseLeader,
                 ],
-                message: "Demoting self because watchdog could not be activated".into(),
-                ineligible: Vec::new(),
-            });
+                Reason::WatchdogDemote,
+            ));
         }
         if cy.hold {
-            return Some(Decision {
-                actions: vec![Action::ReleaseLeader],
-                message: "Not promoting self because watchdog could not be activated".into(),
-                ineligible: Vec::new(),
-            });
+            return Some(Decision::new(
+                vec![Action::ReleaseLeader],
+                Reason::WatchdogNotPromoting,
+            ));
         }
         if cy.cluster.leader.is_none() && local.is_running_primary() {
-            return Some(Decision {
-                actions: vec![Action::Demote(crate::StopMode::Immediate)],
-                message: "Demoting self because watchdog could not be activated".into(),
-                ineligible: Vec::new(),
-            });
+            return Some(Decision::new(
+                vec![Action::Demote(crate::StopMode::Immediate)],
+                Reason::WatchdogDemote,
+            ));
         }
         if cy.cluster.leader.is_none() {
             return Some(Decision {
                 actions: Vec::new(),
-                message: "Not promoting self because watchdog could not be activated".into(),
+                reason: Reason::WatchdogNotPromoting,
                 ineligible: vec![(
                     cy.me().to_string(),
                     crate::policy::Ineligible::Policy("watchdog could not be activated".into()),
@@ -716,7 +708,7 @@ impl Ha {
         }
         Decision {
             actions: vec![Action::Demote(crate::StopMode::Immediate)],
-            message: DEMOTE_NO_LOCK.into(),
+            reason: Reason::DemoteNoLock,
             ineligible: d.ineligible,
         }
     }
@@ -729,28 +721,6 @@ impl Ha {
                 && !m.data.api_url.is_empty()
                 && self.policy.eligible(&member_candidate(m), &ctx).is_ok()
         })
-    }
-}
-
-/// Patroni's words for demoting a primary that runs without the lock.
-const DEMOTE_NO_LOCK: &str = "demoting self because I do not have the lock and I was a leader";
-
-/// Patroni's words for stopping a primary whose lock was lost while it was still starting.
-const STOPPED_STARTING_LOCK_LOST: &str =
-    "stopped PostgreSQL while starting up because leader key was lost";
-
-/// The name a running task goes by in status messages, as Patroni names its async actions.
-fn task_name(kind: ActionKind) -> &'static str {
-    match kind {
-        ActionKind::Bootstrap => "bootstrap",
-        ActionKind::CloneFrom => "creating replica",
-        ActionKind::Start => "starting",
-        ActionKind::Restart => "restart",
-        ActionKind::Promote => "promote",
-        ActionKind::Demote => "demote",
-        ActionKind::Rebuild => "rebuild",
-        ActionKind::Stop => "stopping",
-        _ => "a background task",
     }
 }
 

@@ -437,15 +437,17 @@ impl Ha {
         if votes >= need || former {
             return None;
         }
-        let why = format!(
-            "quorum not reached: {votes} of the {need} votes needed from /sync (leader {leader}, voters [{}]){}",
-            sync.sync_standbys.join(","),
-            ahead.map(|a| format!(", {a} is ahead")).unwrap_or_default()
-        );
+        let shortfall = crate::QuorumShortfall {
+            votes,
+            need,
+            leader: leader.to_string(),
+            voters: sync.sync_standbys.clone(),
+            ahead: ahead.map(String::from),
+        };
         Some(Decision {
             actions: Vec::new(),
-            message: format!("not promoting: {why}"),
-            ineligible: vec![(me.to_string(), Ineligible::Policy(why))],
+            ineligible: vec![(me.to_string(), Ineligible::Policy(shortfall.to_string()))],
+            reason: crate::Reason::QuorumNotReached(shortfall),
         })
     }
 }

@@ -2,9 +2,10 @@
 //! Patroni's `is_healthiest_node` does, with the stricter rules noted where they apply.
 
 use super::{member_candidate, Cycle, Ha};
-use crate::policy::{Candidate, Ineligible};
+use crate::policy::{Candidate, Ineligible, RaceContext};
 use crate::{
-    Action, DbRole, Decision, Endpoint, MemberRole, MemberState, PeerStatus, ProcessState, StopMode,
+    Action, DbRole, Decision, Endpoint, FailoverRequest, MemberRole, MemberState, PeerStatus,
+    ProcessState, Reason, StopMode, Versioned,
 };
 
 /// How a pending `/failover` request shapes our race.
@@ -36,18 +37,20 @@ fn not_allowed(reason: &Ineligible) -> bool {
     )
 }
 
-fn refuse(me: &str, reason: Ineligible, message: Option<String>) -> Decision {
-    let message = message.unwrap_or_else(|| {
-        if not_allowed(&reason) {
-            "following a different leader because I am not allowed to promote".into()
+/// We do not race: `why` names us ineligible, `said` is the line (Patroni's "following a
+/// different leader" when `None`).
+fn refuse(me: &str, why: Ineligible, said: Option<Reason>) -> Decision {
+    let reason = said.unwrap_or_else(|| {
+        if not_allowed(&why) {
+            Reason::NotAllowedToPromote
         } else {
-            "following a different leader because i am not the healthiest node".into()
+            Reason::NotHealthiest
         }
     });
     Decision {
         actions: Vec::new(),
-        message,
-        ineligible: vec![(me.to_string(), reason)],
+        reason,
+        ineligible: vec![(me.to_string(), why)],
     }
 }
 
@@ -60,117 +63,20 @@ fn paused_candidate<'a>(cy: &Cycle<'a>) -> Option<&'a str> {
     req.candidate.as_deref().filter(|_| due)
 }
 
-impl Ha {
-    /// Branch U: the cluster is unlocked.
-    pub(super) fn race(&mut self, cy: &Cycle<'_>) -> Decision {
-        let local = &cy.obs.local;
-        let me = cy.me();
-        if local.is_running_primary() {
-            return self.race_as_primary(cy);
-        }
-        if let Some(d) = self.failsafe_holds_race(cy) {
-            return d;
-        }
-        // In pause only the member an operator named in a failover request races.
-        if cy.paused && paused_candidate(cy) != Some(me) {
-            return refuse(
-                me,
-                Ineligible::Paused,
-                Some(format!(
-                    "no action. I am ({me}), a secondary, and the cluster has no leader"
-                )),
-            );
-        }
-        if local.process != ProcessState::Running || local.role != DbRole::Standby {
-            return refuse(
-                me,
-                Ineligible::NotRunning,
-                Some("not racing for the leader lock: postgres is not running as a standby".into()),
-            );
-        }
-        // As Patroni after a failed pre_promote script: the lock was given back for another
-        // member to take, so we do not race for it again for `ttl`.
-        if let Some(at) = self.mem.promote_failed_at {
-            if cy.obs.now < at.saturating_add(cy.config.ttl_ms()) {
-                return refuse(
-                    me,
-                    Ineligible::Policy("backing off after a failed promotion".into()),
-                    Some("backoff: skip leader race after pre_promote script failure and releasing the lock voluntarily".into()),
-                );
-            }
-        }
-        self.race_as_standby(cy)
-    }
+/// The facts a standby's race is decided on, read once from the cycle.
+struct Race<'c> {
+    me: &'c str,
+    me_c: Candidate,
+    /// The pending `/failover` request, if any.
+    failover: Option<&'c Versioned<FailoverRequest>>,
+    request: Request<'c>,
+    /// The leader the request names (a switchover's former leader).
+    old_leader: Option<&'c str>,
+}
 
-    /// A running primary takes the free lock unless it is on a stale timeline.
-    fn race_as_primary(&mut self, cy: &Cycle<'_>) -> Decision {
-        let local = &cy.obs.local;
+impl<'c> Race<'c> {
+    fn new(cy: &Cycle<'c>) -> Race<'c> {
         let me = cy.me();
-        if cy.paused {
-            let ok = match cy.cluster.initialize.as_deref() {
-                None | Some("") => true,
-                Some(id) => local.system_id.as_deref() == Some(id),
-            };
-            if !ok {
-                return Decision::message(
-                    "not taking the leader lock: system ID differs from /initialize",
-                );
-            }
-            let mut actions = vec![Action::AcquireLeader];
-            if let (Some(fo), Some(c)) = (cy.cluster.failover.as_ref(), paused_candidate(cy)) {
-                if cy.cluster.member(c).is_some() {
-                    // The operator moves the primary to `c`: leave the lock to it.
-                    return refuse(
-                        me,
-                        Ineligible::NotTheCandidate {
-                            candidate: c.to_string(),
-                        },
-                        Some(format!(
-                            "not taking the leader lock: a manual failover to ({c}) is pending"
-                        )),
-                    );
-                }
-                // A candidate that is gone would hold the cluster leaderless for ever.
-                actions.push(Action::ClearFailover {
-                    version: fo.version,
-                });
-            }
-            return Decision {
-                actions,
-                message: "acquired session lock as a leader".into(),
-                ineligible: Vec::new(),
-            };
-        }
-        let cluster_tl = cy.cluster.timeline();
-        if let Some(tl) = local.timeline.filter(|tl| *tl < cluster_tl) {
-            let mut d = refuse(
-                me,
-                Ineligible::TimelineBehind {
-                    member: Some(tl),
-                    cluster: cluster_tl,
-                },
-                Some("demoting self because i am not the healthiest node".into()),
-            );
-            d.actions.push(Action::Demote(StopMode::Immediate));
-            return d;
-        }
-        let mut actions = vec![Action::AcquireLeader];
-        if let Some(fo) = cy.cluster.failover.as_ref() {
-            actions.push(Action::ClearFailover {
-                version: fo.version,
-            });
-        }
-        Decision {
-            actions,
-            message: "acquired session lock as a leader".into(),
-            ineligible: Vec::new(),
-        }
-    }
-
-    /// A running standby: eligible, healthiest among the peers that answered, and not held back.
-    fn race_as_standby(&mut self, cy: &Cycle<'_>) -> Decision {
-        let me = cy.me();
-        let me_c = cy.me_candidate();
         let failover = cy.cluster.failover.as_ref().filter(|f| !f.value.is_empty());
         let request = match failover.map(|f| &f.value) {
             None => Request::None,
@@ -187,17 +93,177 @@ impl Ha {
                 _ => Request::Anyone,
             },
         };
-        let old_leader = failover.and_then(|f| f.value.leader.as_deref());
-        // Unlike Patroni, an operator's request does not lift `maximum_lag_on_failover`:
-        // promoting a lagging member loses acknowledged writes, which no request should do silently.
-        // The refusal carries the lag, and raising the limit in /config is the explicit way through.
-        let ctx = cy.race_context(cy.cluster.leader_optime(), &self.mem);
-        if let Err(reason) = self.policy.eligible(&me_c, &ctx) {
-            return refuse(me, reason, None);
+        Race {
+            me,
+            me_c: cy.me_candidate(),
+            failover,
+            request,
+            old_leader: failover.and_then(|f| f.value.leader.as_deref()),
         }
-        if let (Request::None, Some(wait)) = (&request, self.race_backoff(cy)) {
+    }
+}
+
+/// The fresh, reachable answers of the peers we asked; `None` while there are peers to ask and
+/// no answers yet.
+fn answered_peers<'c>(cy: &Cycle<'c>, others: &[&str]) -> Option<Vec<&'c PeerStatus>> {
+    let me = cy.me();
+    let fresh_within = cy.config.ttl_ms();
+    match &cy.obs.peers {
+        None if !others.is_empty() => None,
+        None => Some(Vec::new()),
+        Some(ps) => Some(
+            ps.iter()
+                .filter(|p| {
+                    p.reachable
+                        && p.name != me
+                        && cy.obs.now.saturating_sub(p.fetched_at) <= fresh_within
+                })
+                .collect(),
+        ),
+    }
+}
+
+impl Ha {
+    /// The cluster is unlocked: the leader race (see the race rows of [`crate::decisions`]).
+    pub(super) fn race(&mut self, cy: &Cycle<'_>) -> Decision {
+        let local = &cy.obs.local;
+        let me = cy.me();
+        if local.is_running_primary() {
+            return self.race_as_primary(cy);
+        }
+        if let Some(d) = self.failsafe_holds_race(cy) {
+            return d;
+        }
+        // In pause only the member an operator named in a failover request races.
+        if cy.paused && paused_candidate(cy) != Some(me) {
+            return refuse(
+                me,
+                Ineligible::Paused,
+                Some(Reason::SecondaryNoLeader { me: me.to_string() }),
+            );
+        }
+        if local.process != ProcessState::Running || local.role != DbRole::Standby {
+            return refuse(
+                me,
+                Ineligible::NotRunning,
+                Some(Reason::NotRunningAsStandby),
+            );
+        }
+        // As Patroni after a failed pre_promote script: the lock was given back for another
+        // member to take, so we do not race for it again for `ttl`.
+        if let Some(at) = self.mem.promote_failed_at {
+            if cy.obs.now < at.saturating_add(cy.config.ttl_ms()) {
+                return refuse(
+                    me,
+                    Ineligible::Policy("backing off after a failed promotion".into()),
+                    Some(Reason::PromoteBackoff),
+                );
+            }
+        }
+        self.race_as_standby(cy)
+    }
+
+    /// A running primary takes the free lock unless it is on a stale timeline.
+    fn race_as_primary(&mut self, cy: &Cycle<'_>) -> Decision {
+        let local = &cy.obs.local;
+        let me = cy.me();
+        if cy.paused {
+            let ok = match cy.cluster.initialize.as_deref() {
+                None | Some("") => true,
+                Some(id) => local.system_id.as_deref() == Some(id),
+            };
+            if !ok {
+                return Decision::because(Reason::SystemIdDiffersNoLock);
+            }
+            let mut actions = vec![Action::AcquireLeader];
+            if let (Some(fo), Some(c)) = (cy.cluster.failover.as_ref(), paused_candidate(cy)) {
+                if cy.cluster.member(c).is_some() {
+                    // The operator moves the primary to `c`: leave the lock to it.
+                    return refuse(
+                        me,
+                        Ineligible::NotTheCandidate {
+                            candidate: c.to_string(),
+                        },
+                        Some(Reason::ManualFailoverPending {
+                            candidate: c.to_string(),
+                        }),
+                    );
+                }
+                // A candidate that is gone would hold the cluster leaderless for ever.
+                actions.push(Action::ClearFailover {
+                    version: fo.version,
+                });
+            }
+            return Decision::new(actions, Reason::AcquiredLock);
+        }
+        let cluster_tl = cy.cluster.timeline();
+        if let Some(tl) = local.timeline.filter(|tl| *tl < cluster_tl) {
+            let mut d = refuse(
+                me,
+                Ineligible::TimelineBehind {
+                    member: Some(tl),
+                    cluster: cluster_tl,
+                },
+                Some(Reason::DemoteNotHealthiest),
+            );
+            d.actions.push(Action::Demote(StopMode::Immediate));
+            return d;
+        }
+        let mut actions = vec![Action::AcquireLeader];
+        if let Some(fo) = cy.cluster.failover.as_ref() {
+            actions.push(Action::ClearFailover {
+                version: fo.version,
+            });
+        }
+        Decision::new(actions, Reason::AcquiredLock)
+    }
+
+    /// A running standby: eligible, healthiest among the peers that answered, and not held back.
+    ///
+    /// The guards run in this order, the first refusal wins: our own eligibility and
+    /// `primary_race_backoff`, the peer probe, members whose silence may hide a primary, a
+    /// failover request naming someone else, a live primary elsewhere, a healthier peer, quorum.
+    fn race_as_standby(&mut self, cy: &Cycle<'_>) -> Decision {
+        let race = Race::new(cy);
+        let ctx = cy.race_context(cy.cluster.leader_optime(), &self.mem);
+        if let Err(why) = self.policy.eligible(&race.me_c, &ctx) {
+            return refuse(race.me, why, None);
+        }
+        if let (Request::None, Some(wait)) = (&race.request, self.race_backoff(cy)) {
             return wait;
         }
+        let others = self.probe_targets(cy);
+        let Some(peers) = answered_peers(cy, &others) else {
+            return Decision::new(
+                vec![Action::FetchPeerStatus {
+                    members: others.iter().map(|s| s.to_string()).collect(),
+                }],
+                Reason::CheckingPeers,
+            );
+        };
+        let silent = others.iter().any(|n| !peers.iter().any(|p| p.name == *n));
+        if let Some(d) = self.held_back_by_silence(cy, &race, &peers, silent) {
+            return d;
+        }
+        if let Some(d) = self.defer_to_request(cy, &race, &ctx, &peers) {
+            return d;
+        }
+        if let Some(d) = self.live_primary_elsewhere(cy, &peers) {
+            return d;
+        }
+        if let Some(d) = self.healthier_peer(cy, &race, &ctx, &peers) {
+            return d;
+        }
+        if let Some(refusal) = self.quorum_refusal(cy, &peers, race.me_c.wal_position) {
+            return refusal;
+        }
+        self.win_race(cy, race.failover)
+    }
+
+    /// The members whose agents we ask before racing: every member with a REST API, the last
+    /// leader when its key is gone, and the `/failsafe` members we must hear from.
+    fn probe_targets<'a>(&'a self, cy: &Cycle<'a>) -> Vec<&'a str> {
+        let me = cy.me();
         let mut others: Vec<&str> = cy
             .cluster
             .members
@@ -217,58 +283,57 @@ impl Ha {
                 others.push(n);
             }
         }
-        let fresh_within = cy.config.ttl_ms();
-        let peers: Vec<&PeerStatus> = match &cy.obs.peers {
-            None if !others.is_empty() => {
-                return Decision {
-                    actions: vec![Action::FetchPeerStatus {
-                        members: others.iter().map(|s| s.to_string()).collect(),
-                    }],
-                    message: "checking peers before racing for the leader lock".into(),
-                    ineligible: Vec::new(),
-                };
-            }
-            None => Vec::new(),
-            Some(ps) => ps
-                .iter()
-                .filter(|p| {
-                    p.reachable
-                        && p.name != me
-                        && cy.obs.now.saturating_sub(p.fetched_at) <= fresh_within
-                })
-                .collect(),
-        };
-        let silent = others.iter().any(|n| !peers.iter().any(|p| p.name == *n));
-        if let Some(d) = self.failsafe_silent_member(cy, &peers) {
-            return d;
+        others
+    }
+
+    /// Members that did not answer may hide a primary: a `/failsafe` member while we are not
+    /// listed, a silent member just after a resume, the leader of a pause that never confirmed
+    /// the resume, and any silent member when a failover in pause names us.
+    fn held_back_by_silence(
+        &self,
+        cy: &Cycle<'_>,
+        race: &Race<'_>,
+        peers: &[&PeerStatus],
+        silent: bool,
+    ) -> Option<Decision> {
+        if let Some(d) = self.failsafe_silent_member(cy, peers) {
+            return Some(d);
         }
         if let Some(wait) = self.after_resume(cy, silent) {
-            return wait;
+            return Some(wait);
         }
-        if let Some(former) = self.unconfirmed_paused_leader(cy, &peers) {
-            if !matches!(request, Request::ForMe) {
-                return refuse(
-                    me,
+        if let Some(former) = self.unconfirmed_paused_leader(cy, peers) {
+            if !matches!(race.request, Request::ForMe) {
+                return Some(refuse(
+                    race.me,
                     Ineligible::Policy(format!("{former} may still run as primary in pause")),
-                    Some(format!(
-                        "the cluster was resumed, but {former}, the leader while paused, never confirmed it and does not answer: it may still run as primary without the lock; waiting for it or for a manual failover"
-                    )),
-                );
+                    Some(Reason::PausedLeaderUnconfirmed { former }),
+                ));
             }
         }
         // A manual failover in pause promotes only beside members that answered: a silent one
         // may be a primary that lost its lock (paused, nothing stopped it) and still takes writes.
         if cy.paused && silent {
-            return refuse(
-                me,
+            return Some(refuse(
+                race.me,
                 Ineligible::Paused,
-                Some(
-                    "not racing for the requested failover: a member did not answer and may still run as primary"
-                        .into(),
-                ),
-            );
+                Some(Reason::SilentMemberInPause),
+            ));
         }
-        if let Request::ForOther(c) = request {
+        None
+    }
+
+    /// A pending `/failover` holds us back: it names another member that could win, or we led
+    /// before the switchover and someone else can take over.
+    fn defer_to_request(
+        &self,
+        cy: &Cycle<'_>,
+        race: &Race<'_>,
+        ctx: &RaceContext<'_>,
+        peers: &[&PeerStatus],
+    ) -> Option<Decision> {
+        let me = race.me;
+        if let Request::ForOther(c) = race.request {
             let answered = cy
                 .obs
                 .peers
@@ -281,87 +346,104 @@ impl Ha {
                 None => cy
                     .cluster
                     .member(c)
-                    .is_some_and(|m| self.policy.eligible(&member_candidate(m), &ctx).is_ok()),
+                    .is_some_and(|m| self.policy.eligible(&member_candidate(m), ctx).is_ok()),
                 Some(p) => {
                     p.reachable
                         && p.state == MemberState::Running
-                        && self.policy.eligible(&peer_candidate(p), &ctx).is_ok()
-                        && !super::quorum::behind_in_quorum(cy, &peers, p, me_c.wal_position)
+                        && self.policy.eligible(&peer_candidate(p), ctx).is_ok()
+                        && !super::quorum::behind_in_quorum(cy, peers, p, race.me_c.wal_position)
                 }
             };
             if could_win {
-                return refuse(
+                return Some(refuse(
                     me,
                     Ineligible::NotTheCandidate {
                         candidate: c.to_string(),
                     },
                     None,
-                );
+                ));
             }
         }
-        if old_leader == Some(me) && !matches!(request, Request::ForMe) {
+        if race.old_leader == Some(me) && !matches!(race.request, Request::ForMe) {
             let someone_else = cy.cluster.members.iter().any(|m| {
                 m.name != me
                     && peers.iter().any(|p| p.name == m.name)
-                    && self.policy.eligible(&member_candidate(m), &ctx).is_ok()
+                    && self.policy.eligible(&member_candidate(m), ctx).is_ok()
             });
             if someone_else {
-                return refuse(
+                return Some(refuse(
                     me,
                     Ineligible::Policy(
                         "former leader of a switchover; another member can take over".into(),
                     ),
                     None,
-                );
+                ));
             }
         }
+        None
+    }
+
+    /// A server that may take writes runs elsewhere: promoting beside it is two primaries.
+    fn live_primary_elsewhere(&self, cy: &Cycle<'_>, peers: &[&PeerStatus]) -> Option<Decision> {
+        let me = cy.me();
         // A peer whose agent says its database runs as a writable primary blocks the race, for
-        // as long as it says so: promoting beside it is two primaries. Its own agent demotes it
-        // before its lease can run out unless it is paused (then the operator decides) or its
-        // agent cannot act (then the node's fence stops the database).
+        // as long as it says so. Its own agent demotes it before its lease can run out unless
+        // it is paused (then the operator decides) or its agent cannot act (then the node's
+        // fence stops the database).
         if let Some(p) = peers.iter().find(|p| p.role == MemberRole::Primary) {
-            return refuse(
+            return Some(refuse(
                 me,
                 Ineligible::NotHealthiest {
                     better: p.name.clone(),
                 },
-                Some(format!("Primary ({}) is still alive", p.name)),
-            );
+                Some(Reason::PrimaryStillAlive {
+                    primary: p.name.clone(),
+                }),
+            ));
         }
-        if let Some(upstream) = self.unnamed_upstream(cy, &peers) {
-            return refuse(
-                me,
-                Ineligible::Policy(format!("streaming from {upstream}, a live server")),
-                Some(format!(
-                    "my database still streams from {upstream}, whose agent nobody can ask: it may run as primary without the lock"
-                )),
-            );
+        let upstream = self.unnamed_upstream(cy, peers)?;
+        Some(refuse(
+            me,
+            Ineligible::Policy(format!("streaming from {upstream}, a live server")),
+            Some(Reason::UnnamedUpstream { upstream }),
+        ))
+    }
+
+    /// A peer the policy prefers to us (unless a request names us): it wins, not we.
+    fn healthier_peer(
+        &self,
+        cy: &Cycle<'_>,
+        race: &Race<'_>,
+        ctx: &RaceContext<'_>,
+        peers: &[&PeerStatus],
+    ) -> Option<Decision> {
+        if matches!(race.request, Request::ForMe) {
+            return None;
         }
-        if !matches!(request, Request::ForMe) {
-            for p in &peers {
-                // A member without a key (its lease ran out) cannot race: only its primary
-                // claim above counts, not its WAL position.
-                if !p.tags.allows_failover()
-                    || p.watchdog_failed
-                    || Some(p.name.as_str()) == old_leader
-                    || cy.cluster.member(&p.name).is_none()
-                {
-                    continue;
-                }
-                if self.policy.prefers(&peer_candidate(p), &me_c, &ctx) {
-                    return refuse(
-                        me,
-                        Ineligible::NotHealthiest {
-                            better: p.name.clone(),
-                        },
-                        None,
-                    );
-                }
-            }
-        }
-        if let Some(refusal) = self.quorum_refusal(cy, &peers, me_c.wal_position) {
-            return refusal;
-        }
+        // A member without a key (its lease ran out) cannot race: only its primary claim
+        // counts (see `live_primary_elsewhere`), not its WAL position.
+        let better = peers.iter().find(|p| {
+            p.tags.allows_failover()
+                && !p.watchdog_failed
+                && Some(p.name.as_str()) != race.old_leader
+                && cy.cluster.member(&p.name).is_some()
+                && self.policy.prefers(&peer_candidate(p), &race.me_c, ctx)
+        })?;
+        Some(refuse(
+            race.me,
+            Ineligible::NotHealthiest {
+                better: better.name.clone(),
+            },
+            None,
+        ))
+    }
+
+    /// We won: take the lock, clear the request, and promote (or become the standby leader).
+    fn win_race(
+        &mut self,
+        cy: &Cycle<'_>,
+        failover: Option<&Versioned<FailoverRequest>>,
+    ) -> Decision {
         let mut actions = vec![Action::AcquireLeader];
         // In pause the request stays until we run as primary (the leader clears it then): it is
         // what tells this lock holder to wait for its promotion instead of giving the lock back.
@@ -372,11 +454,7 @@ impl Ha {
         }
         if cy.standby {
             self.become_standby_leader(cy, &mut actions);
-            return Decision {
-                actions,
-                message: "promoted self to a standby leader by acquiring session lock".into(),
-                ineligible: Vec::new(),
-            };
+            return Decision::new(actions, Reason::PromotedStandbyLeader);
         }
         if let Some(w) = self.sync_on_promote(cy) {
             actions.push(w);
@@ -385,11 +463,7 @@ impl Ha {
             timeline: cy.next_timeline(),
             planned: failover.is_some_and(|f| f.value.is_switchover()),
         });
-        Decision {
-            actions,
-            message: "promoted self to leader by acquiring session lock".into(),
-            ineligible: Vec::new(),
-        }
+        Decision::new(actions, Reason::PromotedByRace)
     }
 
     /// The server our database still streams from, when neither a member key nor our memory of
@@ -459,16 +533,15 @@ impl Ha {
         if cy.paused || !someone_silent || cy.obs.now >= until {
             return None;
         }
-        Some(Decision::message(format!(
-            "the cluster was resumed without a leader; {} seconds until the leader race",
-            (until - cy.obs.now).div_ceil(1000)
-        )))
+        Some(Decision::because(Reason::AfterResume {
+            left_ms: until - cy.obs.now,
+        }))
     }
 
     /// With `primary_race_backoff`, hold the race back during the first loop of the
     /// window, and while WAL still arrives before the window ends, so the most advanced standby wins.
     fn race_backoff(&self, cy: &Cycle<'_>) -> Option<Decision> {
-        let backoff = cy.config.primary_race_backoff.saturating_mul(1000);
+        let backoff = cy.config.primary_race_backoff_ms();
         let since = self.mem.unlocked_since?;
         if backoff == 0 {
             return None;
@@ -479,10 +552,9 @@ impl Ha {
         if cy.obs.now >= end || !(first_loop || moved) {
             return None;
         }
-        Some(Decision::message(format!(
-            "My ({}) wal position moved since last heart beat loop, {} seconds until leader race",
-            cy.me(),
-            (end - cy.obs.now).div_ceil(1000)
-        )))
+        Some(Decision::because(Reason::RaceBackoff {
+            me: cy.me().to_string(),
+            left_ms: end - cy.obs.now,
+        }))
     }
 }

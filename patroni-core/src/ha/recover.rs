@@ -2,18 +2,14 @@
 
 use super::{Cycle, Ha};
 use crate::action::ActionKind;
-use crate::{Action, Decision, ProcessState, StartRole, StopMode};
+use crate::{Action, Decision, ProcessState, Reason, StartRole, StopMode};
 
-fn decision(actions: Vec<Action>, message: impl Into<String>) -> Decision {
-    Decision {
-        actions,
-        message: message.into(),
-        ineligible: Vec::new(),
-    }
+fn decision(actions: Vec<Action>, reason: Reason) -> Decision {
+    Decision::new(actions, reason)
 }
 
 impl Ha {
-    /// Branches B, D, G and R: the database is not (yet) running.
+    /// The database is not (yet) running.
     pub(super) fn recover(&mut self, cy: &Cycle<'_>) -> Option<Decision> {
         match cy.obs.local.process {
             ProcessState::Running => None,
@@ -30,7 +26,7 @@ impl Ha {
     }
 
     fn start_timeout_ms(cy: &Cycle<'_>) -> u64 {
-        cy.config.primary_start_timeout.saturating_mul(1000)
+        cy.config.primary_start_timeout_ms()
     }
 
     /// A primary start (crash recovery) running in the background took too long.
@@ -47,13 +43,13 @@ impl Ha {
         {
             return Some(decision(
                 vec![Action::Stop(StopMode::Immediate), Action::ReleaseLeader],
-                "terminated crash recovery because of startup timeout",
+                Reason::StartupTimeoutDuringTask,
             ));
         }
         None
     }
 
-    /// Branch B: the postmaster runs but does not accept connections yet.
+    /// The postmaster runs but does not accept connections yet.
     fn starting(&mut self, cy: &Cycle<'_>) -> Option<Decision> {
         if cy.paused {
             return None;
@@ -65,7 +61,7 @@ impl Ha {
             if self.may_come_up_writable(cy) && lost {
                 return Some(decision(
                     vec![Action::Stop(StopMode::Immediate)],
-                    super::STOPPED_STARTING_LOCK_LOST,
+                    Reason::StoppedStartingLockLost,
                 ));
             }
             return None;
@@ -76,12 +72,12 @@ impl Ha {
             if self.failover_possible(cy, cy.cluster.leader_optime()) {
                 return Some(decision(
                     vec![Action::Stop(StopMode::Immediate), Action::ReleaseLeader],
-                    "stopped PostgreSQL because of startup timeout",
+                    Reason::StoppedStartupTimeout,
                 ));
             }
             return Some(decision(
                 vec![Action::RenewLeader],
-                "primary start has timed out, but continuing to wait because failover is not possible",
+                Reason::StartTimedOutNoFailover,
             ));
         }
         // A switchover or manual failover need not wait for crash recovery to end (Patroni
@@ -89,48 +85,40 @@ impl Ha {
         if let super::switchover::Handover::Demote(d) = self.handover(cy) {
             return Some(d);
         }
-        let left = (timeout - down_for).div_ceil(1000);
+        let left_ms = timeout - down_for;
         // A server that runs but refuses our SQL (a wrong password, say) is not starting up:
         // say why, or the operator waits out primary_start_timeout for nothing.
-        let message = match &cy.obs.local.report.sql_error {
-            Some(problem) => {
-                format!("PostgreSQL is running but {problem}; {left} seconds until timeout")
-            }
-            None => format!("PostgreSQL is still starting up, {left} seconds until timeout"),
+        let reason = match &cy.obs.local.report.sql_error {
+            Some(problem) => Reason::RunningButRefused {
+                problem: problem.clone(),
+                left_ms,
+            },
+            None => Reason::StillStarting { left_ms },
         };
-        Some(decision(vec![Action::RenewLeader], message))
+        Some(decision(vec![Action::RenewLeader], reason))
     }
 
-    /// Branches D, G and R: no postmaster.
+    /// No postmaster: restart it, or let the lock go.
     fn down(&mut self, cy: &Cycle<'_>) -> Decision {
         if cy.paused {
             if cy.hold {
                 return decision(
                     vec![Action::ReleaseLeader],
-                    "removed leader lock because postgres is not running",
+                    Reason::ReleasedNotRunningInPause,
                 );
             }
-            return Decision::message("postgres is not running");
+            return Decision::because(Reason::PostgresNotRunning);
         }
         if cy.hold {
             if cy.events.start_failed {
-                return decision(
-                    vec![Action::ReleaseLeader],
-                    "removed leader key after trying and failing to start postgres",
-                );
+                return decision(vec![Action::ReleaseLeader], Reason::ReleasedStartFailed);
             }
             let possible = self.failover_possible(cy, cy.cluster.leader_optime());
             if cy.config.primary_start_timeout == 0 && possible {
-                return decision(
-                    vec![Action::ReleaseLeader],
-                    "stopped PostgreSQL to fail over after a crash",
-                );
+                return decision(vec![Action::ReleaseLeader], Reason::FailoverAfterCrash);
             }
             if self.down_for(cy) > Self::start_timeout_ms(cy) && possible {
-                return decision(
-                    vec![Action::ReleaseLeader],
-                    "released leader key because postgres did not start within primary_start_timeout",
-                );
+                return decision(vec![Action::ReleaseLeader], Reason::ReleasedStartTimeout);
             }
             if cy.standby {
                 self.mem.following = cy.remote.as_ref().map(|r| r.name.clone());
@@ -140,12 +128,12 @@ impl Ha {
                         Action::RenewLeader,
                         Action::Start(StartRole::Standby { upstream }),
                     ],
-                    "starting as a standby leader because i had the session lock",
+                    Reason::StartingStandbyLeader,
                 );
             }
             return decision(
                 vec![Action::RenewLeader, Action::Start(StartRole::Primary)],
-                "starting primary after failure",
+                Reason::StartingPrimary,
             );
         }
         if cy.obs.local.cannot_follow.is_some() {
@@ -158,17 +146,17 @@ impl Ha {
             let wait = start_backoff_ms(failures, cy.config.loop_wait_ms());
             let until = last.saturating_add(wait);
             if cy.obs.now < until {
-                return Decision::message(format!(
-                    "failed to start postgres ({failures} attempts); retrying in {} seconds",
-                    (until - cy.obs.now).div_ceil(1000)
-                ));
+                return Decision::because(Reason::StartBackoff {
+                    failures,
+                    left_ms: until - cy.obs.now,
+                });
             }
         }
         let upstream = self.upstream(cy);
         self.mem.following = upstream.as_ref().map(|m| m.name.clone());
         decision(
             vec![Action::Start(StartRole::Standby { upstream })],
-            "starting as a secondary",
+            Reason::StartingSecondary,
         )
     }
 }

@@ -2,7 +2,7 @@
 
 use super::{Cycle, Ha};
 use crate::{
-    Action, Decision, DynamicConfig, Endpoint, LocalDb, Member, StandbyCluster, StartRole,
+    Action, Decision, DynamicConfig, Endpoint, LocalDb, Member, Reason, StandbyCluster, StartRole,
     StopMode, SynchronousMode, REMOTE_MEMBER,
 };
 
@@ -44,35 +44,28 @@ impl Ha {
         }
     }
 
-    /// Branch L in a standby cluster: keep the lock and stream from the remote primary.
+    /// The lock is ours in a standby cluster: keep it and stream from the remote primary.
     pub(super) fn lead_standby(&mut self, cy: &Cycle<'_>) -> Decision {
         let local = &cy.obs.local;
         let me = cy.me();
         if local.is_running_primary() {
             if cy.paused {
-                return Decision {
-                    actions: vec![Action::RenewLeader],
-                    message: "this is a standby cluster, but the cluster is paused: continuing to run as primary".into(),
-                    ineligible: Vec::new(),
-                };
+                return Decision::new(vec![Action::RenewLeader], Reason::StandbyClusterPaused);
             }
             // The operator turned this cluster into a standby cluster: stop taking writes, then
             // follow the remote primary (Patroni's `demote-cluster`).
-            return Decision {
-                actions: vec![Action::RenewLeader, Action::Demote(StopMode::Fast)],
-                message: "demoting self because this is a standby cluster".into(),
-                ineligible: Vec::new(),
-            };
+            return Decision::new(
+                vec![Action::RenewLeader, Action::Demote(StopMode::Fast)],
+                Reason::DemoteStandbyCluster,
+            );
         }
         let mut actions = vec![Action::RenewLeader];
-        let mut message = format!("no action. I am ({me}), the standby leader with the lock");
+        let mut reason = Reason::StandbyLeaderWithLock { me: me.to_string() };
         // A switchover hands the standby leadership over like a primary's.
         match self.handover(cy) {
             super::switchover::Handover::Demote(d) => return d,
             super::switchover::Handover::Note(d) => {
-                if !d.message.is_empty() {
-                    message = d.message;
-                }
+                reason = d.reason;
                 actions.extend(d.actions);
             }
             super::switchover::Handover::Nothing => {}
@@ -87,9 +80,7 @@ impl Ha {
                         actions.push(Action::Follow {
                             leader: remote.clone(),
                         });
-                        message =
-                            "promoted self to a standby leader because i had the session lock"
-                                .into();
+                        reason = Reason::StandbyLeaderFollowsRemote;
                     }
                 }
                 None => {
@@ -106,11 +97,7 @@ impl Ha {
             }
         }
         actions.extend(self.upkeep(cy));
-        Decision {
-            actions,
-            message,
-            ineligible: Vec::new(),
-        }
+        Decision::new(actions, reason)
     }
 
     /// What a standby that won the race in a standby cluster does instead of promoting.
@@ -125,31 +112,23 @@ impl Ha {
 
     /// An empty data directory won `/initialize` in a standby cluster: copy the remote primary.
     pub(super) fn bootstrap_standby_leader(&mut self, cy: &Cycle<'_>) -> Decision {
-        let (action, message) = match &cy.remote {
+        let (action, reason) = match &cy.remote {
             Some(remote) => {
                 self.mem.following = Some(REMOTE_MEMBER.to_string());
                 (
                     Action::CloneFrom {
                         source: remote.clone(),
                     },
-                    "trying to bootstrap a new standby leader".to_string(),
+                    Reason::BootstrappingStandbyLeader,
                 )
             }
             None if cy.node.clone_without_leader => (
                 Action::CloneWithoutLeader,
-                "trying to bootstrap a new standby leader (without leader)".to_string(),
+                Reason::BootstrappingStandbyLeaderWithoutLeader,
             ),
-            None => {
-                return Decision::message(
-                    "cannot bootstrap the standby cluster: standby_cluster names no host and no replica method works without a leader",
-                )
-            }
+            None => return Decision::because(Reason::StandbyClusterNoSource),
         };
-        Decision {
-            actions: vec![Action::TakeInitialize, action],
-            message,
-            ineligible: Vec::new(),
-        }
+        Decision::new(vec![Action::TakeInitialize, action], reason)
     }
 
     /// Whether our receiver streams from the standby cluster's remote primary (now, or before
@@ -287,7 +266,7 @@ mod tests {
             local(DbRole::Standby, Some(("10.9.9.9", 6000))),
         ));
         assert_eq!(
-            d.message,
+            d.reason.to_string(),
             "no action. I am (n1), the standby leader with the lock"
         );
         assert!(!d
@@ -338,7 +317,7 @@ mod tests {
             local(DbRole::Standby, Some(("10.9.9.9", 6000))),
         ));
         assert_eq!(
-            d.message,
+            d.reason.to_string(),
             "promoted self to a standby leader by acquiring session lock"
         );
         assert!(d.actions.iter().any(|a| matches!(a, Action::AcquireLeader)));
@@ -362,7 +341,10 @@ mod tests {
             ..LocalDb::default()
         };
         let d = ha.step(&obs(c, empty));
-        assert_eq!(d.message, "trying to bootstrap a new standby leader");
+        assert_eq!(
+            d.reason.to_string(),
+            "trying to bootstrap a new standby leader"
+        );
         assert!(
             matches!(d.actions.as_slice(), [Action::PublishMember(_), Action::TakeInitialize, Action::CloneFrom { source }] if source.name == REMOTE_MEMBER),
             "{d:?}"

@@ -2,7 +2,7 @@
 
 use super::{member_candidate, Cycle, Ha};
 use crate::policy::Ineligible;
-use crate::{Action, Decision, StopMode};
+use crate::{Action, Decision, Reason, RequestKind, StopMode};
 
 /// What the leader does about a pending `/failover` request.
 pub(super) enum Handover {
@@ -10,16 +10,12 @@ pub(super) enum Handover {
     Nothing,
     /// Hand over: the decision demotes us and releases the lock.
     Demote(Decision),
-    /// Stay leader; add these actions (e.g. `ClearFailover`) and, if not empty, use this message.
+    /// Stay leader; add these actions (e.g. `ClearFailover`) and say this reason.
     Note(Decision),
 }
 
-fn note(actions: Vec<Action>, message: String) -> Handover {
-    Handover::Note(Decision {
-        actions,
-        message,
-        ineligible: Vec::new(),
-    })
+fn note(actions: Vec<Action>, reason: Reason) -> Handover {
+    Handover::Note(Decision::new(actions, reason))
 }
 
 impl Ha {
@@ -35,46 +31,42 @@ impl Ha {
         // In pause only a failover to a named member is carried out (Patroni's way to move the
         // primary during maintenance); anything else would be an automatic choice.
         if cy.paused && req.candidate.is_none() {
-            return note(
-                vec![clear],
-                "Failover is possible only to a specific candidate in a paused state".into(),
-            );
+            return note(vec![clear], Reason::FailoverNeedsCandidateInPause);
         }
-        let word = if req.is_switchover() {
-            "switchover"
+        let kind = if req.is_switchover() {
+            RequestKind::Switchover
         } else {
-            "failover"
+            RequestKind::Failover
         };
         let me = cy.me();
         if let Some(at) = req.scheduled_at {
             let wall = cy.obs.wall_clock.0;
             let loop_wait = i64::try_from(cy.config.loop_wait_ms()).unwrap_or(i64::MAX);
             if at.0 > wall.saturating_add(loop_wait) {
-                let secs = at.0.saturating_sub(wall).saturating_add(999) / 1000;
-                return note(
-                    Vec::new(),
-                    format!("Awaiting {word} at {at} (in {secs} seconds)"),
-                );
+                let left_ms = u64::try_from(at.0.saturating_sub(wall)).unwrap_or(0);
+                return note(Vec::new(), Reason::AwaitingScheduled { kind, at, left_ms });
             }
             if at.0 < wall.saturating_sub(loop_wait.saturating_mul(3) / 2) {
-                return note(
-                    vec![clear],
-                    format!("cleaned up a stale {word} request scheduled at {at}"),
-                );
+                return note(vec![clear], Reason::StaleRequest { kind, at });
             }
         }
         if let Some(leader) = req.leader.as_deref().filter(|l| *l != me) {
             return note(
                 vec![clear],
-                format!(
-                    "cleaned up a {word} request from leader {leader}: I am ({me}), the leader"
-                ),
+                Reason::RequestFromOtherLeader {
+                    kind,
+                    leader: leader.to_string(),
+                    me: me.to_string(),
+                },
             );
         }
         if req.candidate.as_deref() == Some(me) {
             return note(
                 vec![clear],
-                format!("cleaned up a {word} request to ({me}): already the leader"),
+                Reason::RequestForSelf {
+                    kind,
+                    me: me.to_string(),
+                },
             );
         }
         let ctx = cy.race_context(cy.obs.local.write_lsn, &self.mem);
@@ -104,20 +96,15 @@ impl Ha {
             }
         }
         if healthy {
-            let what = if req.is_switchover() {
-                "switchover"
-            } else {
-                "manual failover"
-            };
             return Handover::Demote(Decision {
                 actions: vec![Action::Demote(StopMode::Fast), Action::ReleaseLeader],
-                message: format!("{what}: demoting myself"),
+                reason: Reason::HandingOver { kind },
                 ineligible,
             });
         }
         Handover::Note(Decision {
             actions: vec![clear],
-            message: format!("no healthy members found, {word} is not possible"),
+            reason: Reason::NoHealthyMembers { kind },
             ineligible,
         })
     }

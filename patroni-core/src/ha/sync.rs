@@ -7,7 +7,7 @@
 //! only those may be promoted.
 
 use super::{Cycle, Ha};
-use crate::{Action, MemberState, ReplicationRow, SyncState, SynchronousMode};
+use crate::{Action, MemberState, ReplicationRow, SenderState, SyncState, SynchronousMode};
 
 /// The reserved name that makes a strict primary block commits when no standby is left.
 pub const STRICT_SYNC_PLACEHOLDER: &str = "__patroni_strict_sync_replica_placeholder__";
@@ -30,7 +30,7 @@ pub(super) fn eligible_rows<'a>(cy: &Cycle<'a>) -> Vec<&'a ReplicationRow> {
         .replication
         .iter()
         .filter(|r| {
-            r.state == "streaming"
+            r.state == SenderState::Streaming
                 && r.application_name != me
                 && cy.cluster.member(&r.application_name).is_some_and(|m| {
                     m.unreadable.is_none()
@@ -42,6 +42,86 @@ pub(super) fn eligible_rows<'a>(cy: &Cycle<'a>) -> Vec<&'a ReplicationRow> {
         .collect()
 }
 
+/// What `/sync` says this cycle, as the leader reads it before writing it.
+struct SyncKey<'c> {
+    me: &'c str,
+    /// The key as read, whoever wrote it.
+    key: Option<&'c SyncState>,
+    /// It names us as its leader.
+    mine: bool,
+    /// The standbys it records for us (none when it is someone else's).
+    recorded: Vec<String>,
+    /// Its version, for the compare-and-swap.
+    version: Option<u64>,
+}
+
+impl<'c> SyncKey<'c> {
+    fn read(cy: &Cycle<'c>) -> SyncKey<'c> {
+        let me = cy.me();
+        let key = cy.cluster.sync_state();
+        let mine = key.is_some_and(|s| {
+            s.leader
+                .as_deref()
+                .is_some_and(|l| l.eq_ignore_ascii_case(me))
+        });
+        SyncKey {
+            me,
+            key,
+            mine,
+            recorded: key
+                .filter(|_| mine)
+                .map(|s| s.sync_standbys.clone())
+                .unwrap_or_default(),
+            version: cy.cluster.sync.as_ref().map(|s| s.version),
+        }
+    }
+
+    /// `/sync` naming us with these standbys (mode `on`).
+    fn write(&self, standbys: Vec<String>) -> Action {
+        Action::WriteSyncState {
+            state: SyncState {
+                leader: Some(self.me.to_string()),
+                sync_standbys: standbys,
+                quorum: None,
+            },
+            version: self.version,
+        }
+    }
+}
+
+/// The standbys to name, best first, at most `synchronous_node_count`: only those streaming
+/// from us appear in our replication rows, so a cascade member is never picked. Those that may
+/// be promoted come first, as Patroni prefers them, then those already synchronous, then by
+/// flush position.
+fn pick_standbys(cy: &Cycle<'_>) -> Vec<String> {
+    let db_sync: Vec<String> = cy.obs.local.sync_standbys().map(String::from).collect();
+    let mut rows = eligible_rows(cy);
+    let nofailover = |name: &str| {
+        cy.cluster
+            .member(name)
+            .is_some_and(|m| !m.data.tags.allows_failover())
+    };
+    rows.sort_by(|a, b| {
+        let a_sync = contains(&db_sync, &a.application_name);
+        let b_sync = contains(&db_sync, &b.application_name);
+        nofailover(&a.application_name)
+            .cmp(&nofailover(&b.application_name))
+            .then(b_sync.cmp(&a_sync))
+            .then(b.flush_lsn.cmp(&a.flush_lsn))
+            .then(a.application_name.cmp(&b.application_name))
+    });
+    let mut picked: Vec<String> = Vec::new();
+    for r in rows {
+        if picked.len() >= cy.config.synchronous_node_count as usize {
+            break;
+        }
+        if !contains(&picked, &r.application_name) {
+            picked.push(r.application_name.clone());
+        }
+    }
+    picked
+}
+
 impl Ha {
     /// `/sync` and `SetSyncStandbys` actions for this cycle, in the order the invariant needs.
     pub(super) fn sync_standbys(&mut self, cy: &Cycle<'_>) -> Vec<Action> {
@@ -51,145 +131,122 @@ impl Ha {
             return self.quorum_standbys(cy);
         }
         self.mem.quorum_guc = None;
-        let me = cy.me();
-        let local = &cy.obs.local;
-        let sync_key = cy.cluster.sync_state();
-        let mine = sync_key.is_some_and(|s| {
-            s.leader
-                .as_deref()
-                .is_some_and(|l| l.eq_ignore_ascii_case(me))
-        });
-        let recorded: Vec<String> = sync_key
-            .filter(|_| mine)
-            .map(|s| s.sync_standbys.clone())
-            .unwrap_or_default();
-        let version = cy.cluster.sync.as_ref().map(|s| s.version);
-        let write = |standbys: Vec<String>| Action::WriteSyncState {
-            state: SyncState {
-                leader: Some(me.to_string()),
-                sync_standbys: standbys,
-                quorum: None,
-            },
-            version,
-        };
-        let db_listed: Vec<String> = local
-            .replication
-            .iter()
-            .filter(|r| matches!(r.sync_state.as_str(), "sync" | "potential" | "quorum"))
-            .map(|r| r.application_name.clone())
-            .collect();
-        let db_sync: Vec<String> = local.sync_standbys().map(String::from).collect();
+        let key = SyncKey::read(cy);
         let mut actions = Vec::new();
-        let set_guc = |ha: &mut Ha, names: Vec<String>, count: u32, actions: &mut Vec<Action>| {
-            if ha.mem.sync_names.as_ref() != Some(&names) {
-                ha.mem.sync_bar = Some(local.wal_position());
-                actions.push(Action::SetSyncStandbys {
-                    names: names.clone(),
-                    count,
-                    quorum: false,
-                });
-            }
-            ha.mem.sync_names = Some(names);
-        };
-
         if !cy.config.synchronous() {
-            // Asynchronous: undo what synchronous mode left behind, and only that.
-            let leftover = sync_key.is_some_and(|s| !s.sync_standbys.is_empty());
-            if leftover {
-                actions.push(write(Vec::new()));
-            }
-            if leftover || !db_listed.is_empty() {
-                set_guc(self, Vec::new(), 0, &mut actions);
-            }
+            self.undo_sync(cy, &key, &mut actions);
             return actions;
         }
-        if mine && sync_key.is_some_and(|s| s.quorum.is_some()) {
+        if key.mine && key.key.is_some_and(|s| s.quorum.is_some()) {
             // Quorum mode's voters need not each hold every commit: none is eligible until
             // confirmed again under `FIRST n`.
-            return vec![write(Vec::new())];
+            return vec![key.write(Vec::new())];
         }
-
-        let mut rows = eligible_rows(cy);
-        // Only standbys streaming from us appear in our replication rows, so a cascade member
-        // is never picked. Those that may be promoted come first, as Patroni prefers them.
-        let nofailover = |name: &str| {
-            cy.cluster
-                .member(name)
-                .is_some_and(|m| !m.data.tags.allows_failover())
-        };
-        rows.sort_by(|a, b| {
-            let a_sync = contains(&db_sync, &a.application_name);
-            let b_sync = contains(&db_sync, &b.application_name);
-            nofailover(&a.application_name)
-                .cmp(&nofailover(&b.application_name))
-                .then(b_sync.cmp(&a_sync))
-                .then(b.flush_lsn.cmp(&a.flush_lsn))
-                .then(a.application_name.cmp(&b.application_name))
-        });
-        let mut picked: Vec<String> = Vec::new();
-        for r in rows {
-            if picked.len() >= cy.config.synchronous_node_count as usize {
-                break;
-            }
-            if !contains(&picked, &r.application_name) {
-                picked.push(r.application_name.clone());
-            }
-        }
-
+        let picked = pick_standbys(cy);
         if picked.is_empty() {
-            if cy.config.synchronous_mode_strict {
-                if !mine {
-                    actions.push(write(
-                        sync_key
-                            .map(|s| s.sync_standbys.clone())
-                            .unwrap_or_default(),
-                    ));
-                }
-                set_guc(
-                    self,
-                    vec![STRICT_SYNC_PLACEHOLDER.to_string()],
-                    1,
-                    &mut actions,
-                );
-            } else {
-                if !mine || !recorded.is_empty() {
-                    actions.push(write(Vec::new()));
-                }
-                set_guc(self, Vec::new(), 0, &mut actions);
-            }
-            return actions;
+            self.no_sync_candidates(cy, &key, &mut actions);
+        } else {
+            self.name_sync_standbys(cy, &key, picked, &mut actions);
         }
+        actions
+    }
 
-        let keep: Vec<String> = recorded
+    /// Sets `synchronous_standby_names` when it changes, remembering the write position the
+    /// new names must reach before they are recorded.
+    fn set_sync_guc(
+        &mut self,
+        cy: &Cycle<'_>,
+        names: Vec<String>,
+        count: u32,
+        actions: &mut Vec<Action>,
+    ) {
+        if self.mem.sync_names.as_ref() != Some(&names) {
+            self.mem.sync_bar = Some(cy.obs.local.wal_position());
+            actions.push(Action::SetSyncStandbys {
+                names: names.clone(),
+                count,
+                quorum: false,
+            });
+        }
+        self.mem.sync_names = Some(names);
+    }
+
+    /// Asynchronous: undo what synchronous mode left behind, and only that.
+    fn undo_sync(&mut self, cy: &Cycle<'_>, key: &SyncKey<'_>, actions: &mut Vec<Action>) {
+        let leftover = key.key.is_some_and(|s| !s.sync_standbys.is_empty());
+        let db_listed = cy
+            .obs
+            .local
+            .replication
+            .iter()
+            .any(|r| r.sync_state.listed());
+        if leftover {
+            actions.push(key.write(Vec::new()));
+        }
+        if leftover || db_listed {
+            self.set_sync_guc(cy, Vec::new(), 0, actions);
+        }
+    }
+
+    /// No standby can be synchronous: strict mode blocks commits (keeping `/sync` as it is),
+    /// otherwise fall back to asynchronous commits with an empty `/sync`.
+    fn no_sync_candidates(&mut self, cy: &Cycle<'_>, key: &SyncKey<'_>, actions: &mut Vec<Action>) {
+        if cy.config.synchronous_mode_strict {
+            if !key.mine {
+                actions
+                    .push(key.write(key.key.map(|s| s.sync_standbys.clone()).unwrap_or_default()));
+            }
+            let placeholder = vec![STRICT_SYNC_PLACEHOLDER.to_string()];
+            self.set_sync_guc(cy, placeholder, 1, actions);
+        } else {
+            if !key.mine || !key.recorded.is_empty() {
+                actions.push(key.write(Vec::new()));
+            }
+            self.set_sync_guc(cy, Vec::new(), 0, actions);
+        }
+    }
+
+    /// Names `picked` in the GUC: first drop from `/sync` those no longer picked, and only in a
+    /// later cycle record those the database reports synchronous and that caught up.
+    fn name_sync_standbys(
+        &mut self,
+        cy: &Cycle<'_>,
+        key: &SyncKey<'_>,
+        picked: Vec<String>,
+        actions: &mut Vec<Action>,
+    ) {
+        let local = &cy.obs.local;
+        let keep: Vec<String> = key
+            .recorded
             .iter()
             .filter(|n| contains(&picked, n))
             .cloned()
             .collect();
-        let removing = !mine || keep.len() != recorded.len();
+        let removing = !key.mine || keep.len() != key.recorded.len();
         if removing {
-            actions.push(write(keep.clone()));
+            actions.push(key.write(keep.clone()));
         }
         let count = u32::try_from(picked.len()).unwrap_or(u32::MAX);
-        set_guc(self, picked.clone(), count, &mut actions);
-        if !removing {
-            // Sync according to the database is not enough: the standby must also hold every
-            // write acknowledged before it was named (it may have been named while far behind).
-            let bar = *self.mem.sync_bar.get_or_insert(local.wal_position());
-            let caught_up = |n: &str| {
-                local.replication.iter().any(|r| {
-                    r.application_name.eq_ignore_ascii_case(n)
-                        && r.flush_lsn.is_some_and(|f| f >= bar)
-                })
-            };
-            let confirmed: Vec<String> = picked
-                .iter()
-                .filter(|n| contains(&keep, n) || (contains(&db_sync, n) && caught_up(n)))
-                .cloned()
-                .collect();
-            if !same_set(&confirmed, &recorded) {
-                actions.push(write(confirmed));
-            }
+        self.set_sync_guc(cy, picked.clone(), count, actions);
+        if removing {
+            return;
         }
-        actions
+        // Sync according to the database is not enough: the standby must also hold every
+        // write acknowledged before it was named (it may have been named while far behind).
+        let db_sync: Vec<String> = local.sync_standbys().map(String::from).collect();
+        let bar = *self.mem.sync_bar.get_or_insert(local.wal_position());
+        let caught_up = |n: &str| {
+            local.replication.iter().any(|r| {
+                r.application_name.eq_ignore_ascii_case(n) && r.flush_lsn.is_some_and(|f| f >= bar)
+            })
+        };
+        let confirmed: Vec<String> = picked
+            .iter()
+            .filter(|n| contains(&keep, n) || (contains(&db_sync, n) && caught_up(n)))
+            .cloned()
+            .collect();
+        if !same_set(&confirmed, &key.recorded) {
+            actions.push(key.write(confirmed));
+        }
     }
 }

@@ -60,19 +60,12 @@ fn cluster(leader: Option<&str>, members: Vec<Member>) -> Cluster {
 
 /// An observation with a readable DCS and nothing else going on, shared by the decision tests.
 pub(super) fn obs(now: u64, c: Cluster, local: LocalDb) -> Observation {
-    Observation {
+    Observation::quiet(
         now,
-        wall_clock: crate::Timestamp(1_795_000_000_000),
-        dcs: DcsView::Ok(c),
+        crate::Timestamp(1_795_000_000_000),
+        DcsView::Ok(c),
         local,
-        peers: None,
-        outcomes: Vec::new(),
-        task: None,
-        requests: Vec::new(),
-        watchdog_ready: true,
-        member_extra: Default::default(),
-        failsafe: Default::default(),
-    }
+    )
 }
 
 fn done(kind: ActionKind, at: u64) -> Outcome {
@@ -261,7 +254,7 @@ fn a_live_primary_claim_blocks_the_race_for_as_long_as_it_lasts() {
     peer.fetched_at = 120_000;
     o.peers = Some(vec![peer.clone()]);
     let blocked = ha.step(&o);
-    assert_eq!(blocked.message, "Primary (n2) is still alive");
+    assert_eq!(blocked.reason.to_string(), "Primary (n2) is still alive");
     assert!(!blocked.has(ActionKind::AcquireLeader));
     // Once it runs as a replica (or does not answer), the race goes on.
     peer.role = MemberRole::Replica;
@@ -306,7 +299,7 @@ fn race_backoff_waits_while_wal_still_arrives() {
         l.receive_lsn = Some(Lsn(lsn));
         obs(now, c.clone(), l)
     };
-    let waits = |d: &crate::Decision| d.message.contains("seconds until leader race");
+    let waits = |d: &crate::Decision| d.reason.to_string().contains("seconds until leader race");
     assert!(waits(&ha.step(&at(0, 100))), "first loop of the window");
     assert!(
         waits(&ha.step(&at(15_000, 200))),
@@ -467,18 +460,14 @@ fn no_initialize_refusal_applies_only_before_the_agent_joined() {
     let mut ha = Ha::new(Node::new("n1"));
     let peers = vec![member("n2", MemberRole::Primary, 0x300_0000)];
     let d = ha.step(&obs(100_000, cluster(Some("n2"), peers), standby_local()));
-    assert!(d.message.contains("leader (n2)"), "{}", d.message);
+    assert!(d.reason.to_string().contains("leader (n2)"), "{}", d.reason);
     // The DCS is wiped and the primary is gone: a joined replica must not refuse for ever.
     let wiped = Cluster {
         initialize: None,
         ..cluster(None, Vec::new())
     };
     let d = ha.step(&obs(200_000, wiped, standby_local()));
-    assert!(
-        !d.message.contains("aborting start"),
-        "a joined agent refused: {}",
-        d.message
-    );
+    assert_ne!(d.reason, crate::Reason::AbortJoin, "a joined agent refused");
     assert!(d.has(ActionKind::SetInitialize), "{d:?}");
     // A freshly started agent still refuses, as Patroni does.
     let mut fresh = Ha::new(Node::new("n3"));
@@ -487,7 +476,11 @@ fn no_initialize_refusal_applies_only_before_the_agent_joined() {
         ..cluster(None, Vec::new())
     };
     let d = fresh.step(&obs(200_000, wiped, standby_local()));
-    assert!(d.message.contains("aborting start"), "{}", d.message);
+    assert!(
+        d.reason.to_string().contains("aborting start"),
+        "{}",
+        d.reason
+    );
 }
 
 #[test]
@@ -512,7 +505,11 @@ fn emptied_config_is_restored_from_the_last_good_copy() {
         _ => None,
     });
     assert_eq!(restored, Some((45, Some(8))), "{d:?}");
-    assert!(d.message.starts_with("restored /config"), "{}", d.message);
+    assert!(
+        d.reason.to_string().starts_with("restored /config"),
+        "{}",
+        d.reason
+    );
 }
 
 #[test]
@@ -625,7 +622,11 @@ fn replicatefrom_cascades_and_falls_back_to_the_leader_when_its_member_goes() {
     );
     let d = ha.step(&obs(1, both, standby_local()));
     assert_eq!(follow_target(&d).as_deref(), Some("n2"), "{d:?}");
-    assert!(d.message.contains("replicatefrom"), "{}", d.message);
+    assert!(
+        d.reason.to_string().contains("replicatefrom"),
+        "{}",
+        d.reason
+    );
     let gone = cluster(Some("n1"), vec![member("n1", MemberRole::Primary, 1)]);
     let d = ha.step(&obs(2, gone, standby_local()));
     assert_eq!(follow_target(&d).as_deref(), Some("n1"), "{d:?}");
@@ -763,7 +764,7 @@ fn a_refused_promotion_gives_the_lock_back_and_sits_out_the_race_for_ttl() {
         !d.has(ActionKind::AcquireLeader) && !d.has(ActionKind::Promote),
         "{d:?}"
     );
-    assert!(d.message.starts_with("backoff:"), "{}", d.message);
+    assert!(d.reason.to_string().starts_with("backoff:"), "{}", d.reason);
     let mut o = obs(52_000 + ttl, cluster(None, members()), standby_local());
     o.peers = peers();
     assert!(
@@ -780,7 +781,7 @@ fn without_a_leader_a_node_with_a_restore_method_clones_from_backup() {
     let step = |node: &Node, c: Cluster| Ha::new(node.clone()).step(&obs(0, c, empty.clone()));
     let d = step(&node, cluster(None, vec![]));
     assert!(d.actions.contains(&Action::CloneWithoutLeader), "{d:?}");
-    assert_eq!(d.message, "trying to bootstrap (without leader)");
+    assert_eq!(d.reason.to_string(), "trying to bootstrap (without leader)");
     assert_eq!(Action::CloneWithoutLeader.kind(), ActionKind::CloneFrom);
     // Someone is bootstrapping the cluster right now: wait for it.
     let mut bootstrapping = cluster(None, vec![]);
@@ -800,7 +801,7 @@ fn without_a_leader_a_node_with_a_restore_method_clones_from_backup() {
     );
     node.clone_without_leader = false;
     let d = step(&node, cluster(None, vec![]));
-    assert_eq!(d.message, "waiting for leader to bootstrap");
+    assert_eq!(d.reason.to_string(), "waiting for leader to bootstrap");
 }
 
 /// A lock holder whose server runs but refuses our SQL (a wrong superuser password) says so,
@@ -815,19 +816,27 @@ fn a_running_server_that_refuses_our_sql_is_not_starting_up() {
     };
     let c = cluster(Some("n1"), vec![]);
     let d = ha.step(&obs(0, c.clone(), local.clone()));
-    assert!(d.message.contains("still starting up"), "{}", d.message);
+    assert!(
+        d.reason.to_string().contains("still starting up"),
+        "{}",
+        d.reason
+    );
     local.report.sql_error = Some(crate::SqlProblem::Auth(
         "password authentication failed for user \"postgres\"".into(),
     ));
     let d = ha.step(&obs(1_000, c, local));
     assert!(
-        d.message.starts_with(
+        d.reason.to_string().starts_with(
             "PostgreSQL is running but refuses our connection: password authentication failed"
         ),
         "{}",
-        d.message
+        d.reason
     );
-    assert!(!d.message.contains("starting up"), "{}", d.message);
+    assert!(
+        !d.reason.to_string().contains("starting up"),
+        "{}",
+        d.reason
+    );
     assert!(d.has(ActionKind::RenewLeader), "{d:?}");
     let data = d
         .actions
@@ -900,7 +909,11 @@ fn failsafe_topology_is_written_and_an_outage_is_ridden_out_on_confirmed_rounds(
     });
     let d = ha.step(&later);
     assert_eq!(d.actions, vec![Action::Demote(crate::StopMode::Fast)]);
-    assert!(d.message.contains("n2: no answer"), "{}", d.message);
+    assert!(
+        d.reason.to_string().contains("n2: no answer"),
+        "{}",
+        d.reason
+    );
     assert!(!ha.failsafe_active(80_001));
     // Failsafe mode off: the same outage demotes without asking anyone.
     let mut plain = Ha::new(Node::new("n1"));
@@ -942,7 +955,11 @@ fn a_member_that_confirmed_a_failsafe_leader_does_not_race_while_it_may_run() {
         !d.has(ActionKind::FetchPeerStatus) && !d.has(ActionKind::AcquireLeader),
         "{d:?}"
     );
-    assert!(d.message.contains("failsafe leader (n1)"), "{}", d.message);
+    assert!(
+        d.reason.to_string().contains("failsafe leader (n1)"),
+        "{}",
+        d.reason
+    );
     // Once ttl has passed since the confirmation it races as usual.
     o.now = 110_000;
     assert!(ha.step(&o).has(ActionKind::FetchPeerStatus));
@@ -966,9 +983,11 @@ fn a_member_that_confirmed_a_failsafe_leader_does_not_race_while_it_may_run() {
     o3.peers = Some(vec![PeerStatus::unreachable("n1", 300_000), n2.clone()]);
     let d = n3.step(&o3);
     assert!(
-        d.message.contains("n1, which is, does not answer"),
+        d.reason
+            .to_string()
+            .contains("n1, which is, does not answer"),
         "{}",
-        d.message
+        d.reason
     );
     let mut n1 = n2.clone();
     n1.name = "n1".into();
@@ -999,7 +1018,11 @@ fn quorum_mode_promotes_only_with_enough_votes() {
     o.peers = Some(vec![n2.clone()]);
     let d = ha.step(&o);
     assert!(!d.has(ActionKind::AcquireLeader), "{d:?}");
-    assert!(d.message.contains("1 of the 2 votes"), "{}", d.message);
+    assert!(
+        d.reason.to_string().contains("1 of the 2 votes"),
+        "{}",
+        d.reason
+    );
     n2.reachable = true;
     n2.role = MemberRole::Replica;
     n2.state = MemberState::Running;

@@ -6,6 +6,7 @@ use crate::{DynamicConfig, Lsn, SyncState, Tags};
 
 /// Why a member may not be promoted, with the numbers that decided it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Ineligible {
     /// Tagged `nofailover` or `failover_priority` <= 0.
     NoFailoverTag,
@@ -115,6 +116,63 @@ pub struct RaceContext<'a> {
 /// The state machine asks each node "may I race?" ([`eligible`](Self::eligible)) and then "does
 /// this peer beat me?" ([`prefers`](Self::prefers)); the create-only leader write breaks remaining ties.
 /// A custom policy must keep `eligible` at least as strict as the safety rules it is checked against.
+///
+/// # Example
+///
+/// Patroni's rules, except that a member of the disaster-recovery site (custom tag `site: dr`)
+/// never takes over by itself; an operator moves the cluster there with a switchover instead.
+/// Give it to an agent with `patroni_bin::AgentBuilder::policy`, after proving it in the
+/// simulator (the `sim` feature's `check_policy`).
+///
+/// ```
+/// use patroni_core::{
+///     Candidate, DynamicConfig, FailoverPolicy, Ineligible, Lsn, PatroniPolicy, RaceContext, Tags,
+/// };
+///
+/// #[derive(Debug)]
+/// struct StayHome;
+///
+/// impl FailoverPolicy for StayHome {
+///     fn eligible(&self, candidate: &Candidate, ctx: &RaceContext<'_>) -> Result<(), Ineligible> {
+///         if candidate.tags.custom_str("site").as_deref() == Some("dr") {
+///             return Err(Ineligible::Policy("in the disaster-recovery site".into()));
+///         }
+///         PatroniPolicy.eligible(candidate, ctx)
+///     }
+///
+///     fn prefers(&self, peer: &Candidate, me: &Candidate, ctx: &RaceContext<'_>) -> bool {
+///         PatroniPolicy.prefers(peer, me, ctx)
+///     }
+/// }
+///
+/// let member = |name: &str, site: &str, wal: u64| {
+///     let mut tags = Tags::default();
+///     tags.custom.insert("site".into(), site.into());
+///     Candidate {
+///         name: name.into(),
+///         tags,
+///         wal_position: Lsn::from(wal),
+///         timeline: Some(1),
+///         running: true,
+///     }
+/// };
+/// let config = DynamicConfig::default();
+/// let ctx = RaceContext {
+///     config: &config,
+///     leader_optime: Some(Lsn::from(1000)),
+///     cluster_timeline: 1,
+///     sync: None,
+///     former_leader: None,
+/// };
+/// let (home, dr) = (member("a", "home", 900), member("b", "dr", 1000));
+/// assert_eq!(StayHome.eligible(&home, &ctx), Ok(()));
+/// assert_eq!(
+///     StayHome.eligible(&dr, &ctx).unwrap_err().to_string(),
+///     "in the disaster-recovery site"
+/// );
+/// // Preference is Patroni's: the member further ahead wins.
+/// assert!(StayHome.prefers(&dr, &home, &ctx));
+/// ```
 pub trait FailoverPolicy: fmt::Debug + Send + Sync {
     /// Whether `candidate` may become primary at all, and if not, why.
     fn eligible(&self, candidate: &Candidate, ctx: &RaceContext<'_>) -> Result<(), Ineligible>;

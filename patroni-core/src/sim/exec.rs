@@ -111,11 +111,8 @@ impl World {
         } else {
             DcsView::Unreachable("etcd: request timed out (simulated partition)".into())
         };
+        let local = self.observe_local(i);
         let obs = Observation {
-            now,
-            wall_clock: Timestamp(self.epoch.0 + now as i64),
-            dcs,
-            local: self.observe_local(i),
             peers: probed.peers,
             outcomes: std::mem::take(&mut self.agents[i].outcomes),
             task: self.agents[i].task.as_ref().map(|t| RunningTask {
@@ -123,12 +120,11 @@ impl World {
                 since: t.since,
             }),
             requests: std::mem::take(&mut self.agents[i].requests),
-            watchdog_ready: true,
-            member_extra: Default::default(),
             failsafe: FailsafeInput {
                 round: probed.round,
                 leader: self.agents[i].failsafe_leader.clone(),
             },
+            ..Observation::quiet(now, Timestamp(self.epoch.0 + now as i64), dcs, local)
         };
         let decision = self.agents[i].ha.step(&obs);
         if let Some(c) = obs
@@ -161,7 +157,7 @@ impl World {
             let line = format!(
                 "[{}] {} -> [{}]",
                 self.role_word(i),
-                decision.message,
+                decision.reason,
                 kinds.join(", ")
             );
             self.log(&who, line);

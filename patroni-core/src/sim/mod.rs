@@ -13,11 +13,11 @@
 //! * [`strategy`] — proptest strategies for fault schedules.
 //! * [`simulate`], [`check`], [`campaign`], [`check_policy`] — the entry points.
 
-pub mod config;
+mod config;
 pub mod db;
 mod exec;
-pub mod fault;
-pub mod harness;
+mod fault;
+mod harness;
 mod inject;
 pub mod invariants;
 mod observe;
@@ -26,7 +26,7 @@ pub mod rng;
 mod standby;
 pub mod strategy;
 pub mod trace;
-pub mod world;
+mod world;
 
 pub use config::{NodeSpec, PolicyFactory, SimConfig};
 pub use db::DbTimings;

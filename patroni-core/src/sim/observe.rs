@@ -2,7 +2,9 @@
 
 use crate::sim::db::Process;
 use crate::sim::world::World;
-use crate::{DbRole, MemberRole, MemberState, PeerStatus, ReplicationRow};
+use crate::{
+    DbRole, MemberRole, MemberState, PeerStatus, ReplicationRow, SenderState, StandbySync,
+};
 
 impl World {
     /// What node `i`'s adapter would observe, with its standbys as `pg_stat_replication` rows.
@@ -22,13 +24,12 @@ impl World {
                     .any(|n| n.eq_ignore_ascii_case(&self.names[k]));
                 ReplicationRow {
                     application_name: self.names[k].clone(),
-                    state: "streaming".into(),
+                    state: SenderState::Streaming,
                     sync_state: match (sync, self.dbs[i].sync_any) {
-                        (false, _) => "async",
-                        (true, false) => "sync",
-                        (true, true) => "quorum",
-                    }
-                    .into(),
+                        (false, _) => StandbySync::Async,
+                        (true, false) => StandbySync::Sync,
+                        (true, true) => StandbySync::Quorum,
+                    },
                     flush_lsn: Some(s.wal),
                     replay_lsn: Some(s.wal),
                 }

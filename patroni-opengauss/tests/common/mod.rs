@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use patroni_core::{DbError, Member, MemberData};
+use patroni_core::{Member, MemberData};
 use patroni_opengauss::sql_rows::{SqlRows, SqlSource};
 use patroni_opengauss::{OpenGauss, OpenGaussConfig};
 use patroni_postgres::command::RecordingRunner;
+use patroni_postgres::sql::SqlError;
 
 /// The fixture directory (a copy of shared/fixtures/opengauss kept with the crate).
 pub fn fixture_dir() -> PathBuf {
@@ -69,7 +70,7 @@ pub fn guc_set_output() -> String {
 /// SQL answers by statement; unscripted statements fail as a refused connection would.
 #[derive(Default)]
 pub struct ScriptedSql {
-    answers: Mutex<HashMap<String, Result<SqlRows, DbError>>>,
+    answers: Mutex<HashMap<String, Result<SqlRows, SqlError>>>,
     pub asked: Mutex<Vec<String>>,
 }
 
@@ -95,14 +96,14 @@ impl ScriptedSql {
 
 #[async_trait]
 impl SqlSource for ScriptedSql {
-    async fn query(&self, sql: &str) -> Result<SqlRows, DbError> {
+    async fn query(&self, sql: &str) -> Result<SqlRows, SqlError> {
         self.asked.lock().unwrap().push(sql.to_string());
         self.answers
             .lock()
             .unwrap()
             .get(sql)
             .cloned()
-            .unwrap_or_else(|| Err(DbError::Query("connection refused".into())))
+            .unwrap_or_else(|| Err(SqlError::Unreachable("connection refused".into())))
     }
 }
 
@@ -117,6 +118,12 @@ pub fn config(root: &Path) -> OpenGaussConfig {
         root.join("data").display()
     );
     serde_json::from_str(&yaml).expect("test config")
+}
+
+/// Makes `root/data` look initialised (the `PG_VERSION` gs_initdb or a build would write).
+pub fn init_data_dir(root: &Path) {
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    std::fs::write(root.join("data/PG_VERSION"), "9.2\n").unwrap();
 }
 
 /// An adapter over a recording runner and scripted SQL, with an initialised (non-empty) data directory.
@@ -135,8 +142,7 @@ impl Rig {
     pub fn with(edit: impl FnOnce(&mut OpenGaussConfig), initialised: bool) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         if initialised {
-            std::fs::create_dir_all(dir.path().join("data")).unwrap();
-            std::fs::write(dir.path().join("data/PG_VERSION"), "9.2\n").unwrap();
+            init_data_dir(dir.path());
         }
         let mut cfg = config(dir.path());
         edit(&mut cfg);

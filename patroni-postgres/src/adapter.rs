@@ -670,7 +670,10 @@ mod tests {
     use std::path::PathBuf;
 
     fn adapter(runner: Arc<RecordingRunner>) -> (Postgres, PathBuf) {
-        let dir = std::env::temp_dir().join(format!("pg-cmd-test-{}", std::process::id()));
+        // One directory per test: tests run side by side and each removes its own at the end.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("pg-cmd-test-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let mut cfg = PostgresConfig::new("127.0.0.1:5499", dir.join("data"));
@@ -686,7 +689,9 @@ mod tests {
         let (pg, dir) = adapter(runner.clone());
         runner.reply_stdout(
             0,
-            "Database cluster state:               shut down\nLatest checkpoint's TimeLineID:       3\n",
+            "Database system identifier:           7441612338446096478\n\
+             Database cluster state:               shut down\n\
+             Latest checkpoint's TimeLineID:       3\n",
         );
         let cd = pg.controldata().await.unwrap();
         assert_eq!((cd.cleanly_shut_down(), cd.timeline()), (true, Some(3)));
