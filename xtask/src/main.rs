@@ -112,8 +112,13 @@ fn main() {
     }
 }
 
+/// The workspace this xtask was run in. `cargo run` says where the package is at run time; the
+/// path compiled in is only a fallback, since a build copied from another checkout would
+/// otherwise test that checkout instead of this one.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from);
+    manifest_dir
         .parent()
         .expect("xtask lives in the workspace")
         .to_path_buf()
