@@ -23,6 +23,9 @@ use crate::scheduled::{self, Verdict};
 use crate::state::Shared;
 use crate::status::PatroniStatus;
 
+/// The shortest loop period, whatever `loop_wait` says, so a zero never spins the loop.
+const MIN_LOOP: Duration = Duration::from_millis(100);
+
 /// Why the agent stopped abnormally.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -105,7 +108,7 @@ pub struct Agent {
     reloader: Option<Reloader>,
     http: reqwest::Client,
     /// The lease timing last handed to the DCS.
-    lease_timing: Option<(u64, u64)>,
+    lease_timing: Option<(Duration, Duration)>,
     /// The fence process and watchdog device.
     fencing: Fencing,
     /// Every member's REST address seen so far, for probing one whose key has expired.
@@ -126,7 +129,10 @@ impl Agent {
             dcs: Arc::clone(&shared.dcs),
             db,
             shared: Arc::clone(&shared),
-            dcs_timeout: Duration::from_secs(node.bootstrap_config.retry_timeout.max(1)),
+            dcs_timeout: node
+                .bootstrap_config
+                .retry_timeout_duration()
+                .max(Duration::from_secs(1)),
             callbacks: None,
         };
         Agent {
@@ -196,7 +202,7 @@ impl Agent {
         loop {
             let started = Instant::now();
             let config = self.shared.read(|s| s.dynamic_config(self.ha.node()));
-            self.exec.dcs_timeout = Duration::from_secs(config.retry_timeout.max(1));
+            self.exec.dcs_timeout = config.retry_timeout_duration().max(Duration::from_secs(1));
             // A shutdown is not kept waiting by a cycle stuck on DCS timeouts: the leader stops
             // its database and releases the lock (when etcd answers) in `shut_down`.
             let stopped = tokio::select! {
@@ -209,7 +215,7 @@ impl Agent {
                 break;
             }
             self.update_fencing(&last_local);
-            let next = started + Duration::from_millis(config.loop_wait_ms().max(100));
+            let next = started + config.loop_wait_duration().max(MIN_LOOP);
             if Instant::now() > next {
                 tracing::warn!("Loop time exceeded, rescheduling immediately.");
             }
@@ -245,8 +251,7 @@ impl Agent {
             }
             // A failed task is retried on the regular schedule, not in a tight loop.
             if failed {
-                let retry_at =
-                    Instant::now() + Duration::from_millis(config.loop_wait_ms().max(100));
+                let retry_at = Instant::now() + config.loop_wait_duration().max(MIN_LOOP);
                 tokio::select! {
                     _ = shutdown.as_mut() => break,
                     _ = sleep_until(retry_at) => {}
@@ -341,10 +346,7 @@ impl Agent {
             return;
         }
         let (ttl, loop_wait) = timing;
-        self.exec
-            .dcs
-            .set_timing(Duration::from_millis(ttl), Duration::from_millis(loop_wait))
-            .await;
+        self.exec.dcs.set_timing(ttl, loop_wait).await;
         self.lease_timing = Some(timing);
     }
 

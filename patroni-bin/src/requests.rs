@@ -197,10 +197,10 @@ pub async fn hand_over(
     let loop_wait = cluster
         .config
         .as_ref()
-        .map_or(shared.node().bootstrap_config.loop_wait, |c| {
-            c.value.loop_wait
+        .map_or(shared.node().bootstrap_config.loop_wait_duration(), |c| {
+            c.value.loop_wait_duration()
         });
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(2 * loop_wait.max(10));
+    let deadline = tokio::time::Instant::now() + 2 * loop_wait.max(Duration::from_secs(10));
     while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let Ok(c) = shared.dcs.load().await else {

@@ -34,9 +34,9 @@ pub fn connect_dcs(
 ) -> Result<Arc<dyn Dcs>, AgentError> {
     let mut id = EtcdIdentity::new(config.scope.clone(), name.to_string());
     id.namespace = config.namespace.clone();
-    id.ttl = Duration::from_secs(timing.ttl);
-    id.retry_timeout = Duration::from_secs(timing.retry_timeout);
-    id.loop_wait = Duration::from_secs(timing.loop_wait);
+    id.ttl = timing.ttl_duration();
+    id.retry_timeout = timing.retry_timeout_duration();
+    id.loop_wait = timing.loop_wait_duration();
     let dcs = EtcdDcs::new(&config.etcd3, id).map_err(|e| AgentError::Dcs(e.to_string()))?;
     Ok(Arc::new(dcs))
 }

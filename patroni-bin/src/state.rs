@@ -102,7 +102,7 @@ impl Snapshot {
     /// Patroni's `failsafe_mode_is_active`: on a primary, a confirmed failsafe round keeps it
     /// running; on another member, it accepted a failsafe leader within `ttl`.
     pub fn failsafe_active(&self, node: &Node, now: u64) -> bool {
-        let ttl = self.with_dynamic_config(node, DynamicConfig::ttl_ms);
+        let ttl = self.with_dynamic_config(node, DynamicConfig::ttl_duration);
         self.failsafe_until.is_some_and(|u| now < u)
             || self
                 .failsafe_leader

@@ -7,6 +7,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::config::WatchdogSection;
 
@@ -28,9 +29,9 @@ pub struct Settings {
     pub mode: Mode,
     /// The watchdog device.
     pub device: PathBuf,
-    /// How long before the lease ends the database is stopped, s; `None` means `ttl / 2`
+    /// How long before the lease ends the database is stopped; `None` means `ttl / 2`
     /// (Patroni's `-1`).
-    pub safety_margin: Option<u64>,
+    pub safety_margin: Option<Duration>,
 }
 
 impl Settings {
@@ -47,9 +48,9 @@ impl Settings {
             }
         };
         let safety_margin = match s.safety_margin {
-            None => Some(5),
+            None => Some(Duration::from_secs(5)),
             Some(-1) => None,
-            Some(m) if m >= 0 => Some(m as u64),
+            Some(m) if m >= 0 => Some(Duration::from_secs(m as u64)),
             Some(m) => return Err(format!("watchdog.safety_margin {m}: expected -1 or >= 0")),
         };
         Ok(Settings {

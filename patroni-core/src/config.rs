@@ -1,5 +1,7 @@
 //! The cluster-wide dynamic configuration (Patroni's `/config` key) and its timing rule.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// How commits wait for standbys; Patroni accepts `true`/`false` or `"on"`/`"off"`/`"quorum"`.
@@ -349,29 +351,29 @@ impl DynamicConfig {
         (c, warnings)
     }
 
-    /// The lease length in milliseconds, the unit of [`Observation::now`](crate::Observation::now).
-    pub fn ttl_ms(&self) -> u64 {
-        self.ttl.saturating_mul(1000)
+    /// The lease length (`ttl`), as the [`Duration`] the state machine measures time with.
+    pub fn ttl_duration(&self) -> Duration {
+        Duration::from_secs(self.ttl)
     }
 
-    /// The loop period in milliseconds.
-    pub fn loop_wait_ms(&self) -> u64 {
-        self.loop_wait.saturating_mul(1000)
+    /// The loop period (`loop_wait`).
+    pub fn loop_wait_duration(&self) -> Duration {
+        Duration::from_secs(self.loop_wait)
     }
 
-    /// The per-call deadline in milliseconds.
-    pub fn retry_timeout_ms(&self) -> u64 {
-        self.retry_timeout.saturating_mul(1000)
+    /// The per-call deadline (`retry_timeout`).
+    pub fn retry_timeout_duration(&self) -> Duration {
+        Duration::from_secs(self.retry_timeout)
     }
 
-    /// `primary_start_timeout` in ms, the unit the state machine measures time in.
-    pub fn primary_start_timeout_ms(&self) -> u64 {
-        self.primary_start_timeout.saturating_mul(1000)
+    /// How long a crashed primary may take to start before a failover (`primary_start_timeout`).
+    pub fn primary_start_timeout_duration(&self) -> Duration {
+        Duration::from_secs(self.primary_start_timeout)
     }
 
-    /// `primary_race_backoff` in ms, the unit the state machine measures time in.
-    pub fn primary_race_backoff_ms(&self) -> u64 {
-        self.primary_race_backoff.saturating_mul(1000)
+    /// How long a standby whose WAL still arrives waits before racing (`primary_race_backoff`).
+    pub fn primary_race_backoff_duration(&self) -> Duration {
+        Duration::from_secs(self.primary_race_backoff)
     }
 
     /// Whether promotion is restricted to the recorded synchronous standbys.

@@ -36,17 +36,7 @@ pub async fn within<H: DcsHarness + ?Sized, F: Future + Unpin>(
     ms: u64,
     fut: &mut F,
 ) -> Option<F::Output> {
-    let mut timer = h.pause(ms);
-    std::future::poll_fn(move |cx| {
-        if let Poll::Ready(v) = Pin::new(&mut *fut).poll(cx) {
-            return Poll::Ready(Some(v));
-        }
-        match timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
-    })
-    .await
+    crate::deadline::before(fut, h.pause(ms)).await
 }
 
 /// Runs the futures concurrently on the current task and returns their outputs in order.

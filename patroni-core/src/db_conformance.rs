@@ -9,8 +9,6 @@
 //! Cases panic with a message on the first violated expectation, as test assertions do.
 
 use std::future::Future;
-use std::pin::Pin;
-use std::task::Poll;
 
 use async_trait::async_trait;
 
@@ -79,14 +77,7 @@ async fn within<H: DbHarness + ?Sized, F: Future + Unpin>(
     ms: u64,
     fut: &mut F,
 ) -> Option<F::Output> {
-    let mut timer = h.pause(ms);
-    std::future::poll_fn(move |cx| {
-        if let Poll::Ready(v) = Pin::new(&mut *fut).poll(cx) {
-            return Poll::Ready(Some(v));
-        }
-        timer.as_mut().poll(cx).map(|()| None)
-    })
-    .await
+    crate::deadline::before(fut, h.pause(ms)).await
 }
 
 /// Whether the observation is a running standby whose receiver streams from `leader`.

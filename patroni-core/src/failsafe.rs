@@ -8,6 +8,7 @@
 //! round's answers mean; the daemon's REST API and the simulator answer with [`answer`].
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -38,10 +39,10 @@ pub struct FailsafeLeader {
 }
 
 impl FailsafeLeader {
-    /// Whether the acceptance still binds at `now`: for `ttl_ms` after it the poster may run
+    /// Whether the acceptance still binds at `now`: for `ttl` after it the poster may run
     /// as a primary on the strength of it, so this member neither races nor accepts another.
-    pub fn is_fresh(&self, now: u64, ttl_ms: u64) -> bool {
-        now < self.accepted_at.saturating_add(ttl_ms)
+    pub fn is_fresh(&self, now: u64, ttl: Duration) -> bool {
+        now < crate::instant::after(self.accepted_at, ttl)
     }
 }
 
@@ -76,21 +77,21 @@ pub struct FailsafeInput {
 /// A running primary never accepts (Patroni's "Running as a leader"). Otherwise the member
 /// accepts only the leader it knows: the lock holder of the last cluster view it read
 /// (`view_leader`), or, when that view had no leader (the key ran out while the primary could
-/// not renew it), the leader it accepted within the last `ttl_ms`.
+/// not renew it), the leader it accepted within the last `ttl`.
 pub fn answer(
     poster: &str,
     running_primary: bool,
     view_leader: Option<&str>,
     accepted: Option<&FailsafeLeader>,
     now: u64,
-    ttl_ms: u64,
+    ttl: Duration,
 ) -> Result<(), String> {
     if running_primary {
         return Err("Running as a leader".into());
     }
     let known = view_leader.or_else(|| {
         accepted
-            .filter(|a| a.is_fresh(now, ttl_ms))
+            .filter(|a| a.is_fresh(now, ttl))
             .map(|a| a.name.as_str())
     });
     match known {
@@ -110,12 +111,13 @@ mod tests {
             name: "a".into(),
             accepted_at: 1_000,
         };
-        assert!(answer("a", false, Some("a"), None, 0, 30_000).is_ok());
-        assert!(answer("a", true, Some("a"), None, 0, 30_000).is_err());
-        assert!(answer("a", false, Some("b"), Some(&fresh), 2_000, 30_000).is_err());
+        let ttl = Duration::from_secs(30);
+        assert!(answer("a", false, Some("a"), None, 0, ttl).is_ok());
+        assert!(answer("a", true, Some("a"), None, 0, ttl).is_err());
+        assert!(answer("a", false, Some("b"), Some(&fresh), 2_000, ttl).is_err());
         // The key ran out: the leader accepted within ttl still counts, an older one does not.
-        assert!(answer("a", false, None, Some(&fresh), 2_000, 30_000).is_ok());
-        assert!(answer("a", false, None, Some(&fresh), 31_000, 30_000).is_err());
-        assert!(answer("a", false, None, None, 2_000, 30_000).is_err());
+        assert!(answer("a", false, None, Some(&fresh), 2_000, ttl).is_ok());
+        assert!(answer("a", false, None, Some(&fresh), 31_000, ttl).is_err());
+        assert!(answer("a", false, None, None, 2_000, ttl).is_err());
     }
 }

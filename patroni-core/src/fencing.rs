@@ -1,6 +1,10 @@
 //! What a node's fence must do after a cycle: one rule for the daemon's fence process and the
 //! simulator's model of it, so the campaigns prove the fencing that ships.
 
+use std::time::Duration;
+
+use crate::instant;
+
 /// The fence's order after a cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FenceOrder {
@@ -12,7 +16,7 @@ pub enum FenceOrder {
     Disarm,
 }
 
-/// The order for this cycle, at `now`: armed until `margin_ms` before the lease ends while we
+/// The order for this cycle, at `now`: armed until `margin` before the lease ends while we
 /// lead; the old deadline kept for a primary without a lease (it must not outlive it); disarmed
 /// otherwise.
 ///
@@ -26,36 +30,45 @@ pub fn fence_order(
     leader_expiry: Option<u64>,
     running_primary: bool,
     paused: bool,
-    ttl_ms: u64,
-    margin_ms: u64,
+    ttl: Duration,
+    margin: Duration,
 ) -> FenceOrder {
     match (paused, leader_expiry) {
         (true, _) if running_primary => {
-            FenceOrder::ArmUntil(now.saturating_add(ttl_ms).saturating_sub(margin_ms))
+            FenceOrder::ArmUntil(instant::before(instant::after(now, ttl), margin))
         }
         (true, _) => FenceOrder::Disarm,
-        (false, Some(expiry)) => FenceOrder::ArmUntil(expiry.saturating_sub(margin_ms)),
+        (false, Some(expiry)) => FenceOrder::ArmUntil(instant::before(expiry, margin)),
         (false, None) if running_primary => FenceOrder::Keep,
         (false, None) => FenceOrder::Disarm,
     }
 }
 
-/// How long before a lease of `ttl_ms` ends the fence stops the database: `safety_margin`
-/// seconds (Patroni's default 5), `None` for Patroni's `-1` (half the lease). Never so much that
+/// How long before a lease of `ttl` ends the fence stops the database: `safety_margin`
+/// (Patroni's default 5 s), `None` for Patroni's `-1` (half the lease). Never so much that
 /// the deadline comes before the next renewal of a healthy agent (`loop_wait` plus a second).
-pub fn fence_margin_ms(safety_margin_s: Option<u64>, ttl_ms: u64, loop_wait_ms: u64) -> u64 {
-    let wanted = safety_margin_s.map_or(ttl_ms / 2, |s| s.saturating_mul(1000));
-    wanted.min(ttl_ms.saturating_sub(loop_wait_ms.saturating_add(1000)))
+pub fn fence_margin(
+    safety_margin: Option<Duration>,
+    ttl: Duration,
+    loop_wait: Duration,
+) -> Duration {
+    let wanted = safety_margin.unwrap_or(ttl / 2);
+    wanted.min(ttl.saturating_sub(loop_wait.saturating_add(Duration::from_secs(1))))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
     #[test]
     fn orders_follow_the_lease() {
-        let order =
-            |expiry, primary, paused| fence_order(1_000, expiry, primary, paused, 30_000, 5_000);
+        let order = |expiry, primary, paused| {
+            fence_order(1_000, expiry, primary, paused, secs(30), secs(5))
+        };
         assert_eq!(
             order(Some(30_000), true, false),
             FenceOrder::ArmUntil(25_000)
@@ -69,10 +82,10 @@ mod tests {
 
     #[test]
     fn margins() {
-        assert_eq!(fence_margin_ms(Some(5), 30_000, 10_000), 5_000);
-        assert_eq!(fence_margin_ms(None, 30_000, 10_000), 15_000);
+        assert_eq!(fence_margin(Some(secs(5)), secs(30), secs(10)), secs(5));
+        assert_eq!(fence_margin(None, secs(30), secs(10)), secs(15));
         // ttl 10, loop_wait 8: the deadline must not come before the next renewal.
-        assert_eq!(fence_margin_ms(Some(5), 10_000, 8_000), 1_000);
-        assert_eq!(fence_margin_ms(Some(5), 4_000, 4_000), 0);
+        assert_eq!(fence_margin(Some(secs(5)), secs(10), secs(8)), secs(1));
+        assert_eq!(fence_margin(Some(secs(5)), secs(4), secs(4)), secs(0));
     }
 }

@@ -19,11 +19,14 @@ pub mod decisions {}
 pub mod conformance;
 #[cfg(any(test, feature = "db-conformance"))]
 pub mod db_conformance;
+#[cfg(any(test, feature = "conformance", feature = "db-conformance"))]
+mod deadline;
 mod endpoint;
 pub mod executor;
 mod failsafe;
 mod fencing;
 mod ha;
+pub mod instant;
 pub mod keyspace;
 mod local;
 mod lsn;
@@ -55,7 +58,7 @@ pub use failsafe::{
     answer as failsafe_answer, FailsafeInput, FailsafeLeader, FailsafePost, FailsafeRound,
     FailsafeTopology,
 };
-pub use fencing::{fence_margin_ms, fence_order, FenceOrder};
+pub use fencing::{fence_margin, fence_order, FenceOrder};
 pub use ha::{needs_restep, Ha, QuorumShortfall, Reason, RequestKind, MAX_RESTEPS};
 pub use local::{
     CannotFollow, CannotFollowReason, CopyProgress, DataDirState, DbRole, LocalDb, ProcessState,

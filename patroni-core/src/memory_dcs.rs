@@ -148,9 +148,8 @@ impl Dcs for MemoryDcs {
     }
 
     async fn set_timing(&self, ttl: std::time::Duration, _loop_wait: std::time::Duration) {
-        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
         let name = self.name.clone();
-        self.shared.with(|s| s.set_member_ttl_ms(&name, ms));
+        self.shared.with(|s| s.set_member_ttl(&name, ttl));
     }
 
     async fn release_leader(&self) -> Result<bool, DcsError> {

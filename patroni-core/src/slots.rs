@@ -9,13 +9,14 @@
 //! `ignore_slots` matches, and logical slots, are never touched.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::{Cluster, DynamicConfig};
 
 /// Patroni's default `member_slots_ttl`: 30 minutes.
-pub const DEFAULT_MEMBER_SLOTS_TTL_MS: u64 = 30 * 60 * 1000;
+pub const DEFAULT_MEMBER_SLOTS_TTL: Duration = Duration::from_secs(30 * 60);
 
 /// Patroni's slot name for a member: lower case, `-` and `.` as `_`, any other character outside
 /// `[a-z0-9_]` as `u` and its code point in four digits, at most 63 characters.
@@ -143,23 +144,25 @@ fn ignore_rules(config: &DynamicConfig) -> Vec<IgnoreRule> {
         .collect()
 }
 
-/// `member_slots_ttl` of `/config` in ms: seconds, or a string with `s`, `min` or `h`.
-fn member_slots_ttl(config: &DynamicConfig) -> u64 {
+/// `member_slots_ttl` of `/config`: seconds, or a string with `s`, `min`, `h` or `d`.
+fn member_slots_ttl(config: &DynamicConfig) -> Duration {
     match config.extra.get("member_slots_ttl") {
-        Some(Value::Number(n)) => n.as_u64().map_or(DEFAULT_MEMBER_SLOTS_TTL_MS, |s| s * 1000),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map_or(DEFAULT_MEMBER_SLOTS_TTL, Duration::from_secs),
         Some(Value::String(s)) => {
             let s = s.trim();
             let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
             let n: u64 = num.parse().unwrap_or(0);
             match unit.trim() {
-                "" | "s" => n * 1000,
-                "min" => n * 60_000,
-                "h" => n * 3_600_000,
-                "d" => n * 86_400_000,
-                _ => DEFAULT_MEMBER_SLOTS_TTL_MS,
+                "" | "s" => Duration::from_secs(n),
+                "min" => Duration::from_secs(n.saturating_mul(60)),
+                "h" => Duration::from_secs(n.saturating_mul(3_600)),
+                "d" => Duration::from_secs(n.saturating_mul(86_400)),
+                _ => DEFAULT_MEMBER_SLOTS_TTL,
             }
         }
-        _ => DEFAULT_MEMBER_SLOTS_TTL_MS,
+        _ => DEFAULT_MEMBER_SLOTS_TTL,
     }
 }
 
@@ -223,7 +226,7 @@ impl SlotKeeper {
         }
         let ttl = member_slots_ttl(config);
         self.seen
-            .retain(|_, at| now.saturating_sub(*at) < ttl.max(1));
+            .retain(|_, at| crate::instant::between(*at, now) < ttl.max(Duration::from_millis(1)));
         plan.keep.extend(self.seen.keys().map(|n| slot_name(n)));
         let own = slot_name(me);
         for (name, logical) in permanent(config) {

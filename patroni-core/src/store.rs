@@ -49,7 +49,7 @@ pub struct MemoryStore {
     keys: BTreeMap<String, KeyValue>,
     leases: BTreeMap<LeaseId, Lease>,
     member_leases: BTreeMap<String, LeaseId>,
-    /// A member's own lease TTL, set from its `ttl` ([`set_member_ttl_ms`](Self::set_member_ttl_ms)).
+    /// A member's own lease TTL, set from its `ttl` ([`set_member_ttl`](Self::set_member_ttl)).
     member_ttls: BTreeMap<String, u64>,
 }
 
@@ -298,8 +298,9 @@ impl MemoryStore {
     ///
     /// etcd cannot change a granted lease's TTL, so Patroni grants a new one and moves its keys;
     /// here the refresh simply uses the new TTL, which is the same for everything bound to it.
-    pub fn set_member_ttl_ms(&mut self, member: &str, ttl_ms: u64) {
-        self.member_ttls.insert(member.to_string(), ttl_ms.max(1));
+    pub fn set_member_ttl(&mut self, member: &str, ttl: std::time::Duration) {
+        let ms = crate::instant::millis(ttl).max(1);
+        self.member_ttls.insert(member.to_string(), ms);
     }
 
     /// The TTL `member`'s lease is refreshed with.

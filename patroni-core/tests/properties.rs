@@ -605,11 +605,11 @@ proptest! {
             if !d.has(ActionKind::Demote) {
                 // Kept running: the lease must outlast the next cycle plus two DCS deadlines.
                 let margin = config
-                    .loop_wait_ms()
-                    .saturating_add(config.retry_timeout_ms().saturating_mul(2));
+                    .loop_wait_duration()
+                    .saturating_add(config.retry_timeout_duration().saturating_mul(2));
                 let expiry = ha.leader_expiry();
                 prop_assert!(
-                    expiry.is_some_and(|e| o.now.saturating_add(margin) <= e),
+                    expiry.is_some_and(|e| patroni_core::instant::after(o.now, margin) <= e),
                     "kept a primary at {} with lease {:?}: {:?}",
                     o.now,
                     expiry,

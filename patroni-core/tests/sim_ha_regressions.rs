@@ -1,6 +1,7 @@
 #![cfg(feature = "sim")]
 //! Minimal schedules the simulator found against `Ha`, kept as regression tests.
 
+use patroni_core::instant::millis;
 use patroni_core::sim::{check, invariants, Fault, FaultSchedule, SimConfig, World};
 use patroni_core::SynchronousMode;
 
@@ -12,7 +13,7 @@ use patroni_core::SynchronousMode;
 #[test]
 fn switchover_back_leaves_every_standby_streaming() {
     let cfg = SimConfig::three_nodes(31);
-    let (warmup, loop_ms) = (cfg.warmup_ms, cfg.dynamic.loop_wait_ms());
+    let (warmup, loop_ms) = (cfg.warmup_ms, millis(cfg.dynamic.loop_wait_duration()));
     let mut w = World::new(cfg, &FaultSchedule::none(), invariants::safety());
     w.run_until(warmup);
     let p = w.writable()[0];

@@ -62,7 +62,7 @@ fn partitions_and_stalls_only() {
 #[test]
 fn async_cluster_with_a_dcs_round_trip() {
     let mut cfg = SimConfig::three_nodes(5);
-    cfg.dcs_rtt_ms = 50;
+    cfg.dcs_rtt = std::time::Duration::from_millis(50);
     run("async/all/rtt50", cfg, 400, FaultMix::ALL);
 }
 

@@ -2,6 +2,7 @@
 //! The four seed rules as named simulations, each asserting its outcome and its time bound,
 //! with the safety invariants checked after every event throughout.
 
+use patroni_core::instant::millis;
 use patroni_core::sim::invariants;
 use patroni_core::sim::{Fault, FaultSchedule, SimConfig, World};
 use patroni_core::ActionKind;
@@ -38,7 +39,10 @@ fn seed_rule_1_crashed_primary_restarts_in_place() {
         dynamic: patroni_core::DynamicConfig::default(), // primary_start_timeout 300 s
         ..SimConfig::three_nodes(11)
     };
-    let (loop_ms, start_ms) = (cfg.dynamic.loop_wait_ms(), cfg.timings.start_ms);
+    let (loop_ms, start_ms) = (
+        millis(cfg.dynamic.loop_wait_duration()),
+        millis(cfg.timings.start),
+    );
     let (mut w, p) = warm(cfg);
     let promotions = w.promotion_count();
     let crash = w.now();
@@ -85,9 +89,10 @@ fn seed_rule_2_unstartable_primary_releases_and_the_healthiest_is_promoted() {
         restartable: false,
     });
     // Detect (one loop), a failed start, release at once, race on the watch, promote: not the ttl.
-    let bound = crash + 2 * d.loop_wait_ms() + t.start_ms + t.promote_ms + 1_000;
+    let bound =
+        crash + 2 * millis(d.loop_wait_duration()) + millis(t.start) + millis(t.promote) + 1_000;
     assert!(
-        bound - crash < d.ttl_ms() + t.promote_ms,
+        bound - crash < millis(d.ttl_duration()) + millis(t.promote),
         "bound must beat the ttl path"
     );
     let done = w
@@ -100,7 +105,7 @@ fn seed_rule_2_unstartable_primary_releases_and_the_healthiest_is_promoted() {
             .any(|&(at, n, k)| at >= crash && n == p && k == ActionKind::Start),
         "the old primary must have tried to start first"
     );
-    w.run_until(done + 2 * d.loop_wait_ms());
+    w.run_until(done + 2 * millis(d.loop_wait_duration()));
     assert!(w.violation().is_none(), "{}", w.trace());
     println!(
         "release and promote: {} promoted {} ms after the crash",
@@ -112,7 +117,10 @@ fn seed_rule_2_unstartable_primary_releases_and_the_healthiest_is_promoted() {
 #[test]
 fn seed_rule_3_crashed_standby_restarts_and_streams() {
     let cfg = SimConfig::three_nodes(13);
-    let (loop_ms, start_ms) = (cfg.dynamic.loop_wait_ms(), cfg.timings.start_ms);
+    let (loop_ms, start_ms) = (
+        millis(cfg.dynamic.loop_wait_duration()),
+        millis(cfg.timings.start),
+    );
     let (mut w, p) = warm(cfg);
     let s = (p + 1) % 3;
     let crash = w.now();
@@ -150,21 +158,23 @@ fn seed_rule_4_diverged_former_primary_is_rebuilt_and_streams() {
     // The primary loses the DCS: it demotes, a standby is promoted on a new timeline.
     w.inject(Fault::CutDcs {
         node: p,
-        for_ms: d.ttl_ms() + 2 * d.loop_wait_ms(),
+        for_ms: millis(d.ttl_duration()) + 2 * millis(d.loop_wait_duration()),
     });
     let cut = w.now();
     let promoted = w
-        .run_until_cond(cut + d.ttl_ms() + 3 * d.loop_wait_ms(), |w| {
-            w.writable().iter().any(|&n| n != p)
-        })
+        .run_until_cond(
+            cut + millis(d.ttl_duration()) + 3 * millis(d.loop_wait_duration()),
+            |w| w.writable().iter().any(|&n| n != p),
+        )
         .unwrap_or_else(|| fail(&w, "no standby was promoted"));
     let new = w.writable()[0];
     for s in (0..3).filter(|&i| i != p) {
         w.inject(Fault::Lag { node: s, bytes: 0 });
     }
     // Once back, the former primary cannot follow (it has WAL the new timeline lacks): rebuild.
-    let healed = cut + d.ttl_ms() + 2 * d.loop_wait_ms();
-    let bound = healed.max(promoted) + 3 * d.loop_wait_ms() + t.rebuild_ms + 1_000;
+    let healed = cut + millis(d.ttl_duration()) + 2 * millis(d.loop_wait_duration());
+    let bound =
+        healed.max(promoted) + 3 * millis(d.loop_wait_duration()) + millis(t.rebuild) + 1_000;
     let done = w
         .run_until_cond(bound, |w| streaming_from(w, p, new))
         .unwrap_or_else(|| fail(&w, "the diverged former primary was not rebuilt in time"));
@@ -187,7 +197,10 @@ fn seed_rule_4_diverged_former_primary_is_rebuilt_and_streams() {
 #[test]
 fn paused_cluster_leaves_a_crashed_primary_alone_until_resumed() {
     let cfg = SimConfig::three_nodes(15);
-    let (loop_ms, start_ms) = (cfg.dynamic.loop_wait_ms(), cfg.timings.start_ms);
+    let (loop_ms, start_ms) = (
+        millis(cfg.dynamic.loop_wait_duration()),
+        millis(cfg.timings.start),
+    );
     let (mut w, p) = warm(cfg);
     w.inject(Fault::Pause);
     let t = w.now();

@@ -6,6 +6,7 @@
 //! The lost race as a running primary (item 2) needs an interleaving no fault produces on its
 //! own; it lives beside the executor (`sim::exec::tests`).
 
+use patroni_core::instant::millis;
 use patroni_core::sim::{invariants, Fault, FaultSchedule, SimConfig, World};
 use patroni_core::ActionKind;
 
@@ -24,7 +25,10 @@ fn warm(cfg: SimConfig) -> (World, usize) {
 fn an_unreadable_data_directory_is_stopped_before_anyone_is_promoted() {
     let mut cfg = SimConfig::three_nodes(21);
     cfg.watchdog = false;
-    let (loop_ms, promote_ms) = (cfg.dynamic.loop_wait_ms(), cfg.timings.promote_ms);
+    let (loop_ms, promote_ms) = (
+        millis(cfg.dynamic.loop_wait_duration()),
+        millis(cfg.timings.promote),
+    );
     let (mut w, p) = warm(cfg);
     let t0 = w.now();
     w.inject(Fault::UnreadableDataDir { node: p });
@@ -48,8 +52,8 @@ fn an_unreadable_data_directory_is_stopped_before_anyone_is_promoted() {
 fn a_primary_that_loses_its_lock_while_starting_never_comes_up_writable() {
     let mut cfg = SimConfig::three_nodes(22);
     cfg.watchdog = false;
-    cfg.timings.start_ms = 60_000;
-    let ttl = cfg.dynamic.ttl_ms();
+    cfg.timings.start = std::time::Duration::from_secs(60);
+    let ttl = millis(cfg.dynamic.ttl_duration());
     let (mut w, p) = warm(cfg);
     let t0 = w.now();
     w.inject(Fault::CrashDb {
@@ -126,7 +130,7 @@ fn a_resume_while_the_paused_primary_agent_stalls_promotes_nobody_beside_it() {
 #[test]
 fn a_killed_leader_agent_is_fenced_and_its_node_rejoins() {
     let cfg = SimConfig::three_nodes(25);
-    let ttl = cfg.dynamic.ttl_ms();
+    let ttl = millis(cfg.dynamic.ttl_duration());
     let (mut w, p) = warm(cfg);
     w.inject(Fault::KillAgent {
         node: p,
@@ -205,7 +209,7 @@ fn a_restarted_agent_does_not_race_while_its_database_streams_from_an_unknown_pr
 #[test]
 fn a_paused_primary_that_missed_the_resume_and_lost_its_agent_is_not_joined_by_another() {
     let mut cfg = SimConfig::three_nodes(2315168596445477548);
-    cfg.dcs_rtt_ms = 50;
+    cfg.dcs_rtt = std::time::Duration::from_millis(50);
     let schedule = FaultSchedule::none()
         .at(5_892, Fault::Pause)
         .at(
@@ -295,7 +299,7 @@ fn a_paused_primary_that_missed_the_resume_holds_the_race_while_it_is_silent() {
 fn a_lost_paused_primary_is_replaced_by_a_manual_failover() {
     let mut cfg = SimConfig::three_nodes(3359769229642586940);
     cfg.watchdog = false;
-    let ttl = cfg.dynamic.ttl_ms();
+    let ttl = millis(cfg.dynamic.ttl_duration());
     let (mut w, p) = warm(cfg);
     w.inject(Fault::Pause);
     w.run_until(w.now() + 15_000);

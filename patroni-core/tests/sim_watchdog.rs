@@ -4,6 +4,7 @@
 //! second primary appear once its lease expires. With the fence process (the daemon's default) or
 //! a hardware watchdog the same stall stays safe.
 
+use patroni_core::instant::millis;
 use patroni_core::sim::{
     campaign, cases, check, invariants, Fault, FaultMix, FaultSchedule, SimConfig, World,
 };
@@ -24,7 +25,7 @@ fn stall_the_primary(fence: bool, watchdog: bool) -> World {
         watchdog,
         ..SimConfig::three_nodes(21)
     };
-    let (warmup, ttl) = (cfg.warmup_ms, cfg.dynamic.ttl_ms());
+    let (warmup, ttl) = (cfg.warmup_ms, millis(cfg.dynamic.ttl_duration()));
     let mut w = World::new(cfg, &FaultSchedule::none(), invariants::safety());
     w.run_until(warmup);
     let p = w.writable()[0];

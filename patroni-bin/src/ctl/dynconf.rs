@@ -366,8 +366,11 @@ pub async fn toggle_pause(
                 .filter(|m| !m.data.api_url.is_empty())
                 .map(|m| (m.name.clone(), m.version))
                 .collect();
-            let loop_wait = cluster.config.as_ref().map_or(10, |c| c.value.loop_wait);
-            let deadline = Instant::now() + Duration::from_secs(loop_wait + 1);
+            let loop_wait = cluster
+                .config
+                .as_ref()
+                .map_or(Duration::from_secs(10), |c| c.value.loop_wait_duration());
+            let deadline = Instant::now() + loop_wait + Duration::from_secs(1);
             loop {
                 let c = dcs.load().await?;
                 let watched = c
@@ -389,8 +392,9 @@ pub async fn toggle_pause(
                         break;
                     }
                     return Err(failed(format!(
-                        "{} members didn't recognized pause state after {loop_wait} seconds",
-                        remaining.join(", ")
+                        "{} members didn't recognized pause state after {} seconds",
+                        remaining.join(", "),
+                        loop_wait.as_secs()
                     )));
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;

@@ -239,9 +239,9 @@ impl Session {
         let timing = self.config.bootstrap_dcs();
         let mut id = EtcdIdentity::new(name.to_string(), "patronictl");
         id.namespace = self.config.namespace.clone();
-        id.ttl = Duration::from_secs(timing.ttl);
-        id.retry_timeout = Duration::from_secs(timing.retry_timeout.max(1));
-        id.loop_wait = Duration::from_secs(timing.loop_wait);
+        id.ttl = timing.ttl_duration();
+        id.retry_timeout = timing.retry_timeout_duration().max(Duration::from_secs(1));
+        id.loop_wait = timing.loop_wait_duration();
         let d = Arc::new(EtcdDcs::new(&self.config.etcd3, id).map_err(|e| failed(e.to_string()))?);
         self.dcs.insert(name.to_string(), d.clone());
         Ok(d)

@@ -60,7 +60,7 @@ pub async fn post_failsafe(
             view_leader.as_deref(),
             s.failsafe_leader.as_ref(),
             now,
-            config.ttl_ms(),
+            config.ttl_duration(),
         );
         if verdict.is_ok() {
             s.failsafe_leader = Some(FailsafeLeader {

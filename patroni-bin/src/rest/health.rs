@@ -205,12 +205,12 @@ pub fn evaluate(
                 return true;
             }
             let limit = if primary {
-                cfg.ttl_ms()
+                cfg.ttl_duration()
             } else {
-                cfg.ttl_ms() * 2
+                cfg.ttl_duration().saturating_mul(2)
             };
             snap.last_cycle
-                .is_some_and(|t| now.saturating_sub(t) <= limit)
+                .is_some_and(|t| patroni_core::instant::between(t, now) <= limit)
         }
         Check::Readiness => {
             if leader {

@@ -231,7 +231,7 @@ impl Ha {
             return None;
         }
         let since = *self.mem.stale_init_since.get_or_insert(cy.obs.now);
-        if cy.obs.now.saturating_sub(since) < cy.config.ttl_ms() {
+        if crate::instant::between(since, cy.obs.now) < cy.config.ttl_duration() {
             return None;
         }
         self.mem.stale_init_since = None;

@@ -11,11 +11,12 @@
 
 use super::{Cycle, Ha};
 use crate::action::ActionKind;
+use crate::instant;
 use crate::policy::Ineligible;
 use crate::{Action, Cluster, Decision, DynamicConfig, FailsafeTopology, Observation, Reason};
 
 /// How many `ttl`s a member whose key is gone stays in `/failsafe`.
-pub(super) const FAILSAFE_GRACE_TTLS: u64 = 10;
+pub(super) const FAILSAFE_GRACE_TTLS: u32 = 10;
 
 impl Ha {
     /// Whether failsafe mode keeps this node a primary right now (a confirmed round's `ttl`
@@ -67,7 +68,7 @@ impl Ha {
                 obs.now
             }
         };
-        let until = started_at.saturating_add(config.ttl_ms());
+        let until = instant::after(started_at, config.ttl_duration());
         self.mem.failsafe_until = Some(until);
         self.mem.leader_expiry = Some(self.mem.leader_expiry.map_or(until, |e| e.max(until)));
         Some(Decision::because(Reason::FailsafeKept))
@@ -96,7 +97,7 @@ impl Ha {
         if !cy.config.failsafe_mode || !cy.hold || !d.has(ActionKind::RenewLeader) {
             return;
         }
-        let grace = cy.config.ttl_ms().saturating_mul(FAILSAFE_GRACE_TTLS);
+        let grace = cy.config.ttl_duration().saturating_mul(FAILSAFE_GRACE_TTLS);
         let mut want: FailsafeTopology = listed
             .into_iter()
             .flatten()
@@ -104,7 +105,7 @@ impl Ha {
                 self.mem
                     .failsafe_absent
                     .get(*n)
-                    .is_some_and(|since| now < since.saturating_add(grace))
+                    .is_some_and(|since| now < instant::after(*since, grace))
             })
             .map(|(n, u)| (n.clone(), u.clone()))
             .collect();
@@ -129,7 +130,7 @@ impl Ha {
             return None;
         }
         let me = cy.me();
-        let ttl = cy.config.ttl_ms();
+        let ttl = cy.config.ttl_duration();
         let why = if let Some(l) = cy
             .obs
             .failsafe
@@ -143,7 +144,7 @@ impl Ha {
         } else if self
             .mem
             .first_step
-            .is_some_and(|t| cy.obs.now < t.saturating_add(ttl))
+            .is_some_and(|t| cy.obs.now < instant::after(t, ttl))
         {
             Reason::FailsafeStartWait
         } else {

@@ -81,7 +81,7 @@ impl Ha {
         // A promotion that finished but is not visible yet (the database still reports
         // recovery) is waited for; a second one would open yet another timeline.
         if let Some(at) = self.mem.promoted_at {
-            if cy.obs.now < at.saturating_add(cy.config.ttl_ms()) {
+            if cy.obs.now < crate::instant::after(at, cy.config.ttl_duration()) {
                 return Decision::new(vec![Action::RenewLeader], Reason::WaitingForPromotion);
             }
             self.mem.promoted_at = None;

@@ -1,7 +1,10 @@
 //! Lease bookkeeping from outcomes, and what a node does while the DCS cannot be read.
 
+use std::time::Duration;
+
 use super::{failed, BootstrapStage, Events, Ha};
 use crate::action::ActionKind;
+use crate::instant;
 use crate::{
     Action, Decision, DynamicConfig, Observation, Outcome, OutcomeResult, Reason, StopMode,
 };
@@ -11,12 +14,12 @@ impl Ha {
     pub(super) fn absorb_outcomes(&mut self, obs: &Observation, config: &DynamicConfig) -> Events {
         let mut ev = Events::default();
         // The TTL the lock writes were sent with (the previous decision's), never a newer one.
-        let ttl_ms = self
+        let ttl = self
             .mem
             .lease_timing
-            .map_or(config.ttl_ms(), |(ttl, _)| ttl)
-            .min(config.ttl_ms().max(1));
-        ev.renew_lost = self.fold_lease(&obs.outcomes, ttl_ms);
+            .map_or(config.ttl_duration(), |(ttl, _)| ttl)
+            .min(config.ttl_duration().max(Duration::from_millis(1)));
+        ev.renew_lost = self.fold_lease(&obs.outcomes, ttl);
         for o in &obs.outcomes {
             match (o.kind, &o.result) {
                 (ActionKind::PublishMember, OutcomeResult::Done) => {
@@ -81,14 +84,14 @@ impl Ha {
     /// this renewal, not the one before (a deadline one loop stale fires on a healthy primary).
     /// The next step folds the same outcomes again, which changes nothing.
     pub fn absorb_lease_outcomes(&mut self, outcomes: &[Outcome]) {
-        if let Some((ttl_ms, _)) = self.mem.lease_timing {
-            self.fold_lease(outcomes, ttl_ms);
+        if let Some((ttl, _)) = self.mem.lease_timing {
+            self.fold_lease(outcomes, ttl);
         }
     }
 
-    /// The lease runs from the latest successful lock write, with `ttl_ms`; a refused one ends
+    /// The lease runs from the latest successful lock write, with `ttl`; a refused one ends
     /// it. Returns whether a renewal was refused.
-    fn fold_lease(&mut self, outcomes: &[Outcome], ttl_ms: u64) -> bool {
+    fn fold_lease(&mut self, outcomes: &[Outcome], ttl: Duration) -> bool {
         let mut latest_write: Option<u64> = None;
         let mut renew_lost = false;
         for o in outcomes {
@@ -97,7 +100,7 @@ impl Ha {
                     if latest_write.is_none_or(|t| o.started_at >= t) =>
                 {
                     latest_write = Some(o.started_at);
-                    self.mem.leader_expiry = Some(o.started_at.saturating_add(ttl_ms));
+                    self.mem.leader_expiry = Some(instant::after(o.started_at, ttl));
                 }
                 (ActionKind::AcquireLeader | ActionKind::RenewLeader, OutcomeResult::Lost) => {
                     self.mem.leader_expiry = None;
@@ -118,12 +121,12 @@ impl Ha {
                 return d;
             }
             let margin = config
-                .loop_wait_ms()
-                .saturating_add(config.retry_timeout_ms().saturating_mul(2));
+                .loop_wait_duration()
+                .saturating_add(config.retry_timeout_duration().saturating_mul(2));
             if let Some(expiry) = self.mem.leader_expiry {
-                if obs.now.saturating_add(margin) <= expiry {
+                if instant::after(obs.now, margin) <= expiry {
                     return Decision::because(Reason::DcsDownKeepingLease {
-                        left_ms: expiry - obs.now,
+                        left: instant::between(obs.now, expiry),
                     });
                 }
             }

@@ -27,6 +27,7 @@ mod tests;
 pub use reason::{QuorumShortfall, Reason, RequestKind};
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::action::ActionKind;
 use crate::policy::{Candidate, FailoverPolicy, PatroniPolicy, RaceContext};
@@ -91,7 +92,7 @@ struct Memory {
     leader_expiry: Option<u64>,
     /// The lease TTL and loop wait the last decision's lock writes were made with: a renewal's
     /// outcome counts with the TTL it was sent with, not with a `/config` read since.
-    lease_timing: Option<(u64, u64)>,
+    lease_timing: Option<(Duration, Duration)>,
     /// The last dynamic configuration read, used while the DCS is unreachable.
     config: Option<DynamicConfig>,
     /// The member data last confirmed written (a `PublishMember` outcome `Done`).
@@ -311,10 +312,10 @@ impl Ha {
         self.mem.leader_expiry
     }
 
-    /// The lease TTL and loop wait (ms) the last decision's lock writes must use: the agent
+    /// The lease TTL and loop wait the last decision's lock writes must use: the agent
     /// hands them to [`Dcs::set_timing`](crate::Dcs::set_timing) before running them, so the
     /// lease etcd holds is the lease this state machine counts (`/config` may change `ttl`).
-    pub fn lease_timing(&self) -> Option<(u64, u64)> {
+    pub fn lease_timing(&self) -> Option<(Duration, Duration)> {
         self.mem.lease_timing
     }
 
@@ -326,13 +327,13 @@ impl Ha {
     }
 
     /// What this node's fence must do after the cycle at `now`: the one composition of
-    /// [`fence_order`](crate::fence_order) and [`fence_margin_ms`](crate::fence_margin_ms) with
+    /// [`fence_order`](crate::fence_order) and [`fence_margin`](crate::fence_margin) with
     /// this node's lease, pause and timing, for the daemon's fence and the simulator's alike.
     pub fn fence_order(
         &self,
         now: u64,
         running_primary: bool,
-        safety_margin_s: Option<u64>,
+        safety_margin: Option<Duration>,
     ) -> crate::FenceOrder {
         let (ttl, loop_wait) = self.mem.lease_timing.unwrap_or_else(|| {
             let c = self
@@ -340,9 +341,9 @@ impl Ha {
                 .config
                 .as_ref()
                 .unwrap_or(&self.node.bootstrap_config);
-            (c.ttl_ms(), c.loop_wait_ms())
+            (c.ttl_duration(), c.loop_wait_duration())
         });
-        let margin = crate::fence_margin_ms(safety_margin_s, ttl, loop_wait);
+        let margin = crate::fence_margin(safety_margin, ttl, loop_wait);
         crate::fence_order(
             now,
             self.mem.leader_expiry,
@@ -383,7 +384,7 @@ impl Ha {
         };
         let standby = standby::standby_section(&mut config);
         let events = self.absorb_outcomes(obs, &config);
-        self.mem.lease_timing = Some((config.ttl_ms(), config.loop_wait_ms()));
+        self.mem.lease_timing = Some((config.ttl_duration(), config.loop_wait_duration()));
         self.mem.first_step.get_or_insert(obs.now);
         let Some(cluster) = cluster else {
             return self.dcs_outage(obs, &config);

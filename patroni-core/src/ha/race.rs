@@ -2,6 +2,7 @@
 //! Patroni's `is_healthiest_node` does, with the stricter rules noted where they apply.
 
 use super::{member_candidate, Cycle, Ha};
+use crate::instant;
 use crate::policy::{Candidate, Ineligible, RaceContext};
 use crate::{
     Action, DbRole, Decision, Endpoint, FailoverRequest, MemberRole, MemberState, PeerStatus,
@@ -107,7 +108,7 @@ impl<'c> Race<'c> {
 /// no answers yet.
 fn answered_peers<'c>(cy: &Cycle<'c>, others: &[&str]) -> Option<Vec<&'c PeerStatus>> {
     let me = cy.me();
-    let fresh_within = cy.config.ttl_ms();
+    let fresh_within = cy.config.ttl_duration();
     match &cy.obs.peers {
         None if !others.is_empty() => None,
         None => Some(Vec::new()),
@@ -116,7 +117,7 @@ fn answered_peers<'c>(cy: &Cycle<'c>, others: &[&str]) -> Option<Vec<&'c PeerSta
                 .filter(|p| {
                     p.reachable
                         && p.name != me
-                        && cy.obs.now.saturating_sub(p.fetched_at) <= fresh_within
+                        && instant::between(p.fetched_at, cy.obs.now) <= fresh_within
                 })
                 .collect(),
         ),
@@ -152,7 +153,7 @@ impl Ha {
         // As Patroni after a failed pre_promote script: the lock was given back for another
         // member to take, so we do not race for it again for `ttl`.
         if let Some(at) = self.mem.promote_failed_at {
-            if cy.obs.now < at.saturating_add(cy.config.ttl_ms()) {
+            if cy.obs.now < instant::after(at, cy.config.ttl_duration()) {
                 return refuse(
                     me,
                     Ineligible::Policy("backing off after a failed promotion".into()),
@@ -529,32 +530,32 @@ impl Ha {
     /// that ran without the lock while paused may still be writable if its agent stalled, and
     /// only its fence stops it, within `ttl` of its agent's last cycle. Wait that long.
     fn after_resume(&self, cy: &Cycle<'_>, someone_silent: bool) -> Option<Decision> {
-        let until = self.mem.paused_seen?.saturating_add(cy.config.ttl_ms());
+        let until = instant::after(self.mem.paused_seen?, cy.config.ttl_duration());
         if cy.paused || !someone_silent || cy.obs.now >= until {
             return None;
         }
         Some(Decision::because(Reason::AfterResume {
-            left_ms: until - cy.obs.now,
+            left: instant::between(cy.obs.now, until),
         }))
     }
 
     /// With `primary_race_backoff`, hold the race back during the first loop of the
     /// window, and while WAL still arrives before the window ends, so the most advanced standby wins.
     fn race_backoff(&self, cy: &Cycle<'_>) -> Option<Decision> {
-        let backoff = cy.config.primary_race_backoff_ms();
+        let backoff = cy.config.primary_race_backoff_duration();
         let since = self.mem.unlocked_since?;
-        if backoff == 0 {
+        if backoff.is_zero() {
             return None;
         }
-        let end = since.saturating_add(backoff);
-        let first_loop = cy.obs.now < since.saturating_add(cy.config.loop_wait_ms());
+        let end = instant::after(since, backoff);
+        let first_loop = cy.obs.now < instant::after(since, cy.config.loop_wait_duration());
         let moved = matches!(self.mem.wal, (Some(a), Some(b)) if a != b);
         if cy.obs.now >= end || !(first_loop || moved) {
             return None;
         }
         Some(Decision::because(Reason::RaceBackoff {
             me: cy.me().to_string(),
-            left_ms: end - cy.obs.now,
+            left: instant::between(cy.obs.now, end),
         }))
     }
 }

@@ -5,6 +5,7 @@
 //! table in [`crate::decisions`] lists every variant with when it is taken and what it does.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::action::ActionKind;
 use crate::Timestamp;
@@ -161,14 +162,14 @@ pub enum Reason {
     /// Just resumed without a leader and a member is silent: wait out its fence.
     AfterResume {
         /// Until the race (shown in whole seconds, rounded up).
-        left_ms: u64,
+        left: Duration,
     },
     /// `primary_race_backoff`: WAL still arrives, let the most advanced standby win.
     RaceBackoff {
         /// This node.
         me: String,
         /// Until the race (shown in whole seconds, rounded up).
-        left_ms: u64,
+        left: Duration,
     },
     /// Quorum mode: not enough voters of `/sync` vouch for us.
     QuorumNotReached(QuorumShortfall),
@@ -305,7 +306,7 @@ pub enum Reason {
         /// When it is due.
         at: Timestamp,
         /// Until then (shown in whole seconds, rounded up).
-        left_ms: u64,
+        left: Duration,
     },
     /// A scheduled request was missed by more than one and a half loops: drop it.
     StaleRequest {
@@ -353,12 +354,12 @@ pub enum Reason {
         /// Why, from the adapter.
         problem: crate::SqlProblem,
         /// Until `primary_start_timeout` (shown in whole seconds, rounded up).
-        left_ms: u64,
+        left: Duration,
     },
     /// The server is starting.
     StillStarting {
         /// Until `primary_start_timeout` (shown in whole seconds, rounded up).
-        left_ms: u64,
+        left: Duration,
     },
     /// Paused, we hold the lock and the database is down.
     ReleasedNotRunningInPause,
@@ -379,7 +380,7 @@ pub enum Reason {
         /// Consecutive failed starts.
         failures: u32,
         /// Until the next one (shown in whole seconds, rounded up).
-        left_ms: u64,
+        left: Duration,
     },
     /// Start the database as a standby.
     StartingSecondary,
@@ -388,7 +389,7 @@ pub enum Reason {
     /// DCS down, the lease still lasts: keep running as primary.
     DcsDownKeepingLease {
         /// How long the lease surely lasts (shown in whole seconds, rounded down: the safe side).
-        left_ms: u64,
+        left: Duration,
     },
     /// DCS down and the lease may end: demote.
     DemotedDcsDown {
@@ -451,8 +452,8 @@ pub enum Reason {
 }
 
 /// Whole seconds for a status line, rounded up: "1 seconds" until something 1 ms away, never 0.
-fn secs_up(ms: u64) -> u64 {
-    ms.div_ceil(1000)
+fn secs_up(d: Duration) -> u128 {
+    d.as_millis().div_ceil(1000)
 }
 
 /// The name a running task goes by in status messages, as Patroni names its async actions.
@@ -563,15 +564,15 @@ impl fmt::Display for Reason {
                 f.write_str("promoted self to a standby leader by acquiring session lock")
             }
             R::PromotedByRace => f.write_str("promoted self to leader by acquiring session lock"),
-            R::AfterResume { left_ms } => write!(
+            R::AfterResume { left } => write!(
                 f,
                 "the cluster was resumed without a leader; {} seconds until the leader race",
-                secs_up(*left_ms)
+                secs_up(*left)
             ),
-            R::RaceBackoff { me, left_ms } => write!(
+            R::RaceBackoff { me, left } => write!(
                 f,
                 "My ({me}) wal position moved since last heart beat loop, {} seconds until leader race",
-                secs_up(*left_ms)
+                secs_up(*left)
             ),
             R::QuorumNotReached(q) => write!(f, "not promoting: {q}"),
             R::SystemIdMismatch { dcs, local } => write!(
@@ -681,8 +682,8 @@ impl fmt::Display for Reason {
             R::FailoverNeedsCandidateInPause => f.write_str(
                 "Failover is possible only to a specific candidate in a paused state",
             ),
-            R::AwaitingScheduled { kind, at, left_ms } => {
-                write!(f, "Awaiting {kind} at {at} (in {} seconds)", secs_up(*left_ms))
+            R::AwaitingScheduled { kind, at, left } => {
+                write!(f, "Awaiting {kind} at {at} (in {} seconds)", secs_up(*left))
             }
             R::StaleRequest { kind, at } => {
                 write!(f, "cleaned up a stale {kind} request scheduled at {at}")
@@ -708,15 +709,15 @@ impl fmt::Display for Reason {
             R::StartTimedOutNoFailover => f.write_str(
                 "primary start has timed out, but continuing to wait because failover is not possible",
             ),
-            R::RunningButRefused { problem, left_ms } => write!(
+            R::RunningButRefused { problem, left } => write!(
                 f,
                 "PostgreSQL is running but {problem}; {} seconds until timeout",
-                secs_up(*left_ms)
+                secs_up(*left)
             ),
-            R::StillStarting { left_ms } => write!(
+            R::StillStarting { left } => write!(
                 f,
                 "PostgreSQL is still starting up, {} seconds until timeout",
-                secs_up(*left_ms)
+                secs_up(*left)
             ),
             R::ReleasedNotRunningInPause => {
                 f.write_str("removed leader lock because postgres is not running")
@@ -733,16 +734,16 @@ impl fmt::Display for Reason {
                 f.write_str("starting as a standby leader because i had the session lock")
             }
             R::StartingPrimary => f.write_str("starting primary after failure"),
-            R::StartBackoff { failures, left_ms } => write!(
+            R::StartBackoff { failures, left } => write!(
                 f,
                 "failed to start postgres ({failures} attempts); retrying in {} seconds",
-                secs_up(*left_ms)
+                secs_up(*left)
             ),
             R::StartingSecondary => f.write_str("starting as a secondary"),
-            R::DcsDownKeepingLease { left_ms } => write!(
+            R::DcsDownKeepingLease { left } => write!(
                 f,
                 "DCS is not accessible; continuing as the leader while the lease lasts ({} seconds left)",
-                left_ms / 1000
+                left.as_secs()
             ),
             R::DemotedDcsDown { refused } => {
                 f.write_str("demoted self because DCS is not accessible and I was a leader")?;

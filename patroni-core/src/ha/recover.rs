@@ -1,7 +1,10 @@
 //! The local database is down or still starting: restart it, or give up the lock so others take over.
 
+use std::time::Duration;
+
 use super::{Cycle, Ha};
 use crate::action::ActionKind;
+use crate::instant;
 use crate::{Action, Decision, ProcessState, Reason, StartRole, StopMode};
 
 fn decision(actions: Vec<Action>, reason: Reason) -> Decision {
@@ -18,15 +21,13 @@ impl Ha {
         }
     }
 
-    /// How long the database has been down or starting, in ms.
-    fn down_for(&self, cy: &Cycle<'_>) -> u64 {
-        cy.obs
-            .now
-            .saturating_sub(self.mem.down_since.unwrap_or(cy.obs.now))
+    /// How long the database has been down or starting.
+    fn down_for(&self, cy: &Cycle<'_>) -> Duration {
+        instant::between(self.mem.down_since.unwrap_or(cy.obs.now), cy.obs.now)
     }
 
-    fn start_timeout_ms(cy: &Cycle<'_>) -> u64 {
-        cy.config.primary_start_timeout_ms()
+    fn start_timeout(cy: &Cycle<'_>) -> Duration {
+        cy.config.primary_start_timeout_duration()
     }
 
     /// A primary start (crash recovery) running in the background took too long.
@@ -38,7 +39,7 @@ impl Ha {
         if kind != ActionKind::Start || cy.paused || cy.obs.local.is_running_primary() {
             return None;
         }
-        if self.down_for(cy) > Self::start_timeout_ms(cy)
+        if self.down_for(cy) > Self::start_timeout(cy)
             && self.failover_possible(cy, cy.cluster.leader_optime())
         {
             return Some(decision(
@@ -66,7 +67,7 @@ impl Ha {
             }
             return None;
         }
-        let timeout = Self::start_timeout_ms(cy);
+        let timeout = Self::start_timeout(cy);
         let down_for = self.down_for(cy);
         if down_for > timeout {
             if self.failover_possible(cy, cy.cluster.leader_optime()) {
@@ -85,15 +86,15 @@ impl Ha {
         if let super::switchover::Handover::Demote(d) = self.handover(cy) {
             return Some(d);
         }
-        let left_ms = timeout - down_for;
+        let left = timeout - down_for;
         // A server that runs but refuses our SQL (a wrong password, say) is not starting up:
         // say why, or the operator waits out primary_start_timeout for nothing.
         let reason = match &cy.obs.local.report.sql_error {
             Some(problem) => Reason::RunningButRefused {
                 problem: problem.clone(),
-                left_ms,
+                left,
             },
-            None => Reason::StillStarting { left_ms },
+            None => Reason::StillStarting { left },
         };
         Some(decision(vec![Action::RenewLeader], reason))
     }
@@ -114,10 +115,10 @@ impl Ha {
                 return decision(vec![Action::ReleaseLeader], Reason::ReleasedStartFailed);
             }
             let possible = self.failover_possible(cy, cy.cluster.leader_optime());
-            if cy.config.primary_start_timeout == 0 && possible {
+            if cy.config.primary_start_timeout_duration().is_zero() && possible {
                 return decision(vec![Action::ReleaseLeader], Reason::FailoverAfterCrash);
             }
-            if self.down_for(cy) > Self::start_timeout_ms(cy) && possible {
+            if self.down_for(cy) > Self::start_timeout(cy) && possible {
                 return decision(vec![Action::ReleaseLeader], Reason::ReleasedStartTimeout);
             }
             if cy.standby {
@@ -143,12 +144,12 @@ impl Ha {
         }
         let (failures, last) = self.mem.start_failures;
         if failures > 0 {
-            let wait = start_backoff_ms(failures, cy.config.loop_wait_ms());
-            let until = last.saturating_add(wait);
+            let wait = start_backoff(failures, cy.config.loop_wait_duration());
+            let until = instant::after(last, wait);
             if cy.obs.now < until {
                 return Decision::because(Reason::StartBackoff {
                     failures,
-                    left_ms: until - cy.obs.now,
+                    left: instant::between(cy.obs.now, until),
                 });
             }
         }
@@ -164,19 +165,25 @@ impl Ha {
 /// How long a standby waits before the next start after `failures` failed ones: doubling from
 /// one second up to `loop_wait`, so a database that cannot start is not forked every cycle
 /// while one that was only briefly broken comes back soon.
-fn start_backoff_ms(failures: u32, loop_wait_ms: u64) -> u64 {
-    let doubled = 1000u64.saturating_mul(1u64 << failures.saturating_sub(1).min(16));
-    doubled.min(loop_wait_ms.max(1000))
+fn start_backoff(failures: u32, loop_wait: Duration) -> Duration {
+    let second = Duration::from_secs(1);
+    let doubled = second.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+    doubled.min(loop_wait.max(second))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::start_backoff_ms;
+    use super::start_backoff;
+    use std::time::Duration;
 
     #[test]
     fn start_backoff_doubles_up_to_loop_wait() {
-        let waits: Vec<u64> = (1..=6).map(|n| start_backoff_ms(n, 10_000)).collect();
-        assert_eq!(waits, [1000, 2000, 4000, 8000, 10_000, 10_000]);
-        assert_eq!(start_backoff_ms(40, 2_000), 2_000);
+        let secs = Duration::from_secs;
+        let waits: Vec<Duration> = (1..=6).map(|n| start_backoff(n, secs(10))).collect();
+        assert_eq!(
+            waits,
+            [secs(1), secs(2), secs(4), secs(8), secs(10), secs(10)]
+        );
+        assert_eq!(start_backoff(40, secs(2)), secs(2));
     }
 }

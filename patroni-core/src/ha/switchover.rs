@@ -1,5 +1,7 @@
 //! Switchover and manual failover, leader side: demote for a healthy candidate, or clear the request.
 
+use std::time::Duration;
+
 use super::{member_candidate, Cycle, Ha};
 use crate::policy::Ineligible;
 use crate::{Action, Decision, Reason, RequestKind, StopMode};
@@ -41,10 +43,12 @@ impl Ha {
         let me = cy.me();
         if let Some(at) = req.scheduled_at {
             let wall = cy.obs.wall_clock.0;
-            let loop_wait = i64::try_from(cy.config.loop_wait_ms()).unwrap_or(i64::MAX);
+            let loop_wait = i64::try_from(crate::instant::millis(cy.config.loop_wait_duration()))
+                .unwrap_or(i64::MAX);
             if at.0 > wall.saturating_add(loop_wait) {
-                let left_ms = u64::try_from(at.0.saturating_sub(wall)).unwrap_or(0);
-                return note(Vec::new(), Reason::AwaitingScheduled { kind, at, left_ms });
+                let left =
+                    Duration::from_millis(u64::try_from(at.0.saturating_sub(wall)).unwrap_or(0));
+                return note(Vec::new(), Reason::AwaitingScheduled { kind, at, left });
             }
             if at.0 < wall.saturating_sub(loop_wait.saturating_mul(3) / 2) {
                 return note(vec![clear], Reason::StaleRequest { kind, at });

@@ -725,7 +725,7 @@ fn sync_prefers_failover_candidates_and_skips_members_not_running() {
 
 #[test]
 fn a_refused_promotion_gives_the_lock_back_and_sits_out_the_race_for_ttl() {
-    let ttl = crate::DynamicConfig::default().ttl_ms();
+    let ttl = crate::instant::millis(crate::DynamicConfig::default().ttl_duration());
     let mut ha = Ha::new(Node::new("n1"));
     let peers = || {
         let mut peer = PeerStatus::unreachable("n2", 50_000);

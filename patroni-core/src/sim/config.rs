@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::sim::db::DbTimings;
 use crate::{DynamicConfig, FailoverPolicy, Tags};
@@ -45,19 +46,19 @@ pub struct SimConfig {
     /// Whether each node has a hardware watchdog that resets it when its agent stops pinging.
     pub watchdog: bool,
     /// The fence and the watchdog fire `safety_margin` before the lease ends (Patroni's default 5 s).
-    pub safety_margin_ms: u64,
-    /// How often the client writes, ms.
-    pub write_interval_ms: u64,
+    pub safety_margin: Duration,
+    /// How often the client writes.
+    pub write_interval: Duration,
     /// Bytes of WAL each client write produces.
     pub write_bytes: u64,
     /// Fault-free time for bootstrap before the schedule's clock starts, ms.
     pub warmup_ms: u64,
     /// Whether to keep the readable timeline (off in benches).
     pub trace: bool,
-    /// Time between an agent's DCS read and its writes landing, ms. At 0 a cycle reads and acts
+    /// Time between an agent's DCS read and its writes landing. At zero a cycle reads and acts
     /// in one instant and no other agent can act in between; above 0 two agents can decide from
     /// the same view and one of them loses its compare-and-swap, as on a real network.
-    pub dcs_rtt_ms: u64,
+    pub dcs_rtt: Duration,
     /// The failover policy under test; `None` uses Patroni's rules.
     pub policy: Option<PolicyFactory>,
 }
@@ -77,12 +78,12 @@ impl SimConfig {
             timings: DbTimings::default(),
             fence: true,
             watchdog: false,
-            safety_margin_ms: 5_000,
-            write_interval_ms: 1_000,
+            safety_margin: Duration::from_secs(5),
+            write_interval: Duration::from_secs(1),
             write_bytes: 16 * 1024,
             warmup_ms: 60_000,
             trace: true,
-            dcs_rtt_ms: 0,
+            dcs_rtt: Duration::ZERO,
             policy: None,
         }
     }

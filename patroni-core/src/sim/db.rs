@@ -5,37 +5,40 @@
 //! PostgreSQL opens a new timeline; a standby can follow an upstream only when its own history is
 //! a prefix of the upstream's, which is exactly when `pg_rewind` would not be needed.
 
+use std::time::Duration;
+
 use crate::{
     CannotFollow, CannotFollowReason, DataDirState, DbRole, LocalDb, Lsn, OutcomeResult,
     ProcessState, ReceiverStatus, ReplicationRow,
 };
 
-/// How long database operations take, in virtual milliseconds.
+/// How long database operations take, in virtual time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DbTimings {
     /// `initdb` and first start.
-    pub bootstrap_ms: u64,
+    pub bootstrap: Duration,
     /// Base backup of a new member.
-    pub clone_ms: u64,
+    pub clone: Duration,
     /// Start (or restart) until it accepts connections.
-    pub start_ms: u64,
+    pub start: Duration,
     /// Promotion of a standby until it is writable.
-    pub promote_ms: u64,
+    pub promote: Duration,
     /// Demotion of a primary to a read-only standby.
-    pub demote_ms: u64,
+    pub demote: Duration,
     /// Rebuild (rewind or full copy) of a standby.
-    pub rebuild_ms: u64,
+    pub rebuild: Duration,
 }
 
 impl Default for DbTimings {
     fn default() -> Self {
+        let secs = Duration::from_secs;
         DbTimings {
-            bootstrap_ms: 4_000,
-            clone_ms: 6_000,
-            start_ms: 3_000,
-            promote_ms: 2_000,
-            demote_ms: 2_000,
-            rebuild_ms: 8_000,
+            bootstrap: secs(4),
+            clone: secs(6),
+            start: secs(3),
+            promote: secs(2),
+            demote: secs(2),
+            rebuild: secs(8),
         }
     }
 }

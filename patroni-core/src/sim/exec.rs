@@ -5,7 +5,10 @@
 //! the effects differ (the simulated world on virtual time instead of etcd and `pg_ctl`).
 //! `FetchPeerStatus` is answered from the peers' simulated state.
 
+use std::time::Duration;
+
 use crate::executor::{Next, Rounds, Sequence};
+use crate::instant;
 use crate::keyspace;
 use crate::sim::db::{Process, Segment};
 use crate::sim::invariants::{PausedAction, Promotion};
@@ -40,7 +43,8 @@ impl World {
         let timed_out = pending && !self.dcs_reachable(i);
         if !pending && !self.dcs_reachable(i) {
             // The read blocks for retry_timeout before the agent learns the DCS is gone.
-            self.agents[i].read_times_out_at = Some(now + self.dynamic.retry_timeout_ms());
+            self.agents[i].read_times_out_at =
+                Some(instant::after(now, self.dynamic.retry_timeout_duration()));
             return;
         }
         self.rounds(i, Rounds::new(), Probed::default(), timed_out, now);
@@ -63,9 +67,9 @@ impl World {
         loop {
             let actions = self.decide(i, std::mem::take(&mut probed), timed_out && first);
             first = false;
-            if self.cfg.dcs_rtt_ms > 0 {
+            if !self.cfg.dcs_rtt.is_zero() {
                 self.agents[i].pending = Some(Pending {
-                    at: now + self.cfg.dcs_rtt_ms,
+                    at: instant::after(now, self.cfg.dcs_rtt),
                     actions,
                     rounds,
                     cycle_start,
@@ -79,7 +83,7 @@ impl World {
                 break;
             }
         }
-        self.agents[i].next_wake = cycle_start + self.dynamic.loop_wait_ms();
+        self.agents[i].next_wake = instant::after(cycle_start, self.dynamic.loop_wait_duration());
         self.update_fence(i);
     }
 
@@ -94,7 +98,7 @@ impl World {
         if p.rounds.again(probed.any(), &self.agents[i].outcomes) {
             self.rounds(i, p.rounds, probed, false, p.cycle_start);
         } else {
-            let next = p.cycle_start + self.dynamic.loop_wait_ms();
+            let next = instant::after(p.cycle_start, self.dynamic.loop_wait_duration());
             self.agents[i].next_wake = next.max(self.now);
             self.update_fence(i);
         }
@@ -173,7 +177,7 @@ impl World {
         let me = &self.names[i];
         let cluster = self.store.load_as(me, now);
         if !cluster.is_leader(me) && self.store.member_lease(me, now).is_some() {
-            self.agents[i].lease_until = now + self.dynamic.ttl_ms();
+            self.agents[i].lease_until = instant::after(now, self.dynamic.ttl_duration());
         }
         cluster
     }
@@ -239,7 +243,7 @@ impl World {
                 .ha
                 .dynamic_config()
                 .unwrap_or(&self.dynamic)
-                .ttl_ms();
+                .ttl_duration();
             let a = &self.agents[k];
             match crate::failsafe::answer(
                 &poster,
@@ -292,7 +296,7 @@ impl World {
                     self.agents[i].task = Some(Task {
                         action,
                         since: now,
-                        done_at: now + duration,
+                        done_at: instant::after(now, duration),
                         seq,
                     });
                     return;
@@ -374,7 +378,7 @@ impl World {
         let ttl = self.agents[i]
             .ha
             .lease_timing()
-            .map_or(self.dynamic.ttl_ms(), |(ttl, _)| ttl);
+            .map_or(self.dynamic.ttl_duration(), |(ttl, _)| ttl);
         match action {
             Action::TakeInitialize => lost(self.store.take_initialize(now)),
             Action::SetInitialize { system_id } => {
@@ -391,14 +395,14 @@ impl World {
                 lost(ok)
             }
             Action::AcquireLeader | Action::RenewLeader => {
-                self.store.set_member_ttl_ms(&me, ttl);
+                self.store.set_member_ttl(&me, ttl);
                 let ok = if matches!(action, Action::AcquireLeader) {
                     self.store.acquire_leader(&me, now)
                 } else {
                     self.store.renew_leader(&me, now)
                 };
                 let a = &mut self.agents[i];
-                a.lease_until = now + ttl;
+                a.lease_until = instant::after(now, ttl);
                 if ok {
                     a.watchdog_armed = true;
                     a.watchdog_ping = now;
@@ -417,7 +421,7 @@ impl World {
                 // Publishing binds the key to the lease without extending it (as in etcd).
                 let a = &mut self.agents[i];
                 if a.lease_until <= now {
-                    a.lease_until = now + ttl;
+                    a.lease_until = instant::after(now, ttl);
                 }
                 OutcomeResult::Done
             }
@@ -492,7 +496,7 @@ impl World {
     }
 
     /// Starts a slow action: its immediate effect, and how long it takes; `Err` fails it at once.
-    fn start_slow(&mut self, i: usize, action: &Action) -> Result<u64, String> {
+    fn start_slow(&mut self, i: usize, action: &Action) -> Result<Duration, String> {
         let t = self.cfg.timings;
         let db = &self.dbs[i];
         match action {
@@ -501,7 +505,7 @@ impl World {
                     return Err("data directory is not empty".into());
                 }
                 self.dbs[i].process = Process::Busy;
-                Ok(t.bootstrap_ms)
+                Ok(t.bootstrap)
             }
             // Simulated members have no backups to restore (their nodes never offer it).
             Action::CloneWithoutLeader => Err("no backup to restore in the simulator".into()),
@@ -510,11 +514,11 @@ impl World {
                     return Err("database is running".into());
                 }
                 self.dbs[i].process = Process::Busy;
-                Ok(t.clone_ms)
+                Ok(t.clone)
             }
             Action::Start(StartRole::Standby { .. }) if db.is_running_standby() => {
                 // As the adapters do: a running standby only takes the new upstream (a reload).
-                Ok(0)
+                Ok(Duration::ZERO)
             }
             Action::Start(role) => {
                 if !db.initialized {
@@ -527,7 +531,7 @@ impl World {
                     self.record_promotion(i, false, false);
                 }
                 self.dbs[i].process = Process::Busy;
-                Ok(t.start_ms)
+                Ok(t.start)
             }
             Action::Restart => {
                 if !db.initialized {
@@ -535,7 +539,7 @@ impl World {
                 }
                 self.dbs[i].process = Process::Busy;
                 self.dbs[i].streaming = false;
-                Ok(t.start_ms)
+                Ok(t.start)
             }
             Action::Promote { planned, .. } => {
                 if !db.is_running_standby() {
@@ -545,7 +549,7 @@ impl World {
                     ));
                 }
                 self.record_promotion(i, true, *planned);
-                Ok(t.promote_ms)
+                Ok(t.promote)
             }
             Action::Demote(_) => {
                 let db = &mut self.dbs[i];
@@ -558,12 +562,12 @@ impl World {
                 db.upstream = None;
                 db.streaming = false;
                 self.agents[i].watchdog_armed = false;
-                Ok(t.demote_ms)
+                Ok(t.demote)
             }
             Action::Rebuild { .. } => {
                 self.dbs[i].process = Process::Busy;
                 self.dbs[i].streaming = false;
-                Ok(t.rebuild_ms)
+                Ok(t.rebuild)
             }
             _ => Err("not a slow action".into()),
         }
@@ -809,6 +813,8 @@ fn describe(action: &Action) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use crate::sim::{invariants, FaultSchedule, SimConfig, World};
 
     /// Issue 11 item 2, in the executor both the agent and the simulator follow: a running
@@ -818,7 +824,7 @@ mod tests {
     #[test]
     fn a_running_primary_that_loses_the_race_demotes_at_once() {
         let mut cfg = SimConfig::three_nodes(77);
-        cfg.dcs_rtt_ms = 50;
+        cfg.dcs_rtt = Duration::from_millis(50);
         cfg.watchdog = false;
         let warmup = cfg.warmup_ms;
         let mut w = World::new(cfg, &FaultSchedule::none(), invariants::safety());

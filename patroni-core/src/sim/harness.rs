@@ -1,10 +1,12 @@
 //! The entry points: run one schedule under the invariant suite, or property-test a policy.
 
 use std::fmt;
+use std::time::Duration;
 
 use proptest::strategy::Strategy;
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 
+use crate::instant;
 use crate::sim::config::{NodeSpec, PolicyFactory, SimConfig};
 use crate::sim::fault::{Fault, FaultSchedule};
 use crate::sim::invariants::{self, liveness::Liveness, Violation};
@@ -67,23 +69,23 @@ pub fn liveness_for(cfg: &SimConfig, schedule: &FaultSchedule) -> Liveness {
         .iter()
         .any(|s| matches!(s.fault, Fault::CrashDb { .. } | Fault::Stall { .. }));
     let restart = if crashes {
-        d.primary_start_timeout * 1000 + t.start_ms
+        d.primary_start_timeout_duration() + t.start
     } else {
-        0
+        Duration::ZERO
     };
     // ttl for the old lease, 2 loops to notice and race, the DCS read that may be in flight at
     // heal time, a demotion and a promotion, and a restart attempt when a crash may be pending.
-    let primary_within_ms = d.ttl_ms().max(restart)
-        + 2 * d.loop_wait_ms()
-        + d.retry_timeout_ms()
-        + t.demote_ms
-        + t.promote_ms
-        + t.start_ms;
-    let standbys_within_ms = 3 * d.loop_wait_ms() + t.rebuild_ms + t.start_ms + t.clone_ms;
+    let primary_within = d.ttl_duration().max(restart)
+        + 2 * d.loop_wait_duration()
+        + d.retry_timeout_duration()
+        + t.demote
+        + t.promote
+        + t.start;
+    let standbys_within = 3 * d.loop_wait_duration() + t.rebuild + t.start + t.clone;
     Liveness {
         expect_primary: expect_primary(cfg, schedule),
-        primary_within_ms,
-        standbys_within_ms,
+        primary_within,
+        standbys_within,
     }
 }
 
@@ -152,10 +154,10 @@ fn expect_primary(cfg: &SimConfig, schedule: &FaultSchedule) -> bool {
 pub fn simulate(cfg: &SimConfig, schedule: &FaultSchedule) -> RunReport {
     let liveness = liveness_for(cfg, schedule);
     let mut world = World::new(cfg.clone(), schedule, invariants::suite(liveness));
-    let end = world.heal_time()
-        + liveness.primary_within_ms
-        + liveness.standbys_within_ms
-        + cfg.dynamic.loop_wait_ms();
+    let end = instant::after(
+        world.heal_time(),
+        liveness.primary_within + liveness.standbys_within + cfg.dynamic.loop_wait_duration(),
+    );
     world.run_until(end);
     world.into_report()
 }

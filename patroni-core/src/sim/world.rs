@@ -5,6 +5,7 @@
 //! fault, a client write, a lease running out, a watchdog deadline); nothing runs between
 //! events, so checking the invariants after each event checks every instant.
 
+use crate::instant;
 use crate::keyspace;
 use crate::sim::config::SimConfig;
 use crate::sim::db::{Process, SimDb};
@@ -27,7 +28,7 @@ pub(crate) struct Task {
     pub(crate) seq: crate::executor::Sequence,
 }
 
-/// A decision read at one instant whose actions land `dcs_rtt_ms` later.
+/// A decision read at one instant whose actions land `dcs_rtt` later.
 #[derive(Debug)]
 pub(crate) struct Pending {
     pub(crate) at: u64,
@@ -135,7 +136,7 @@ impl World {
     ) -> Self {
         let mut rng = SimRng::new(cfg.seed);
         let n = cfg.nodes.len();
-        let loop_ms = cfg.dynamic.loop_wait_ms();
+        let loop_ms = instant::millis(cfg.dynamic.loop_wait_duration());
         let agents = cfg
             .nodes
             .iter()
@@ -184,7 +185,7 @@ impl World {
             .filter(|_| rng.below(3) != 0)
             .map(|_| cfg.warmup_ms + rng.below(schedule.quiet_after().max(1)));
         World {
-            store: MemoryStore::new(cfg.dynamic.ttl_ms()),
+            store: MemoryStore::new(instant::millis(cfg.dynamic.ttl_duration())),
             names: cfg.nodes.iter().map(|s| s.name.clone()).collect(),
             agents,
             dbs: vec![SimDb::default(); n],
@@ -358,7 +359,10 @@ impl World {
         if let Some(at) = self.promote_standby_at {
             t = t.min(at);
         }
-        let ttl = self.dynamic.ttl_ms();
+        let watchdog_after = self
+            .dynamic
+            .ttl_duration()
+            .saturating_sub(self.cfg.safety_margin);
         for (i, a) in self.agents.iter().enumerate() {
             if !self.alive[i] {
                 continue;
@@ -384,7 +388,7 @@ impl World {
                 t = t.min(d);
             }
             if a.watchdog_armed && self.cfg.watchdog {
-                let fire = a.watchdog_ping + ttl.saturating_sub(self.cfg.safety_margin_ms);
+                let fire = instant::after(a.watchdog_ping, watchdog_after);
                 t = t.min(fire);
             }
             if a.lease_until > self.now {
@@ -426,7 +430,7 @@ impl World {
         }
         if now >= self.next_write {
             self.client_write();
-            self.next_write = now + self.cfg.write_interval_ms;
+            self.next_write = instant::after(now, self.cfg.write_interval);
             self.after_event();
         }
         for i in 0..self.agents.len() {
@@ -559,11 +563,14 @@ impl World {
         }
         let limit = self
             .dynamic
-            .ttl_ms()
-            .saturating_sub(self.cfg.safety_margin_ms);
+            .ttl_duration()
+            .saturating_sub(self.cfg.safety_margin);
         for i in 0..self.agents.len() {
             let a = &self.agents[i];
-            if !self.alive[i] || !a.watchdog_armed || self.now < a.watchdog_ping + limit {
+            if !self.alive[i]
+                || !a.watchdog_armed
+                || self.now < instant::after(a.watchdog_ping, limit)
+            {
                 continue;
             }
             let a = &mut self.agents[i];
@@ -611,7 +618,7 @@ impl World {
         let order = self.agents[i].ha.fence_order(
             self.now,
             self.dbs[i].writable(),
-            Some(self.cfg.safety_margin_ms / 1000),
+            Some(self.cfg.safety_margin),
         );
         let a = &mut self.agents[i];
         match order {

@@ -5,17 +5,20 @@
 //! cluster the lock holder is instead a standby leader streaming from the remote primary (the
 //! only member that does), and the others follow it the same way.
 
+use std::time::Duration;
+
 use super::{Invariant, Snapshot};
+use crate::instant;
 
 /// The deadlines, measured from the moment the world healed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Liveness {
     /// Whether a primary can be demanded at all (false when the faults may leave no eligible candidate).
     pub expect_primary: bool,
-    /// Time allowed until a writable primary exists, ms.
-    pub primary_within_ms: u64,
-    /// Further time allowed until every healthy standby streams from it, ms.
-    pub standbys_within_ms: u64,
+    /// Time allowed until a writable primary exists.
+    pub primary_within: Duration,
+    /// Further time allowed until every healthy standby streams from it.
+    pub standbys_within: Duration,
 }
 
 impl Invariant for Liveness {
@@ -27,7 +30,10 @@ impl Invariant for Liveness {
         let Some(healed) = s.healed_at else {
             return Ok(());
         };
-        if !self.expect_primary || s.config.pause || s.now < healed + self.primary_within_ms {
+        if !self.expect_primary
+            || s.config.pause
+            || s.now < instant::after(healed, self.primary_within)
+        {
             return Ok(());
         }
         if s.config.is_standby_cluster() {
@@ -38,11 +44,11 @@ impl Invariant for Liveness {
             return Err(format!(
                 "{} writable primaries {:.1}s after the faults stopped (bound {:.1}s)",
                 w.len(),
-                (s.now - healed) as f64 / 1000.0,
-                self.primary_within_ms as f64 / 1000.0
+                instant::between(healed, s.now).as_secs_f64(),
+                self.primary_within.as_secs_f64()
             ));
         };
-        if s.now < healed + self.primary_within_ms + self.standbys_within_ms {
+        if s.now < instant::after(healed, self.primary_within + self.standbys_within) {
             return Ok(());
         }
         self.check_standbys(s, healed, primary)
@@ -50,8 +56,8 @@ impl Invariant for Liveness {
 
     fn deadline(&self, s: &Snapshot<'_>) -> Option<u64> {
         let healed = s.healed_at?;
-        let a = healed + self.primary_within_ms;
-        let b = a + self.standbys_within_ms;
+        let a = instant::after(healed, self.primary_within);
+        let b = instant::after(a, self.standbys_within);
         [a, b].into_iter().find(|&t| t > s.now)
     }
 }
@@ -71,12 +77,12 @@ impl Liveness {
         let Some(leader) = leader.filter(|&i| streams_remote(i)) else {
             return Err(format!(
                 "no standby leader streaming from the remote primary {:.1}s after the faults stopped (lock {:?}, bound {:.1}s)",
-                (s.now - healed) as f64 / 1000.0,
+                instant::between(healed, s.now).as_secs_f64(),
                 s.lock,
-                self.primary_within_ms as f64 / 1000.0
+                self.primary_within.as_secs_f64()
             ));
         };
-        if s.now < healed + self.primary_within_ms + self.standbys_within_ms {
+        if s.now < instant::after(healed, self.primary_within + self.standbys_within) {
             return Ok(());
         }
         if let Some(other) = (0..s.dbs.len()).find(|&i| i != leader && streams_remote(i)) {
@@ -112,7 +118,7 @@ impl Liveness {
                     "healthy standby {} is not streaming from {} (leader {leader}) {:.1}s after the faults stopped (process {:?}, role {:?}, upstream {:?}, streaming {}, cannot_follow {})",
                     s.names[i],
                     want.unwrap_or("nobody"),
-                    (s.now - healed) as f64 / 1000.0,
+                    instant::between(healed, s.now).as_secs_f64(),
                     db.process,
                     db.role,
                     db.upstream,
