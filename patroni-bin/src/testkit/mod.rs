@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use patroni_core::{Cluster, Dcs};
 use patroni_etcd::testkit::{EtcdCluster, EtcdProcess, TlsFiles};
 use patroni_etcd::{EtcdDcs, EtcdIdentity};
+use patroni_postgres::datadir::process_alive;
 use patroni_postgres::testkit::{
     free_port, owned_temp_dir, pg_bin_dir, psql, test_user, TEST_PASSWORD,
 };
@@ -217,11 +218,10 @@ impl Node {
             .expect("the cluster was started without proxies (Options::proxies)")
     }
 
-    /// The live postmaster's pid from `postmaster.pid`, checked by its command line.
+    /// The live postmaster's pid from `postmaster.pid`, checked by its process name (the
+    /// agent's own check).
     pub fn postmaster_pid(&self) -> Option<u32> {
-        let text = std::fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;
-        let pid: u32 = text.lines().next()?.trim().parse().ok()?;
-        (alive(pid) && cmdline(pid).contains("postgres")).then_some(pid)
+        patroni_postgres::datadir::live_postmaster(&self.data_dir()).map(|p| p.pid)
     }
 
     /// The agent process's pid, while this kit runs one.
@@ -352,18 +352,6 @@ impl Node {
     }
 }
 
-/// Whether `pid` runs (a zombie does not).
-pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !matches!(
-            stat.rsplit_once(')')
-                .and_then(|(_, r)| r.split_whitespace().next()),
-            Some("Z") | Some("X")
-        ),
-        Err(_) => false,
-    }
-}
-
 /// The command line of `pid`, arguments joined by spaces; empty when it is gone.
 pub fn cmdline(pid: u32) -> String {
     std::fs::read(format!("/proc/{pid}/cmdline"))
@@ -381,7 +369,7 @@ pub fn signal(pid: u32, sig: &str) {
 
 fn wait_gone(pid: u32) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while alive(pid) && Instant::now() < deadline {
+    while process_alive(pid) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
