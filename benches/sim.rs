@@ -2,6 +2,9 @@
 //! under faults (target: at least 10,000).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::time::Duration;
+
+use patroni_core::instant::millis;
 use patroni_core::sim::{simulate, Fault, FaultSchedule, SimConfig};
 
 fn faults() -> FaultSchedule {
@@ -17,14 +20,14 @@ fn faults() -> FaultSchedule {
             40_000,
             Fault::CutDcs {
                 node: 1,
-                for_ms: 25_000,
+                lasting: Duration::from_millis(25_000),
             },
         )
         .at(
             90_000,
             Fault::Stall {
                 node: 2,
-                for_ms: 20_000,
+                lasting: Duration::from_millis(20_000),
             },
         )
         .at(
@@ -32,7 +35,7 @@ fn faults() -> FaultSchedule {
             Fault::CutPeers {
                 a: 0,
                 b: 2,
-                for_ms: 30_000,
+                lasting: Duration::from_millis(30_000),
             },
         )
         .at(170_000, Fault::Switchover { candidate: None })
@@ -45,7 +48,7 @@ fn bench(c: &mut Criterion) {
         ..SimConfig::three_nodes(7)
     };
     let schedule = faults();
-    let simulated_ms = simulate(&cfg, &schedule).simulated_ms;
+    let simulated_ms = millis(simulate(&cfg, &schedule).simulated);
     let mut group = c.benchmark_group("sim");
     // Throughput in "elements" = simulated milliseconds: criterion reports elements/s, so
     // cluster-seconds per second is that figure divided by 1000.

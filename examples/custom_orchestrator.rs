@@ -87,8 +87,9 @@ async fn start(name: &str, text: &str, log: bool) -> anyhow::Result<(AgentHandle
     let config = Config::parse(text, &format!("{name}.yml"), Vec::new())?.config;
     let node = config.node();
     let dcs = connect_dcs(&config, name, &node.bootstrap_config)?;
-    let db = build_database(&config)?;
+    let (db, config_hook) = build_database(&config)?;
     let agent = AgentBuilder::new(config.scope.clone(), node, dcs, db)
+        .config_hook(config_hook)
         .policy(Box::new(SameSiteFirst))
         .rest_api(config.restapi.listen.clone())
         .pid_file(PathBuf::from(&config.postgresql.postgres.data_dir).join("postmaster.pid"))

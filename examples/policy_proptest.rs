@@ -33,7 +33,7 @@ fn main() {
         Ok(stats) => println!(
             "SameSiteFirst held every invariant over {} fault schedules ({:.0} simulated seconds, {} promotions) in {:.1}s",
             stats.cases,
-            stats.simulated_ms as f64 / 1000.0,
+            stats.simulated.as_secs_f64(),
             stats.promotions,
             started.elapsed().as_secs_f64()
         ),

@@ -9,9 +9,9 @@ use std::time::Duration;
 use patroni_core::executor::{Next, Rounds, Sequence};
 use patroni_core::slots::SlotKeeper;
 use patroni_core::{
-    Action, ActionKind, Cluster, Database, DcsView, Decision, FailoverPolicy, FailsafeInput,
-    FailsafeRound, Ha, LocalDb, LocalRequest, MemberRole, Node, Observation, Outcome,
-    OutcomeResult, PeerStatus, ProcessState, RunningTask, StopMode, Timestamp,
+    Action, ActionKind, Cluster, Database, DcsView, Decision, DynamicConfig, FailoverPolicy,
+    FailsafeInput, FailsafeRound, Ha, LocalDb, LocalRequest, MemberRole, Node, Observation,
+    Outcome, OutcomeResult, PeerStatus, ProcessState, RunningTask, StopMode, Timestamp,
 };
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -83,6 +83,12 @@ impl Fencing {
 /// Re-reads the node's settings on SIGHUP or `POST /reload`.
 pub type Reloader = Box<dyn Fn() -> Result<Node, String> + Send + Sync>;
 
+/// Applies the dynamic configuration in force (`/config`, or `bootstrap.dcs` before there is
+/// one) to what the [`Database`] port does not carry, and to this node's identity: the daemon
+/// switches PostgreSQL's `use_pg_rewind` and names the rewind tool in [`Node::rewind_tool`].
+/// Called when that configuration changes, before the cycle's actions run.
+pub type ConfigHook = Box<dyn Fn(&DynamicConfig, &mut Node) + Send + Sync>;
+
 /// A slow action running in the background, with the actions listed after it.
 struct Task {
     kind: ActionKind,
@@ -119,6 +125,10 @@ pub struct Agent {
     role: MemberRole,
     /// The postmaster's pidfd, kept between waits.
     exit_watch: crate::exit_watch::ExitWatch,
+    /// What a changed dynamic configuration is handed to.
+    config_hook: Option<ConfigHook>,
+    /// The dynamic configuration last handed to `config_hook`.
+    hooked: Option<DynamicConfig>,
 }
 
 impl Agent {
@@ -148,6 +158,8 @@ impl Agent {
             slots: SlotKeeper::new(),
             role: MemberRole::Uninitialized,
             exit_watch: Default::default(),
+            config_hook: None,
+            hooked: None,
         }
     }
 
@@ -178,6 +190,12 @@ impl Agent {
     /// Sets how to re-read the node's settings on reload.
     pub fn with_reloader(mut self, r: Reloader) -> Self {
         self.reloader = Some(r);
+        self
+    }
+
+    /// Hands each new dynamic configuration to `hook` (see [`ConfigHook`]).
+    pub fn with_config_hook(mut self, hook: ConfigHook) -> Self {
+        self.config_hook = Some(hook);
         self
     }
 
@@ -287,6 +305,7 @@ impl Agent {
                 .cycle(outcomes, task, last_local, peers.take(), failsafe.take())
                 .await;
             self.apply_lease_timing().await;
+            self.apply_config_hook();
             if task.is_none() {
                 self.apply_parameters().await;
                 if let Some(cluster) = &view {
@@ -348,6 +367,26 @@ impl Agent {
         let (ttl, loop_wait) = timing;
         self.exec.dcs.set_timing(ttl, loop_wait).await;
         self.lease_timing = Some(timing);
+    }
+
+    /// Hands a changed dynamic configuration to the config hook before the decision's actions
+    /// run (a rebuild in this cycle already rewinds or copies as it says), and takes the node
+    /// identity the hook leaves at once.
+    fn apply_config_hook(&mut self) {
+        let (Some(hook), Some(config)) = (&self.config_hook, self.ha.dynamic_config()) else {
+            return;
+        };
+        if self.hooked.as_ref() == Some(config) {
+            return;
+        }
+        let config = config.clone();
+        let mut node = self.ha.node().clone();
+        hook(&config, &mut node);
+        if node != *self.ha.node() {
+            *self.shared.node.write().unwrap_or_else(|p| p.into_inner()) = node.clone();
+            self.ha.set_node(node);
+        }
+        self.hooked = Some(config);
     }
 
     /// Hands `/config`'s server parameters to the database before the decision runs, so a start
@@ -793,6 +832,8 @@ impl Agent {
                 tracing::info!("configuration reloaded");
                 *self.shared.node.write().unwrap_or_else(|p| p.into_inner()) = node.clone();
                 self.ha.set_node(node);
+                // The reloaded identity has not seen the dynamic configuration yet.
+                self.hooked = None;
             }
             Err(e) => tracing::error!("reload failed, keeping the running configuration: {e}"),
         }
@@ -859,4 +900,52 @@ fn changes_role(kind: ActionKind) -> bool {
             | ActionKind::Restart
             | ActionKind::Follow
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::execute::tests::Obliging;
+    use patroni_core::{Dcs, MemoryDcs, MemoryStore, SharedStore};
+
+    /// A change of `/config` reaches the config hook in the next cycle (an unchanged one is not
+    /// handed over again), and the node identity the hook leaves is the one the agent uses.
+    #[tokio::test]
+    async fn a_changed_dynamic_configuration_reaches_the_config_hook_in_the_next_cycle() {
+        let store = SharedStore::new(MemoryStore::new(Duration::from_secs(30)));
+        let dcs: Arc<dyn Dcs> = Arc::new(MemoryDcs::new(store, "n1", Arc::new(|| 0)));
+        let mut node = Node::new("n1");
+        node.can_bootstrap = false;
+        let shared = Shared::new("demo", node, Arc::clone(&dcs), None);
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let mut agent = Agent::new(shared, Arc::new(Obliging)).with_config_hook(Box::new(
+            move |config: &DynamicConfig, node: &mut Node| {
+                let on = config.postgresql.use_pg_rewind;
+                log.lock().unwrap().push(on);
+                node.rewind_tool = on.then(|| "pg_rewind".to_string());
+            },
+        ));
+        let (mut outcomes, mut task, mut local) = (Vec::new(), None, LocalDb::default());
+        let seen = move || seen.lock().unwrap().clone();
+        // No `/config` yet: the node's bootstrap configuration, once.
+        for _ in 0..2 {
+            agent.one_cycle(&mut outcomes, &mut task, &mut local).await;
+        }
+        assert_eq!(seen(), [false]);
+        assert_eq!(agent.ha.node().rewind_tool, None);
+        assert_eq!(agent.shared.node().rewind_tool, None);
+        let mut config = DynamicConfig::default();
+        config.postgresql.use_pg_rewind = true;
+        assert!(dcs.write_config(&config, None).await.unwrap());
+        for _ in 0..2 {
+            agent.one_cycle(&mut outcomes, &mut task, &mut local).await;
+        }
+        assert_eq!(seen(), [false, true]);
+        assert_eq!(agent.ha.node().rewind_tool.as_deref(), Some("pg_rewind"));
+        assert_eq!(
+            agent.shared.node().rewind_tool.as_deref(),
+            Some("pg_rewind")
+        );
+    }
 }

@@ -61,6 +61,7 @@ pub struct AgentBuilder {
     fencing: Option<Fencing>,
     pid_file: Option<PathBuf>,
     reloader: Option<Reloader>,
+    config_hook: Option<crate::agent::ConfigHook>,
     callbacks: Option<Arc<crate::callbacks::Callbacks>>,
     security: Option<crate::config::RestApiConfig>,
     peer_client: Option<reqwest::Client>,
@@ -86,6 +87,7 @@ impl AgentBuilder {
             fencing: None,
             pid_file: None,
             reloader: None,
+            config_hook: None,
             callbacks: None,
             security: None,
             peer_client: None,
@@ -156,6 +158,13 @@ impl AgentBuilder {
         self
     }
 
+    /// What each new dynamic configuration is handed to (see [`ConfigHook`](crate::agent::ConfigHook));
+    /// [`build_database`](crate::build_database) gives the stock adapter's.
+    pub fn config_hook(mut self, hook: Option<crate::agent::ConfigHook>) -> Self {
+        self.config_hook = hook;
+        self
+    }
+
     /// Assembles the agent and binds its REST listener.
     pub async fn build(self) -> Result<EmbeddedAgent, AgentError> {
         let shared = Shared::new(self.scope, self.node, self.dcs, self.auth);
@@ -183,6 +192,9 @@ impl AgentBuilder {
         }
         if let Some(r) = self.reloader {
             agent = agent.with_reloader(r);
+        }
+        if let Some(h) = self.config_hook {
+            agent = agent.with_config_hook(h);
         }
         if let Some(c) = self.callbacks {
             agent = agent.with_callbacks(c);

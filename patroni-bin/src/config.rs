@@ -453,16 +453,17 @@ impl Config {
             config.read_method_sections(&doc, source, &mut warnings)?;
             config.warn_unknown_postgres_keys(&doc, source, &mut warnings);
         }
-        config.apply_env(env, &mut warnings);
+        config.apply_env(source, env, &mut warnings)?;
         config.validate(source, require_name, &mut warnings)?;
         Ok(Loaded { config, warnings })
     }
 
     fn apply_env(
         &mut self,
+        source: &str,
         env: impl IntoIterator<Item = (String, String)>,
         warnings: &mut Vec<String>,
-    ) {
+    ) -> Result<(), ConfigError> {
         for (key, value) in env {
             let Some(rest) = key.strip_prefix("PATRONI_") else {
                 continue;
@@ -526,6 +527,17 @@ impl Config {
                 // Read by the fence launcher, not a configuration key.
                 "FENCE_PROGRAM" => {}
                 "ETCD3_HOST" => self.etcd3.host = Some(value),
+                // A port that does not parse is refused, not replaced by etcd's default: that
+                // could be another cluster's etcd.
+                "ETCD3_PORT" => match value.trim().parse::<u16>() {
+                    Ok(p) if p != 0 => self.etcd3.port = Some(p),
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            path: source.to_string(),
+                            message: format!("{key}={value:?} is not a port from 1 to 65535"),
+                        })
+                    }
+                },
                 "ETCD3_URL" => self.etcd3.url = Some(value),
                 "ETCD3_PROTOCOL" => self.etcd3.protocol = Some(value),
                 "ETCD3_USERNAME" => self.etcd3.username = Some(value),
@@ -565,6 +577,7 @@ impl Config {
                 }
             }
         }
+        Ok(())
     }
 
     fn validate(
@@ -813,26 +826,34 @@ impl Config {
             .unwrap_or_default()
     }
 
-    /// Whether pg_rewind is used: set in the node's `postgresql` section or in `bootstrap.dcs`
-    /// (Patroni merges the dynamic `postgresql` keys over the local ones).
+    /// Whether pg_rewind is used until `/config` is read: the node's own `postgresql.use_pg_rewind`
+    /// when set, else `bootstrap.dcs`'s (Patroni merges the local `postgresql` keys over the
+    /// dynamic ones). The daemon then follows `/config`'s value each cycle.
     pub fn use_pg_rewind(&self) -> bool {
-        self.postgresql.postgres.use_pg_rewind || self.bootstrap_dcs().postgresql.use_pg_rewind
+        self.postgresql
+            .postgres
+            .use_pg_rewind
+            .unwrap_or_else(|| self.bootstrap_dcs().postgresql.use_pg_rewind)
     }
 
     /// This node's identity for the state machine.
     pub fn node(&self) -> patroni_core::Node {
-        let (host, port) =
-            patroni_core::Endpoint::from_host_port(self.postgresql.connect_address())
-                .map(|e| (e.host, e.port))
-                .unwrap_or_else(|_| ("127.0.0.1".to_string(), 5432));
+        // Written back through `Endpoint`'s display so an IPv6 host keeps its brackets.
+        let db = patroni_core::Endpoint::from_host_port(self.postgresql.connect_address())
+            .unwrap_or_else(|_| patroni_core::Endpoint {
+                host: "127.0.0.1".into(),
+                port: patroni_core::DEFAULT_PORT,
+            });
+        let api = patroni_core::Endpoint::from_host_port(self.api_address())
+            .map_or_else(|_| self.api_address().to_string(), |e| e.to_string());
         let user = Some(&self.postgresql.postgres.authentication.superuser.username)
             .filter(|u| !u.is_empty())
             .cloned()
             .unwrap_or_else(|| "postgres".into());
         patroni_core::Node {
             name: self.name.clone(),
-            conn_url: format!("postgres://{user}@{host}:{port}/postgres"),
-            api_url: format!("{}://{}/patroni", self.restapi.scheme(), self.api_address()),
+            conn_url: format!("postgres://{user}@{db}/postgres"),
+            api_url: format!("{}://{api}/patroni", self.restapi.scheme()),
             tags: self.tags.clone(),
             bootstrap_config: self.bootstrap_dcs(),
             can_bootstrap: self.bootstrap.is_some(),
@@ -912,6 +933,22 @@ tags:
     }
 
     #[test]
+    fn ipv6_hosts_are_bracketed_in_member_urls() {
+        let text = "scope: s\nname: n\netcd3: {hosts: 127.0.0.1:2379}\nrestapi: {listen: '[::1]:8008'}\npostgresql: {listen: '[::1]:5432', connect_address: '[fe80::2]:5433', data_dir: /d}\n";
+        let n = Config::parse(text, "v6.yml", no_env())
+            .unwrap()
+            .config
+            .node();
+        assert_eq!(n.conn_url, "postgres://postgres@[fe80::2]:5433/postgres");
+        assert_eq!(n.api_url, "http://[::1]:8008/patroni");
+        // Peers and patronictl read them back to the same host and port.
+        let db = patroni_core::Endpoint::from_conn_url(&n.conn_url).unwrap();
+        assert!(db.is("fe80::2", 5433), "{db:?}");
+        let api = patroni_core::Endpoint::from_url(&n.api_url, 80).unwrap();
+        assert!(api.is("::1", 8008), "{api:?}");
+    }
+
+    #[test]
     fn malformed_yaml_names_file_line_and_column() {
         let text = "scope: demo\nname: n\nrestapi:\n  listen: [unclosed\n";
         let e = Config::parse(text, "bad.yml", no_env()).unwrap_err();
@@ -964,6 +1001,25 @@ tags:
             e.to_string(),
             "d.yml:9:3: duplicate key `data_dir` (first at line 7)"
         );
+    }
+
+    #[test]
+    fn an_etcd_port_from_the_environment_fills_in_portless_hosts_or_is_refused() {
+        let env = |port: &str| {
+            vec![
+                ("PATRONI_ETCD3_HOSTS".to_string(), "e1,e2:2381".to_string()),
+                ("PATRONI_ETCD3_PORT".to_string(), port.to_string()),
+            ]
+        };
+        let l = Config::parse(SAMPLE, "a.yml", env("2380")).unwrap();
+        assert_eq!(
+            l.config.etcd3.endpoints().unwrap(),
+            ["http://e1:2380", "http://e2:2381"]
+        );
+        for bad in ["", "0", "x", "70000"] {
+            let e = Config::parse(SAMPLE, "a.yml", env(bad)).unwrap_err();
+            assert!(e.to_string().contains("PATRONI_ETCD3_PORT"), "{bad}: {e}");
+        }
     }
 
     #[test]
@@ -1118,7 +1174,7 @@ tags:
         assert!(l.warnings.is_empty(), "{:?}", l.warnings);
         let pg = crate::runtime::postgres_config(&l.config).unwrap();
         assert!(!pg.use_unix_socket);
-        assert!(pg.use_pg_rewind && pg.remove_data_directory_on_rewind_failure);
+        assert!(pg.use_pg_rewind == Some(true) && pg.remove_data_directory_on_rewind_failure);
         assert!(pg.remove_data_directory_on_diverged_timelines);
         assert_eq!(pg.pg_ctl_timeout, 7);
         assert_eq!(pg.connect_address, "127.0.0.1:5432");

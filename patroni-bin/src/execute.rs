@@ -182,15 +182,16 @@ impl Executor {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use patroni_core::{
         DbError, LocalDb, Member, MemberRole, MemoryDcs, MemoryStore, Node, RebuildMode,
         SharedStore, StartRole, StopMode,
     };
 
-    /// A server whose every action succeeds: what is shown after one comes from the executor.
-    struct Obliging;
+    /// A server that is never there and whose every action succeeds: what is shown after one
+    /// comes from the agent, not the database.
+    pub(crate) struct Obliging;
 
     #[async_trait::async_trait]
     impl Database for Obliging {
@@ -242,7 +243,7 @@ mod tests {
     }
 
     fn running_primary() -> Executor {
-        let store = SharedStore::new(MemoryStore::new(30_000));
+        let store = SharedStore::new(MemoryStore::new(Duration::from_secs(30)));
         let dcs: Arc<dyn Dcs> = Arc::new(MemoryDcs::new(store, "n1", Arc::new(|| 0)));
         let shared = Shared::new("demo", Node::new("n1"), Arc::clone(&dcs), None);
         shared.update(|s| {

@@ -10,28 +10,28 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use patroni_postgres::datadir::{is_postmaster, read_pid_file, PidFile};
 use tokio::io::unix::AsyncFd;
 
 /// The poll period where no pidfd can be had.
 const POLL: Duration = Duration::from_millis(250);
 
-/// The postmaster's PID from the first line of `postmaster.pid`.
-fn postmaster_pid(pid_file: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(pid_file).ok()?;
-    text.lines().next()?.trim().parse().ok()
+/// What the data directory's `pid_file` (its `postmaster.pid`) names.
+fn pid_file_of(pid_file: &Path) -> Option<PidFile> {
+    read_pid_file(pid_file.parent()?)
 }
 
 /// Whether the postmaster named in `postmaster.pid` is alive (zombies count as dead).
 pub fn postmaster_alive(pid_file: &Path) -> bool {
-    postmaster_pid(pid_file)
-        .and_then(|pid| u32::try_from(pid).ok())
-        .is_some_and(patroni_postgres::datadir::is_postmaster)
+    pid_file_of(pid_file).is_some_and(|p| is_postmaster(p.pid))
 }
 
 /// A pidfd for `pid` registered with the runtime, or the error that says this kernel (or
 /// sandbox) has none.
-fn pidfd(pid: i32) -> std::io::Result<AsyncFd<OwnedFd>> {
-    let pid = rustix::process::Pid::from_raw(pid)
+fn pidfd(pid: u32) -> std::io::Result<AsyncFd<OwnedFd>> {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
         .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
     let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
     // SAFETY: the registration owns the descriptor (an `OwnedFd` moved in) for as long as it is
@@ -42,7 +42,7 @@ fn pidfd(pid: i32) -> std::io::Result<AsyncFd<OwnedFd>> {
 }
 
 /// A pidfd on the postmaster, with the PID it was opened for.
-type Held = (i32, Arc<AsyncFd<OwnedFd>>);
+type Held = (u32, Arc<AsyncFd<OwnedFd>>);
 
 /// Waits for the postmaster's exit, keeping its pidfd from one wait to the next: while
 /// `postmaster.pid` names the same process, a wait reads that file once and opens nothing.
@@ -62,7 +62,7 @@ impl ExitWatch {
     /// Returns once the postmaster named in `pid_file` has exited; if none runs, after one poll
     /// period, so a caller that loops on it never spins.
     pub async fn exited(&self, pid_file: &Path) {
-        let Some(pid) = postmaster_pid(pid_file) else {
+        let Some(PidFile { pid, .. }) = pid_file_of(pid_file) else {
             *self.held() = None;
             tokio::time::sleep(POLL).await;
             return;
@@ -89,7 +89,7 @@ impl ExitWatch {
 
     /// Opens and keeps a pidfd for `pid`; `None` once it has waited (a poll period, or polled
     /// until the exit where this kernel has no pidfd) instead.
-    async fn open(&self, pid_file: &Path, pid: i32) -> Option<Arc<AsyncFd<OwnedFd>>> {
+    async fn open(&self, pid_file: &Path, pid: u32) -> Option<Arc<AsyncFd<OwnedFd>>> {
         *self.held() = None;
         if !postmaster_alive(pid_file) {
             tokio::time::sleep(POLL).await;
@@ -98,7 +98,7 @@ impl ExitWatch {
         match pidfd(pid) {
             // Checked again once the pidfd is held, so it names the live postmaster and not a
             // process that took over its PID in between.
-            Ok(fd) if postmaster_pid(pid_file) == Some(pid) && postmaster_alive(pid_file) => {
+            Ok(fd) if pid_file_of(pid_file).is_some_and(|p| p.pid == pid && is_postmaster(pid)) => {
                 let fd = Arc::new(fd);
                 *self.held() = Some((pid, Arc::clone(&fd)));
                 Some(fd)
@@ -181,7 +181,7 @@ mod tests {
             .await
             .is_err());
         let (pid, first) = held(&watch).expect("the first wait keeps its pidfd");
-        assert_eq!(pid as u32, child.id());
+        assert_eq!(pid, child.id());
         assert!(tokio::time::timeout(wait, watch.exited(&file))
             .await
             .is_err());

@@ -32,8 +32,9 @@
 //! let config = Config::load(std::path::Path::new("/etc/patroni.yml"))?.config;
 //! let node = config.node(); // this member, as the state machine knows it
 //! let dcs = connect_dcs(&config, &config.name, &node.bootstrap_config)?;
-//! let db = build_database(&config)?;
+//! let (db, config_hook) = build_database(&config)?;
 //! let agent = AgentBuilder::new(config.scope.clone(), node, dcs, db)
+//!     .config_hook(config_hook) // applies a change of `/config` the port does not carry
 //!     .policy(Box::new(PatroniPolicy))
 //!     .rest_api("127.0.0.1:8008")
 //!     .build()
@@ -80,7 +81,7 @@ mod status;
 pub mod testkit;
 mod watchdog;
 
-pub use agent::{Agent, AgentError, Fencing, Reloader};
+pub use agent::{Agent, AgentError, ConfigHook, Fencing, Reloader};
 pub use builder::{AgentBuilder, AgentHandle, EmbeddedAgent, Refused};
 pub use config::{Config, ConfigError, Credentials, Loaded, RestApiConfig};
 pub use events::AgentEvent;

@@ -10,7 +10,7 @@ use patroni_postgres::command::SystemRunner;
 use patroni_postgres::datadir::lookup_user;
 use patroni_postgres::{Postgres, PostgresConfig};
 
-use crate::agent::{AgentError, Fencing};
+use crate::agent::{AgentError, ConfigHook, Fencing};
 use crate::builder::AgentBuilder;
 use crate::config::Config;
 use patroni_opengauss::Flavour;
@@ -41,13 +41,13 @@ pub fn connect_dcs(
     Ok(Arc::new(dcs))
 }
 
-/// The PostgreSQL adapter's settings from the `postgresql` section. Its `parameters` are the
-/// node's own: the cluster's come from `/config` (or `bootstrap.dcs` before there is one) through
-/// [`patroni_core::Database::apply_parameters`] every cycle.
+/// The PostgreSQL adapter's settings from the `postgresql` section. Its `parameters` and
+/// `use_pg_rewind` are the node's own: the cluster's come from `/config` (or `bootstrap.dcs`
+/// before there is one), through [`patroni_core::Database::apply_parameters`] and the daemon's
+/// [`ConfigHook`] every cycle.
 pub fn postgres_config(config: &Config) -> Result<PostgresConfig, AgentError> {
     let mut cfg = config.postgresql.postgres.clone();
     cfg.connect_address = config.postgresql.connect_address().to_string();
-    cfg.use_pg_rewind = config.use_pg_rewind();
     if let Some(user) = &config.postgresql.run_as {
         cfg.run_as = Some(lookup_user(user).map_err(AgentError::Database)?);
     }
@@ -83,30 +83,17 @@ pub fn opengauss_sql_user(config: &Config, og: &patroni_opengauss::OpenGaussConf
         .unwrap_or_else(|| og.db_user())
 }
 
-/// The database adapter `config` asks for.
-pub fn build_database(config: &Config) -> Result<Arc<dyn Database>, AgentError> {
+/// The database adapter `config` asks for and, for PostgreSQL, the [`ConfigHook`] that keeps its
+/// `use_pg_rewind` on the dynamic configuration's: hand both to [`AgentBuilder`], or a change of
+/// `/config` is not applied.
+pub fn build_database(
+    config: &Config,
+) -> Result<(Arc<dyn Database>, Option<ConfigHook>), AgentError> {
     match config.postgresql.flavour() {
         Flavour::Postgres => {
-            let initdb = config
-                .bootstrap
-                .as_ref()
-                .map(|b| b.initdb.clone())
-                .unwrap_or_default();
-            let replica = config
-                .replica_methods()
-                .map_err(|e| AgentError::Database(e.to_string()))?;
-            let bootstrap = config
-                .bootstrap_plan()
-                .map_err(|e| AgentError::Database(e.to_string()))?;
-            let pg = Postgres::new(
-                config.name.clone(),
-                postgres_config(config)?,
-                Arc::new(SystemRunner),
-            )
-            .map_err(|e| AgentError::Database(e.to_string()))?
-            .with_initdb(initdb)
-            .with_methods(config.scope.clone(), replica, bootstrap);
-            Ok(Arc::new(pg))
+            let pg = build_postgres(config)?;
+            let hook = rewind_hook(Arc::clone(&pg));
+            Ok((pg, Some(hook)))
         }
         Flavour::OpenGauss => {
             let og = opengauss_config(config);
@@ -115,9 +102,44 @@ pub fn build_database(config: &Config) -> Result<Arc<dyn Database>, AgentError> 
             let sql = patroni_opengauss::sql::PgSql::new(og.socket_dir(), og.port(), user, timeout);
             let db = patroni_opengauss::OpenGauss::new(og, Arc::new(SystemRunner), Arc::new(sql))
                 .map_err(|e| AgentError::Database(e.to_string()))?;
-            Ok(Arc::new(db))
+            Ok((Arc::new(db), None))
         }
     }
+}
+
+/// The PostgreSQL adapter, following `bootstrap.dcs`'s `use_pg_rewind` until `/config` is read.
+fn build_postgres(config: &Config) -> Result<Arc<Postgres>, AgentError> {
+    let initdb = config
+        .bootstrap
+        .as_ref()
+        .map(|b| b.initdb.clone())
+        .unwrap_or_default();
+    let replica = config
+        .replica_methods()
+        .map_err(|e| AgentError::Database(e.to_string()))?;
+    let bootstrap = config
+        .bootstrap_plan()
+        .map_err(|e| AgentError::Database(e.to_string()))?;
+    let pg = Postgres::new(
+        config.name.clone(),
+        postgres_config(config)?,
+        Arc::new(SystemRunner),
+    )
+    .map_err(|e| AgentError::Database(e.to_string()))?
+    .with_initdb(initdb)
+    .with_methods(config.scope.clone(), replica, bootstrap);
+    pg.set_use_pg_rewind(config.bootstrap_dcs().postgresql.use_pg_rewind);
+    Ok(Arc::new(pg))
+}
+
+/// Hands the dynamic configuration's `postgresql.use_pg_rewind` to `pg` (its own
+/// `postgresql.use_pg_rewind` still wins), so a change of `/config` applies from the next cycle
+/// as in Patroni, and names the rewind tool the state machine reports to match.
+fn rewind_hook(pg: Arc<Postgres>) -> ConfigHook {
+    Box::new(move |dynamic, node| {
+        pg.set_use_pg_rewind(dynamic.postgresql.use_pg_rewind);
+        node.rewind_tool = pg.use_pg_rewind().then(|| "pg_rewind".to_string());
+    })
 }
 
 /// The user's scripts from the `postgresql` section, run as `run_as` and bounded by `pg_ctl_timeout`.
@@ -247,7 +269,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let _data_dir_lock = lock_data_dir(&config.postgresql.postgres.data_dir)?;
     let node = config.node();
     let dcs = connect_dcs(&config, &config.name, &node.bootstrap_config)?;
-    let db = build_database(&config)?;
+    let (db, hook) = build_database(&config)?;
     let mut builder = AgentBuilder::new(config.scope.clone(), node, dcs, db)
         .rest_api(config.restapi.listen.clone())
         .rest_limits(config.restapi.limits())
@@ -259,6 +281,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         )
         .fencing(start_fencing(&config)?)
         .callbacks(build_callbacks(&config)?)
+        .config_hook(hook)
         .pid_file(config.postgresql.postgres.data_dir.join("postmaster.pid"));
     if config.source.is_some() {
         builder = builder.reloader(Box::new(move || {
@@ -296,7 +319,58 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
 #[cfg(test)]
 mod tests {
-    use super::lock_data_dir;
+    use super::{build_postgres, lock_data_dir, rewind_hook};
+    use crate::config::Config;
+    use patroni_core::DynamicConfig;
+
+    /// A node whose own `use_pg_rewind` is `local` (absent when `None`), in a cluster whose
+    /// `bootstrap.dcs` turns it on.
+    fn config(local: Option<bool>) -> Config {
+        let own = local.map_or(String::new(), |v| format!(", use_pg_rewind: {v}"));
+        let text = format!(
+            "scope: s\nname: n\netcd3: {{hosts: 127.0.0.1:2379}}\n\
+             bootstrap: {{dcs: {{postgresql: {{use_pg_rewind: true}}}}}}\n\
+             postgresql: {{listen: 127.0.0.1:5432, data_dir: /srv/rewind-hook-test/data{own}}}\n"
+        );
+        Config::parse(&text, "t.yml", Vec::new()).unwrap().config
+    }
+
+    fn dynamic(use_pg_rewind: bool) -> DynamicConfig {
+        let mut d = DynamicConfig::default();
+        d.postgresql.use_pg_rewind = use_pg_rewind;
+        d
+    }
+
+    /// `use_pg_rewind` follows `/config` while the node does not set it, from `bootstrap.dcs`
+    /// at start; the node's own setting wins either way. The node names the tool to match.
+    #[test]
+    fn use_pg_rewind_follows_the_dynamic_configuration_unless_set_locally() {
+        let cfg = config(None);
+        let mut node = cfg.node();
+        let pg = build_postgres(&cfg).unwrap();
+        assert!(pg.use_pg_rewind());
+        assert_eq!(node.rewind_tool.as_deref(), Some("pg_rewind"));
+        let hook = rewind_hook(std::sync::Arc::clone(&pg));
+        hook(&dynamic(false), &mut node);
+        assert!(!pg.use_pg_rewind());
+        assert_eq!(node.rewind_tool, None);
+        hook(&dynamic(true), &mut node);
+        assert!(pg.use_pg_rewind());
+        assert_eq!(node.rewind_tool.as_deref(), Some("pg_rewind"));
+        for local in [false, true] {
+            let cfg = config(Some(local));
+            let mut node = cfg.node();
+            let pg = build_postgres(&cfg).unwrap();
+            assert_eq!(pg.use_pg_rewind(), local);
+            assert_eq!(node.rewind_tool.is_some(), local);
+            let hook = rewind_hook(std::sync::Arc::clone(&pg));
+            for cluster in [!local, local, !local] {
+                hook(&dynamic(cluster), &mut node);
+                assert_eq!(pg.use_pg_rewind(), local);
+                assert_eq!(node.rewind_tool.is_some(), local);
+            }
+        }
+    }
 
     #[test]
     fn a_second_lock_on_one_data_directory_is_refused_until_the_first_goes() {

@@ -13,6 +13,8 @@ use serde_json::Value;
 use crate::state::Snapshot;
 
 mod document;
+#[cfg(test)]
+pub(crate) mod fixtures;
 
 pub use document::{
     AgentInfo, CopyProgressStatus, PatroniStatus, ReplicationStatus, ServerVersion, Xlog,
@@ -280,7 +282,7 @@ pub fn epoch_secs(t: Timestamp) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use patroni_core::{LocalDb, Lsn, ReceiverStatus};
+    use patroni_core::{LocalDb, Lsn};
 
     #[test]
     fn versions_as_patroni_numbers() {
@@ -347,17 +349,9 @@ mod tests {
     fn standby_document_round_trips_into_a_peer_status() {
         let snap = Snapshot {
             local: LocalDb {
-                process: ProcessState::Running,
-                role: DbRole::Standby,
                 timeline: Some(3),
                 receive_lsn: Some(Lsn(500)),
-                replay_lsn: Some(Lsn(400)),
-                receiver: Some(ReceiverStatus {
-                    streaming: true,
-                    upstream_host: None,
-                    upstream_port: None,
-                }),
-                ..Default::default()
+                ..fixtures::streaming_standby(400)
             },
             ..Default::default()
         };
@@ -383,30 +377,11 @@ mod tests {
     /// Python's `patronictl` and `check_patroni` read these names, types and nulls.
     #[test]
     fn the_document_keeps_its_wire_format() {
-        use patroni_core::{ReplicationRow, WalSender};
-        let mut primary = Snapshot::default();
-        primary.local.process = ProcessState::Running;
-        primary.local.role = DbRole::Primary;
-        primary.local.write_lsn = Some(Lsn(1000));
-        primary.local.timeline = Some(4);
-        primary.local.version = Some("16.1".into());
+        let mut primary = Snapshot {
+            local: fixtures::primary_with_replica(),
+            ..Default::default()
+        };
         primary.local.system_id = Some("7408277255830290455".into());
-        primary.local.report.postmaster_start_time = Some(Timestamp(1_700_000_000_123));
-        primary.local.replication = vec![ReplicationRow {
-            application_name: "n2".into(),
-            state: "streaming".into(),
-            sync_state: "async".into(),
-            flush_lsn: Some(Lsn(900)),
-            replay_lsn: None,
-        }];
-        primary.local.report.replication = vec![WalSender {
-            usename: Some("replicator".into()),
-            application_name: "n2".into(),
-            client_addr: Some("10.0.0.2".into()),
-            state: "streaming".into(),
-            sync_state: "async".into(),
-            sync_priority: Some(0),
-        }];
         primary.dcs_last_seen = Some(Timestamp(1_700_000_005_999));
         primary.leader_expiry = Some(100);
         let mut node = Node::new("n1");
@@ -418,7 +393,7 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&patroni_status("demo", &node, &primary, 10)).unwrap(),
             format!(
-                r#"{{"cluster_unlocked":true,"database_system_identifier":"7408277255830290455","dcs_last_seen":1700000005,"is_leader":true,"patroni":{{"name":"n1","patroni_rs_version":"{rs}","scope":"demo","version":"4.0.4"}},"postmaster_start_time":"2023-11-14 22:13:20.123000+00:00","replication":[{{"application_name":"n2","client_addr":"10.0.0.2","flush_lsn":900,"replay_lsn":null,"state":"streaming","sync_priority":0,"sync_state":"async","usename":"replicator"}}],"role":"primary","server_version":160001,"state":"running","tags":{{"apple":1,"failover_priority":2,"zone":"a"}},"timeline":4,"xlog":{{"location":1000}}}}"#
+                r#"{{"cluster_unlocked":true,"database_system_identifier":"7408277255830290455","dcs_last_seen":1700000005,"is_leader":true,"patroni":{{"name":"n1","patroni_rs_version":"{rs}","scope":"demo","version":"4.0.4"}},"postmaster_start_time":"2023-11-14 22:13:20.123000+00:00","replication":[{{"application_name":"n2","client_addr":"10.0.0.2","flush_lsn":900,"replay_lsn":null,"state":"streaming","sync_priority":0,"sync_state":"async","usename":"replicator"}}],"role":"primary","server_version":150004,"state":"running","tags":{{"apple":1,"failover_priority":2,"zone":"a"}},"timeline":1,"xlog":{{"location":1000}}}}"#
             )
         );
         let standby = Snapshot {

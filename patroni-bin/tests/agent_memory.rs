@@ -56,7 +56,7 @@ fn fixture(prefix: &str) -> Fixture {
         _dir: dir,
         cfg,
         clock,
-        store: SharedStore::new(MemoryStore::new(10_000)),
+        store: SharedStore::new(MemoryStore::new(Duration::from_secs(10))),
         node,
     }
 }

@@ -1,4 +1,4 @@
-//! A long copy shows its progress (issue 15): while `POST /reinitialize` rebuilds a replica, its
+//! A long copy shows its progress: while `POST /reinitialize` rebuilds a replica, its
 //! `/patroni` carries `copy_progress` (bytes copied, rate, seconds), growing, and nothing once
 //! the replica streams again. `pg_basebackup --max-rate` makes the copy last a few seconds.
 

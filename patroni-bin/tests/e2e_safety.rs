@@ -179,7 +179,7 @@ async fn the_lease_etcd_holds_follows_the_configured_ttl() {
 }
 
 /// A second agent started on a data directory that already has one refuses at once, naming the
-/// first; the first agent's database keeps running (issue 14 item 7).
+/// first; the first agent's database keeps running.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_agent_on_the_same_data_directory_refuses() {
     use std::os::unix::process::CommandExt;
@@ -221,7 +221,7 @@ async fn a_second_agent_on_the_same_data_directory_refuses() {
     assert!(c.is_primary(&leader).await);
 }
 
-/// SIGTERM while etcd does not answer (issue 14 item 5): the leader's agent stops its database
+/// SIGTERM while etcd does not answer: the leader's agent stops its database
 /// and exits within a bounded time, instead of finishing a cycle of DCS timeouts first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_an_etcd_outage_stops_the_leader_promptly() {

@@ -1,4 +1,4 @@
-//! Passwords stay secret on a real cluster (issue 14 item 2): during bootstrap, clone and
+//! Passwords stay secret on a real cluster: during bootstrap, clone and
 //! rebuild no command line carries one, no file under a data directory and no log holds one;
 //! replicas read theirs from a 0600 pgpass file owned by the database user.
 

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::pyvenv::venv;
 use common::writer::{lost, overlaps, Writer};
+use patroni_bin::testkit::signal_if_cmdline;
 use patroni_etcd::testkit::EtcdProcess;
 use patroni_postgres::testkit::{
     free_port, owned_temp_dir, pg_bin_dir, psql, test_user, TEST_PASSWORD,
@@ -70,13 +71,7 @@ impl Member {
         let Some(mut child) = self.agent.take() else {
             return;
         };
-        let pid = child.id();
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains("patroni") {
-            let _ = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
-        }
+        signal_if_cmdline(child.id(), "patroni", "TERM");
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
@@ -112,12 +107,7 @@ impl Drop for Member {
         }
         // The server was started by an agent we stopped; stop it by its pid, checked.
         if let Some(pid) = self.postmaster_pid() {
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmd).contains("postgres") {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
-            }
+            signal_if_cmdline(pid, "postgres", "KILL");
         }
     }
 }

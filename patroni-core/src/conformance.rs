@@ -9,12 +9,13 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use crate::{
-    keyspace, ClusterStatus, Dcs, DynamicConfig, FailoverRequest, HistoryEntry, Lsn, MemberData,
-    MemberRole, MemberState, MemoryDcs, MemoryStore, SharedStore, SyncState,
+    instant, keyspace, ClusterStatus, Dcs, DynamicConfig, FailoverRequest, HistoryEntry, Lsn,
+    MemberData, MemberRole, MemberState, MemoryDcs, MemoryStore, SharedStore, SyncState,
 };
 
 /// What a DCS implementation provides to be checked: members of one fresh cluster, and time.
@@ -24,19 +25,19 @@ pub trait DcsHarness: Send + Sync {
     async fn member(&self, name: &str) -> Box<dyn Dcs>;
     /// Lets time pass until every lease that nobody kept alive meanwhile has expired.
     async fn expire_leases(&self);
-    /// Lets `ms` milliseconds pass (a real sleep, or a step of a simulated clock).
-    async fn pause(&self, ms: u64);
+    /// Lets `length` pass (a real sleep, or a step of a simulated clock).
+    async fn pause(&self, length: Duration);
     /// Writes raw bytes to `key` (relative to the cluster prefix), bypassing the [`Dcs`], to plant bad data.
     async fn write_raw(&self, key: &str, value: &[u8]);
 }
 
-/// Polls `fut` until it finishes or `ms` of the harness's time passed; `None` on timeout.
+/// Polls `fut` until it finishes or `limit` of the harness's time passed; `None` on timeout.
 pub async fn within<H: DcsHarness + ?Sized, F: Future + Unpin>(
     h: &H,
-    ms: u64,
+    limit: Duration,
     fut: &mut F,
 ) -> Option<F::Output> {
-    crate::deadline::before(fut, h.pause(ms)).await
+    crate::deadline::before(fut, h.pause(limit)).await
 }
 
 /// Runs the futures concurrently on the current task and returns their outputs in order.
@@ -254,17 +255,21 @@ pub async fn wait_for_change_on_leader_change<H: DcsHarness + ?Sized>(h: &H) {
     w.load().await.unwrap();
     let mut wait = w.wait_for_change();
     assert!(
-        within(h, 300, &mut wait).await.is_none(),
+        within(h, Duration::from_millis(300), &mut wait)
+            .await
+            .is_none(),
         "woke without a change"
     );
     a.publish_member(&replica_data("a")).await.unwrap();
     w.publish_member(&replica_data("watcher")).await.unwrap();
     assert!(
-        within(h, 300, &mut wait).await.is_none(),
+        within(h, Duration::from_millis(300), &mut wait)
+            .await
+            .is_none(),
         "a member key must not wake the loop"
     );
     assert!(a.acquire_leader().await.unwrap());
-    within(h, 5_000, &mut wait)
+    within(h, Duration::from_secs(5), &mut wait)
         .await
         .expect("leader acquisition did not wake wait_for_change")
         .unwrap();
@@ -273,7 +278,7 @@ pub async fn wait_for_change_on_leader_change<H: DcsHarness + ?Sized>(h: &H) {
     // A change between load and wait is not lost.
     w.load().await.unwrap();
     assert!(a.release_leader().await.unwrap());
-    within(h, 5_000, &mut w.wait_for_change())
+    within(h, Duration::from_secs(5), &mut w.wait_for_change())
         .await
         .expect("a release before the wait did not wake it")
         .unwrap();
@@ -286,7 +291,7 @@ pub async fn wait_for_change_on_leader_change<H: DcsHarness + ?Sized>(h: &H) {
         ..Default::default()
     };
     assert!(a.set_failover(&request, None).await.unwrap());
-    within(h, 5_000, &mut wait)
+    within(h, Duration::from_secs(5), &mut wait)
         .await
         .expect("a failover request did not wake wait_for_change")
         .unwrap();
@@ -297,7 +302,7 @@ pub async fn wait_for_change_on_leader_change<H: DcsHarness + ?Sized>(h: &H) {
         .write_config(&DynamicConfig::default(), None)
         .await
         .unwrap());
-    within(h, 5_000, &mut wait)
+    within(h, Duration::from_secs(5), &mut wait)
         .await
         .expect("a config change did not wake wait_for_change")
         .unwrap();
@@ -429,16 +434,16 @@ pub async fn garbage_is_reported<H: DcsHarness + ?Sized>(h: &H) {
 pub struct MemoryHarness {
     shared: SharedStore,
     clock: Arc<AtomicU64>,
-    ttl_ms: u64,
+    ttl: Duration,
 }
 
 impl MemoryHarness {
-    /// A fresh cluster whose leases last `ttl_ms` of the harness clock.
-    pub fn new(ttl_ms: u64) -> Self {
+    /// A fresh cluster whose leases last `ttl` of the harness clock.
+    pub fn new(ttl: Duration) -> Self {
         MemoryHarness {
-            shared: SharedStore::new(MemoryStore::new(ttl_ms)),
+            shared: SharedStore::new(MemoryStore::new(ttl)),
             clock: Arc::new(AtomicU64::new(1_000)),
-            ttl_ms,
+            ttl,
         }
     }
 
@@ -476,11 +481,13 @@ impl DcsHarness for MemoryHarness {
     }
 
     async fn expire_leases(&self) {
-        self.clock.fetch_add(self.ttl_ms, Ordering::SeqCst);
+        self.clock
+            .fetch_add(instant::millis(self.ttl), Ordering::SeqCst);
     }
 
-    async fn pause(&self, ms: u64) {
-        self.clock.fetch_add(ms, Ordering::SeqCst);
+    async fn pause(&self, length: Duration) {
+        self.clock
+            .fetch_add(instant::millis(length), Ordering::SeqCst);
         YieldOnce(false).await;
     }
 

@@ -9,6 +9,7 @@
 //! Cases panic with a message on the first violated expectation, as test assertions do.
 
 use std::future::Future;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -40,9 +41,9 @@ pub trait DbHarness: Send + Sync {
     /// from the leader's: it was primary and wrote what the leader never received while the leader
     /// was promoted. Returns the leader's timeline (openGauss term).
     async fn make_diverged(&self) -> u64;
-    /// An adapter of the same kind whose external commands never answer, with the bound in
-    /// seconds it gives the command [`Database::reload`] runs.
-    async fn hung(&self) -> (Box<dyn Database>, u64);
+    /// An adapter of the same kind whose external commands never answer, with the bound it
+    /// gives the command [`Database::reload`] runs.
+    async fn hung(&self) -> (Box<dyn Database>, Duration);
     /// Lets `ms` milliseconds pass.
     async fn pause(&self, ms: u64);
 }
@@ -299,14 +300,14 @@ pub async fn rebuilds_after_divergence<H: DbHarness + ?Sized>(h: &H) {
 /// for and not disguised as another failure.
 pub async fn a_hung_command_times_out<H: DbHarness + ?Sized>(h: &H) {
     let (db, bound) = h.hung().await;
-    let grace_secs = 15;
+    let grace = Duration::from_secs(15);
     let mut call = db.reload();
-    let result = within(h, (bound + grace_secs) * 1000, &mut call)
+    let result = within(h, crate::instant::millis(bound + grace), &mut call)
         .await
-        .unwrap_or_else(|| panic!("reload still waiting {grace_secs} s past its {bound} s bound"));
+        .unwrap_or_else(|| panic!("reload still waiting {grace:?} past its {bound:?} bound"));
     match result {
-        Err(DbError::Timeout { command, secs }) => {
-            assert_eq!(secs, bound, "the bound the command was given: {command}");
+        Err(DbError::Timeout { command, limit }) => {
+            assert_eq!(limit, bound, "the bound the command was given: {command}");
             assert!(!command.is_empty());
         }
         other => panic!("expected a timeout, got {other:?}"),

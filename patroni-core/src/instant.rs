@@ -26,6 +26,17 @@ pub fn between(from: u64, to: u64) -> Duration {
     Duration::from_millis(to.saturating_sub(from))
 }
 
+/// A length of time in seconds as messages show it: whole seconds bare (`5`), a fraction exactly
+/// (`0.5`), so a sub-second limit never reads as `0`.
+pub fn seconds(d: Duration) -> String {
+    let nanos = d.subsec_nanos();
+    if nanos == 0 {
+        return d.as_secs().to_string();
+    }
+    let fraction = format!("{nanos:09}");
+    format!("{}.{}", d.as_secs(), fraction.trim_end_matches('0'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,5 +49,14 @@ mod tests {
         assert_eq!(between(3_000, 1_000), Duration::ZERO);
         assert_eq!(between(1_000, 3_500), Duration::from_millis(2_500));
         assert_eq!(millis(Duration::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn seconds_are_whole_or_exact_fractions() {
+        assert_eq!(seconds(Duration::from_secs(5)), "5");
+        assert_eq!(seconds(Duration::ZERO), "0");
+        assert_eq!(seconds(Duration::from_millis(500)), "0.5");
+        assert_eq!(seconds(Duration::from_millis(1_250)), "1.25");
+        assert_eq!(seconds(Duration::from_nanos(1)), "0.000000001");
     }
 }

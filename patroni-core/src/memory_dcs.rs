@@ -251,7 +251,7 @@ mod tests {
         }
     }
 
-    const TTL: u64 = 30_000;
+    const TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
     #[test]
     fn conformance_lock_exclusivity() {
@@ -350,7 +350,7 @@ mod tests {
                 "gone at {t}"
             );
         }
-        now.store(100_000 + TTL, Ordering::SeqCst);
+        now.store(crate::instant::after(100_000, TTL), Ordering::SeqCst);
         let observer = MemoryDcs::new(r.shared.clone(), "o", r.clock.clone());
         assert!(block_on(observer.load()).unwrap().members.is_empty());
     }

@@ -116,12 +116,15 @@ pub enum DbError {
         log_tail: String,
     },
     /// A command exceeded its timeout and was killed.
-    #[error("`{command}` did not finish within {secs} s and was killed")]
+    #[error(
+        "`{command}` did not finish within {} s and was killed",
+        crate::instant::seconds(*.limit)
+    )]
     Timeout {
         /// The command line.
         command: String,
         /// The timeout.
-        secs: u64,
+        limit: std::time::Duration,
     },
     /// A command exited unsuccessfully.
     #[error("`{command}` failed ({status}): {output}")]

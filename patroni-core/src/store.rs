@@ -10,7 +10,9 @@
 //! leader key — as Patroni does on etcd3. A lease expires once `now >= last refresh + ttl`.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
+use crate::instant;
 use crate::keyspace::{self, RawKey};
 use crate::{
     Cluster, ClusterStatus, DynamicConfig, FailoverRequest, HistoryEntry, MemberData, SyncState,
@@ -34,7 +36,7 @@ pub struct KeyValue {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Lease {
-    ttl_ms: u64,
+    ttl: Duration,
     expires_at: u64,
 }
 
@@ -44,23 +46,23 @@ pub struct MemoryStore {
     revision: u64,
     watch_revision: u64,
     clock: u64,
-    ttl_ms: u64,
+    ttl: Duration,
     next_lease: LeaseId,
     keys: BTreeMap<String, KeyValue>,
     leases: BTreeMap<LeaseId, Lease>,
     member_leases: BTreeMap<String, LeaseId>,
     /// A member's own lease TTL, set from its `ttl` ([`set_member_ttl`](Self::set_member_ttl)).
-    member_ttls: BTreeMap<String, u64>,
+    member_ttls: BTreeMap<String, Duration>,
 }
 
 impl MemoryStore {
-    /// An empty keyspace whose member leases last `ttl_ms` (Patroni's `ttl`, in milliseconds).
-    pub fn new(ttl_ms: u64) -> Self {
+    /// An empty keyspace whose member leases last `ttl` (Patroni's `ttl`).
+    pub fn new(ttl: Duration) -> Self {
         MemoryStore {
             revision: 1,
             watch_revision: 1,
             clock: 0,
-            ttl_ms,
+            ttl,
             next_lease: 1,
             keys: BTreeMap::new(),
             leases: BTreeMap::new(),
@@ -81,14 +83,14 @@ impl MemoryStore {
         self.watch_revision
     }
 
-    /// The TTL newly granted leases get, in milliseconds.
-    pub fn ttl_ms(&self) -> u64 {
-        self.ttl_ms
+    /// The TTL newly granted leases get.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
     }
 
     /// Changes the TTL of leases granted from now on, as Patroni does when `ttl` changes.
-    pub fn set_ttl_ms(&mut self, ttl_ms: u64) {
-        self.ttl_ms = ttl_ms;
+    pub fn set_ttl(&mut self, ttl: Duration) {
+        self.ttl = ttl;
     }
 
     /// Advances the store's clock to `now` and expires every lease that ran out by then.
@@ -252,16 +254,16 @@ impl MemoryStore {
             && self.delete(key, now)
     }
 
-    /// Grants a new lease of `ttl_ms`.
-    pub fn grant(&mut self, ttl_ms: u64, now: u64) -> LeaseId {
+    /// Grants a new lease of `ttl`.
+    pub fn grant(&mut self, ttl: Duration, now: u64) -> LeaseId {
         self.advance(now);
         let id = self.next_lease;
         self.next_lease += 1;
         self.leases.insert(
             id,
             Lease {
-                ttl_ms,
-                expires_at: self.clock.saturating_add(ttl_ms),
+                ttl,
+                expires_at: instant::after(self.clock, ttl),
             },
         );
         id
@@ -273,7 +275,7 @@ impl MemoryStore {
         let clock = self.clock;
         match self.leases.get_mut(&lease) {
             Some(l) => {
-                l.expires_at = clock.saturating_add(l.ttl_ms);
+                l.expires_at = instant::after(clock, l.ttl);
                 true
             }
             None => false,
@@ -298,27 +300,29 @@ impl MemoryStore {
     ///
     /// etcd cannot change a granted lease's TTL, so Patroni grants a new one and moves its keys;
     /// here the refresh simply uses the new TTL, which is the same for everything bound to it.
-    pub fn set_member_ttl(&mut self, member: &str, ttl: std::time::Duration) {
-        let ms = crate::instant::millis(ttl).max(1);
-        self.member_ttls.insert(member.to_string(), ms);
+    pub fn set_member_ttl(&mut self, member: &str, ttl: Duration) {
+        // At least one millisecond, the resolution of the store's clock: a zero TTL would expire
+        // the lease in the instant it is granted.
+        let ttl = ttl.max(Duration::from_millis(1));
+        self.member_ttls.insert(member.to_string(), ttl);
     }
 
     /// The TTL `member`'s lease is refreshed with.
-    pub fn member_ttl_ms(&self, member: &str) -> u64 {
-        self.member_ttls.get(member).copied().unwrap_or(self.ttl_ms)
+    pub fn member_ttl(&self, member: &str) -> Duration {
+        self.member_ttls.get(member).copied().unwrap_or(self.ttl)
     }
 
     /// Keeps the member's lease alive, granting a new one if it expired; `false` means re-granted.
     ///
     /// After a re-grant the keys bound to the old lease are gone, and the agent must re-publish.
     pub fn refresh_member_lease(&mut self, member: &str, now: u64) -> bool {
-        let ttl = self.member_ttl_ms(member);
+        let ttl = self.member_ttl(member);
         match self.member_lease(member, now) {
             Some(l) if self.keep_alive(l, now) => {
                 let clock = self.clock;
                 if let Some(lease) = self.leases.get_mut(&l) {
-                    lease.ttl_ms = ttl;
-                    lease.expires_at = clock.saturating_add(ttl);
+                    lease.ttl = ttl;
+                    lease.expires_at = instant::after(clock, ttl);
                 }
                 true
             }
@@ -489,7 +493,7 @@ mod tests {
     use super::*;
     use crate::MemberRole;
 
-    const TTL: u64 = 30_000;
+    const TTL: Duration = Duration::from_secs(30);
 
     #[test]
     fn revisions_and_create_only() {
@@ -517,7 +521,7 @@ mod tests {
     #[test]
     fn lease_expiry_deletes_bound_keys_in_one_revision() {
         let mut s = MemoryStore::new(TTL);
-        let l = s.grant(1_000, 100);
+        let l = s.grant(Duration::from_secs(1), 100);
         assert!(s.put("a", "1", Some(l), 100).is_some());
         assert!(s.put("b", "2", Some(l), 100).is_some());
         s.put("c", "3", None, 100);

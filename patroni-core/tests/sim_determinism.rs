@@ -1,6 +1,8 @@
 #![cfg(feature = "sim")]
 //! The simulator is deterministic: the same seed and schedule give the same timeline.
 
+use std::time::Duration;
+
 use patroni_core::sim::{check, simulate, Fault, FaultSchedule, SimConfig};
 
 fn busy_schedule() -> FaultSchedule {
@@ -9,7 +11,7 @@ fn busy_schedule() -> FaultSchedule {
             5_000,
             Fault::CutDcs {
                 node: 0,
-                for_ms: 20_000,
+                lasting: Duration::from_millis(20_000),
             },
         )
         .at(
@@ -23,7 +25,7 @@ fn busy_schedule() -> FaultSchedule {
             60_000,
             Fault::Stall {
                 node: 2,
-                for_ms: 15_000,
+                lasting: Duration::from_millis(15_000),
             },
         )
         .at(90_000, Fault::Switchover { candidate: None })

@@ -3,6 +3,9 @@
 //! the primary (however long it lasts), and once one member is also cut off the primary demotes;
 //! the safety invariants (never two writable primaries) hold after every event throughout.
 
+use std::time::Duration;
+
+use patroni_core::instant::millis;
 use patroni_core::sim::invariants::{self, Invariant, Snapshot};
 use patroni_core::sim::{cases, Fault, FaultSchedule, Scheduled, SimConfig, World};
 
@@ -48,7 +51,7 @@ fn world(cfg: SimConfig, faults: Vec<Scheduled>, guard: bool) -> World {
     let mut checks = invariants::safety();
     if guard {
         checks.push(Box::new(NoDemotion {
-            after_ms: cfg.warmup_ms,
+            after_ms: millis(cfg.warmup),
             primary: None,
         }));
     }
@@ -64,12 +67,14 @@ fn an_etcd_outage_alone_never_demotes_with_failsafe_on() {
         let cfg = failsafe_cfg(1_000 + seed);
         let start = (seed * 7_919) % 40_000;
         let length = 5_000 + (seed * 104_729) % 295_000;
-        let end = cfg.warmup_ms + start + length + 120_000;
+        let end = millis(cfg.warmup) + start + length + 120_000;
         let mut w = world(
             cfg,
             vec![Scheduled {
                 at_ms: start,
-                fault: Fault::DcsOutage { for_ms: length },
+                fault: Fault::DcsOutage {
+                    lasting: Duration::from_millis(length),
+                },
             }],
             true,
         );
@@ -88,10 +93,12 @@ fn an_etcd_outage_alone_never_demotes_with_failsafe_on() {
 fn without_failsafe_the_same_outage_demotes() {
     let mut cfg = failsafe_cfg(7);
     cfg.dynamic.failsafe_mode = false;
-    let end = cfg.warmup_ms + 120_000;
+    let end = millis(cfg.warmup) + 120_000;
     let faults = vec![Scheduled {
         at_ms: 1_000,
-        fault: Fault::DcsOutage { for_ms: 60_000 },
+        fault: Fault::DcsOutage {
+            lasting: Duration::from_secs(60),
+        },
     }];
     let mut w = world(cfg, faults, true);
     let v = w.run_until(end).expect("the primary should have demoted");
@@ -103,17 +110,19 @@ fn without_failsafe_the_same_outage_demotes() {
 #[test]
 fn a_member_also_cut_during_the_outage_makes_the_primary_demote() {
     let cfg = failsafe_cfg(9);
-    let warmup = cfg.warmup_ms;
+    let warmup = millis(cfg.warmup);
     let mut w = world(cfg, Vec::new(), false);
     w.run_until(warmup);
     let p = w.writable()[0];
     let r = (p + 1) % 3;
-    w.inject(Fault::DcsOutage { for_ms: 120_000 });
+    w.inject(Fault::DcsOutage {
+        lasting: Duration::from_secs(120),
+    });
     w.run_until(warmup + 60_000);
     assert_eq!(w.writable(), vec![p], "{}", w.trace().tail(40));
     w.inject(Fault::Stall {
         node: r,
-        for_ms: 30_000,
+        lasting: Duration::from_secs(30),
     });
     w.run_until(warmup + 90_000);
     assert!(

@@ -1,6 +1,8 @@
 #![cfg(feature = "sim")]
 //! Minimal schedules the simulator found against `Ha`, kept as regression tests.
 
+use std::time::Duration;
+
 use patroni_core::instant::millis;
 use patroni_core::sim::{check, invariants, Fault, FaultSchedule, SimConfig, World};
 use patroni_core::SynchronousMode;
@@ -13,7 +15,7 @@ use patroni_core::SynchronousMode;
 #[test]
 fn switchover_back_leaves_every_standby_streaming() {
     let cfg = SimConfig::three_nodes(31);
-    let (warmup, loop_ms) = (cfg.warmup_ms, millis(cfg.dynamic.loop_wait_duration()));
+    let (warmup, loop_ms) = (millis(cfg.warmup), millis(cfg.dynamic.loop_wait_duration()));
     let mut w = World::new(cfg, &FaultSchedule::none(), invariants::safety());
     w.run_until(warmup);
     let p = w.writable()[0];
@@ -62,7 +64,7 @@ fn sync_standby_is_recorded_only_once_caught_up() {
             0,
             Fault::CutDcs {
                 node: 0,
-                for_ms: 33_262,
+                lasting: Duration::from_millis(33_262),
             },
         )
         .at(
@@ -76,7 +78,7 @@ fn sync_standby_is_recorded_only_once_caught_up() {
             43_477,
             Fault::CutDcs {
                 node: 1,
-                for_ms: 30_213,
+                lasting: Duration::from_millis(30_213),
             },
         );
     if let Err(failure) = check(&cfg, &schedule) {
@@ -167,7 +169,7 @@ fn a_cascade_member_far_behind_is_not_switched_to() {
         if let Err(f) = check(&cfg, &schedule) {
             panic!("{f}");
         }
-        let end = cfg.warmup_ms + 180_000;
+        let end = millis(cfg.warmup) + 180_000;
         let mut w = World::new(cfg, &schedule, invariants::safety());
         w.run_until(end);
         let Some(&p) = w.writable().first() else {
@@ -211,4 +213,70 @@ fn cascades_from_a_lagging_member_are_not_promoted() {
     if let Err(f) = check(&cfg, &schedule) {
         panic!("{f}");
     }
+}
+
+/// Mode `on`: writes acknowledged between the observation that names a standby and the moment
+/// the primary's database applies the new `synchronous_standby_names` did not wait for it. With a
+/// DCS round trip the decision lands seconds after its observation, and the client's writes in
+/// between are acknowledged asynchronously. The standby, lagging, has passed the position of that
+/// observation but not those writes when the primary decides to record it in `/sync`; its link
+/// is then cut and the primary lost: promoting it would lose the writes.
+#[test]
+fn sync_standby_holds_writes_acknowledged_while_it_was_being_named() {
+    let mut cfg = SimConfig::three_nodes(7);
+    cfg.nodes.truncate(2);
+    cfg.dynamic.synchronous_mode = SynchronousMode::On;
+    cfg.dcs_rtt = Duration::from_secs(5);
+    let loop_ms = millis(cfg.dynamic.loop_wait_duration());
+    let mut w = World::new(cfg.clone(), &FaultSchedule::none(), invariants::safety());
+    w.run_until(millis(cfg.warmup));
+    let p = w.writable()[0];
+    let x = 1 - p;
+    let (leader, standby) = (w.names()[p].clone(), w.names()[x].clone());
+    // Polls every 100 ms until `cond` holds, for at most `loops` loop waits.
+    let wait = |w: &mut World, loops: u64, cond: &dyn Fn(&mut World) -> bool| {
+        let end = w.now() + loops * loop_ms;
+        while w.now() < end && !cond(w) {
+            let t = w.now();
+            w.run_until(t + 100);
+        }
+        assert!(cond(w), "{}", w.trace().tail(30));
+    };
+    // The standby drops out of `synchronous_standby_names` (commits go asynchronous), then comes
+    // back 8 writes behind and is named again.
+    w.inject(Fault::CutPeers {
+        a: p,
+        b: x,
+        lasting: Duration::from_secs(25),
+    });
+    wait(&mut w, 4, &|w| {
+        w.sync_state().is_some_and(|s| s.sync_standbys.is_empty())
+    });
+    w.inject(Fault::Lag {
+        node: x,
+        bytes: 8 * cfg.write_bytes,
+    });
+    // The primary decides to record the standby: cut it off before it receives more.
+    let recording = format!("WriteSyncState(leader {leader}, [{standby}])");
+    let decided = |w: &mut World| {
+        w.trace()
+            .lines
+            .iter()
+            .any(|l| l.who == leader && l.what.contains(&recording))
+    };
+    wait(&mut w, 8, &decided);
+    w.inject(Fault::CutPeers {
+        a: p,
+        b: x,
+        lasting: Duration::from_secs(600),
+    });
+    wait(&mut w, 1, &|w| {
+        w.sync_state()
+            .is_some_and(|s| s.sync_standbys.contains(&standby))
+    });
+    w.inject(Fault::LoseNode { node: p });
+    let t = w.now();
+    w.run_until(t + 12 * loop_ms);
+    assert!(w.violation().is_none(), "{}", w.trace().tail(60));
+    assert_eq!(w.writable(), vec![x], "{}", w.trace().tail(40));
 }

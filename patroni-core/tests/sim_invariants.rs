@@ -13,7 +13,7 @@ fn run(name: &str, cfg: SimConfig, default_cases: u32, mix: FaultMix) {
         Ok(stats) => println!(
             "{name}: {} schedules, {:.0} simulated s, {} promotions, {:.1}s wall",
             stats.cases,
-            stats.simulated_ms as f64 / 1000.0,
+            stats.simulated.as_secs_f64(),
             stats.promotions,
             started.elapsed().as_secs_f64()
         ),
@@ -84,7 +84,7 @@ fn run_topologies(name: &str, cfg: SimConfig, default_cases: u32) {
         Ok(stats) => println!(
             "{name}: {} schedules, {:.0} simulated s, {} promotions, {:.1}s wall",
             stats.cases,
-            stats.simulated_ms as f64 / 1000.0,
+            stats.simulated.as_secs_f64(),
             stats.promotions,
             started.elapsed().as_secs_f64()
         ),

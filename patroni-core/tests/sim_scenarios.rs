@@ -9,7 +9,7 @@ use patroni_core::ActionKind;
 
 /// A bootstrapped 3-node cluster after warm-up, and its primary's index.
 fn warm(cfg: SimConfig) -> (World, usize) {
-    let warmup = cfg.warmup_ms;
+    let warmup = millis(cfg.warmup);
     let mut w = World::new(cfg, &FaultSchedule::none(), invariants::safety());
     w.run_until(warmup);
     let primaries = w.writable();
@@ -158,7 +158,7 @@ fn seed_rule_4_diverged_former_primary_is_rebuilt_and_streams() {
     // The primary loses the DCS: it demotes, a standby is promoted on a new timeline.
     w.inject(Fault::CutDcs {
         node: p,
-        for_ms: millis(d.ttl_duration()) + 2 * millis(d.loop_wait_duration()),
+        lasting: d.ttl_duration() + 2 * d.loop_wait_duration(),
     });
     let cut = w.now();
     let promoted = w

@@ -1,17 +1,19 @@
 #![cfg(feature = "sim")]
-//! Regression schedules for the windows in which two nodes could accept writes (issue 11), each
+//! Regression schedules for the windows in which two nodes could accept writes, each
 //! run with the watchdog off so that the state machine's own decisions are what keeps them shut.
 //! The single-primary invariant is checked after every event, so every instant is covered.
 //!
 //! The lost race as a running primary (item 2) needs an interleaving no fault produces on its
 //! own; it lives beside the executor (`sim::exec::tests`).
 
-use patroni_core::instant::millis;
+use std::time::Duration;
+
+use patroni_core::instant::{self, millis};
 use patroni_core::sim::{invariants, Fault, FaultSchedule, SimConfig, World};
 use patroni_core::ActionKind;
 
 fn warm(cfg: SimConfig) -> (World, usize) {
-    let warmup = cfg.warmup_ms;
+    let warmup = millis(cfg.warmup);
     let mut w = World::new(cfg, &FaultSchedule::none(), invariants::safety());
     w.run_until(warmup);
     let p = w.writable();
@@ -52,8 +54,8 @@ fn an_unreadable_data_directory_is_stopped_before_anyone_is_promoted() {
 fn a_primary_that_loses_its_lock_while_starting_never_comes_up_writable() {
     let mut cfg = SimConfig::three_nodes(22);
     cfg.watchdog = false;
-    cfg.timings.start = std::time::Duration::from_secs(60);
-    let ttl = millis(cfg.dynamic.ttl_duration());
+    cfg.timings.start = Duration::from_secs(60);
+    let ttl = cfg.dynamic.ttl_duration();
     let (mut w, p) = warm(cfg);
     let t0 = w.now();
     w.inject(Fault::CrashDb {
@@ -68,7 +70,7 @@ fn a_primary_that_loses_its_lock_while_starting_never_comes_up_writable() {
     .unwrap_or_else(|| panic!("the primary did not start again:\n{}", w.trace().tail(30)));
     w.inject(Fault::CutDcs {
         node: p,
-        for_ms: ttl + 15_000,
+        lasting: ttl + Duration::from_secs(15),
     });
     let t1 = w.now();
     w.run_until(t1 + 90_000);
@@ -78,7 +80,7 @@ fn a_primary_that_loses_its_lock_while_starting_never_comes_up_writable() {
     assert_ne!(now[0], p, "the old primary must not have kept the role");
 }
 
-/// Issue 12 item 3: `ttl` is raised and the primary is cut off from the DCS right after. The
+/// `ttl` is raised and the primary is cut off from the DCS right after. The
 /// lease the store holds and the lease the primary counts must be the same one: the primary
 /// demotes before any standby can take over, and nobody is promoted beside it.
 #[test]
@@ -92,10 +94,10 @@ fn a_raised_ttl_is_the_lease_the_primary_counts_and_the_store_holds() {
         w.run_until(t + 25_000);
         w.inject(Fault::CutDcs {
             node: p,
-            for_ms: 3 * ttl * 1000,
+            lasting: 3 * Duration::from_secs(ttl),
         });
         let t = w.now();
-        w.run_until(t + 4 * ttl * 1000);
+        w.run_until(instant::after(t, 4 * Duration::from_secs(ttl)));
         assert!(w.violation().is_none(), "ttl {ttl}: {}", w.trace().tail(40));
         assert_eq!(w.writable().len(), 1, "ttl {ttl}: {}", w.trace().tail(40));
     }
@@ -115,7 +117,7 @@ fn a_resume_while_the_paused_primary_agent_stalls_promotes_nobody_beside_it() {
             50_230,
             Fault::Stall {
                 node: 2,
-                for_ms: 45_190,
+                lasting: Duration::from_millis(45_190),
             },
         )
         .at(93_219, Fault::Resume);
@@ -124,21 +126,21 @@ fn a_resume_while_the_paused_primary_agent_stalls_promotes_nobody_beside_it() {
     }
 }
 
-/// Issue 12: the leader's agent is killed (its database left running) and started again two
+/// The leader's agent is killed (its database left running) and started again two
 /// ttls later. The fence stops the database before the lease can expire elsewhere, a standby is
 /// promoted, and the restarted agent brings its node back as a standby.
 #[test]
 fn a_killed_leader_agent_is_fenced_and_its_node_rejoins() {
     let cfg = SimConfig::three_nodes(25);
-    let ttl = millis(cfg.dynamic.ttl_duration());
+    let ttl = cfg.dynamic.ttl_duration();
     let (mut w, p) = warm(cfg);
     w.inject(Fault::KillAgent {
         node: p,
-        for_ms: 2 * ttl,
+        lasting: 2 * ttl,
     });
     let t0 = w.now();
     let new = w
-        .run_until_cond(t0 + 2 * ttl, |w| {
+        .run_until_cond(instant::after(t0, 2 * ttl), |w| {
             w.writable().len() == 1 && w.writable()[0] != p
         })
         .unwrap_or_else(|| panic!("no new primary:\n{}", w.trace().tail(40)));
@@ -148,7 +150,7 @@ fn a_killed_leader_agent_is_fenced_and_its_node_rejoins() {
         w.trace().tail(40)
     );
     let leader = w.writable()[0];
-    let back = w.run_until_cond(t0 + 5 * ttl, |w| {
+    let back = w.run_until_cond(instant::after(t0, 5 * ttl), |w| {
         let db = &w.dbs()[p];
         db.is_running_standby()
             && db.streaming
@@ -183,7 +185,7 @@ fn a_restarted_agent_does_not_race_while_its_database_streams_from_an_unknown_pr
             55_530,
             Fault::CutDcs {
                 node: 0,
-                for_ms: 54_984,
+                lasting: Duration::from_millis(54_984),
             },
         )
         .at(85_306, Fault::Resume)
@@ -191,7 +193,7 @@ fn a_restarted_agent_does_not_race_while_its_database_streams_from_an_unknown_pr
             86_700,
             Fault::KillAgent {
                 node: 1,
-                for_ms: 21_813,
+                lasting: Duration::from_millis(21_813),
             },
         );
     if let Err(failure) = patroni_core::sim::check(&cfg, &schedule) {
@@ -209,14 +211,14 @@ fn a_restarted_agent_does_not_race_while_its_database_streams_from_an_unknown_pr
 #[test]
 fn a_paused_primary_that_missed_the_resume_and_lost_its_agent_is_not_joined_by_another() {
     let mut cfg = SimConfig::three_nodes(2315168596445477548);
-    cfg.dcs_rtt = std::time::Duration::from_millis(50);
+    cfg.dcs_rtt = Duration::from_millis(50);
     let schedule = FaultSchedule::none()
         .at(5_892, Fault::Pause)
         .at(
             49_476,
             Fault::CutDcs {
                 node: 1,
-                for_ms: 38_262,
+                lasting: Duration::from_millis(38_262),
             },
         )
         .at(76_232, Fault::Resume)
@@ -224,7 +226,7 @@ fn a_paused_primary_that_missed_the_resume_and_lost_its_agent_is_not_joined_by_a
             87_788,
             Fault::KillAgent {
                 node: 1,
-                for_ms: 12_408,
+                lasting: Duration::from_millis(12_408),
             },
         );
     if let Err(failure) = patroni_core::sim::check(&cfg, &schedule) {
@@ -252,7 +254,7 @@ fn a_stalled_new_leader_is_fenced_by_the_lease_it_took_the_lock_with() {
             112_266,
             Fault::Stall {
                 node: 2,
-                for_ms: 32_367,
+                lasting: Duration::from_millis(32_367),
             },
         );
     if let Err(failure) = patroni_core::sim::check(&cfg, &schedule) {
@@ -277,7 +279,7 @@ fn a_paused_primary_that_missed_the_resume_holds_the_race_while_it_is_silent() {
             Fault::CutPeers {
                 a: 1,
                 b: 0,
-                for_ms: 40_041,
+                lasting: Duration::from_millis(40_041),
             },
         )
         .at(43_151, Fault::Resume)
@@ -285,7 +287,7 @@ fn a_paused_primary_that_missed_the_resume_holds_the_race_while_it_is_silent() {
             43_491,
             Fault::CutDcs {
                 node: 0,
-                for_ms: 56_971,
+                lasting: Duration::from_millis(56_971),
             },
         );
     if let Err(failure) = patroni_core::sim::check(&cfg, &schedule) {

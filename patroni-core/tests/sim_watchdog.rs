@@ -4,7 +4,7 @@
 //! second primary appear once its lease expires. With the fence process (the daemon's default) or
 //! a hardware watchdog the same stall stays safe.
 
-use patroni_core::instant::millis;
+use patroni_core::instant::{self, millis};
 use patroni_core::sim::{
     campaign, cases, check, invariants, Fault, FaultMix, FaultSchedule, SimConfig, World,
 };
@@ -25,16 +25,16 @@ fn stall_the_primary(fence: bool, watchdog: bool) -> World {
         watchdog,
         ..SimConfig::three_nodes(21)
     };
-    let (warmup, ttl) = (cfg.warmup_ms, millis(cfg.dynamic.ttl_duration()));
+    let (warmup, ttl) = (millis(cfg.warmup), cfg.dynamic.ttl_duration());
     let mut w = World::new(cfg, &FaultSchedule::none(), invariants::safety());
     w.run_until(warmup);
     let p = w.writable()[0];
     w.inject(Fault::Stall {
         node: p,
-        for_ms: 2 * ttl,
+        lasting: 2 * ttl,
     });
     let now = w.now();
-    w.run_until(now + 3 * ttl);
+    w.run_until(instant::after(now, 3 * ttl));
     w
 }
 

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use patroni_core::Endpoint;
 use serde::{Deserialize, Deserializer};
 
 /// Why an [`EtcdDcs`](crate::EtcdDcs) could not be built: the settings themselves are wrong.
@@ -18,14 +19,20 @@ pub enum EtcdError {
     Tls(String),
 }
 
+/// etcd's client port, which Patroni assumes for an endpoint written without one.
+const DEFAULT_PORT: u16 = 2379;
+
 /// Patroni's `etcd3:` section: where etcd listens and how to authenticate.
 ///
 /// Unknown keys (`srv`, `proxy`, ...) are accepted and ignored so an existing Patroni file loads.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct Etcd3Config {
-    /// One endpoint as `host:port`, used when neither `hosts` nor `url` is given.
+    /// One endpoint as `host[:port]`, used when neither `hosts` nor `url` is given.
     pub host: Option<String>,
+    /// The port of endpoints written without one; Patroni's default, etcd's client port 2379,
+    /// when unset.
+    pub port: Option<u16>,
     /// Several endpoints, as a YAML list or one comma-separated string (`"a:2379,b:2379"`); tried in rotation.
     #[serde(deserialize_with = "list_or_commas")]
     pub hosts: Vec<String>,
@@ -50,6 +57,7 @@ impl fmt::Debug for Etcd3Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Etcd3Config")
             .field("host", &self.host)
+            .field("port", &self.port)
             .field("hosts", &self.hosts)
             .field("url", &self.url)
             .field("username", &self.username)
@@ -82,6 +90,17 @@ impl Etcd3Config {
         Etcd3Config {
             hosts: hosts.into_iter().map(Into::into).collect(),
             ..Default::default()
+        }
+    }
+
+    /// The port of an endpoint written without one.
+    fn default_port(&self) -> Result<u16, EtcdError> {
+        match self.port {
+            Some(0) => Err(EtcdError::Config(
+                "port 0: expected a port from 1 to 65535".into(),
+            )),
+            Some(p) => Ok(p),
+            None => Ok(DEFAULT_PORT),
         }
     }
 
@@ -118,39 +137,34 @@ impl Etcd3Config {
         };
         let mut out = Vec::new();
         for h in raw.iter().map(|h| h.trim()).filter(|h| !h.is_empty()) {
-            let url = match h.split_once("://") {
-                Some((scheme, rest)) if scheme == "http" || scheme == "https" => {
-                    if rest.is_empty() {
-                        return Err(EtcdError::Config(format!("endpoint {h:?} has no host")));
-                    }
-                    h.to_string()
-                }
-                Some((scheme, _)) => {
-                    return Err(EtcdError::Config(format!(
-                        "endpoint {h:?}: scheme {scheme:?} is neither http nor https"
-                    )))
-                }
-                None => format!("{protocol}://{h}"),
-            };
-            let authority = url.split_once("://").map_or("", |(_, r)| r);
-            if authority.contains('/') || authority.contains(char::is_whitespace) {
+            let (scheme, rest) = h.split_once("://").unwrap_or((protocol, h));
+            // `http://host:2379/` is how a URL is often written; any other path is refused.
+            let rest = rest.strip_suffix('/').unwrap_or(rest);
+            if scheme != "http" && scheme != "https" {
+                return Err(EtcdError::Config(format!(
+                    "endpoint {h:?}: scheme {scheme:?} is neither http nor https"
+                )));
+            }
+            if rest.is_empty() {
+                return Err(EtcdError::Config(format!("endpoint {h:?} has no host")));
+            }
+            if rest.contains(['/', '?']) || rest.contains(char::is_whitespace) {
                 return Err(EtcdError::Config(format!(
                     "endpoint {h:?}: expected host:port without a path"
                 )));
             }
-            let port = authority
-                .rsplit_once(':')
-                .filter(|(host, _)| !host.is_empty() && !host.ends_with(':'))
-                .map(|(_, p)| p);
-            if port
-                .and_then(|p| p.parse::<u16>().ok())
-                .is_none_or(|p| p == 0)
-            {
-                return Err(EtcdError::Config(format!(
-                    "endpoint {h:?}: expected [scheme://]host:port with a port from 1 to 65535"
-                )));
+            let url = format!("{scheme}://{rest}");
+            // A default of 0, a port `Endpoint` never reads from a URL, marks a URL that names
+            // none: it gets `port` (2379 unless set), as Patroni gives it.
+            match Endpoint::from_url(&url, 0) {
+                Ok(e) if e.port == 0 => out.push(format!("{url}:{}", self.default_port()?)),
+                Ok(_) => out.push(url),
+                Err(_) => {
+                    return Err(EtcdError::Config(format!(
+                    "endpoint {h:?}: expected [scheme://]host[:port] with a port from 1 to 65535"
+                )))
+                }
             }
-            out.push(url);
         }
         if out.is_empty() {
             return Err(EtcdError::Config("no etcd endpoint given".into()));
@@ -291,15 +305,29 @@ mod tests {
             parse(r#"{"hosts":" , "}"#).endpoints().is_err(),
             "blank hosts do not fall back to 127.0.0.1:2379"
         );
-        for bad in ["h", "h:", "h:0", "h:99999", "h:port", ":2379", "http://h"] {
+        for bad in [
+            "h:",
+            "h:0",
+            "h:99999",
+            "h:port",
+            ":2379",
+            "h:2379?x",
+            "h:2379/v3",
+        ] {
             let e = parse(&format!(r#"{{"hosts":"{bad}"}}"#))
                 .endpoints()
                 .unwrap_err();
-            assert!(e.to_string().contains("host:port"), "{bad}: {e}");
+            assert!(e.to_string().contains("expected"), "{bad}: {e}");
         }
         assert_eq!(
             parse(r#"{"hosts":"[::1]:2379"}"#).endpoints().unwrap(),
             ["http://[::1]:2379"]
+        );
+        assert_eq!(
+            parse(r#"{"url":"https://u:p@[::1]:2379"}"#)
+                .endpoints()
+                .unwrap(),
+            ["https://u:p@[::1]:2379"]
         );
         let e = parse(r#"{"user":"u"}"#).credentials().unwrap_err();
         assert!(e.to_string().contains("password"), "{e}");
@@ -310,6 +338,29 @@ mod tests {
             Some(("u".into(), "p".into()))
         );
         assert!(serde_json::from_str::<Etcd3Config>(r#"{"hosts":5}"#).is_err());
+    }
+
+    #[test]
+    fn endpoints_without_a_port_get_etcds_as_in_patroni() {
+        assert_eq!(
+            parse(r#"{"hosts":"h, [::1], https://g, e:2380"}"#)
+                .endpoints()
+                .unwrap(),
+            [
+                "http://h:2379",
+                "http://[::1]:2379",
+                "https://g:2379",
+                "http://e:2380"
+            ]
+        );
+        assert_eq!(
+            parse(r#"{"host":"h","port":2380}"#).endpoints().unwrap(),
+            ["http://h:2380"]
+        );
+        assert_eq!(
+            parse(r#"{"url":"https://u:p@h/"}"#).endpoints().unwrap(),
+            ["https://u:p@h:2379"]
+        );
     }
 
     #[test]

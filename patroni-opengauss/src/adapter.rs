@@ -31,6 +31,7 @@ pub struct OpenGauss {
     pub(crate) sql: Arc<dyn SqlSource>,
     pub(crate) known_term: AtomicU64,
     pub(crate) was_primary: AtomicBool,
+    /// The first SQL failure of the last observation (`None` when its SQL all answered).
     pub(crate) last_sql_error: Mutex<Option<SqlError>>,
     /// The `/config` parameters last written with gs_guc, so only changes are sent.
     pub(crate) applied_params: Mutex<std::collections::BTreeMap<String, String>>,
@@ -102,13 +103,11 @@ impl OpenGauss {
     }
 
     /// Why the last observation could not use SQL (e.g. `DbError::Auth` with the setting to change),
-    /// so the agent can log it: [`observe`](patroni_core::Database::observe) itself never fails.
+    /// its first failing statement's, so the agent can log it:
+    /// [`observe`](patroni_core::Database::observe) itself never fails.
     pub fn last_sql_error(&self) -> Option<DbError> {
-        self.last_sql_failure().map(DbError::from)
-    }
-
-    fn last_sql_failure(&self) -> Option<SqlError> {
-        self.last_sql_error.lock().expect("sql error lock").clone()
+        let failure = self.last_sql_error.lock().expect("sql error lock").clone();
+        failure.map(DbError::from)
     }
 
     /// Runs `SELECT 1` to check SQL access now, for a clear error at agent start-up.
@@ -117,16 +116,17 @@ impl OpenGauss {
         Ok(())
     }
 
-    async fn sql(&self, statement: &str) -> Option<crate::sql_rows::SqlRows> {
-        let result = self.sql.query(statement).await;
-        let mut last = self.last_sql_error.lock().expect("sql error lock");
-        match result {
-            Ok(rows) => {
-                *last = None;
-                Some(rows)
-            }
+    /// Runs one statement of an observation; its failure is kept in `failure` unless an earlier
+    /// statement already failed, so a later success never hides why the observation was partial.
+    async fn sql(
+        &self,
+        statement: &str,
+        failure: &mut Option<SqlError>,
+    ) -> Option<crate::sql_rows::SqlRows> {
+        match self.sql.query(statement).await {
+            Ok(rows) => Some(rows),
             Err(e) => {
-                *last = Some(e);
+                failure.get_or_insert(e);
                 None
             }
         }
@@ -156,6 +156,7 @@ impl OpenGauss {
             ..Facts::default()
         };
         if facts.data_dir != DataDirState::Initialized {
+            *self.last_sql_error.lock().expect("sql error lock") = None;
             return Seen {
                 db: local_db(&facts),
                 ha: None,
@@ -169,25 +170,26 @@ impl OpenGauss {
             facts.control = ControlData::parse(&out.combined()).ok();
         }
         let mut ha = None;
+        let mut sql_failure = None;
         match &facts.query {
             Some(QueryOutput::Running(report)) => {
                 ha = Some(report.ha.clone());
-                if let Some(rows) = self.sql(SQL_TERM_LSN).await {
+                if let Some(rows) = self.sql(SQL_TERM_LSN, &mut sql_failure).await {
                     facts.term_lsn = term_lsn(&rows).ok();
                 }
                 if matches!(report.ha.local_role.as_str(), "Primary" | "Normal") {
-                    if let Some(rows) = self.sql(SQL_CURRENT_LSN).await {
+                    if let Some(rows) = self.sql(SQL_CURRENT_LSN, &mut sql_failure).await {
                         facts.current_lsn = rows
                             .rows
                             .first()
                             .and_then(|r| r.first().cloned().flatten())
                             .and_then(|v| v.parse().ok());
                     }
-                    if let Some(rows) = self.sql(SQL_REPLICATION).await {
+                    if let Some(rows) = self.sql(SQL_REPLICATION, &mut sql_failure).await {
                         facts.named = named_standbys(&rows);
                     }
                 }
-                facts.sql_error = self.last_sql_failure().as_ref().and_then(SqlError::problem);
+                facts.sql_error = sql_failure.as_ref().and_then(SqlError::problem);
             }
             Some(QueryOutput::NotRunning { .. }) => {
                 if let Some(ckpt) = facts.control.as_ref().and_then(|c| c.checkpoint_lsn()) {
@@ -199,6 +201,7 @@ impl OpenGauss {
             }
             None => {}
         }
+        *self.last_sql_error.lock().expect("sql error lock") = sql_failure;
         let db = local_db(&facts);
         if let Some(t) = db.timeline {
             self.known_term.fetch_max(t, Ordering::SeqCst);

@@ -663,6 +663,44 @@ async fn sql_failures_are_kept_for_the_operator() {
     assert!(rig.db.check_sql().await.is_err());
 }
 
+/// The first failing statement of an observation is what the operator sees, even when later
+/// statements answer; the next observation that answers in full clears it.
+#[tokio::test]
+async fn an_earlier_sql_failure_survives_later_answers() {
+    let rig = Rig::new();
+    // The term query is unscripted (refused); the primary's two later statements answer.
+    rig.sql
+        .answer_rows(SQL_CURRENT_LSN, "location\n0/5F3A2B0\n")
+        .answer(SQL_REPLICATION, "sql_pg_stat_replication_primary.tsv");
+    seen_running(&rig, "gs_ctl_query_primary_sync_and_async_standbys.txt");
+    let db = rig.db.observe().await;
+    assert_eq!(
+        *rig.sql.asked.lock().unwrap(),
+        vec![SQL_TERM_LSN, SQL_CURRENT_LSN, SQL_REPLICATION]
+    );
+    assert_eq!(
+        db.write_lsn,
+        Some(lsn("0/5F3A2B0")),
+        "the later answers are used"
+    );
+    assert_eq!(
+        db.report.sql_error,
+        Some(patroni_core::SqlProblem::Refused(
+            "connection refused".into()
+        ))
+    );
+    assert_eq!(
+        rig.db.last_sql_error(),
+        Some(DbError::Query("connection refused".into()))
+    );
+    rig.sql
+        .answer(SQL_TERM_LSN, "sql_last_xlog_replay_location_standby.tsv");
+    seen_running(&rig, "gs_ctl_query_primary_sync_and_async_standbys.txt");
+    let db = rig.db.observe().await;
+    assert_eq!(db.report.sql_error, None);
+    assert_eq!(rig.db.last_sql_error(), None);
+}
+
 #[test]
 fn legacy_prefix_is_tolerated() {
     use patroni_opengauss::ctl_output::{parse_ctl, CtlOutcome, Verb};

@@ -195,7 +195,7 @@ impl CommandRunner for TranscriptServer {
             // What the runner reports once it killed a command at its deadline.
             return Err(CommandError::Timeout {
                 command: line,
-                secs: spec.timeout.as_secs(),
+                limit: spec.timeout,
             });
         }
         match Self::answer(&mut s, spec) {
@@ -338,11 +338,11 @@ impl DbHarness for OgHarness {
 
     /// A second adapter over a server whose every command runs into its deadline; the bound is
     /// the one the adapter gives `gs_ctl reload`.
-    async fn hung(&self) -> (Box<dyn Database>, u64) {
+    async fn hung(&self) -> (Box<dyn Database>, Duration) {
         let server = TranscriptServer::new(Proc::Primary);
         server.set(|s| s.hang = true);
         let db = Self::adapter(self.dir.path(), &server);
-        let bound = db.commands().reload().timeout.as_secs();
+        let bound = db.commands().reload().timeout;
         (Box::new(db), bound)
     }
 

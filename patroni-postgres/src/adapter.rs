@@ -1,5 +1,6 @@
 //! The adapter itself: one local PostgreSQL server driven through `pg_ctl` and SQL.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -57,6 +58,8 @@ pub struct Postgres {
     postmaster: Mutex<Option<ProcessId>>,
     /// The cluster's parameters and the control file's floors (see [`crate::settings`]).
     pub(crate) settings: Mutex<Settings>,
+    /// `/config`'s `postgresql.use_pg_rewind`, as last handed over (the node's own setting wins).
+    cluster_use_pg_rewind: AtomicBool,
     /// How far a running clone or rebuild has got.
     pub(crate) copy_meter: crate::copy_meter::CopyMeter,
 }
@@ -98,6 +101,7 @@ impl Postgres {
             log_mark: Mutex::new(mark),
             postmaster: Mutex::new(None),
             settings: Mutex::new(Settings::default()),
+            cluster_use_pg_rewind: AtomicBool::new(false),
             copy_meter: Default::default(),
         })
     }
@@ -141,6 +145,30 @@ impl Postgres {
     /// The configuration.
     pub fn config(&self) -> &PostgresConfig {
         &self.cfg
+    }
+
+    /// Whether a diverged standby is rewound with `pg_rewind`: the node's own `use_pg_rewind`
+    /// when set, else the cluster's, as Patroni merges them.
+    pub fn use_pg_rewind(&self) -> bool {
+        self.cfg
+            .use_pg_rewind
+            .unwrap_or_else(|| self.cluster_use_pg_rewind.load(Ordering::Relaxed))
+    }
+
+    /// Takes the cluster's `postgresql.use_pg_rewind` (from `/config`, or `bootstrap.dcs` before
+    /// there is one), so a change applies from the next rebuild without a restart of the agent.
+    /// Returns whether the value in force changed.
+    pub fn set_use_pg_rewind(&self, cluster: bool) -> bool {
+        let before = self.use_pg_rewind();
+        self.cluster_use_pg_rewind.store(cluster, Ordering::Relaxed);
+        let now = self.use_pg_rewind();
+        if now != before {
+            tracing::info!(
+                "use_pg_rewind is now {} (from the dynamic configuration)",
+                if now { "on" } else { "off" }
+            );
+        }
+        now != before
     }
 
     /// The member name.
@@ -383,7 +411,7 @@ impl Postgres {
                 // Still recovering (or waiting for WAL as a standby): it lives on.
                 return Err(DbError::Timeout {
                     command,
-                    secs: self.cfg.pg_ctl_timeout,
+                    limit: self.cfg.timeout(),
                 });
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -633,7 +661,10 @@ impl Postgres {
         .await?;
         self.query("SELECT pg_reload_conf()").await?;
         // The reload is asynchronous; the caller records the sync state next, so wait until it applies.
+        // The backends pick the reload up within a millisecond or two: the first polls come
+        // soon, so a promotion that waits on this is not held up by a fixed step.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let mut step = Duration::from_millis(1);
         loop {
             let rows = self.query("SHOW synchronous_standby_names").await?;
             let now = rows.first().and_then(|r| r.first().cloned().flatten());
@@ -646,7 +677,8 @@ impl Postgres {
                     observed: format!("still {:?} after reload", now.unwrap_or_default()),
                 });
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(step).await;
+            step = (step * 2).min(Duration::from_millis(20));
         }
     }
 }
@@ -713,6 +745,70 @@ mod tests {
         assert!(calls[1].env.contains(&("LC_ALL".into(), "C".into())));
         assert_eq!(calls[1].timeout, Duration::from_secs(7));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The cluster's `use_pg_rewind` handed over at run time decides the next rebuild (a copy,
+    /// then a rewind once it is switched on), and the node's own setting wins over it.
+    #[tokio::test]
+    async fn use_pg_rewind_follows_the_cluster_unless_the_node_sets_it() {
+        let runner = Arc::new(RecordingRunner::new());
+        let (pg, dir) = adapter(runner.clone());
+        let leader = Member::new(
+            "leader",
+            patroni_core::MemberData {
+                conn_url: "postgres://127.0.0.1:5498/postgres".into(),
+                ..Default::default()
+            },
+        );
+        let first_program = |runner: &RecordingRunner, from: usize| {
+            let calls = runner.calls();
+            calls.get(from).map(|c| c.program.display().to_string())
+        };
+        // Off: an automatic rebuild copies everything.
+        assert!(!pg.use_pg_rewind());
+        let _ = pg
+            .rebuild(&leader, patroni_core::RebuildMode::Auto, 2)
+            .await;
+        assert_eq!(
+            first_program(&runner, 0).as_deref(),
+            Some("/pg/bin/pg_basebackup")
+        );
+        // Switched on in /config: the next rebuild rewinds in place (the control file allows it).
+        assert!(pg.set_use_pg_rewind(true));
+        assert!(!pg.set_use_pg_rewind(true));
+        assert!(pg.use_pg_rewind());
+        let from = runner.calls().len();
+        runner.reply_stdout(
+            0,
+            "Database system identifier:           7441612338446096478\n\
+             Database cluster state:               shut down\n\
+             wal_log_hints setting:                on\n",
+        );
+        let _ = pg
+            .rebuild(&leader, patroni_core::RebuildMode::Auto, 2)
+            .await;
+        let programs: Vec<String> = runner.calls()[from..]
+            .iter()
+            .map(|c| c.program.display().to_string())
+            .collect();
+        assert_eq!(
+            programs[..2],
+            ["/pg/bin/pg_controldata", "/pg/bin/pg_rewind"]
+        );
+        // Switched off again: back to a copy.
+        assert!(pg.set_use_pg_rewind(false));
+        assert!(!pg.use_pg_rewind());
+        std::fs::remove_dir_all(&dir).unwrap();
+        // The node's own setting wins either way.
+        for local in [false, true] {
+            let (mut pg, dir) = adapter(Arc::new(RecordingRunner::new()));
+            pg.cfg.use_pg_rewind = Some(local);
+            for cluster in [false, true] {
+                pg.set_use_pg_rewind(cluster);
+                assert_eq!(pg.use_pg_rewind(), local);
+            }
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
     }
 
     #[tokio::test]

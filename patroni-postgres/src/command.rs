@@ -139,12 +139,15 @@ pub enum CommandError {
         program: String,
     },
     /// It ran past its deadline and was killed.
-    #[error("`{command}` did not finish within {secs} s and was killed")]
+    #[error(
+        "`{command}` did not finish within {} s and was killed",
+        patroni_core::instant::seconds(*.limit)
+    )]
     Timeout {
         /// The command line.
         command: String,
-        /// The deadline in seconds.
-        secs: u64,
+        /// The deadline.
+        limit: Duration,
     },
     /// A copy judged by progress wrote nothing for too long and was killed.
     #[error("`{command}` copied nothing for {secs} s and was killed")]
@@ -171,8 +174,8 @@ impl From<CommandError> for patroni_core::DbError {
                 binary: program.clone(),
                 detail: format!("no such file: {program}"),
             },
-            CommandError::Timeout { command, secs } => {
-                patroni_core::DbError::Timeout { command, secs }
+            CommandError::Timeout { command, limit } => {
+                patroni_core::DbError::Timeout { command, limit }
             }
             CommandError::Stalled { command, secs } => patroni_core::DbError::CommandFailed {
                 command,
@@ -233,7 +236,7 @@ impl CommandRunner for SystemRunner {
                 None => tokio::time::timeout(spec.timeout, wait).await.map_err(|_| {
                     CommandError::Timeout {
                         command: command.clone(),
-                        secs: spec.timeout.as_secs(),
+                        limit: spec.timeout,
                     }
                 }),
                 Some(p) => watch_progress(wait, p)
@@ -484,8 +487,15 @@ mod tests {
             Duration::from_millis(300),
         );
         let err = SystemRunner.run(&spec).await.unwrap_err();
-        assert!(matches!(err, CommandError::Timeout { .. }), "{err}");
         assert!(started.elapsed() < Duration::from_secs(10));
+        // The sub-second deadline is reported as given, not rounded down to "0 s".
+        let reported = "`sh -c 'sleep 30 & sleep 30'` did not finish within 0.3 s and was killed";
+        assert_eq!(err.to_string(), reported);
+        assert_eq!(
+            patroni_core::DbError::from(err).to_string(),
+            reported,
+            "the caller reads the runner's words"
+        );
     }
 
     /// A copy that keeps writing runs past its timeout (judged by progress, not wall time); one

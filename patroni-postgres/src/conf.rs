@@ -90,9 +90,6 @@ pub fn render(cfg: &PostgresConfig, params: &BTreeMap<String, String>, role: &Co
             quote(&cfg.config_dir().join("pg_hba.conf").display().to_string())
         ));
     }
-    if cfg.use_pg_rewind && !params.contains_key("wal_log_hints") {
-        out.push("wal_log_hints = 'on'".into());
-    }
     for (k, v) in params {
         if !DERIVED.contains(&k.as_str()) {
             out.push(format!("{k} = {}", quote(v)));
@@ -248,7 +245,7 @@ mod tests {
         let mut c = PostgresConfig::new("127.0.0.1:5433", "/srv/pg/data");
         c.parameters.insert("port".into(), "9999".into());
         c.parameters.insert("shared_buffers".into(), "16MB".into());
-        c.use_pg_rewind = true;
+        c.parameters.insert("wal_log_hints".into(), "on".into());
         c
     }
 

@@ -170,8 +170,11 @@ pub struct PostgresConfig {
     #[serde(default = "default_pg_ctl_timeout")]
     pub pg_ctl_timeout: u64,
     /// Rewind a diverged standby in place with `pg_rewind` instead of copying everything again.
+    /// The node's own setting, which wins over the cluster's (`/config`); `None` leaves it to the
+    /// cluster's, which the agent hands over with [`Postgres::set_use_pg_rewind`](crate::Postgres::set_use_pg_rewind)
+    /// (off until then).
     #[serde(default)]
-    pub use_pg_rewind: bool,
+    pub use_pg_rewind: Option<bool>,
     /// Connect locally over the Unix socket (otherwise TCP to the first `listen` host).
     #[serde(default = "default_true")]
     pub use_unix_socket: bool,
@@ -224,7 +227,7 @@ impl PostgresConfig {
             parameters: BTreeMap::new(),
             pg_hba: Vec::new(),
             pg_ctl_timeout: default_pg_ctl_timeout(),
-            use_pg_rewind: false,
+            use_pg_rewind: None,
             use_unix_socket: true,
             remove_data_directory_on_rewind_failure: false,
             remove_data_directory_on_diverged_timelines: true,
@@ -410,7 +413,7 @@ remove_data_directory_on_rewind_failure: true
         assert_eq!(c.port().unwrap(), 5433);
         assert_eq!(c.listen_hosts(), "127.0.0.1,10.0.0.1");
         assert_eq!(c.pg_ctl_timeout, 60);
-        assert!(c.use_unix_socket && c.use_pg_rewind);
+        assert!(c.use_unix_socket && c.use_pg_rewind == Some(true));
         assert_eq!(c.parameters["wal_log_hints"].0, "on");
         assert_eq!(c.parameters["max_connections"].0, "100");
         assert_eq!(c.parameters["checkpoint_completion_target"].0, "0.9");

@@ -60,8 +60,10 @@ const TERMINAL: [(&str, CannotFollowReason); 8] = [
 /// A standby whose history diverged from the leader's is rewound when `use_pg_rewind` is on,
 /// copied again with `remove_data_directory_on_diverged_timelines` (our default), else left as
 /// it is (with a warning) for the operator to reinitialize, as Patroni does. Other reasons pass.
+/// `use_pg_rewind` is the value in force (the node's own, else the cluster's).
 pub(crate) fn rebuild_allowed(
     cfg: &PostgresConfig,
+    use_pg_rewind: bool,
     cf: Option<CannotFollow>,
 ) -> Option<CannotFollow> {
     let diverged = cf.as_ref().is_some_and(|c| {
@@ -70,7 +72,7 @@ pub(crate) fn rebuild_allowed(
             CannotFollowReason::Diverged | CannotFollowReason::TimelineMismatch
         )
     });
-    if diverged && !cfg.use_pg_rewind && !cfg.remove_data_directory_on_diverged_timelines {
+    if diverged && !use_pg_rewind && !cfg.remove_data_directory_on_diverged_timelines {
         tracing::warn!(
             "cannot follow the leader ({}); not rebuilding: use_pg_rewind is off and remove_data_directory_on_diverged_timelines is false (reinitialize this member)",
             cf.as_ref().map_or("", |c| c.detail.as_str())
@@ -166,11 +168,19 @@ impl Postgres {
             db.process = ProcessState::Starting;
             db.report.sql_error = failure.problem();
             // A standby that never becomes consistent can still say why in its log.
-            db.cannot_follow = rebuild_allowed(self.config(), classify_log(&self.log_since_mark()));
+            db.cannot_follow = rebuild_allowed(
+                self.config(),
+                self.use_pg_rewind(),
+                classify_log(&self.log_since_mark()),
+            );
             return db;
         }
         if db.role == DbRole::Standby && !db.receiver.as_ref().is_some_and(|r| r.streaming) {
-            db.cannot_follow = rebuild_allowed(self.config(), classify_log(&self.log_since_mark()));
+            db.cannot_follow = rebuild_allowed(
+                self.config(),
+                self.use_pg_rewind(),
+                classify_log(&self.log_since_mark()),
+            );
         }
         db
     }
@@ -300,13 +310,12 @@ mod tests {
         let gone = classify_log("ERROR:  requested WAL segment 0003 has already been removed");
         let mut cfg = PostgresConfig::new("127.0.0.1:5432", "/d");
         // By default a diverged standby is copied again: it must be able to follow.
-        assert_eq!(rebuild_allowed(&cfg, diverged.clone()), diverged);
+        assert_eq!(rebuild_allowed(&cfg, false, diverged.clone()), diverged);
         // Neither pg_rewind nor the removal switch: left as it is, as Patroni does.
         cfg.remove_data_directory_on_diverged_timelines = false;
-        assert_eq!(rebuild_allowed(&cfg, diverged.clone()), None);
-        assert_eq!(rebuild_allowed(&cfg, gone.clone()), gone);
-        cfg.use_pg_rewind = true;
-        assert_eq!(rebuild_allowed(&cfg, diverged.clone()), diverged);
+        assert_eq!(rebuild_allowed(&cfg, false, diverged.clone()), None);
+        assert_eq!(rebuild_allowed(&cfg, false, gone.clone()), gone);
+        assert_eq!(rebuild_allowed(&cfg, true, diverged.clone()), diverged);
     }
 
     #[test]

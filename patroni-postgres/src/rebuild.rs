@@ -89,7 +89,7 @@ impl Postgres {
         mode: RebuildMode,
     ) -> Result<(), DbError> {
         let cfg = self.config();
-        if mode == RebuildMode::Auto && cfg.use_pg_rewind {
+        if mode == RebuildMode::Auto && self.use_pg_rewind() {
             // A crashed server must finish crash recovery before its control file tells the truth.
             self.pg_stop(StopMode::Fast).await?;
             let rewindable = self.controldata().await.map(|c| c.rewind_possible());

@@ -33,12 +33,12 @@ pub enum SqlError {
     #[error("{0}")]
     Unreachable(String),
     /// Connecting or querying did not finish within the session's deadline.
-    #[error("{what} took longer than {secs} s")]
+    #[error("{what} took longer than {} s", patroni_core::instant::seconds(*.limit))]
     Timeout {
         /// What did not finish.
         what: String,
         /// The deadline.
-        secs: u64,
+        limit: Duration,
     },
     /// The server is starting up or shutting down (SQLSTATE 57P03): no fault to report.
     #[error("{0}")]
@@ -67,9 +67,9 @@ impl From<SqlError> for DbError {
     fn from(e: SqlError) -> DbError {
         match e {
             SqlError::Auth { .. } => DbError::Auth(e.to_string()),
-            SqlError::Timeout { what, secs } => DbError::Timeout {
+            SqlError::Timeout { what, limit } => DbError::Timeout {
                 command: what,
-                secs,
+                limit,
             },
             SqlError::Unreachable(m) | SqlError::NotReady(m) | SqlError::Other(m) => {
                 DbError::Query(m)
@@ -252,7 +252,7 @@ impl Sql {
     fn timed_out(&self, what: String) -> SqlError {
         SqlError::Timeout {
             what,
-            secs: self.timeout.as_secs(),
+            limit: self.timeout,
         }
     }
 
@@ -425,7 +425,7 @@ mod tests {
         );
         let timeout = SqlError::Timeout {
             what: "`SELECT 1`".into(),
-            secs: 10,
+            limit: Duration::from_secs(10),
         };
         assert_eq!(
             timeout.problem(),
@@ -437,8 +437,31 @@ mod tests {
             DbError::from(timeout),
             DbError::Timeout {
                 command: "`SELECT 1`".into(),
-                secs: 10
+                limit: Duration::from_secs(10)
             }
+        );
+    }
+
+    /// A sub-second deadline reads as the fraction it is, in the session's words and in the
+    /// caller's, not rounded down to "0 s".
+    #[test]
+    fn timeouts_name_their_limit_to_the_millisecond() {
+        let timeout = SqlError::Timeout {
+            what: "`SELECT 1`".into(),
+            limit: Duration::from_millis(500),
+        };
+        assert_eq!(timeout.to_string(), "`SELECT 1` took longer than 0.5 s");
+        assert_eq!(
+            DbError::from(timeout).to_string(),
+            "``SELECT 1`` did not finish within 0.5 s and was killed"
+        );
+        let whole = DbError::Timeout {
+            command: "pg_ctl reload".into(),
+            limit: Duration::from_secs(5),
+        };
+        assert_eq!(
+            whole.to_string(),
+            "`pg_ctl reload` did not finish within 5 s and was killed"
         );
     }
 }

@@ -107,7 +107,7 @@ pub fn test_config(dir: &Path) -> PostgresConfig {
     cfg.bin_dir = Some(pg_bin_dir());
     cfg.pg_ctl_timeout = 30;
     cfg.run_as = Some(test_user());
-    cfg.use_pg_rewind = true;
+    cfg.use_pg_rewind = Some(true);
     cfg.authentication.superuser = Credentials {
         username: "postgres".into(),
         password: Some(TEST_PASSWORD.into()),

@@ -136,11 +136,11 @@ impl DbHarness for PgHarness {
     }
 
     /// The local node's settings with a 1 s `pg_ctl_timeout`, over a runner whose commands hang.
-    async fn hung(&self) -> (Box<dyn Database>, u64) {
+    async fn hung(&self) -> (Box<dyn Database>, Duration) {
         let mut cfg = self.local.pg.config().clone();
         cfg.pg_ctl_timeout = 1;
         let pg = Postgres::new("local", cfg, Arc::new(Hanging)).expect("valid config");
-        (Box::new(pg), 1)
+        (Box::new(pg), Duration::from_secs(1))
     }
 
     async fn pause(&self, ms: u64) {

@@ -1,6 +1,7 @@
 //! The adapter against real PostgreSQL 15 servers, each run as the unprivileged test user on a free
 //! 127.0.0.1 port in its own temp directory; every server is stopped by PID when its `PgNode` drops.
 
+use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,7 @@ use patroni_postgres::command::SystemRunner;
 use patroni_postgres::testkit::{
     free_port, owned_temp_dir, test_config, test_user, PgNode, ServerGuard,
 };
-use patroni_postgres::{ParamValue, Postgres};
+use patroni_postgres::{classify_log, ParamValue, Postgres, PostgresConfig};
 
 /// Observes until `ok` holds, panicking with the last observation after `secs`.
 async fn wait_until(
@@ -50,18 +51,51 @@ async fn scalar(pg: &Postgres, sql: &str) -> String {
 }
 
 async fn primary(name: &str) -> PgNode {
-    let node = PgNode::new(name, |_| {});
+    primary_with(name, |_| {}).await
+}
+
+async fn primary_with(name: &str, customize: impl FnOnce(&mut PostgresConfig)) -> PgNode {
+    let node = PgNode::new(name, customize);
     node.pg.bootstrap().await.expect("bootstrap");
     node
 }
 
 /// A primary and a standby cloned from it, already streaming.
 async fn pair() -> (PgNode, PgNode) {
-    let a = primary("a").await;
+    pair_with(|_| {}).await
+}
+
+/// As [`pair`], with the primary's settings changed by `customize`.
+async fn pair_with(customize: impl FnOnce(&mut PostgresConfig)) -> (PgNode, PgNode) {
+    let a = primary_with("a", customize).await;
     let b = PgNode::new("b", |_| {});
     b.pg.clone_from(&a.member()).await.expect("clone");
     wait_until(&b.pg, "streaming", 30, streaming).await;
     (a, b)
+}
+
+/// Split brain on purpose: `b` is promoted while `a` keeps accepting writes, then `a` is started
+/// as `b`'s standby. Both hold `common`; only `b` holds `new leader`, only `a` holds `lost`.
+async fn diverge(a: &PgNode, b: &PgNode) {
+    a.pg.query("CREATE TABLE t (v text); INSERT INTO t VALUES ('common')")
+        .await
+        .unwrap();
+    let want = a.pg.observe().await.write_lsn.unwrap();
+    wait_until(&b.pg, "caught up", 20, |db| {
+        db.replay_lsn.is_some_and(|l| l >= want)
+    })
+    .await;
+    b.pg.promote(2, false).await.unwrap();
+    b.pg.query("INSERT INTO t VALUES ('new leader')")
+        .await
+        .unwrap();
+    a.pg.query("INSERT INTO t VALUES ('lost'); SELECT pg_switch_wal()")
+        .await
+        .unwrap();
+    a.pg.stop(StopMode::Fast).await.unwrap();
+    a.pg.follow(&b.member())
+        .await
+        .expect("start as standby of b");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,27 +248,7 @@ async fn switchover_promotes_the_standby_and_rewinds_the_old_primary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_diverged_old_primary_cannot_follow_until_rewound() {
     let (a, b) = pair().await;
-    a.pg.query("CREATE TABLE t (v text); INSERT INTO t VALUES ('common')")
-        .await
-        .unwrap();
-    let want = a.pg.observe().await.write_lsn.unwrap();
-    wait_until(&b.pg, "caught up", 20, |db| {
-        db.replay_lsn.is_some_and(|l| l >= want)
-    })
-    .await;
-
-    // Split brain on purpose: b is promoted while a keeps accepting writes.
-    b.pg.promote(2, false).await.unwrap();
-    b.pg.query("INSERT INTO t VALUES ('new leader')")
-        .await
-        .unwrap();
-    a.pg.query("INSERT INTO t VALUES ('lost'); SELECT pg_switch_wal()")
-        .await
-        .unwrap();
-    a.pg.stop(StopMode::Fast).await.unwrap();
-    a.pg.follow(&b.member())
-        .await
-        .expect("start as standby of b");
+    diverge(&a, &b).await;
 
     let db = wait_until(&a.pg, "reporting cannot_follow", 30, |db| {
         db.cannot_follow.is_some()
@@ -488,7 +502,10 @@ async fn a_hung_pg_ctl_is_killed_and_reported() {
     let pg = Postgres::new("h", cfg, Arc::new(SystemRunner)).unwrap();
     let started = Instant::now();
     let err = pg.reload().await.unwrap_err();
-    assert!(matches!(err, DbError::Timeout { secs: 1, .. }), "{err}");
+    assert!(
+        matches!(err, DbError::Timeout { limit, .. } if limit == Duration::from_secs(1)),
+        "{err}"
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
@@ -696,4 +713,54 @@ async fn a_wrong_password_or_port_is_reported_not_taken_for_startup() {
         Some(SqlProblem::Refused(m)) => assert!(m.contains(&format!("127.0.0.1:{port}")), "{m}"),
         other => panic!("expected a refused connection, got {other:?}"),
     }
+}
+
+/// The cluster's `use_pg_rewind` switched on at run time: a diverged standby left alone while
+/// it is off is rewound in place once it is on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_diverged_standby_is_rewound_once_the_cluster_switches_pg_rewind_on() {
+    // Neither the node's own use_pg_rewind nor the removal switch: `/config` decides.
+    let (a, b) = pair_with(|c| {
+        c.use_pg_rewind = None;
+        c.remove_data_directory_on_diverged_timelines = false;
+    })
+    .await;
+    diverge(&a, &b).await;
+
+    // Off: the divergence is in the log, but the standby is left as it is.
+    assert!(!a.pg.use_pg_rewind());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while classify_log(&a.pg.log_tail(50)).is_none() {
+        assert!(Instant::now() < deadline, "{}", a.pg.log_tail(30));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(a.pg.observe().await.cannot_follow, None);
+
+    // Switched on in `/config`: reported, and rewound in place (not copied into a new directory).
+    assert!(a.pg.set_use_pg_rewind(true));
+    let db = wait_until(&a.pg, "reporting cannot_follow", 30, |db| {
+        db.cannot_follow.is_some()
+    })
+    .await;
+    assert_eq!(
+        db.cannot_follow.map(|c| c.reason),
+        Some(CannotFollowReason::Diverged)
+    );
+    let data_dir = &a.pg.config().data_dir;
+    let inode = std::fs::metadata(data_dir).unwrap().ino();
+    a.pg.rebuild(&b.member(), RebuildMode::Auto, 2)
+        .await
+        .expect("rewind");
+    assert_eq!(std::fs::metadata(data_dir).unwrap().ino(), inode);
+    wait_until(&a.pg, "streaming from b", 30, streaming).await;
+    let want = b.pg.observe().await.write_lsn.unwrap();
+    wait_until(&a.pg, "caught up", 20, |db| {
+        db.replay_lsn.is_some_and(|l| l >= want)
+    })
+    .await;
+    let rows =
+        a.pg.query("SELECT string_agg(v, ',' ORDER BY v) FROM t")
+            .await
+            .unwrap();
+    assert_eq!(rows[0][0].as_deref(), Some("common,new leader"));
 }

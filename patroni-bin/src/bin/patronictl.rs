@@ -312,18 +312,7 @@ fn apply_dcs_url(config: &mut Config, url: &str) -> Result<(), CtlError> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
     };
-    let hosts: Vec<String> = netloc
-        .split(',')
-        .map(|h| {
-            let h = h.trim();
-            let (host, port) = match h.rsplit_once(':') {
-                Some((host, port)) if !port.is_empty() && !host.ends_with(':') => (host, port),
-                _ => (h, "2379"),
-            };
-            let host = if host.is_empty() { "localhost" } else { host };
-            format!("{host}:{port}")
-        })
-        .collect();
+    let hosts = netloc.split(',').map(dcs_host).collect::<Result<_, _>>()?;
     config.etcd3.hosts = hosts;
     config.etcd3.url = None;
     config.etcd3.host = None;
@@ -332,6 +321,26 @@ fn apply_dcs_url(config: &mut Config, url: &str) -> Result<(), CtlError> {
         config.namespace = ns.to_string();
     }
     Ok(())
+}
+
+/// One `host[:port]` of a DCS URL as `host:port`, read as Python's `urlparse` does: no host is
+/// localhost, no port (or an empty one) etcd's 2379.
+fn dcs_host(given: &str) -> Result<String, CtlError> {
+    let h = given.trim();
+    let h = h.strip_suffix(':').unwrap_or(h);
+    let h = if h.is_empty() || h.starts_with(':') {
+        format!("localhost{h}")
+    } else {
+        h.to_string()
+    };
+    match patroni_core::Endpoint::from_url(&format!("etcd3://{h}"), 2379) {
+        // `fe80::1` would read as host `fe80:`, port 1.
+        Ok(e) if e.host.contains(':') && !h.starts_with('[') => Err(ctl::failed(format!(
+            "Invalid dcs host {given:?}: write an IPv6 address in brackets"
+        ))),
+        Ok(e) => Ok(e.to_string()),
+        Err(e) => Err(ctl::failed(format!("Invalid dcs host: {e}"))),
+    }
 }
 
 /// The configuration file (if any), the `ctl` section, and the command line's overrides.
@@ -642,5 +651,32 @@ fn main() -> ExitCode {
             eprintln!("Error: {}", one_line(&e.to_string()));
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dcs_hosts_get_etcds_port_and_keep_ipv6_brackets() {
+        let host = |h: &str| dcs_host(h).map_err(|e| e.to_string());
+        assert_eq!(host("db1"), Ok("db1:2379".into()));
+        assert_eq!(host(" db1:2380 "), Ok("db1:2380".into()));
+        assert_eq!(host("db1:"), Ok("db1:2379".into()));
+        assert_eq!(host(""), Ok("localhost:2379".into()));
+        assert_eq!(host(":2380"), Ok("localhost:2380".into()));
+        assert_eq!(host("[::1]"), Ok("[::1]:2379".into()));
+        assert_eq!(host("[2001:db8::5:1]"), Ok("[2001:db8::5:1]:2379".into()));
+        assert_eq!(
+            host("[2001:db8::5:1]:2380"),
+            Ok("[2001:db8::5:1]:2380".into())
+        );
+        assert!(host("fe80::1").is_err_and(|e| e.contains("brackets")));
+        assert!(host("db1:x").is_err_and(|e| e.contains("db1:x")));
+        let mut config = Config::default();
+        apply_dcs_url(&mut config, "etcd3://a:1,[::1]/ns").unwrap();
+        assert_eq!(config.etcd3.hosts, ["a:1", "[::1]:2379"]);
+        assert_eq!(config.namespace, "/ns");
     }
 }

@@ -291,21 +291,10 @@ pub async fn run(s: &mut Session, name: &str, action: Action, a: Args) -> Result
                 explanation(&now, candidate.as_deref())
             )))
         }
-        Some(Err(e)) => {
-            eprintln!("warning: {e}");
-            fall_back(
-                s,
-                &*dcs,
-                &cluster,
-                name,
-                verb,
-                switchover_leader,
-                candidate,
-                scheduled_at,
-            )
-            .await
-        }
-        None => {
+        unanswered => {
+            if let Some(Err(e)) = unanswered {
+                eprintln!("warning: {e}");
+            }
             fall_back(
                 s,
                 &*dcs,

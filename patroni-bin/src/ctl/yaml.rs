@@ -83,15 +83,17 @@ fn is_sexagesimal(s: &str) -> bool {
     }
     let head_ok = head.starts_with(|c: char| ('1'..='9').contains(&c))
         && all(head, |c| c.is_ascii_digit() || c == '_');
-    head_ok
-        && rest.all(|p| {
-            let b = p.as_bytes();
-            match b.len() {
-                1 => b[0].is_ascii_digit(),
-                2 => (b'0'..=b'5').contains(&b[0]) && b[1].is_ascii_digit(),
-                _ => false,
-            }
-        })
+    head_ok && rest.all(is_base60_digit)
+}
+
+/// `[0-5]?[0-9]`: one place of a base-60 number after its head.
+fn is_base60_digit(p: &str) -> bool {
+    let b = p.as_bytes();
+    match b.len() {
+        1 => b[0].is_ascii_digit(),
+        2 => (b'0'..=b'5').contains(&b[0]) && b[1].is_ascii_digit(),
+        _ => false,
+    }
 }
 
 fn is_int(s: &str) -> bool {
@@ -165,14 +167,7 @@ fn is_sexagesimal_float_head(s: &str) -> bool {
     let head = parts.next().unwrap_or("");
     head.starts_with(|c: char| c.is_ascii_digit())
         && all(head, |c| c.is_ascii_digit() || c == '_')
-        && parts.all(|p| {
-            let b = p.as_bytes();
-            match b.len() {
-                1 => b[0].is_ascii_digit(),
-                2 => (b'0'..=b'5').contains(&b[0]) && b[1].is_ascii_digit(),
-                _ => false,
-            }
-        })
+        && parts.all(is_base60_digit)
 }
 
 fn is_timestamp(s: &str) -> bool {

@@ -7,15 +7,13 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use patroni_core::{
-    Cluster, DbRole, Lsn, MemberRole, MemberState, ProcessState, SynchronousMode, Timestamp,
-};
+use patroni_core::{Cluster, Lsn, MemberRole, MemberState, SynchronousMode, Timestamp};
 use serde_json::{json, Value};
 
 use super::text;
 use crate::members::cluster_json;
 use crate::state::Shared;
-use crate::status::{is_quorum_standby, is_sync_standby, replication_state, server_version_num};
+use crate::status::{patroni_status, version_number, PatroniStatus, ServerVersion, Xlog};
 
 /// `GET /cluster`: every member with role, state and lag, read fresh from the DCS.
 pub async fn cluster(State(shared): State<Arc<Shared>>) -> Response {
@@ -124,137 +122,155 @@ const STATE_VALUES: &str = "0=initdb, 1=initdb_failed, 2=custom_bootstrap, \
 8=start_failed, 9=restarting, 10=restart_failed, 11=stopping, 12=stopped, 13=stop_failed, \
 14=crashed";
 
-/// Seconds since the epoch with Patroni's float form (`0` when unknown).
-fn epoch_seconds(t: Option<Timestamp>) -> String {
-    match t {
+/// A `datetime` of the status document as Patroni's metric has it: seconds since the epoch as
+/// Python prints `total_seconds()` (`1700000000.12`, `1700000100.0`), `0` when absent.
+fn epoch_seconds(datetime: Option<&str>) -> String {
+    match datetime.and_then(|d| d.parse::<Timestamp>().ok()) {
         None => "0".into(),
-        Some(t) if t.0 % 1000 == 0 => format!("{}.0", t.0 / 1000),
-        Some(t) => format!("{}.{:03}", t.0.div_euclid(1000), t.0.rem_euclid(1000)),
+        Some(t) => {
+            let fraction = format!("{:03}", t.0.rem_euclid(1000));
+            let fraction = fraction.trim_end_matches('0');
+            let fraction = if fraction.is_empty() { "0" } else { fraction };
+            format!("{}.{fraction}", t.0.div_euclid(1000))
+        }
     }
 }
 
-/// `GET /metrics`: Patroni's metrics in Prometheus text format, in Patroni's order.
+/// `GET /metrics`: Patroni's metrics in Prometheus text format, from the very document
+/// `GET /patroni` answers at this moment, as Patroni builds both from one status.
 pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let snap = shared.snapshot();
-    let node = shared.node();
-    let esc = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
-    let labels = format!(
-        "{{scope=\"{}\",name=\"{}\"}}",
-        esc(&shared.scope),
-        esc(&node.name)
+    let doc = patroni_status(
+        &shared.scope,
+        &shared.node(),
+        &shared.snapshot(),
+        shared.clock.now(),
     );
-    let local = &snap.local;
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        render(&doc),
+    )
+        .into_response()
+}
+
+/// The Prometheus text of a status document, metric by metric with Patroni's names, help, types,
+/// order and conditions: each value is read from the document and from nothing else.
+pub fn render(doc: &PatroniStatus) -> String {
+    let esc = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
+    let (scope, name) = (esc(&doc.patroni.scope), esc(&doc.patroni.name));
+    let labels = format!("{{scope=\"{scope}\",name=\"{name}\"}}");
     let b = |v: bool| u8::from(v).to_string();
-    let running = local.process == ProcessState::Running;
-    // Patroni reads role, versions and positions from a status query, which needs a live server.
-    let alive = local.process.is_alive();
-    let standby_leader = alive && crate::status::role(&snap) == MemberRole::StandbyLeader;
-    let standby = alive && local.role == DbRole::Standby && !standby_leader;
-    let server_version = local
-        .version
-        .as_deref()
-        .filter(|_| alive)
-        .and_then(server_version_num);
-    let repl_state = replication_state(local);
+    let lsn = |l: Option<Lsn>| l.map_or(0, |l| l.0).to_string();
+    let (location, received, replayed, replayed_at, paused) = match &doc.xlog {
+        Some(Xlog::Primary { location }) => (Some(*location), None, None, None, false),
+        Some(Xlog::Standby {
+            paused,
+            received_location,
+            replayed_location,
+            replayed_timestamp,
+        }) => (
+            None,
+            *received_location,
+            *replayed_location,
+            replayed_timestamp.as_deref(),
+            *paused,
+        ),
+        None => (None, None, None, None, false),
+    };
+    // Patroni's integer; a version that reads as none (some openGauss builds) counts as 0.
+    let server_version = match doc.server_version {
+        Some(ServerVersion::Number(n)) => n,
+        _ => 0,
+    };
+    let replication_state = doc.replication_state.as_deref();
     let mut gauges: Vec<(&str, &str, &str, String)> = vec![
         (
             "patroni_postgres_running",
             "Value is 1 if Postgres is running, 0 otherwise.",
             "gauge",
-            b(running),
+            b(doc.state == MemberState::Running),
         ),
         (
             "patroni_postmaster_start_time",
             "Epoch seconds since Postgres started.",
             "gauge",
-            epoch_seconds(local.report.postmaster_start_time.filter(|_| alive)),
+            epoch_seconds(doc.postmaster_start_time.as_deref()),
         ),
         (
             "patroni_primary",
             "Value is 1 if this node is the leader, 0 otherwise.",
             "gauge",
-            b(alive && local.role == DbRole::Primary),
+            b(doc.role == MemberRole::Primary),
         ),
         (
             "patroni_xlog_location",
             "Current location of the Postgres transaction log, 0 if this node is not the leader.",
             "counter",
-            local
-                .write_lsn
-                .filter(|_| alive && local.role == DbRole::Primary)
-                .map_or(0, |l| l.0)
-                .to_string(),
+            lsn(location),
         ),
         (
             "patroni_standby_leader",
             "Value is 1 if this node is the standby_leader, 0 otherwise.",
             "gauge",
-            b(standby_leader),
+            b(doc.role == MemberRole::StandbyLeader),
         ),
         (
             "patroni_replica",
             "Value is 1 if this node is a replica, 0 otherwise.",
             "gauge",
-            b(standby),
+            b(doc.role == MemberRole::Replica),
         ),
         (
             "patroni_sync_standby",
             "Value is 1 if this node is a sync standby, 0 otherwise.",
             "gauge",
-            b(is_sync_standby(&snap, &node)),
+            b(doc.sync_standby),
         ),
         (
             "patroni_quorum_standby",
             "Value is 1 if this node is a quorum standby, 0 otherwise.",
             "gauge",
-            b(is_quorum_standby(&snap, &node)),
+            b(doc.quorum_standby),
         ),
         (
             "patroni_xlog_received_location",
             "Current location of the received Postgres transaction log, 0 if this node is not a replica.",
             "counter",
-            local
-                .receive_lsn
-                .or(local.replay_lsn)
-                .filter(|_| standby)
-                .map_or(0, |l| l.0)
-                .to_string(),
+            lsn(received),
         ),
         (
             "patroni_xlog_replayed_location",
             "Current location of the replayed Postgres transaction log, 0 if this node is not a replica.",
             "counter",
-            local
-                .replay_lsn
-                .filter(|_| standby)
-                .map_or(0, |l| l.0)
-                .to_string(),
+            lsn(replayed),
         ),
         (
             "patroni_xlog_replayed_timestamp",
             "Current timestamp of the replayed Postgres transaction log, 0 if null.",
             "gauge",
-            epoch_seconds(local.report.replayed_timestamp.filter(|_| standby)),
+            epoch_seconds(replayed_at),
         ),
         (
             "patroni_xlog_paused",
             "Value is 1 if the Postgres xlog is paused, 0 otherwise.",
             "gauge",
-            b(standby && local.report.replay_paused),
+            b(paused),
         ),
     ];
-    if server_version.is_some_and(|v| v >= 90600) {
+    if server_version >= 90600 {
         gauges.push((
             "patroni_postgres_streaming",
             "Value is 1 if Postgres is streaming, 0 otherwise.",
             "gauge",
-            b(repl_state == Some("streaming")),
+            b(replication_state == Some("streaming")),
         ));
         gauges.push((
             "patroni_postgres_in_archive_recovery",
             "Value is 1 if Postgres is replicating from archive, 0 otherwise.",
             "gauge",
-            b(repl_state == Some("in archive recovery")),
+            b(replication_state == Some("in archive recovery")),
         ));
     }
     gauges.extend([
@@ -262,75 +278,68 @@ pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             "patroni_postgres_server_version",
             "Version of Postgres (if running), 0 otherwise.",
             "gauge",
-            server_version.unwrap_or(0).to_string(),
+            server_version.to_string(),
         ),
         (
             "patroni_cluster_unlocked",
             "Value is 1 if the cluster is unlocked, 0 if locked.",
             "gauge",
-            b(snap.cluster.as_ref().is_none_or(|c| c.is_unlocked())),
+            b(doc.cluster_unlocked),
         ),
         (
             "patroni_failsafe_mode_is_active",
             "Value is 1 if failsafe mode is active, 0 if inactive.",
             "gauge",
-            b(snap.failsafe_active(&node, shared.clock.now())),
+            b(doc.failsafe_mode_is_active),
         ),
         (
             "patroni_postgres_timeline",
             "Postgres timeline of this node (if running), 0 otherwise.",
             "counter",
-            local.timeline.filter(|_| alive).unwrap_or(0).to_string(),
+            doc.timeline.unwrap_or(0).to_string(),
         ),
         (
             "patroni_dcs_last_seen",
             "Epoch timestamp when DCS was last contacted successfully by Patroni.",
             "gauge",
-            snap.dcs_last_seen.map_or(0, |t| t.0 / 1000).to_string(),
+            doc.dcs_last_seen.to_string(),
         ),
         (
             "patroni_pending_restart",
             "Value is 1 if the node needs a restart, 0 otherwise.",
             "gauge",
-            b(local.pending_restart),
+            b(doc.pending_restart),
         ),
         (
             "patroni_is_paused",
             "Value is 1 if auto failover is disabled, 0 otherwise.",
             "gauge",
-            b(snap.paused(&node)),
+            b(doc.pause),
         ),
     ]);
     let mut out = String::new();
     let _ = writeln!(
         out,
         "# HELP patroni_version Patroni semver without periods.\n# TYPE patroni_version gauge\npatroni_version{labels} {:06}",
-        crate::status::version_number(&node.version)
+        version_number(&doc.patroni.version)
     );
-    for (name, help, kind, v) in gauges {
+    for (metric, help, kind, v) in gauges {
         let _ = writeln!(
             out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{labels} {v}"
+            "# HELP {metric} {help}\n# TYPE {metric} {kind}\n{metric}{labels} {v}"
         );
     }
     let _ = writeln!(
         out,
         "# HELP patroni_postgres_state Numeric representation of Postgres state.\n# Values: {STATE_VALUES}\n# TYPE patroni_postgres_state gauge\npatroni_postgres_state{labels} {}",
-        state_index(crate::status::state(&snap))
+        state_index(doc.state)
     );
-    let _ = writeln!(
-        out,
-        "# HELP patroni_rs_version The patroni-rs release.\n# TYPE patroni_rs_version gauge\npatroni_rs_version{{scope=\"{}\",name=\"{}\",version=\"{}\"}} 1",
-        esc(&shared.scope),
-        esc(&node.name),
-        env!("CARGO_PKG_VERSION")
-    );
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        out,
-    )
-        .into_response()
+    if let Some(release) = &doc.patroni.patroni_rs_version {
+        let _ = writeln!(
+            out,
+            "# HELP patroni_rs_version The patroni-rs release.\n# TYPE patroni_rs_version gauge\npatroni_rs_version{{scope=\"{scope}\",name=\"{name}\",version=\"{}\"}} 1",
+            esc(release)
+        );
+    }
+    out
 }

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use patroni_core::{
-    DbRole, Dcs, DynamicConfig, LocalDb, Lsn, MemberData, MemberRole, MemberState, MemoryDcs,
-    MemoryStore, Node, ProcessState, ReceiverStatus, SharedStore,
+    Dcs, DynamicConfig, LocalDb, Lsn, MemberData, MemberRole, MemberState, MemoryDcs, MemoryStore,
+    Node, ProcessState, SharedStore,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use super::{RestLimits, RestServer};
 use crate::config::Credentials;
 use crate::state::Shared;
+use crate::status::fixtures;
 
 struct Api {
     base: String,
@@ -58,7 +59,7 @@ async fn api_with(
     auth: Option<Credentials>,
     limits: RestLimits,
 ) -> (Api, Arc<super::limits::Registry>) {
-    let store = SharedStore::new(MemoryStore::new(30_000));
+    let store = SharedStore::new(MemoryStore::new(Duration::from_secs(30)));
     let clk = clock();
     let cfg = DynamicConfig {
         ttl: 10,
@@ -134,14 +135,7 @@ impl Api {
         let cluster = self.shared.dcs.load().await.unwrap();
         let now = self.shared.clock.now();
         self.shared.update(|s| {
-            s.local = LocalDb {
-                process: ProcessState::Running,
-                role: DbRole::Primary,
-                write_lsn: Some(Lsn(1000)),
-                timeline: Some(1),
-                version: Some("15.4".into()),
-                ..Default::default()
-            };
+            s.local = fixtures::primary();
             s.cluster = Some(cluster);
             s.leader_expiry = Some(now + 60_000);
             s.last_cycle = Some(now);
@@ -153,19 +147,7 @@ impl Api {
         let cluster = self.shared.dcs.load().await.unwrap();
         let now = self.shared.clock.now();
         self.shared.update(|s| {
-            s.local = LocalDb {
-                process: ProcessState::Running,
-                role: DbRole::Standby,
-                receive_lsn: Some(Lsn(replay)),
-                replay_lsn: Some(Lsn(replay)),
-                timeline: Some(1),
-                receiver: Some(ReceiverStatus {
-                    streaming: true,
-                    upstream_host: Some("127.0.0.1".into()),
-                    upstream_port: Some(5432),
-                }),
-                ..Default::default()
-            };
+            s.local = fixtures::streaming_standby(replay);
             s.cluster = Some(cluster);
             s.leader_expiry = None;
             s.last_cycle = Some(now);
@@ -584,27 +566,11 @@ async fn cluster_document_has_patronis_positions_and_order() {
 
 #[tokio::test]
 async fn status_document_and_metrics_carry_patronis_fields() {
-    use patroni_core::{ReplicationRow, Timestamp, WalSender};
+    use patroni_core::Timestamp;
     let a = api("n1", None).await;
     a.as_primary().await;
-    a.shared.update(|s| {
-        s.local.report.postmaster_start_time = Some(Timestamp(1_700_000_000_123));
-        s.local.replication = vec![ReplicationRow {
-            application_name: "n2".into(),
-            state: "streaming".into(),
-            sync_state: "async".into(),
-            flush_lsn: Some(Lsn(900)),
-            replay_lsn: Some(Lsn(900)),
-        }];
-        s.local.report.replication = vec![WalSender {
-            usename: Some("replicator".into()),
-            application_name: "n2".into(),
-            client_addr: Some("10.0.0.2".into()),
-            state: "streaming".into(),
-            sync_state: "async".into(),
-            sync_priority: Some(0),
-        }];
-    });
+    a.shared
+        .update(|s| s.local = fixtures::primary_with_replica());
     let doc: Value = serde_json::from_str(&a.get("/patroni").await.1).unwrap();
     assert_eq!(
         doc["postmaster_start_time"],
@@ -687,8 +653,11 @@ async fn status_document_and_metrics_carry_patronis_fields() {
             .0,
         StatusCode::OK
     );
-    // Stopped: no version, so no streaming metrics (as Patroni, which reads them from the server).
-    a.shared.update(|s| s.local.process = ProcessState::Stopped);
+    // Stopped: the observation of a server that is down has no version, so no streaming metrics.
+    a.shared.update(|s| {
+        s.local.process = ProcessState::Stopped;
+        s.local.version = None;
+    });
     let metrics = a.get("/metrics").await.1;
     assert!(
         !metrics.contains("patroni_postgres_streaming{"),
@@ -696,6 +665,209 @@ async fn status_document_and_metrics_carry_patronis_fields() {
     );
     assert!(metrics.contains(&format!("{}0\n", line("patroni_postgres_server_version"))));
     assert!(metrics.contains(&format!("{}12\n", line("patroni_postgres_state"))));
+}
+
+/// Patroni's `/metrics` samples computed from a `/patroni` document as its `api.py` does from
+/// the one status dict, written here independently of the renderer.
+fn metrics_of_document(doc: &Value) -> Vec<(&'static str, f64)> {
+    let flag = |k: &str| f64::from(u8::from(doc[k] == true));
+    let num = |v: &Value| v.as_f64().unwrap_or(0.0);
+    let seconds = |v: &Value| {
+        v.as_str()
+            .and_then(|t| t.parse::<patroni_core::Timestamp>().ok())
+            .map_or(0.0, |t| t.0 as f64 / 1000.0)
+    };
+    let role = doc["role"].as_str().unwrap_or("");
+    let xlog = &doc["xlog"];
+    let version = num(&doc["server_version"]);
+    // `2.0.2` is `020002`.
+    let semver: String = doc["patroni"]["version"]
+        .as_str()
+        .unwrap_or("")
+        .split('.')
+        .map(|p| format!("{p:0>2}"))
+        .collect();
+    let mut m = vec![
+        ("patroni_version", semver.parse().unwrap_or(0.0)),
+        (
+            "patroni_postgres_running",
+            f64::from(u8::from(doc["state"] == "running")),
+        ),
+        (
+            "patroni_postmaster_start_time",
+            seconds(&doc["postmaster_start_time"]),
+        ),
+        (
+            "patroni_primary",
+            f64::from(u8::from(role == "primary" || role == "master")),
+        ),
+        ("patroni_xlog_location", num(&xlog["location"])),
+        (
+            "patroni_standby_leader",
+            f64::from(u8::from(role == "standby_leader")),
+        ),
+        ("patroni_replica", f64::from(u8::from(role == "replica"))),
+        ("patroni_sync_standby", flag("sync_standby")),
+        ("patroni_quorum_standby", flag("quorum_standby")),
+        (
+            "patroni_xlog_received_location",
+            num(&xlog["received_location"]),
+        ),
+        (
+            "patroni_xlog_replayed_location",
+            num(&xlog["replayed_location"]),
+        ),
+        (
+            "patroni_xlog_replayed_timestamp",
+            seconds(&xlog["replayed_timestamp"]),
+        ),
+        (
+            "patroni_xlog_paused",
+            f64::from(u8::from(xlog["paused"] == true)),
+        ),
+    ];
+    if version >= 90600.0 {
+        let state = &doc["replication_state"];
+        m.push((
+            "patroni_postgres_streaming",
+            f64::from(u8::from(state == "streaming")),
+        ));
+        m.push((
+            "patroni_postgres_in_archive_recovery",
+            f64::from(u8::from(state == "in archive recovery")),
+        ));
+    }
+    m.extend([
+        ("patroni_postgres_server_version", version),
+        ("patroni_cluster_unlocked", flag("cluster_unlocked")),
+        (
+            "patroni_failsafe_mode_is_active",
+            flag("failsafe_mode_is_active"),
+        ),
+        ("patroni_postgres_timeline", num(&doc["timeline"])),
+        ("patroni_dcs_last_seen", num(&doc["dcs_last_seen"])),
+        ("patroni_pending_restart", flag("pending_restart")),
+        ("patroni_is_paused", flag("pause")),
+    ]);
+    m
+}
+
+/// Asserts that every Patroni sample of `/metrics` is what [`metrics_of_document`] computes from
+/// `/patroni`, in Patroni's order and with none missing or extra; returns the samples by name.
+async fn assert_metrics_follow_document(a: &Api, what: &str) -> Vec<(String, f64)> {
+    let doc: Value = serde_json::from_str(&a.get("/patroni").await.1).unwrap();
+    let metrics = a.get("/metrics").await.1;
+    let labels = format!(
+        "{{scope=\"demo\",name=\"{}\"}} ",
+        doc["patroni"]["name"].as_str().unwrap()
+    );
+    let samples: Vec<(String, f64)> = metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| !l.starts_with("patroni_postgres_state") && !l.starts_with("patroni_rs_"))
+        .map(|l| {
+            let (name, value) = l
+                .split_once(&labels)
+                .unwrap_or_else(|| panic!("{what}: {l}"));
+            (name.to_string(), value.parse().unwrap())
+        })
+        .collect();
+    let want: Vec<(String, f64)> = metrics_of_document(&doc)
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), v))
+        .collect();
+    assert_eq!(samples, want, "{what}: {doc}\n{metrics}");
+    samples
+}
+
+#[tokio::test]
+async fn metrics_follow_the_status_document() {
+    use patroni_core::{SyncState, Timestamp};
+    let value = |samples: &[(String, f64)], name: &str| {
+        samples
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("{name} missing"))
+    };
+    let a = api("n2", None).await;
+    a.as_primary().await;
+    a.shared.update(|s| {
+        s.local = fixtures::primary_with_replica();
+        s.dcs_last_seen = Some(Timestamp(1_700_000_005_999));
+    });
+    let m = assert_metrics_follow_document(&a, "primary").await;
+    assert_eq!(value(&m, "patroni_primary"), 1.0);
+    assert_eq!(value(&m, "patroni_xlog_location"), 1000.0);
+    assert_eq!(value(&m, "patroni_dcs_last_seen"), 1_700_000_005.0);
+
+    // A synchronous standby, replay paused, with a restart pending, in a paused cluster.
+    let n1 = MemoryDcs::new(a.store.clone(), "n1", clock());
+    let sync = SyncState {
+        leader: Some("n1".into()),
+        sync_standbys: vec!["n2".into()],
+        quorum: None,
+    };
+    assert!(n1.write_sync_state(&sync, None).await.unwrap());
+    let patch = r#"{"synchronous_mode": true, "pause": true}"#;
+    assert_eq!(
+        a.req(Method::PATCH, "/config", Some(patch)).await.0,
+        StatusCode::OK
+    );
+    a.as_standby(900).await;
+    a.shared.update(|s| {
+        s.local.version = Some("16.1".into());
+        s.local.pending_restart = true;
+        s.local.report.replay_paused = true;
+        s.local.report.replayed_timestamp = Some(Timestamp(1_700_000_100_120));
+    });
+    let m = assert_metrics_follow_document(&a, "sync standby").await;
+    for name in [
+        "patroni_replica",
+        "patroni_sync_standby",
+        "patroni_xlog_paused",
+        "patroni_postgres_streaming",
+        "patroni_pending_restart",
+        "patroni_is_paused",
+        "patroni_postgres_running",
+    ] {
+        assert_eq!(value(&m, name), 1.0, "{name}");
+    }
+    let metrics = a.get("/metrics").await.1;
+    assert!(
+        metrics.contains(
+            "patroni_xlog_replayed_timestamp{scope=\"demo\",name=\"n2\"} 1700000100.12\n"
+        ),
+        "Python's float form: {metrics}"
+    );
+
+    // The server is down; the member key still says replica, and the timeline comes from the
+    // control file. Patroni keeps reporting the role it last had, and the metrics say so too.
+    a.shared.update(|s| {
+        s.local = LocalDb {
+            process: ProcessState::Stopped,
+            timeline: Some(3),
+            ..Default::default()
+        };
+        s.member = Some(MemberData {
+            state: MemberState::Stopped,
+            ..member("n2", MemberRole::Replica, 900)
+        });
+    });
+    let m = assert_metrics_follow_document(&a, "stopped replica").await;
+    assert_eq!(value(&m, "patroni_replica"), 1.0);
+    assert_eq!(value(&m, "patroni_postgres_running"), 0.0);
+    assert_eq!(value(&m, "patroni_postgres_timeline"), 3.0);
+
+    // The published state leads `patroni_postgres_running`, as it leads the document's `state`.
+    a.shared.update(|s| {
+        s.local = fixtures::streaming_standby(900);
+        s.local.process = ProcessState::Starting;
+        s.member = Some(member("n2", MemberRole::StandbyLeader, 900));
+    });
+    let m = assert_metrics_follow_document(&a, "standby leader starting").await;
+    assert_eq!(value(&m, "patroni_standby_leader"), 1.0);
+    assert_eq!(value(&m, "patroni_postgres_running"), 1.0);
 }
 
 #[tokio::test]

@@ -259,9 +259,7 @@ impl Node {
 
     /// Sends `sig` to the agent this kit started, if its command line still names its configuration.
     fn signal_child(&self, c: &Child, sig: &str) {
-        if cmdline(c.id()).contains(&*self.config.to_string_lossy()) {
-            signal(c.id(), sig);
-        }
+        signal_if_cmdline(c.id(), &self.config.to_string_lossy(), sig);
     }
 
     /// SIGKILL to the agent only (its database keeps running).
@@ -365,6 +363,17 @@ pub fn signal(pid: u32, sig: &str) {
         .args([&format!("-{sig}"), &pid.to_string()])
         .stderr(Stdio::null())
         .status();
+}
+
+/// Sends `sig` to `pid` only while its command line contains `needle`: a test signals the
+/// process it started, never one that took over the number after it exited. Returns whether the
+/// signal was sent.
+pub fn signal_if_cmdline(pid: u32, needle: &str, sig: &str) -> bool {
+    let ours = cmdline(pid).contains(needle);
+    if ours {
+        signal(pid, sig);
+    }
+    ours
 }
 
 fn wait_gone(pid: u32) {
@@ -1012,4 +1021,45 @@ impl LocalCluster {
 /// Prints a measured figure in one greppable format.
 pub fn report(scenario: &str, what: &str, ms: u128) {
     println!("MEASURED {scenario}: {what} in {ms} ms");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_process_whose_command_line_matches_is_signalled() {
+        /// Stops the child on every path out of the test, a failed assertion included.
+        struct Reaped(Child);
+        impl Drop for Reaped {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let mut child = Reaped(
+            Command::new("sleep")
+                .arg("30")
+                .spawn()
+                .expect("start sleep"),
+        );
+        let pid = child.0.id();
+        assert!(!signal_if_cmdline(pid, "no-such-program", "KILL"));
+        assert!(
+            process_alive(pid),
+            "a mismatched command line must not be signalled"
+        );
+        // The new command line shows only once exec has set it up, a moment after spawn returns.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !cmdline(pid).contains("sleep") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            signal_if_cmdline(pid, "sleep", "KILL"),
+            "{:?}",
+            cmdline(pid)
+        );
+        let status = child.0.wait().expect("wait for sleep");
+        assert!(!status.success(), "killed, not exited");
+    }
 }

@@ -92,10 +92,7 @@ pub fn run(args: &[&str], stdin: &str) -> Run {
         }
         Err(_) => {
             // Not reaped yet, so the PID is still this child's.
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmdline).contains("patronictl") {
-                super::signal(pid, "KILL");
-            }
+            patroni_bin::testkit::signal_if_cmdline(pid, "patronictl", "KILL");
             panic!("patronictl {args:?} did not finish in 120 s");
         }
     }

@@ -1,6 +1,7 @@
 //! We hold the leader lock: renew it, finish a pending promotion, keep `/status`, `/history`, `/sync`.
 
 use super::switchover::Handover;
+use super::sync::STRICT_SYNC_PLACEHOLDER;
 use super::{Cycle, Ha};
 use crate::action::ActionKind;
 use crate::{Action, Decision, HistoryEntry, Reason, StopMode, SyncState};
@@ -87,9 +88,7 @@ impl Ha {
             self.mem.promoted_at = None;
         }
         let mut actions = vec![Action::RenewLeader];
-        if let Some(w) = self.sync_on_promote(cy) {
-            actions.push(w);
-        }
+        actions.extend(self.sync_on_promote(cy));
         actions.push(Action::Promote {
             timeline: cy.next_timeline(),
             planned: false,
@@ -97,16 +96,54 @@ impl Ha {
         Decision::new(actions, Reason::PromotedWithLock)
     }
 
-    /// In synchronous mode a new primary records itself in `/sync` with no standbys before promoting.
-    pub(super) fn sync_on_promote(&self, cy: &Cycle<'_>) -> Option<Action> {
-        cy.config.synchronous().then(|| Action::WriteSyncState {
+    /// In synchronous mode a new primary records itself in `/sync` with no standbys before
+    /// promoting, and sets its database to wait for none (strict: for a standby that never
+    /// comes), as Patroni does. `synchronous_standby_names` persists across demotions and copies:
+    /// the value left from an earlier term may name a standby that is restarting, or this node,
+    /// and would hold the first commits until the next cycle's synchronous step. With `/sync`
+    /// naming only us, no promotion it allows loses a commit we alone acknowledged, so waiting
+    /// for nobody is safe; should the setting fail, the old value only makes commits wait. It is
+    /// remembered, so the next synchronous step changes it only when it must.
+    pub(super) fn sync_on_promote(&mut self, cy: &Cycle<'_>) -> Vec<Action> {
+        if !cy.config.synchronous() {
+            return Vec::new();
+        }
+        let strict = cy.config.synchronous_mode_strict;
+        let quorum = cy.config.synchronous_mode == crate::SynchronousMode::Quorum;
+        let write = Action::WriteSyncState {
             state: SyncState {
                 leader: Some(cy.me().to_string()),
                 sync_standbys: Vec::new(),
-                quorum: (cy.config.synchronous_mode == crate::SynchronousMode::Quorum).then_some(0),
+                quorum: quorum.then_some(0),
             },
             version: cy.cluster.sync.as_ref().map(|s| s.version),
-        })
+        };
+        // Whatever either mode measured against the old setting is void now; the first primary
+        // cycle, after this setting applied, measures the position new standbys must reach.
+        self.mem.sync_bar = None;
+        let (names, count) = if quorum {
+            let (_, guc) = super::quorum::target(&[], cy.config.synchronous_node_count, strict);
+            self.mem.sync_names = None;
+            self.mem.quorum_guc = Some(guc.clone());
+            (guc.names, guc.count)
+        } else {
+            let (names, count) = if strict {
+                (vec![STRICT_SYNC_PLACEHOLDER.to_string()], 1)
+            } else {
+                (Vec::new(), 0)
+            };
+            self.mem.quorum_guc = None;
+            self.mem.sync_names = Some(names.clone());
+            (names, count)
+        };
+        vec![
+            write,
+            Action::SetSyncStandbys {
+                names,
+                count,
+                quorum,
+            },
+        ]
     }
 
     /// The writes a running primary with the lock does each cycle, only when something changed.

@@ -27,7 +27,12 @@ impl Ha {
                 }
                 (ActionKind::PublishMember, _) => self.mem.published = None,
                 (ActionKind::Follow, r) if failed(r) => self.mem.following = None,
-                (ActionKind::SetSyncStandbys, r) if failed(r) => self.mem.sync_names = None,
+                // Either mode's memory of the setting: a promotion sets it while no sync step
+                // runs to see the failure, so it is forgotten here.
+                (ActionKind::SetSyncStandbys, r) if failed(r) => {
+                    self.mem.sync_names = None;
+                    self.mem.quorum_guc = None;
+                }
                 (ActionKind::Rebuild, OutcomeResult::Failed(_)) => self.mem.rebuild_full = true,
                 (ActionKind::TakeInitialize, OutcomeResult::Done)
                     if self.mem.bootstrap == BootstrapStage::Idle =>

@@ -132,8 +132,9 @@ struct Memory {
     start_failures: (u32, u64),
     /// The synchronous standby names last set on the database.
     sync_names: Option<Vec<String>>,
-    /// Our write position when the synchronous standby names last changed: a newly named standby
-    /// is recorded in `/sync` only once it has flushed up to here.
+    /// Our write position in the first cycle after the synchronous standby names last changed
+    /// (commits acknowledged before the change applied may lie above the deciding cycle's): a
+    /// newly named standby is recorded in `/sync` only once it has flushed up to here.
     sync_bar: Option<Lsn>,
     /// Quorum mode: `ANY n (...)` as we last set it (mode `on` uses `sync_names`).
     quorum_guc: Option<quorum::AnyOf>,

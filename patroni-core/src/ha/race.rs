@@ -457,9 +457,7 @@ impl Ha {
             self.become_standby_leader(cy, &mut actions);
             return Decision::new(actions, Reason::PromotedStandbyLeader);
         }
-        if let Some(w) = self.sync_on_promote(cy) {
-            actions.push(w);
-        }
+        actions.extend(self.sync_on_promote(cy));
         actions.push(Action::Promote {
             timeline: cy.next_timeline(),
             planned: failover.is_some_and(|f| f.value.is_switchover()),

@@ -3,8 +3,9 @@
 //!
 //! Ordering invariant: a standby is removed from `/sync` before the database stops waiting for it,
 //! and recorded in `/sync` only after the database reports it `sync` and it has flushed every
-//! write made before it was named. So every member in `/sync` has every acknowledged commit, and
-//! only those may be promoted.
+//! write made until the first cycle after it was named: commits acknowledged until the database
+//! applied the new names did not wait for it. So every member in `/sync` has every acknowledged
+//! commit, and only those may be promoted.
 
 use super::{Cycle, Ha};
 use crate::{Action, MemberState, ReplicationRow, SenderState, SyncState, SynchronousMode};
@@ -131,6 +132,13 @@ impl Ha {
             return self.quorum_standbys(cy);
         }
         self.mem.quorum_guc = None;
+        // The change of `synchronous_standby_names` made last cycle has taken effect by now (a
+        // failed one was forgotten): every commit acknowledged without waiting for the new names
+        // is at or below this position. The deciding cycle's position is too early: commits
+        // acknowledged before the change applied may lie above it.
+        if self.mem.sync_names.is_some() && self.mem.sync_bar.is_none() {
+            self.mem.sync_bar = Some(cy.obs.local.wal_position());
+        }
         let key = SyncKey::read(cy);
         let mut actions = Vec::new();
         if !cy.config.synchronous() {
@@ -151,17 +159,11 @@ impl Ha {
         actions
     }
 
-    /// Sets `synchronous_standby_names` when it changes, remembering the write position the
-    /// new names must reach before they are recorded.
-    fn set_sync_guc(
-        &mut self,
-        cy: &Cycle<'_>,
-        names: Vec<String>,
-        count: u32,
-        actions: &mut Vec<Action>,
-    ) {
+    /// Sets `synchronous_standby_names` when it changes, forgetting the write position the old
+    /// names had to reach: the next cycle measures it afresh.
+    fn set_sync_guc(&mut self, names: Vec<String>, count: u32, actions: &mut Vec<Action>) {
         if self.mem.sync_names.as_ref() != Some(&names) {
-            self.mem.sync_bar = Some(cy.obs.local.wal_position());
+            self.mem.sync_bar = None;
             actions.push(Action::SetSyncStandbys {
                 names: names.clone(),
                 count,
@@ -184,7 +186,7 @@ impl Ha {
             actions.push(key.write(Vec::new()));
         }
         if leftover || db_listed {
-            self.set_sync_guc(cy, Vec::new(), 0, actions);
+            self.set_sync_guc(Vec::new(), 0, actions);
         }
     }
 
@@ -197,12 +199,12 @@ impl Ha {
                     .push(key.write(key.key.map(|s| s.sync_standbys.clone()).unwrap_or_default()));
             }
             let placeholder = vec![STRICT_SYNC_PLACEHOLDER.to_string()];
-            self.set_sync_guc(cy, placeholder, 1, actions);
+            self.set_sync_guc(placeholder, 1, actions);
         } else {
             if !key.mine || !key.recorded.is_empty() {
                 actions.push(key.write(Vec::new()));
             }
-            self.set_sync_guc(cy, Vec::new(), 0, actions);
+            self.set_sync_guc(Vec::new(), 0, actions);
         }
     }
 
@@ -227,17 +229,21 @@ impl Ha {
             actions.push(key.write(keep.clone()));
         }
         let count = u32::try_from(picked.len()).unwrap_or(u32::MAX);
-        self.set_sync_guc(cy, picked.clone(), count, actions);
+        self.set_sync_guc(picked.clone(), count, actions);
         if removing {
             return;
         }
         // Sync according to the database is not enough: the standby must also hold every
-        // write acknowledged before it was named (it may have been named while far behind).
+        // write acknowledged before the database waited for it (it may have been named while far
+        // behind). Until the setting is seen applied there is no bar, and nobody new is recorded.
         let db_sync: Vec<String> = local.sync_standbys().map(String::from).collect();
-        let bar = *self.mem.sync_bar.get_or_insert(local.wal_position());
+        let bar = self.mem.sync_bar;
         let caught_up = |n: &str| {
-            local.replication.iter().any(|r| {
-                r.application_name.eq_ignore_ascii_case(n) && r.flush_lsn.is_some_and(|f| f >= bar)
+            bar.is_some_and(|bar| {
+                local.replication.iter().any(|r| {
+                    r.application_name.eq_ignore_ascii_case(n)
+                        && r.flush_lsn.is_some_and(|f| f >= bar)
+                })
             })
         };
         let confirmed: Vec<String> = picked

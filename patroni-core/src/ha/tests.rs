@@ -33,6 +33,22 @@ fn primary_local() -> LocalDb {
     }
 }
 
+/// Changes `/config` of `c` (which [`cluster`] always gives one).
+fn configure(c: &mut Cluster, change: impl FnOnce(&mut crate::DynamicConfig)) {
+    change(&mut c.config.as_mut().expect("cluster() sets /config").value);
+}
+
+/// A standby `name` streaming from us, flushed and replayed up to `flush`, in `sync_state`.
+fn streaming_row(name: &str, flush: u64, sync_state: &str) -> crate::ReplicationRow {
+    crate::ReplicationRow {
+        application_name: name.into(),
+        state: "streaming".into(),
+        sync_state: sync_state.into(),
+        flush_lsn: Some(Lsn(flush)),
+        replay_lsn: Some(Lsn(flush)),
+    }
+}
+
 fn standby_local() -> LocalDb {
     LocalDb {
         role: DbRole::Standby,
@@ -291,9 +307,7 @@ fn follow_once_then_again_after_a_leader_change() {
 fn race_backoff_waits_while_wal_still_arrives() {
     let mut ha = Ha::new(Node::new("n1"));
     let mut c = cluster(None, vec![]);
-    if let Some(cfg) = c.config.as_mut() {
-        cfg.value.primary_race_backoff = 30;
-    }
+    configure(&mut c, |cfg| cfg.primary_race_backoff = 30);
     let at = |now: u64, lsn: u64| {
         let mut l = standby_local();
         l.receive_lsn = Some(Lsn(lsn));
@@ -323,9 +337,7 @@ fn a_lowered_ttl_shortens_the_lease_and_an_outage_demote_ends_it() {
     o.outcomes = vec![done(ActionKind::RenewLeader, 10_000)];
     ha.step(&o);
     assert_eq!(ha.leader_expiry(), Some(40_000));
-    if let Some(cfg) = c.config.as_mut() {
-        cfg.value.ttl = 20;
-    }
+    configure(&mut c, |cfg| cfg.ttl = 20);
     let mut o = obs(11_000, c, primary_local());
     o.outcomes = vec![done(ActionKind::RenewLeader, 11_000)];
     ha.step(&o);
@@ -385,9 +397,9 @@ fn sync_standby_is_recorded_only_once_caught_up() {
         Some("n1"),
         vec![member("n2", MemberRole::Replica, 0x200_0000)],
     );
-    if let Some(cfg) = c.config.as_mut() {
-        cfg.value.synchronous_mode = crate::SynchronousMode::On;
-    }
+    configure(&mut c, |cfg| {
+        cfg.synchronous_mode = crate::SynchronousMode::On
+    });
     c.sync = Some(Versioned {
         version: 4,
         value: crate::SyncState {
@@ -398,13 +410,7 @@ fn sync_standby_is_recorded_only_once_caught_up() {
     });
     let with_row = |flush: u64, sync_state: &str| {
         let mut l = primary_local();
-        l.replication = vec![crate::ReplicationRow {
-            application_name: "n2".into(),
-            state: "streaming".into(),
-            sync_state: sync_state.into(),
-            flush_lsn: Some(Lsn(flush)),
-            replay_lsn: Some(Lsn(flush)),
-        }];
+        l.replication = vec![streaming_row("n2", flush, sync_state)];
         l
     };
     let writes_sync = |d: &crate::Decision| {
@@ -426,6 +432,49 @@ fn sync_standby_is_recorded_only_once_caught_up() {
     // Caught up: record it.
     let d = ha.step(&obs(2, c, with_row(0x300_0000, "sync")));
     assert!(writes_sync(&d), "{d:?}");
+}
+
+/// Mode `on`: commits acknowledged between the observation that named a standby and the moment
+/// the database applied the new names did not wait for it. The position it must reach is measured
+/// in the first cycle after the change, not in the deciding one: a standby past the deciding
+/// cycle's position but short of those commits is not recorded in `/sync`.
+#[test]
+fn sync_bar_is_measured_after_the_new_names_applied() {
+    let mut ha = Ha::new(Node::new("n1"));
+    let mut c = cluster(Some("n1"), vec![member("n2", MemberRole::Replica, 100)]);
+    configure(&mut c, |cfg| {
+        cfg.synchronous_mode = crate::SynchronousMode::On
+    });
+    c.sync = sync_key("n1", &[], None);
+    let local = |wal: u64, flush: u64, sync_state: &str| {
+        let mut l = primary_local();
+        l.write_lsn = Some(Lsn(wal));
+        l.replication = vec![streaming_row("n2", flush, sync_state)];
+        l
+    };
+    let recorded = |d: &crate::Decision| {
+        d.actions.iter().any(
+            |a| matches!(a, Action::WriteSyncState { state, .. } if state.sync_standbys == ["n2"]),
+        )
+    };
+    let d = ha.step(&obs(0, c.clone(), local(100, 100, "async")));
+    assert!(
+        d.actions
+            .iter()
+            .any(|a| matches!(a, Action::SetSyncStandbys { names, .. } if names == &["n2"])),
+        "{d:?}"
+    );
+    assert!(!recorded(&d), "{d:?}");
+    // Writes up to 150 were acknowledged before the database waited for n2.
+    let mut o = obs(1_000, c.clone(), local(150, 120, "sync"));
+    o.outcomes = vec![done(ActionKind::SetSyncStandbys, 0)];
+    let d = ha.step(&o);
+    assert!(
+        !recorded(&d),
+        "n2 lacks acknowledged writes 121..150: {d:?}"
+    );
+    let d = ha.step(&obs(2_000, c, local(170, 150, "sync")));
+    assert!(recorded(&d), "{d:?}");
 }
 
 #[test]
@@ -697,16 +746,10 @@ fn sync_prefers_failover_candidates_and_skips_members_not_running() {
     );
     c.members[0].data.tags.nofailover = true;
     c.members[2].data.state = MemberState::Stopped;
-    if let Some(cfg) = c.config.as_mut() {
-        cfg.value.synchronous_mode = crate::SynchronousMode::On;
-    }
-    let row = |name: &str, flush: u64| crate::ReplicationRow {
-        application_name: name.into(),
-        state: "streaming".into(),
-        sync_state: "async".into(),
-        flush_lsn: Some(Lsn(flush)),
-        replay_lsn: Some(Lsn(flush)),
-    };
+    configure(&mut c, |cfg| {
+        cfg.synchronous_mode = crate::SynchronousMode::On
+    });
+    let row = |name: &str, flush: u64| streaming_row(name, flush, "async");
     let mut l = primary_local();
     // n2 is ahead but tagged nofailover; n4's member key says it is not running.
     l.replication = vec![
@@ -860,9 +903,7 @@ fn failsafe_cluster(leader: Option<&str>) -> Cluster {
             member("n2", MemberRole::Replica, 0x300_0000),
         ],
     );
-    if let Some(cfg) = c.config.as_mut() {
-        cfg.value.failsafe_mode = true;
-    }
+    configure(&mut c, |cfg| cfg.failsafe_mode = true);
     c
 }
 
@@ -918,9 +959,7 @@ fn failsafe_topology_is_written_and_an_outage_is_ridden_out_on_confirmed_rounds(
     // Failsafe mode off: the same outage demotes without asking anyone.
     let mut plain = Ha::new(Node::new("n1"));
     let mut c = failsafe_cluster(Some("n1"));
-    if let Some(cfg) = c.config.as_mut() {
-        cfg.value.failsafe_mode = false;
-    }
+    configure(&mut c, |cfg| cfg.failsafe_mode = false);
     plain.step(&obs(10_000, c, primary_local()));
     let mut down = obs(60_000, Cluster::default(), primary_local());
     down.dcs = DcsView::Unreachable("timeout".into());
@@ -1000,9 +1039,9 @@ fn a_member_that_confirmed_a_failsafe_leader_does_not_race_while_it_may_run() {
 #[test]
 fn quorum_mode_promotes_only_with_enough_votes() {
     let mut c = cluster(None, vec![member("n2", MemberRole::Replica, 0x200_0000)]);
-    if let Some(cfg) = c.config.as_mut() {
-        cfg.value.synchronous_mode = crate::SynchronousMode::Quorum;
-    }
+    configure(&mut c, |cfg| {
+        cfg.synchronous_mode = crate::SynchronousMode::Quorum
+    });
     c.sync = Some(Versioned {
         version: 1,
         value: crate::SyncState {
@@ -1050,9 +1089,9 @@ fn quorum_leader_sets_any_n_before_the_voters() {
             member("n3", MemberRole::Replica, 0x300_0000),
         ],
     );
-    if let Some(cfg) = c.config.as_mut() {
-        cfg.value.synchronous_mode = crate::SynchronousMode::Quorum;
-    }
+    configure(&mut c, |cfg| {
+        cfg.synchronous_mode = crate::SynchronousMode::Quorum
+    });
     let sync = |standbys: &[&str], quorum: Option<u32>| {
         Some(Versioned {
             version: 4,
@@ -1068,13 +1107,7 @@ fn quorum_leader_sets_any_n_before_the_voters() {
         let mut l = primary_local();
         l.replication = ["n2", "n3"]
             .iter()
-            .map(|n| crate::ReplicationRow {
-                application_name: n.to_string(),
-                state: "streaming".into(),
-                sync_state: "quorum".into(),
-                flush_lsn: Some(Lsn(flush)),
-                replay_lsn: Some(Lsn(flush)),
-            })
+            .map(|n| streaming_row(n, flush, "quorum"))
             .collect();
         l
     };
@@ -1120,9 +1153,9 @@ fn quorum_leader_sets_any_n_before_the_voters() {
         sync_actions(&ha.step(&obs(3, c.clone(), local(0x400_0000)))),
         vec![]
     );
-    if let Some(cfg) = c.config.as_mut() {
-        cfg.value.synchronous_mode = crate::SynchronousMode::On;
-    }
+    configure(&mut c, |cfg| {
+        cfg.synchronous_mode = crate::SynchronousMode::On
+    });
     let d = ha.step(&obs(4, c, local(0x400_0000)));
     assert_eq!(
         sync_actions(&d),
@@ -1133,6 +1166,262 @@ fn quorum_leader_sets_any_n_before_the_voters() {
                 quorum: None,
             },
             version: Some(4),
+        }]
+    );
+}
+
+/// The synchronous actions of a decision, in order, and then the promotion if there is one.
+fn sync_and_promote(d: &crate::Decision) -> Vec<Action> {
+    d.actions
+        .iter()
+        .filter(|a| {
+            matches!(
+                a,
+                Action::WriteSyncState { .. }
+                    | Action::SetSyncStandbys { .. }
+                    | Action::Promote { .. }
+            )
+        })
+        .cloned()
+        .collect()
+}
+
+fn sync_key(
+    leader: &str,
+    standbys: &[&str],
+    quorum: Option<u32>,
+) -> Option<Versioned<crate::SyncState>> {
+    Some(Versioned {
+        version: 4,
+        value: crate::SyncState {
+            leader: Some(leader.into()),
+            sync_standbys: standbys.iter().map(|s| s.to_string()).collect(),
+            quorum,
+        },
+    })
+}
+
+/// Mode `on`: a lock holder promoting its standby first stops its database waiting for the
+/// standbys named in an earlier term (the setting survives demotion), and remembers it: the first
+/// primary cycle with nobody to name sets nothing again, until a failure forgets it.
+#[test]
+fn promotion_in_sync_mode_clears_the_old_standby_names_first() {
+    let mut ha = Ha::new(Node::new("n1"));
+    let mut c = cluster(
+        Some("n1"),
+        vec![member("n2", MemberRole::Replica, 0x300_0000)],
+    );
+    configure(&mut c, |cfg| {
+        cfg.synchronous_mode = crate::SynchronousMode::On
+    });
+    c.sync = sync_key("n2", &["n1"], None);
+    let d = ha.step(&obs(0, c.clone(), standby_local()));
+    assert_eq!(
+        sync_and_promote(&d),
+        vec![
+            Action::WriteSyncState {
+                state: crate::SyncState {
+                    leader: Some("n1".into()),
+                    sync_standbys: vec![],
+                    quorum: None,
+                },
+                version: Some(4),
+            },
+            Action::SetSyncStandbys {
+                names: vec![],
+                count: 0,
+                quorum: false,
+            },
+            Action::Promote {
+                timeline: 2,
+                planned: false,
+            },
+        ]
+    );
+    // Promoted, nobody streams from us yet: the setting is already what the sync step wants.
+    c.sync = sync_key("n1", &[], None);
+    let mut o = obs(1_000, c.clone(), primary_local());
+    o.outcomes = vec![
+        done(ActionKind::SetSyncStandbys, 0),
+        done(ActionKind::Promote, 0),
+    ];
+    assert_eq!(sync_and_promote(&ha.step(&o)), vec![]);
+    // Had it failed, the next cycle sets it again.
+    o.now = 2_000;
+    o.outcomes = vec![Outcome {
+        kind: ActionKind::SetSyncStandbys,
+        result: OutcomeResult::Failed("connection refused".into()),
+        started_at: 0,
+    }];
+    assert_eq!(
+        sync_and_promote(&ha.step(&o)),
+        vec![Action::SetSyncStandbys {
+            names: vec![],
+            count: 0,
+            quorum: false,
+        }]
+    );
+}
+
+/// Mode `on` after a promotion: the new primary names its first standby in its first primary
+/// cycle, and records it only once it reached the position seen in the cycle after that, even if
+/// the database (its setting from an earlier term) already reports it synchronous.
+#[test]
+fn a_new_primary_records_its_first_standby_only_past_the_position_after_naming_it() {
+    let mut ha = Ha::new(Node::new("n1"));
+    let mut c = cluster(Some("n1"), vec![member("n2", MemberRole::Replica, 200)]);
+    configure(&mut c, |cfg| {
+        cfg.synchronous_mode = crate::SynchronousMode::On
+    });
+    c.sync = sync_key("n2", &["n1"], None);
+    assert!(ha
+        .step(&obs(0, c.clone(), standby_local()))
+        .has(ActionKind::Promote));
+    c.sync = sync_key("n1", &[], None);
+    let local = |wal: u64, flush: u64| {
+        let mut l = primary_local();
+        l.timeline = Some(2);
+        l.write_lsn = Some(Lsn(wal));
+        l.replication = vec![streaming_row("n2", flush, "sync")];
+        l
+    };
+    let recorded = |d: &crate::Decision| {
+        d.actions.iter().any(
+            |a| matches!(a, Action::WriteSyncState { state, .. } if state.sync_standbys == ["n2"]),
+        )
+    };
+    let mut o = obs(1_000, c.clone(), local(200, 200));
+    o.outcomes = vec![
+        done(ActionKind::SetSyncStandbys, 0),
+        done(ActionKind::Promote, 0),
+    ];
+    let d = ha.step(&o);
+    assert!(
+        d.actions
+            .iter()
+            .any(|a| matches!(a, Action::SetSyncStandbys { names, .. } if names == &["n2"])),
+        "{d:?}"
+    );
+    assert!(!recorded(&d), "{d:?}");
+    let mut o = obs(2_000, c.clone(), local(250, 220));
+    o.outcomes = vec![done(ActionKind::SetSyncStandbys, 1_000)];
+    let d = ha.step(&o);
+    assert!(!recorded(&d), "{d:?}");
+    let d = ha.step(&obs(3_000, c, local(260, 250)));
+    assert!(recorded(&d), "{d:?}");
+}
+
+/// Strict mode: the promoting node waits for the placeholder (no commit without a standby), not
+/// for the standbys its database named before.
+#[test]
+fn strict_promotion_sets_the_placeholder_first() {
+    let mut c = cluster(
+        Some("n1"),
+        vec![member("n2", MemberRole::Replica, 0x300_0000)],
+    );
+    if let Some(cfg) = c.config.as_mut() {
+        cfg.value.synchronous_mode = crate::SynchronousMode::On;
+        cfg.value.synchronous_mode_strict = true;
+    }
+    c.sync = sync_key("n2", &["n1"], None);
+    let d = Ha::new(Node::new("n1")).step(&obs(0, c, standby_local()));
+    let actions = sync_and_promote(&d);
+    assert_eq!(
+        actions.get(1),
+        Some(&Action::SetSyncStandbys {
+            names: vec![super::sync::STRICT_SYNC_PLACEHOLDER.into()],
+            count: 1,
+            quorum: false,
+        }),
+        "{actions:?}"
+    );
+    assert!(
+        matches!(actions.get(2), Some(Action::Promote { .. })),
+        "{actions:?}"
+    );
+}
+
+/// Quorum mode: the race winner writes `/sync` naming only itself and sets `ANY 0 ()` before
+/// promoting; the resolver starts from that, so a primary with no standby yet changes nothing.
+#[test]
+fn quorum_race_winner_sets_no_quorum_before_promoting() {
+    let mut ha = Ha::new(Node::new("n1"));
+    let mut c = cluster(
+        None,
+        vec![
+            member("n1", MemberRole::Replica, 0x300_0000),
+            member("n2", MemberRole::Replica, 0x200_0000),
+        ],
+    );
+    configure(&mut c, |cfg| {
+        cfg.synchronous_mode = crate::SynchronousMode::Quorum
+    });
+    c.sync = sync_key("n3", &["n1", "n2"], Some(1));
+    let mut race = obs(50_000, c.clone(), standby_local());
+    let mut peer = PeerStatus::unreachable("n2", 50_000);
+    peer.reachable = true;
+    peer.role = MemberRole::Replica;
+    peer.state = MemberState::Running;
+    peer.wal_position = Lsn(0x200_0000);
+    race.peers = Some(vec![peer]);
+    let d = ha.step(&race);
+    assert_eq!(
+        sync_and_promote(&d),
+        vec![
+            Action::WriteSyncState {
+                state: crate::SyncState {
+                    leader: Some("n1".into()),
+                    sync_standbys: vec![],
+                    quorum: Some(0),
+                },
+                version: Some(4),
+            },
+            Action::SetSyncStandbys {
+                names: vec![],
+                count: 0,
+                quorum: true,
+            },
+            Action::Promote {
+                timeline: 2,
+                planned: false,
+            },
+        ],
+        "{d:?}"
+    );
+    let mut c = cluster(Some("n1"), c.members.clone());
+    configure(&mut c, |cfg| {
+        cfg.synchronous_mode = crate::SynchronousMode::Quorum
+    });
+    c.sync = sync_key("n1", &[], Some(0));
+    let mut o = obs(51_000, c.clone(), primary_local());
+    o.outcomes = vec![
+        done(ActionKind::AcquireLeader, 50_000),
+        done(ActionKind::WriteSyncState, 50_000),
+        done(ActionKind::SetSyncStandbys, 50_000),
+        done(ActionKind::Promote, 50_000),
+    ];
+    assert_eq!(sync_and_promote(&ha.step(&o)), vec![]);
+    // Had the setting failed while the promotion ran (no sync step that cycle), the first
+    // primary cycle sets it again.
+    let mut promoting = obs(50_500, c.clone(), standby_local());
+    promoting.task = Some(crate::RunningTask {
+        kind: ActionKind::Promote,
+        since: 50_000,
+    });
+    promoting.outcomes = vec![Outcome {
+        kind: ActionKind::SetSyncStandbys,
+        result: OutcomeResult::Failed("connection refused".into()),
+        started_at: 50_000,
+    }];
+    let mut ha = Ha::new(Node::new("n1"));
+    assert!(ha.step(&race).has(ActionKind::Promote));
+    ha.step(&promoting);
+    assert_eq!(
+        sync_and_promote(&ha.step(&obs(51_000, c, primary_local()))),
+        vec![Action::SetSyncStandbys {
+            names: vec![],
+            count: 0,
+            quorum: true,
         }]
     );
 }

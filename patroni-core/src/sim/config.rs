@@ -51,8 +51,8 @@ pub struct SimConfig {
     pub write_interval: Duration,
     /// Bytes of WAL each client write produces.
     pub write_bytes: u64,
-    /// Fault-free time for bootstrap before the schedule's clock starts, ms.
-    pub warmup_ms: u64,
+    /// Fault-free time for bootstrap before the schedule's clock starts.
+    pub warmup: Duration,
     /// Whether to keep the readable timeline (off in benches).
     pub trace: bool,
     /// Time between an agent's DCS read and its writes landing. At zero a cycle reads and acts
@@ -81,7 +81,7 @@ impl SimConfig {
             safety_margin: Duration::from_secs(5),
             write_interval: Duration::from_secs(1),
             write_bytes: 16 * 1024,
-            warmup_ms: 60_000,
+            warmup: Duration::from_secs(60),
             trace: true,
             dcs_rtt: Duration::ZERO,
             policy: None,

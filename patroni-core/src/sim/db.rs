@@ -189,8 +189,12 @@ impl SimDb {
             && upstream.wal < self.wal
     }
 
-    /// Takes a full copy of `source`: data, history and position.
+    /// Takes a full copy of `source`: data, history and position, and its
+    /// `synchronous_standby_names`, which lives in the copied `postgresql.auto.conf`.
     pub fn copy_from(&mut self, source: &SimDb) {
+        self.sync_names.clone_from(&source.sync_names);
+        self.sync_count = source.sync_count;
+        self.sync_any = source.sync_any;
         self.initialized = true;
         self.system_id = source.system_id.clone();
         self.timeline = source.timeline;

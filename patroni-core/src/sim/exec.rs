@@ -826,7 +826,7 @@ mod tests {
         let mut cfg = SimConfig::three_nodes(77);
         cfg.dcs_rtt = Duration::from_millis(50);
         cfg.watchdog = false;
-        let warmup = cfg.warmup_ms;
+        let warmup = crate::instant::millis(cfg.warmup);
         let mut w = World::new(cfg, &FaultSchedule::none(), invariants::safety());
         w.run_until(warmup);
         let p = w.writable()[0];
@@ -861,5 +861,39 @@ mod tests {
             "{}",
             w.trace().tail(20)
         );
+    }
+
+    /// A standby promoted in synchronous mode must not start as a primary waiting for the
+    /// standbys its `synchronous_standby_names` named in an earlier term (the setting survives
+    /// demotion and copies): here the old value names the primary it replaces, which is
+    /// restarting as a standby, so the first commits would wait for it.
+    #[test]
+    fn a_promoted_sync_standby_waits_for_no_standby_of_an_earlier_term() {
+        let mut cfg = SimConfig::three_nodes(5);
+        cfg.dynamic.synchronous_mode = crate::SynchronousMode::On;
+        let warmup = crate::instant::millis(cfg.warmup);
+        let mut w = World::new(cfg, &FaultSchedule::none(), invariants::safety());
+        w.run_until(warmup);
+        let p = w.writable()[0];
+        let s = w.dbs[p]
+            .sync_names
+            .first()
+            .and_then(|n| w.index_of(n))
+            .expect("the primary names a synchronous standby");
+        // The sync standby's own setting, left from a term in which it led.
+        let old = w.names[p].clone();
+        w.dbs[s].sync_names = vec![old.clone()];
+        w.dbs[s].sync_count = 1;
+        w.apply_fault(&crate::sim::Fault::Switchover { candidate: None });
+        let now = w.now;
+        w.run_until_cond(now + 60_000, |w| w.dbs[s].writable())
+            .unwrap_or_else(|| panic!("no switchover to {s}:\n{}", w.trace().tail(30)));
+        assert!(
+            !w.dbs[s].sync_names.contains(&old),
+            "the new primary still waits for {old}: {:?}\n{}",
+            w.dbs[s].sync_names,
+            w.trace().tail(30)
+        );
+        assert_eq!(w.violation(), None);
     }
 }

@@ -1,6 +1,9 @@
 //! Faults and operator requests injected at chosen virtual times.
 
 use std::fmt;
+use std::time::Duration;
+
+use crate::instant;
 
 /// One thing that goes wrong (or one operator request), aimed at nodes by index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,8 +30,8 @@ pub enum Fault {
     CutDcs {
         /// Node index.
         node: usize,
-        /// How long, ms.
-        for_ms: u64,
+        /// How long.
+        lasting: Duration,
     },
     /// Two nodes cannot reach each other (REST and replication) for a while.
     CutPeers {
@@ -36,36 +39,36 @@ pub enum Fault {
         a: usize,
         /// The other.
         b: usize,
-        /// How long, ms.
-        for_ms: u64,
+        /// How long.
+        lasting: Duration,
     },
     /// No agent can reach the DCS for a while; leases keep running out.
     DcsOutage {
-        /// How long, ms.
-        for_ms: u64,
+        /// How long.
+        lasting: Duration,
     },
     /// The agent freezes (GC pause, swapped out, SIGSTOP); its database keeps running.
     Stall {
         /// Node index.
         node: usize,
-        /// How long, ms.
-        for_ms: u64,
+        /// How long.
+        lasting: Duration,
     },
     /// The agent is killed (SIGKILL, OOM) with its database left running, and started again,
-    /// with a fresh state machine, after `for_ms`; its fence keeps the deadline it last had.
+    /// with a fresh state machine, after `lasting`; its fence keeps the deadline it last had.
     KillAgent {
         /// Node index.
         node: usize,
-        /// How long until it is started again, ms.
-        for_ms: u64,
+        /// How long until it is started again.
+        lasting: Duration,
     },
     /// The DCS applies this agent's writes but the replies are lost: each write looks timed out
     /// to the agent ("did my compare-and-swap succeed?").
     LoseReplies {
         /// Node index.
         node: usize,
-        /// How long, ms.
-        for_ms: u64,
+        /// How long.
+        lasting: Duration,
     },
     /// The standby's replication falls behind its upstream by this many bytes from now on.
     Lag {
@@ -115,6 +118,19 @@ impl Fault {
         )
     }
 
+    /// How long a fault that heals by itself lasts; `None` for the others.
+    pub fn lasting(&self) -> Option<Duration> {
+        match *self {
+            Fault::CutDcs { lasting, .. }
+            | Fault::CutPeers { lasting, .. }
+            | Fault::DcsOutage { lasting }
+            | Fault::Stall { lasting, .. }
+            | Fault::KillAgent { lasting, .. }
+            | Fault::LoseReplies { lasting, .. } => Some(lasting),
+            _ => None,
+        }
+    }
+
     /// The node this fault breaks for good, if it does.
     pub fn broken_node(&self) -> Option<usize> {
         match self {
@@ -144,22 +160,23 @@ impl fmt::Display for Fault {
             Fault::UnreadableDataDir { node } => {
                 write!(f, "data directory of node{node} turns unreadable")
             }
-            Fault::CutDcs { node, for_ms } => {
-                write!(f, "cut node{node} <-> DCS for {for_ms} ms")
+            Fault::CutDcs { node, lasting } => {
+                write!(f, "cut node{node} <-> DCS for {}", Ms(lasting))
             }
-            Fault::CutPeers { a, b, for_ms } => {
-                write!(f, "cut node{a} <-> node{b} for {for_ms} ms")
+            Fault::CutPeers { a, b, lasting } => {
+                write!(f, "cut node{a} <-> node{b} for {}", Ms(lasting))
             }
-            Fault::DcsOutage { for_ms } => write!(f, "DCS outage for {for_ms} ms"),
-            Fault::Stall { node, for_ms } => write!(f, "stall agent node{node} for {for_ms} ms"),
-            Fault::KillAgent { node, for_ms } => {
-                write!(
-                    f,
-                    "kill agent node{node} (database left running) for {for_ms} ms"
-                )
+            Fault::DcsOutage { lasting } => write!(f, "DCS outage for {}", Ms(lasting)),
+            Fault::Stall { node, lasting } => {
+                write!(f, "stall agent node{node} for {}", Ms(lasting))
             }
-            Fault::LoseReplies { node, for_ms } => {
-                write!(f, "lose DCS replies to node{node} for {for_ms} ms")
+            Fault::KillAgent { node, lasting } => write!(
+                f,
+                "kill agent node{node} (database left running) for {}",
+                Ms(lasting)
+            ),
+            Fault::LoseReplies { node, lasting } => {
+                write!(f, "lose DCS replies to node{node} for {}", Ms(lasting))
             }
             Fault::Lag { node, bytes } => write!(f, "node{node} replication lags {bytes} bytes"),
             Fault::Switchover { candidate: Some(c) } => write!(f, "switchover to node{c}"),
@@ -203,22 +220,11 @@ impl FaultSchedule {
         self
     }
 
-    /// When the last fault's effect ends (its time plus its duration), ms after warm-up.
+    /// When the last fault's effect ends (its time plus how long it lasts), ms after warm-up.
     pub fn quiet_after(&self) -> u64 {
         self.faults
             .iter()
-            .map(|s| {
-                s.at_ms
-                    + match s.fault {
-                        Fault::CutDcs { for_ms, .. }
-                        | Fault::CutPeers { for_ms, .. }
-                        | Fault::DcsOutage { for_ms }
-                        | Fault::Stall { for_ms, .. }
-                        | Fault::KillAgent { for_ms, .. }
-                        | Fault::LoseReplies { for_ms, .. } => for_ms,
-                        _ => 0,
-                    }
-            })
+            .map(|s| instant::after(s.at_ms, s.fault.lasting().unwrap_or(Duration::ZERO)))
             .max()
             .unwrap_or(0)
     }
@@ -232,5 +238,77 @@ impl fmt::Display for FaultSchedule {
             writeln!(f, "  +{:>7} ms  {}", s.at_ms, s.fault)?;
         }
         Ok(())
+    }
+}
+
+/// A length of time as the failure report shows it: whole milliseconds, the unit of the
+/// schedule's times, so a reported fault reads the way it is written back into a test.
+struct Ms<'a>(&'a Duration);
+
+impl fmt::Display for Ms<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ms", instant::millis(*self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The failure report's schedule is what a regression test is written from: lengths stay in
+    /// whole milliseconds, like the times, and the run heals once the longest fault is over.
+    #[test]
+    fn the_reported_schedule_reads_in_milliseconds() {
+        let ms = Duration::from_millis;
+        let schedule = FaultSchedule::none()
+            .at(
+                93_219,
+                Fault::KillAgent {
+                    node: 1,
+                    lasting: ms(21_813),
+                },
+            )
+            .at(
+                0,
+                Fault::CutDcs {
+                    node: 0,
+                    lasting: ms(54_984),
+                },
+            )
+            .at(
+                10,
+                Fault::CutPeers {
+                    a: 1,
+                    b: 2,
+                    lasting: Duration::from_secs(40),
+                },
+            )
+            .at(20, Fault::DcsOutage { lasting: ms(1_500) })
+            .at(
+                30,
+                Fault::Stall {
+                    node: 2,
+                    lasting: ms(45_190),
+                },
+            )
+            .at(
+                40,
+                Fault::LoseReplies {
+                    node: 0,
+                    lasting: ms(999),
+                },
+            )
+            .at(50, Fault::Pause);
+        assert_eq!(
+            schedule.to_string(),
+            "  +      0 ms  cut node0 <-> DCS for 54984 ms\n\
+             \x20 +     10 ms  cut node1 <-> node2 for 40000 ms\n\
+             \x20 +     20 ms  DCS outage for 1500 ms\n\
+             \x20 +     30 ms  stall agent node2 for 45190 ms\n\
+             \x20 +     40 ms  lose DCS replies to node0 for 999 ms\n\
+             \x20 +     50 ms  pause\n\
+             \x20 +  93219 ms  kill agent node1 (database left running) for 21813 ms\n"
+        );
+        assert_eq!(schedule.quiet_after(), 93_219 + 21_813);
     }
 }

@@ -182,8 +182,8 @@ pub fn check(cfg: &SimConfig, schedule: &FaultSchedule) -> Result<RunReport, Sim
 pub struct CampaignStats {
     /// Fault schedules run.
     pub cases: u32,
-    /// Virtual milliseconds simulated in total.
-    pub simulated_ms: u64,
+    /// Virtual time simulated, all cases together.
+    pub simulated: Duration,
     /// Promotions seen in total.
     pub promotions: usize,
 }
@@ -242,7 +242,7 @@ fn run_campaign(
     let strategy = (
         proptest::prelude::any::<u64>(),
         nodes,
-        strategy::schedule(n, max_faults, 120_000, mix),
+        strategy::schedule(n, max_faults, Duration::from_secs(120), mix),
     );
     let stats = std::cell::Cell::new(CampaignStats::default());
     let result = runner.run(&strategy, |(seed, nodes, schedule)| {
@@ -255,7 +255,7 @@ fn run_campaign(
         let report = simulate(&cfg, &schedule);
         let mut s = stats.get();
         s.cases += 1;
-        s.simulated_ms += report.simulated_ms;
+        s.simulated += report.simulated;
         s.promotions += report.promotions;
         stats.set(s);
         match report.violation {

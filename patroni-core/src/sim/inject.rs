@@ -1,5 +1,6 @@
 //! Applying faults and operator requests to the world, and healing it when the schedule ends.
 
+use crate::instant;
 use crate::keyspace;
 use crate::sim::db::Process;
 use crate::sim::fault::Fault;
@@ -36,24 +37,25 @@ impl World {
                 self.agents[node].task = None;
                 self.agents[node].pending = None;
             }
-            Fault::CutDcs { node, for_ms } => {
-                self.dcs_cut_until[node] = self.dcs_cut_until[node].max(now + for_ms);
+            Fault::CutDcs { node, lasting } => {
+                self.dcs_cut_until[node] =
+                    self.dcs_cut_until[node].max(instant::after(now, lasting));
             }
-            Fault::CutPeers { a, b, for_ms } => {
-                let until = self.peer_cut_until[a][b].max(now + for_ms);
+            Fault::CutPeers { a, b, lasting } => {
+                let until = self.peer_cut_until[a][b].max(instant::after(now, lasting));
                 self.peer_cut_until[a][b] = until;
                 self.peer_cut_until[b][a] = until;
             }
-            Fault::DcsOutage { for_ms } => {
-                self.dcs_down_until = self.dcs_down_until.max(now + for_ms);
+            Fault::DcsOutage { lasting } => {
+                self.dcs_down_until = self.dcs_down_until.max(instant::after(now, lasting));
             }
-            Fault::Stall { node, for_ms } => {
+            Fault::Stall { node, lasting } => {
                 let a = &mut self.agents[node];
-                a.stalled_until = a.stalled_until.max(now + for_ms);
+                a.stalled_until = a.stalled_until.max(instant::after(now, lasting));
             }
-            Fault::KillAgent { node, for_ms } => {
+            Fault::KillAgent { node, lasting } => {
                 let a = &mut self.agents[node];
-                a.stalled_until = a.stalled_until.max(now + for_ms);
+                a.stalled_until = a.stalled_until.max(instant::after(now, lasting));
                 // Started again afterwards with nothing remembered; what it was running died.
                 a.reset = true;
                 a.task = None;
@@ -64,8 +66,9 @@ impl World {
                     db.process = Process::Crashed;
                 }
             }
-            Fault::LoseReplies { node, for_ms } => {
-                self.reply_lost_until[node] = self.reply_lost_until[node].max(now + for_ms);
+            Fault::LoseReplies { node, lasting } => {
+                self.reply_lost_until[node] =
+                    self.reply_lost_until[node].max(instant::after(now, lasting));
             }
             Fault::Lag { node, bytes } => self.dbs[node].lag_bytes = bytes,
             Fault::Switchover { .. }

@@ -1,10 +1,12 @@
 //! Proptest strategies for fault schedules: they shrink towards fewer, shorter, earlier faults.
 
+use std::time::Duration;
+
 use proptest::prelude::*;
 
 use crate::sim::config::NodeSpec;
 use crate::sim::fault::{Fault, FaultSchedule, Scheduled};
-use crate::Tags;
+use crate::{instant, Tags};
 
 /// Which kinds of faults a schedule may contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +43,8 @@ impl FaultMix {
 
 /// One fault aimed at one of `n` nodes, drawn from `mix`.
 pub fn fault(n: usize, mix: FaultMix) -> BoxedStrategy<Fault> {
-    let d = || 1_000u64..60_000;
+    // Whole milliseconds, shrinking towards one second.
+    let d = || (1_000u64..60_000).prop_map(Duration::from_millis);
     let mut options: Vec<(u32, BoxedStrategy<Fault>)> = Vec::new();
     if mix.crashes {
         options.push((
@@ -66,27 +69,27 @@ pub fn fault(n: usize, mix: FaultMix) -> BoxedStrategy<Fault> {
         options.push((
             3,
             (0..n, d())
-                .prop_map(|(node, for_ms)| Fault::CutDcs { node, for_ms })
+                .prop_map(|(node, lasting)| Fault::CutDcs { node, lasting })
                 .boxed(),
         ));
         options.push((
             2,
             (0..n, 1..n, d())
-                .prop_map(move |(a, off, for_ms)| Fault::CutPeers {
+                .prop_map(move |(a, off, lasting)| Fault::CutPeers {
                     a,
                     b: (a + off) % n,
-                    for_ms,
+                    lasting,
                 })
                 .boxed(),
         ));
         options.push((
             1,
-            d().prop_map(|for_ms| Fault::DcsOutage { for_ms }).boxed(),
+            d().prop_map(|lasting| Fault::DcsOutage { lasting }).boxed(),
         ));
         options.push((
             1,
             (0..n, d())
-                .prop_map(|(node, for_ms)| Fault::LoseReplies { node, for_ms })
+                .prop_map(|(node, lasting)| Fault::LoseReplies { node, lasting })
                 .boxed(),
         ));
     }
@@ -94,13 +97,13 @@ pub fn fault(n: usize, mix: FaultMix) -> BoxedStrategy<Fault> {
         options.push((
             2,
             (0..n, d())
-                .prop_map(|(node, for_ms)| Fault::Stall { node, for_ms })
+                .prop_map(|(node, lasting)| Fault::Stall { node, lasting })
                 .boxed(),
         ));
         options.push((
             1,
             (0..n, d())
-                .prop_map(|(node, for_ms)| Fault::KillAgent { node, for_ms })
+                .prop_map(|(node, lasting)| Fault::KillAgent { node, lasting })
                 .boxed(),
         ));
     }
@@ -152,13 +155,14 @@ pub fn fault(n: usize, mix: FaultMix) -> BoxedStrategy<Fault> {
     prop::strategy::Union::new_weighted(options).boxed()
 }
 
-/// Up to `max_faults` faults of `mix` within the first `within_ms` after warm-up.
+/// Up to `max_faults` faults of `mix` within the first `within` after warm-up.
 pub fn schedule(
     n: usize,
     max_faults: usize,
-    within_ms: u64,
+    within: Duration,
     mix: FaultMix,
 ) -> BoxedStrategy<FaultSchedule> {
+    let within_ms = instant::millis(within);
     prop::collection::vec((0..within_ms, fault(n, mix)), 0..=max_faults)
         .prop_map(|v| FaultSchedule {
             faults: v

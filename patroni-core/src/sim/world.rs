@@ -5,6 +5,8 @@
 //! fault, a client write, a lease running out, a watchdog deadline); nothing runs between
 //! events, so checking the invariants after each event checks every instant.
 
+use std::time::Duration;
+
 use crate::instant;
 use crate::keyspace;
 use crate::sim::config::SimConfig;
@@ -76,8 +78,8 @@ pub struct RunReport {
     pub violation: Option<Violation>,
     /// The timeline (empty when tracing was off).
     pub trace: Trace,
-    /// Virtual milliseconds simulated.
-    pub simulated_ms: u64,
+    /// Virtual time simulated, from the start of the run to its end.
+    pub simulated: Duration,
     /// Events processed.
     pub events: u64,
     /// Acknowledged client writes.
@@ -164,17 +166,18 @@ impl World {
                 }
             })
             .collect();
+        let warmup = instant::millis(cfg.warmup);
         let mut faults: Vec<Scheduled> = schedule
             .faults
             .iter()
             .filter(|s| fault_targets_exist(&s.fault, n))
             .map(|s| Scheduled {
-                at_ms: s.at_ms + cfg.warmup_ms,
+                at_ms: s.at_ms + warmup,
                 fault: s.fault.clone(),
             })
             .collect();
         faults.sort_by_key(|s| s.at_ms);
-        let heal_time = cfg.warmup_ms + schedule.quiet_after();
+        let heal_time = warmup + schedule.quiet_after();
         let remote = cfg
             .dynamic
             .is_standby_cluster()
@@ -183,9 +186,9 @@ impl World {
         let promote_standby_at = remote
             .as_ref()
             .filter(|_| rng.below(3) != 0)
-            .map(|_| cfg.warmup_ms + rng.below(schedule.quiet_after().max(1)));
+            .map(|_| warmup + rng.below(schedule.quiet_after().max(1)));
         World {
-            store: MemoryStore::new(instant::millis(cfg.dynamic.ttl_duration())),
+            store: MemoryStore::new(cfg.dynamic.ttl_duration()),
             names: cfg.nodes.iter().map(|s| s.name.clone()).collect(),
             agents,
             dbs: vec![SimDb::default(); n],
@@ -200,7 +203,7 @@ impl World {
             oracle: Oracle::default(),
             trace: Trace::new(cfg.trace),
             invariants,
-            next_write: cfg.warmup_ms / 2,
+            next_write: warmup / 2,
             promotions: Vec::new(),
             paused_actions: Vec::new(),
             promotion_count: 0,
@@ -223,13 +226,13 @@ impl World {
         }
     }
 
-    /// Runs until `until_ms` of virtual time or the first violation.
-    pub fn run_until(&mut self, until_ms: u64) -> Option<Violation> {
+    /// Runs until the instant `deadline` (virtual ms since the start) or the first violation.
+    pub fn run_until(&mut self, deadline: u64) -> Option<Violation> {
         let mut same_instant = 0u32;
         while self.violation.is_none() {
             let next = self.next_event_time();
-            if next > until_ms {
-                self.now = until_ms;
+            if next > deadline {
+                self.now = deadline;
                 break;
             }
             same_instant = if next <= self.now {
@@ -262,7 +265,7 @@ impl World {
             seed: self.cfg.seed,
             violation: self.violation,
             trace: self.trace,
-            simulated_ms: self.now,
+            simulated: instant::between(0, self.now),
             events: self.events,
             acked_writes: self.oracle.acked.len(),
             promotions: self.promotion_count,
@@ -279,6 +282,11 @@ impl World {
         self.store
             .get(keyspace::LEADER, self.now)
             .map(|kv| String::from_utf8_lossy(&kv.value).into_owned())
+    }
+
+    /// The `/sync` key right now, as an agent would read it.
+    pub fn sync_state(&mut self) -> Option<crate::SyncState> {
+        self.store.load(self.now).sync.map(|s| s.value)
     }
 
     /// The databases, by node index.

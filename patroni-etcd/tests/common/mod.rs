@@ -73,8 +73,8 @@ impl DcsHarness for EtcdHarness {
         tokio::time::sleep(TTL + Duration::from_millis(2_500)).await;
     }
 
-    async fn pause(&self, ms: u64) {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
+    async fn pause(&self, length: Duration) {
+        tokio::time::sleep(length).await;
     }
 
     async fn write_raw(&self, key: &str, value: &[u8]) {
