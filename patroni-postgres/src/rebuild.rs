@@ -1,5 +1,5 @@
-//! Rebuilding data directories: `pg_basebackup` for a copy, `pg_rewind` to bring a diverged one
-//! back onto the leader's history.
+//! Rebuilding data directories: a copy by `create_replica_methods` (`pg_basebackup` unless
+//! configured otherwise), `pg_rewind` to bring a diverged one back onto the leader's history.
 //!
 //! A full rebuild copies into a sibling directory and swaps it in only once the copy is complete,
 //! so a failed rebuild leaves the old data directory as it was, never an empty one.
@@ -11,7 +11,8 @@ use patroni_core::{DbError, Member, RebuildMode, StopMode};
 
 use crate::conf::{self, sibling, ConfRole};
 use crate::conninfo::member_endpoint;
-use crate::datadir::{empty_dir, ensure_dir, is_empty_dir, live_postmaster, remove_tree};
+use crate::datadir::{ensure_dir, is_empty_dir, live_postmaster, remove_tree};
+use crate::replica::empty_target;
 use crate::Postgres;
 
 /// Copies take longer than `pg_ctl` calls: this many `pg_ctl_timeout`s.
@@ -43,12 +44,7 @@ impl Postgres {
     /// Removes what a failed initdb or clone left, keeping the (empty) directory itself; what
     /// cannot be removed is logged and left (the next attempt then refuses a non-empty directory).
     pub(crate) async fn empty_data_dir(&self) {
-        let dir = &self.config().data_dir;
-        if let Err(e) = empty_dir(dir).await {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!("cannot empty {}: {e}", dir.display());
-            }
-        }
+        empty_target(&self.config().data_dir).await;
     }
 
     /// `pg_basebackup` from `source` into `target` (which must not exist or be empty), with the
@@ -125,7 +121,12 @@ impl Postgres {
         self.pg_start().await
     }
 
-    /// A fresh copy in a sibling directory, swapped in only when complete.
+    /// A fresh copy in a sibling directory, swapped in only when complete. The copy is made by
+    /// `create_replica_methods` in order, as a clone is (Patroni's reinitialize clones too), each
+    /// method writing into the staging directory (its `--datadir=`); the server keeps running on
+    /// the old data meanwhile. The staging directory starts empty, so `keep_data` keeps only what
+    /// an earlier method left there: the old data directory is never handed to a method, which
+    /// costs a delta restore its speed-up but means a failed method cannot damage it.
     async fn replace_with_copy(&self, source: &Member) -> Result<(), DbError> {
         let cfg = self.config();
         let conninfo = self.upstream_conninfo(source)?;
@@ -142,10 +143,7 @@ impl Postgres {
             }
         }
         ensure_dir(&staging, cfg.run_as)?;
-        if let Err(e) = self
-            .basebackup(source, &staging, self.basebackup_options())
-            .await
-        {
+        if let Err(e) = self.run_replica_methods(Some(source), &staging).await {
             let _ = remove_tree(&staging).await;
             return Err(e);
         }

@@ -1,13 +1,15 @@
 //! Creating a replica's data directory with `create_replica_methods`: each method in order
-//! (`pg_basebackup` or a user command) until one succeeds, then a start as standby.
+//! (`pg_basebackup` or a user command) until one succeeds, then a start as standby. A clone fills
+//! the data directory itself; a full rebuild fills a staging directory with the same methods.
 
+use std::path::Path;
 use std::time::Duration;
 
 use patroni_core::{DbError, Member};
 
 use crate::conf::{self, ConfRole};
 use crate::conninfo::{conninfo, member_endpoint};
-use crate::datadir::{ensure_dir, is_empty_dir};
+use crate::datadir::{empty_dir, ensure_dir, is_empty_dir};
 use crate::methods::{CommandMethod, ReplicaMethod};
 use crate::Postgres;
 
@@ -17,18 +19,6 @@ const BASEBACKUP_ATTEMPTS: u32 = 2;
 const BASEBACKUP_PAUSE: Duration = Duration::from_secs(5);
 
 impl Postgres {
-    /// The `postgresql.basebackup` options of the configured methods.
-    pub(crate) fn basebackup_options(&self) -> &[String] {
-        self.replica_methods()
-            .methods
-            .iter()
-            .find_map(|m| match m {
-                ReplicaMethod::Basebackup { options } => Some(options.as_slice()),
-                ReplicaMethod::Command(_) => None,
-            })
-            .unwrap_or(&[])
-    }
-
     pub(crate) async fn clone_impl(&self, source: &Member) -> Result<(), DbError> {
         self.create_replica(Some(source)).await
     }
@@ -39,11 +29,34 @@ impl Postgres {
         self.require_empty("clone")?;
         let cfg = self.config();
         let upstream = source.map(|s| self.upstream_conninfo(s)).transpose()?;
+        ensure_dir(&cfg.data_dir, cfg.run_as)?;
+        if let Err(e) = self.run_replica_methods(source, &cfg.data_dir).await {
+            self.empty_data_dir().await;
+            return Err(e);
+        }
+        self.prepare(&ConfRole::Standby {
+            primary_conninfo: upstream,
+        })?;
+        self.pg_start().await
+    }
+
+    /// Fills `target` (an existing directory: the data directory for a clone, the staging
+    /// directory for a rebuild) by the configured methods, each in order until one succeeds, as
+    /// Patroni's `create_replica` does; with no `source` only the `no_leader` ones. A method that
+    /// exits 0 but leaves no `PG_VERSION` in `target` (it wrote elsewhere) counts as failed.
+    /// A `no_params` method is not told where to write, so it may write into the live data
+    /// directory: a rebuild (whose `target` is not the data directory) skips it.
+    /// On failure `target` may hold what the last method left.
+    pub(crate) async fn run_replica_methods(
+        &self,
+        source: Option<&Member>,
+        target: &Path,
+    ) -> Result<(), DbError> {
+        let cfg = self.config();
         let connstring = match source {
             Some(s) => self.method_connstring(s)?,
             None => String::new(),
         };
-        ensure_dir(&cfg.data_dir, cfg.run_as)?;
         // Every method reads the passwords from PGPASSFILE, a restore from backup too.
         conf::write_pgpass(cfg)?;
         // A standby cluster's remote primary names the methods to copy it with.
@@ -63,20 +76,40 @@ impl Postgres {
         let mut failure = DbError::Unsupported(
             "no replica method works without a running leader (none has no_leader set)".into(),
         );
-        let mut created = false;
         for method in methods {
+            if let ReplicaMethod::Command(c) = method {
+                if c.no_params && target != cfg.data_dir {
+                    tracing::warn!(
+                        method = method.name(),
+                        "skipped for a rebuild: with no_params it cannot be pointed at {}",
+                        target.display()
+                    );
+                    continue;
+                }
+            }
             let result = match (method, source) {
                 (ReplicaMethod::Basebackup { options }, Some(source)) => {
-                    self.basebackup_attempts(source, options).await
+                    self.basebackup_attempts(source, target, options).await
                 }
                 (ReplicaMethod::Basebackup { .. }, None) => continue,
-                (ReplicaMethod::Command(c), _) => self.replica_command(c, &connstring).await,
+                (ReplicaMethod::Command(c), _) => {
+                    self.replica_command(c, target, &connstring).await
+                }
             };
+            let result = result.and_then(|()| {
+                if target.join("PG_VERSION").is_file() {
+                    Ok(())
+                } else {
+                    Err(DbError::NotEffective {
+                        action: format!("replica method {}", method.name()),
+                        observed: format!("missing from {}", target.display()),
+                    })
+                }
+            });
             match result {
                 Ok(()) => {
                     tracing::info!(method = method.name(), "replica has been created");
-                    created = true;
-                    break;
+                    return Ok(());
                 }
                 Err(e) => {
                     tracing::error!(method = method.name(), error = %e, "error creating replica");
@@ -84,29 +117,22 @@ impl Postgres {
                 }
             }
         }
-        if !created {
-            self.empty_data_dir().await;
-            return Err(failure);
-        }
-        self.prepare(&ConfRole::Standby {
-            primary_conninfo: upstream,
-        })?;
-        self.pg_start().await
+        Err(failure)
     }
 
-    /// `pg_basebackup` into the emptied data directory, tried twice as Patroni does.
+    /// `pg_basebackup` into the emptied `target`, tried twice as Patroni does.
     async fn basebackup_attempts(
         &self,
         source: &Member,
+        target: &Path,
         options: &[String],
     ) -> Result<(), DbError> {
-        let data_dir = self.config().data_dir.clone();
         let mut attempt = 1;
         loop {
-            if !is_empty_dir(&data_dir) {
-                self.empty_data_dir().await;
+            if !is_empty_dir(target) {
+                empty_target(target).await;
             }
-            match self.basebackup(source, &data_dir, options).await {
+            match self.basebackup(source, target, options).await {
                 Ok(()) => return Ok(()),
                 Err(e) if attempt >= BASEBACKUP_ATTEMPTS => return Err(e),
                 Err(e) => {
@@ -118,27 +144,24 @@ impl Postgres {
         }
     }
 
-    /// A user's replica command, with the data directory emptied first unless `keep_data`.
+    /// A user's replica command writing into `target` (its `--datadir=`), with `target` emptied
+    /// first unless `keep_data`.
     async fn replica_command(
         &self,
         method: &CommandMethod,
+        target: &Path,
         connstring: &str,
     ) -> Result<(), DbError> {
-        let cfg = self.config();
-        if !is_empty_dir(&cfg.data_dir) && !method.keep_data {
-            self.empty_data_dir().await;
+        if !is_empty_dir(target) && !method.keep_data {
+            empty_target(target).await;
         }
-        let argv = method.argv(
-            self.scope(),
-            &cfg.data_dir.display().to_string(),
-            connstring,
-        );
+        let argv = method.argv(self.scope(), &target.display().to_string(), connstring);
         let spec = self
             .user_spec(&argv, self.copy_timeout())
-            .with_progress(&cfg.data_dir, self.stall_timeout());
+            .with_progress(target, self.stall_timeout());
         let _measuring = self.copy_meter.measure(
             &format!("replica method {}", method.name),
-            cfg.data_dir.clone(),
+            target.to_path_buf(),
         );
         self.run_spec_checked(spec).await.map(|_| ())
     }
@@ -154,5 +177,15 @@ impl Postgres {
             ("host", &ep.host),
             ("port", &ep.port.to_string()),
         ]))
+    }
+}
+
+/// Removes what is in `dir`, keeping `dir` itself; what cannot be removed is logged and left (a
+/// method after it then finds a non-empty directory and fails).
+pub(crate) async fn empty_target(dir: &Path) {
+    if let Err(e) = empty_dir(dir).await {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!("cannot empty {}: {e}", dir.display());
+        }
     }
 }
