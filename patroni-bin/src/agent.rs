@@ -80,8 +80,35 @@ impl Fencing {
     }
 }
 
-/// Re-reads the node's settings on SIGHUP or `POST /reload`.
-pub type Reloader = Box<dyn Fn() -> Result<Node, String> + Send + Sync>;
+/// Re-reads the node's settings on SIGHUP or `POST /reload`; an error keeps the running ones.
+pub type Reloader = Box<dyn Fn() -> Result<Reloaded, String> + Send + Sync>;
+
+/// What a [`Reloader`] read, put in force from the next cycle.
+pub struct Reloaded {
+    /// This member's identity (tags, bootstrap timings, ...).
+    pub node: Node,
+    /// What becomes of the user's scripts.
+    pub callbacks: ReloadedScripts,
+}
+
+/// The user's scripts after a reload. A script already running finishes as it began.
+pub enum ReloadedScripts {
+    /// Those in force stay, for a reloader that reads the node alone.
+    Keep,
+    /// These ([`build_callbacks`](crate::build_callbacks)) replace those in force; `None` runs
+    /// none from now on.
+    Replace(Option<Box<crate::callbacks::Callbacks>>),
+}
+
+/// A reload that reads the node alone: the scripts in force stay.
+impl From<Node> for Reloaded {
+    fn from(node: Node) -> Reloaded {
+        Reloaded {
+            node,
+            callbacks: ReloadedScripts::Keep,
+        }
+    }
+}
 
 /// Applies the dynamic configuration in force (`/config`, or `bootstrap.dcs` before there is
 /// one) to what the [`Database`] port does not carry, and to this node's identity: the daemon
@@ -143,7 +170,7 @@ impl Agent {
                 .bootstrap_config
                 .retry_timeout_duration()
                 .max(Duration::from_secs(1)),
-            callbacks: None,
+            callbacks: Default::default(),
         };
         Agent {
             ha: Ha::new(node),
@@ -181,13 +208,14 @@ impl Agent {
         self
     }
 
-    /// Runs the user's scripts (`postgresql.callbacks`, `pre_promote`, `before_stop`) around database actions.
-    pub fn with_callbacks(mut self, callbacks: Arc<crate::callbacks::Callbacks>) -> Self {
-        self.exec.callbacks = Some(callbacks);
+    /// Runs the user's scripts (`postgresql.callbacks`, `pre_promote`, `before_stop`) around
+    /// database actions, until a reload replaces them (see [`Reloaded`]).
+    pub fn with_callbacks(self, callbacks: crate::callbacks::Callbacks) -> Self {
+        self.exec.callbacks.replace(Some(callbacks));
         self
     }
 
-    /// Sets how to re-read the node's settings on reload.
+    /// Sets how to re-read the node's settings and user scripts on reload.
     pub fn with_reloader(mut self, r: Reloader) -> Self {
         self.reloader = Some(r);
         self
@@ -617,7 +645,7 @@ impl Agent {
                 snap.scheduled_restart = None;
             }
         });
-        (verdict == Verdict::Run).then_some(LocalRequest::Restart)
+        (verdict == Verdict::Run).then(|| s.conditions.request())
     }
 
     /// What this agent adds to its member key: the scheduled restart, as Patroni's `touch_member`.
@@ -828,12 +856,15 @@ impl Agent {
             return;
         };
         match r() {
-            Ok(node) => {
+            Ok(Reloaded { node, callbacks }) => {
                 tracing::info!("configuration reloaded");
                 *self.shared.node.write().unwrap_or_else(|p| p.into_inner()) = node.clone();
                 self.ha.set_node(node);
                 // The reloaded identity has not seen the dynamic configuration yet.
                 self.hooked = None;
+                if let ReloadedScripts::Replace(callbacks) = callbacks {
+                    self.exec.callbacks.replace(callbacks.map(|c| *c));
+                }
             }
             Err(e) => tracing::error!("reload failed, keeping the running configuration: {e}"),
         }
@@ -875,9 +906,8 @@ impl Agent {
                 Err(_) => tracing::error!("releasing the leader lock timed out"),
             }
         }
-        if let Some(cb) = &self.exec.callbacks {
-            cb.finish(Duration::from_secs(10)).await;
-        }
+        // Scripts a reload replaced included.
+        self.exec.callbacks.finish(Duration::from_secs(10)).await;
         let mut fencing = self.fencing;
         fencing.device.disable();
         if let Some(client) = fencing.client.as_mut() {
@@ -946,6 +976,83 @@ mod tests {
         assert_eq!(
             agent.shared.node().rewind_tool.as_deref(),
             Some("pg_rewind")
+        );
+    }
+
+    /// A reload puts the re-read scripts in force: a changed `on_role_change` runs the new
+    /// command, a removed one runs nothing, and a script the old set started is still waited for
+    /// at exit.
+    #[tokio::test]
+    async fn a_reload_replaces_the_callbacks() {
+        use crate::callbacks::Callbacks;
+        use crate::config::PostgresqlSection;
+        use patroni_postgres::command::SystemRunner;
+
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        // `sh -c` takes the callback's `<action> <role> <scope>` as `$0 $1 $2`.
+        let writes = |word: &str, delay: &str| {
+            Some(format!(
+                "sh -c 'sleep {delay}; echo \"{word} $0 $1\" >> {}'",
+                out.display()
+            ))
+        };
+        let mut first = PostgresqlSection::default();
+        first.callbacks.on_role_change = writes("old", "0.3");
+        let file = Arc::new(std::sync::Mutex::new(first.clone()));
+        let build = |s: &PostgresqlSection| {
+            let runner = Arc::new(SystemRunner);
+            Callbacks::new(s, "demo", None, Duration::from_secs(30), runner)
+        };
+        let read = Arc::clone(&file);
+        let store = SharedStore::new(MemoryStore::new(Duration::from_secs(30)));
+        let dcs: Arc<dyn Dcs> = Arc::new(MemoryDcs::new(store, "n1", Arc::new(|| 0)));
+        let shared = Shared::new("demo", Node::new("n1"), Arc::clone(&dcs), None);
+        let mut agent = Agent::new(shared, Arc::new(Obliging))
+            .with_callbacks(build(&first).unwrap())
+            .with_reloader(Box::new(move || {
+                Ok(Reloaded {
+                    node: Node::new("n1"),
+                    callbacks: ReloadedScripts::Replace(build(&read.lock().unwrap()).map(Box::new)),
+                })
+            }));
+        let promote = Action::Promote {
+            timeline: 2,
+            planned: false,
+        };
+        let exit = Duration::from_secs(10);
+        let lines = || std::fs::read_to_string(&out).unwrap_or_default();
+
+        // The old script is still running when the file changes and the agent reloads.
+        assert_eq!(agent.exec.run(&promote).await, OutcomeResult::Done);
+        let mut changed = first.clone();
+        changed.callbacks.on_role_change = writes("new", "0");
+        changed.callbacks.on_start = writes("start", "0");
+        *file.lock().unwrap() = changed.clone();
+        agent.reload();
+        agent.exec.callbacks.finish(exit).await;
+        assert_eq!(lines(), "old on_role_change primary\n");
+
+        assert_eq!(agent.exec.run(&promote).await, OutcomeResult::Done);
+        agent.exec.callbacks.finish(exit).await;
+        assert_eq!(
+            lines(),
+            "old on_role_change primary\nnew on_role_change primary\n"
+        );
+
+        // `on_role_change` removed while another script stays, then every script removed.
+        changed.callbacks.on_role_change = None;
+        *file.lock().unwrap() = changed;
+        agent.reload();
+        assert_eq!(agent.exec.run(&promote).await, OutcomeResult::Done);
+        *file.lock().unwrap() = PostgresqlSection::default();
+        agent.reload();
+        assert!(agent.exec.callbacks.get().is_none());
+        assert_eq!(agent.exec.run(&promote).await, OutcomeResult::Done);
+        agent.exec.callbacks.finish(exit).await;
+        assert_eq!(
+            lines(),
+            "old on_role_change primary\nnew on_role_change primary\n"
         );
     }
 }

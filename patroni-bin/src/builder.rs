@@ -62,7 +62,7 @@ pub struct AgentBuilder {
     pid_file: Option<PathBuf>,
     reloader: Option<Reloader>,
     config_hook: Option<crate::agent::ConfigHook>,
-    callbacks: Option<Arc<crate::callbacks::Callbacks>>,
+    callbacks: Option<crate::callbacks::Callbacks>,
     security: Option<crate::config::RestApiConfig>,
     peer_client: Option<reqwest::Client>,
 }
@@ -134,9 +134,10 @@ impl AgentBuilder {
         self
     }
 
-    /// The user's scripts run around database actions (`postgresql.callbacks` and friends).
+    /// The user's scripts run around database actions (`postgresql.callbacks` and friends),
+    /// until a reload replaces them (see [`Reloaded`](crate::Reloaded)).
     pub fn callbacks(mut self, callbacks: Option<crate::callbacks::Callbacks>) -> Self {
-        self.callbacks = callbacks.map(Arc::new);
+        self.callbacks = callbacks;
         self
     }
 
@@ -152,7 +153,8 @@ impl AgentBuilder {
         self
     }
 
-    /// How to re-read the node's settings on `POST /reload` (or SIGHUP in the daemon).
+    /// How to re-read the node's settings and user scripts on `POST /reload` (or SIGHUP in the
+    /// daemon).
     pub fn reloader(mut self, reloader: Reloader) -> Self {
         self.reloader = Some(reloader);
         self
@@ -338,7 +340,8 @@ impl AgentHandle {
 
     /// `POST /restart` on this node: the database restarts in its current role.
     pub fn restart(&self) {
-        self.shared.push_request(LocalRequest::Restart);
+        self.shared
+            .push_request(LocalRequest::Restart { timeout: None });
     }
 
     /// `POST /reinitialize` on this node: the replica's data directory is copied again.

@@ -16,6 +16,10 @@
 //!
 //! Every script runs as `postgresql.run_as` (when set) and is killed at `pg_ctl_timeout`.
 //!
+//! A reload replaces the scripts whole ([`LiveCallbacks`]), as Patroni re-reads
+//! `postgresql.callbacks` on reload: the next event runs the new script, while one already
+//! running finishes with the old (or is killed by the next, as ever) and is waited for at exit.
+//!
 //! Which event fires when follows Patroni: `on_start` after a start (a fresh bootstrap or copy
 //! included), `on_stop` after stopping a running database, `on_restart` after a restart,
 //! `on_reload` after a reload (and after pointing a running standby at a new leader, which is a
@@ -23,7 +27,7 @@
 //! former primary that is started again as a standby reports `on_role_change replica`, not
 //! `on_start`.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use patroni_core::{Action, Database, DbError, DbRole, LocalDb, ProcessState, StartRole, StopMode};
@@ -162,6 +166,7 @@ struct Running {
     handle: JoinHandle<()>,
 }
 
+/// What outlives a reload: the callbacks running now and the role history Patroni's rules need.
 #[derive(Default)]
 struct State {
     main: Option<Running>,
@@ -181,7 +186,8 @@ pub struct Callbacks {
     run_as: Option<(u32, u32)>,
     timeout: Duration,
     runner: Arc<dyn CommandRunner>,
-    state: Mutex<State>,
+    /// Shared with the sets this one replaced or is replaced by ([`LiveCallbacks`]).
+    state: Arc<Mutex<State>>,
 }
 
 impl Callbacks {
@@ -219,7 +225,7 @@ impl Callbacks {
             run_as,
             timeout,
             runner,
-            state: Mutex::new(State::default()),
+            state: Arc::default(),
         })
     }
 
@@ -505,17 +511,58 @@ impl Callbacks {
 
     /// Waits up to `bound` for the running callbacks to end (the agent is exiting and would kill them).
     pub async fn finish(&self, bound: Duration) {
-        let mut state = self.state.lock().await;
-        let handles: Vec<Running> = [state.main.take(), state.reload.take()]
-            .into_iter()
-            .flatten()
-            .collect();
-        drop(state);
-        for r in handles {
-            if tokio::time::timeout(bound, r.handle).await.is_err() {
-                tracing::warn!("callback `{}` still runs at exit; killing it", r.command);
-            }
+        finish(&self.state, bound).await;
+    }
+}
+
+/// Waits up to `bound` for the callbacks running in `state` to end.
+async fn finish(state: &Mutex<State>, bound: Duration) {
+    let mut state = state.lock().await;
+    let handles: Vec<Running> = [state.main.take(), state.reload.take()]
+        .into_iter()
+        .flatten()
+        .collect();
+    drop(state);
+    for r in handles {
+        if tokio::time::timeout(bound, r.handle).await.is_err() {
+            tracing::warn!("callback `{}` still runs at exit; killing it", r.command);
         }
+    }
+}
+
+/// The scripts in force (none at first), which a reload replaces whole (or removes).
+///
+/// Every set it holds shares one record of the callbacks running and of the database's last
+/// role: the first event after a reload still replaces a script the old set started, Patroni's
+/// start-or-role-change rule still sees the history, and [`finish`](Self::finish) waits for
+/// every running script whichever set started it.
+#[derive(Default)]
+pub struct LiveCallbacks {
+    current: RwLock<Option<Arc<Callbacks>>>,
+    state: Arc<Mutex<State>>,
+}
+
+impl LiveCallbacks {
+    /// The set in force; an action holds on to it, so it ends with the scripts it began with.
+    pub fn get(&self) -> Option<Arc<Callbacks>> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Puts `callbacks` in force from the next action (none when `None`).
+    pub fn replace(&self, callbacks: Option<Callbacks>) {
+        let next = callbacks.map(|mut c| {
+            c.state = Arc::clone(&self.state);
+            Arc::new(c)
+        });
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = next;
+    }
+
+    /// Waits up to `bound` for the running callbacks to end, the replaced sets' included.
+    pub async fn finish(&self, bound: Duration) {
+        finish(&self.state, bound).await;
     }
 }
 

@@ -25,8 +25,9 @@ pub struct Executor {
     pub shared: Arc<Shared>,
     /// Bound on each DCS call (`retry_timeout`).
     pub dcs_timeout: Duration,
-    /// The user's scripts around database actions, when any is configured.
-    pub callbacks: Option<Arc<crate::callbacks::Callbacks>>,
+    /// The user's scripts around database actions, shared by every clone so a reload reaches
+    /// the background tasks too.
+    pub callbacks: Arc<crate::callbacks::LiveCallbacks>,
 }
 
 fn dcs_result<T>(
@@ -57,7 +58,7 @@ fn db_result(r: Result<(), patroni_core::DbError>) -> OutcomeResult {
 impl Executor {
     /// Runs one action to completion.
     pub async fn run(&self, action: &Action) -> OutcomeResult {
-        if let Some(cb) = &self.callbacks {
+        if let Some(cb) = self.callbacks.get() {
             let before = self.shared.read(|s| s.local.clone());
             if let Some(r) = cb.perform(&*self.db, action, &before).await {
                 return db_result(r);
@@ -255,7 +256,7 @@ pub(crate) mod tests {
             db: Arc::new(Obliging),
             shared,
             dcs_timeout: Duration::from_secs(1),
-            callbacks: None,
+            callbacks: Default::default(),
         }
     }
 

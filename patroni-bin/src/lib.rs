@@ -14,6 +14,7 @@
 //!   [`AgentHandle`] sends requests, reads the [`Snapshot`] and streams [`AgentEvent`]s.
 //!   [`connect_dcs`] and [`build_database`] make the stock adapters from a [`Config`];
 //!   [`start_fencing`] and [`build_callbacks`] give it the daemon's [`Fencing`] and user scripts;
+//!   a [`Reloader`] re-reads the node and its scripts on `POST /reload` (a [`Reloaded`]);
 //! - the parts underneath, for a loop of one's own: [`Agent`], [`Shared`], [`Clock`],
 //!   [`RestServer`] with its [`RestLimits`] and [`VerifyClient`] setting;
 //! - [`init_logging`], the agent's logger, and [`QuietStderr`], its writer that survives a closed
@@ -81,7 +82,7 @@ mod status;
 pub mod testkit;
 mod watchdog;
 
-pub use agent::{Agent, AgentError, ConfigHook, Fencing, Reloader};
+pub use agent::{Agent, AgentError, ConfigHook, Fencing, Reloaded, ReloadedScripts, Reloader};
 pub use builder::{AgentBuilder, AgentHandle, EmbeddedAgent, Refused};
 pub use config::{Config, ConfigError, Credentials, Loaded, RestApiConfig};
 pub use events::AgentEvent;

@@ -261,7 +261,8 @@ pub fn start_fencing(config: &Config) -> Result<Fencing, AgentError> {
 
 /// Runs the agent described by `config` until `shutdown` resolves (SIGTERM/SIGINT in the daemon).
 ///
-/// SIGHUP and `POST /reload` re-read `config.source` (tags, bootstrap timings) when it is set.
+/// SIGHUP and `POST /reload` re-read `config.source` (tags, bootstrap timings, the user scripts)
+/// when it is set.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
     let source = config.source.clone().unwrap_or_default();
     config.require_agent_keys(&source.display().to_string())?;
@@ -284,12 +285,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .config_hook(hook)
         .pid_file(config.postgresql.postgres.data_dir.join("postmaster.pid"));
     if config.source.is_some() {
+        let scope = config.scope.clone();
         builder = builder.reloader(Box::new(move || {
-            let loaded = Config::load(&source).map_err(|e| e.to_string())?;
+            let mut loaded = Config::load(&source).map_err(|e| e.to_string())?;
             for w in &loaded.warnings {
                 tracing::warn!("{w}");
             }
-            Ok(loaded.config.node())
+            let node = loaded.config.node();
+            // The scripts are told the cluster this agent is in, which a reload does not change.
+            loaded.config.scope.clone_from(&scope);
+            let callbacks = build_callbacks(&loaded.config).map_err(|e| e.to_string())?;
+            Ok(crate::agent::Reloaded {
+                node,
+                callbacks: crate::agent::ReloadedScripts::Replace(callbacks.map(Box::new)),
+            })
         }));
     }
     let agent = builder.build().await?;

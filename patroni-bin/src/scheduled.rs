@@ -3,8 +3,10 @@
 //! Patroni keeps in the agent (not the DCS), publishes in the member key and `/patroni`, and
 //! carries out from the HA loop when it is due.
 
+use std::time::Duration;
+
 use axum::http::StatusCode;
-use patroni_core::{DbRole, LocalDb, Timestamp};
+use patroni_core::{DbRole, LocalDb, LocalRequest, Timestamp};
 use serde_json::{json, Map, Value};
 
 use crate::requests::{parse_schedule, refuse, Refusal};
@@ -98,6 +100,22 @@ impl Conditions {
             reason = Some("pending restart flag is not set");
         }
         reason
+    }
+
+    /// `timeout` as a duration: how long the restart's start may take before a lock holder
+    /// gives way and `POST /restart` answers that it is still starting.
+    pub fn start_timeout(&self) -> Option<Duration> {
+        self.timeout
+            .and_then(|t| u64::try_from(t).ok())
+            .map(Duration::from_secs)
+    }
+
+    /// The request the HA loop carries out for a restart with these filters (which hold):
+    /// it judges the restart's start by `timeout`, as Patroni's `restart` does.
+    pub fn request(&self) -> LocalRequest {
+        LocalRequest::Restart {
+            timeout: self.start_timeout(),
+        }
     }
 
     /// The filters as JSON keys, in Patroni's request layout.
@@ -449,6 +467,39 @@ mod tests {
                 restart_pending: Some(json!(true)),
                 timeout: Some(60),
             }
+        );
+    }
+
+    /// A restart's `timeout`, immediate or scheduled, travels with the request the HA loop gets,
+    /// where it replaces `primary_start_timeout` for that restart.
+    #[test]
+    fn the_timeout_reaches_the_restart_request() {
+        let now = ts("2026-11-26T10:00:00Z");
+        let r = parse_request(
+            &body(json!({"schedule": "2026-11-26T11:00:00Z", "timeout": "2min"})),
+            now,
+            false,
+        )
+        .unwrap();
+        let scheduled = ScheduledRestart {
+            at: r.schedule.unwrap().0,
+            schedule: String::new(),
+            conditions: r.conditions,
+            postmaster_start_time: None,
+        };
+        let due = ts("2026-11-26T11:00:00Z");
+        let local = primary("15.4", false);
+        assert_eq!(evaluate(&scheduled, due, 10, false, &local), Verdict::Run);
+        assert_eq!(
+            scheduled.conditions.request(),
+            LocalRequest::Restart {
+                timeout: Some(Duration::from_secs(120))
+            }
+        );
+        let r = parse_request(&body(json!({})), now, false).unwrap();
+        assert_eq!(
+            r.conditions.request(),
+            LocalRequest::Restart { timeout: None }
         );
     }
 

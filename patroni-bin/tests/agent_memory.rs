@@ -75,7 +75,7 @@ async fn agent_bootstraps_notices_a_crash_and_releases_on_shutdown() {
         .insert("site".into(), serde_json::json!("dc2"));
     let agent = Agent::new(Arc::clone(&shared), Arc::new(pg))
         .with_pid_file(data_dir.join("postmaster.pid"))
-        .with_reloader(Box::new(move || Ok(reloaded.clone())));
+        .with_reloader(Box::new(move || Ok(reloaded.clone().into())));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(agent.run(async {
         let _ = rx.await;

@@ -1,5 +1,7 @@
 //! What an agent feeds the state machine each cycle.
 
+use std::time::Duration;
+
 use crate::action::ActionKind;
 use crate::{Cluster, DynamicConfig, LocalDb, Outcome, PeerStatus, Tags, Timestamp};
 
@@ -69,7 +71,12 @@ pub enum DcsView {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LocalRequest {
     /// Restart the database in its current role.
-    Restart,
+    Restart {
+        /// `POST /restart`'s `timeout`: how long this restart's start may take before a
+        /// lock holder gives way, in place of `primary_start_timeout` (Patroni's
+        /// `set_start_timeout`).
+        timeout: Option<Duration>,
+    },
     /// Wipe and re-clone this standby from the leader.
     Reinitialize {
         /// Even if the database runs.

@@ -387,7 +387,7 @@ fn parse_line(case: &mut Case, line: &str) {
             })
         }
         "request" => obs.requests.push(match words[0] {
-            "restart" => LocalRequest::Restart,
+            "restart" => LocalRequest::Restart { timeout: None },
             "reinit" => LocalRequest::Reinitialize {
                 force: words.get(1) == Some(&"force"),
             },

@@ -377,7 +377,9 @@ fn observation() -> BoxedStrategy<Observation> {
             prop::option::weighted(
                 0.1,
                 prop_oneof![
-                    Just(LocalRequest::Restart),
+                    prop::option::of(1u64..600).prop_map(|t| LocalRequest::Restart {
+                        timeout: t.map(std::time::Duration::from_secs)
+                    }),
                     any::<bool>().prop_map(|force| LocalRequest::Reinitialize { force })
                 ],
             )
@@ -560,7 +562,10 @@ proptest! {
         }
         let me = node.name.clone();
         let d = Ha::new(node).step(&obs);
-        let restart_requested = obs.requests.contains(&LocalRequest::Restart);
+        let restart_requested = obs
+            .requests
+            .iter()
+            .any(|r| matches!(r, LocalRequest::Restart { .. }));
         // An operator's switchover or manual failover is still carried out while paused, as
         // Patroni does: the named candidate promotes, the named leader demotes.
         let request = obs.cluster().and_then(|c| c.failover.as_ref()).map(|f| &f.value);

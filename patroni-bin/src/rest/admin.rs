@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use patroni_core::{ActionKind, LocalRequest, OutcomeResult};
+use patroni_core::{ActionKind, LocalRequest, OutcomeResult, ProcessState};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -16,9 +16,9 @@ use super::{authorized_json, require_auth, text};
 use crate::scheduled::{parse_request, ScheduledRestart};
 use crate::state::Shared;
 
-/// `POST /restart`: restart the database now if the filters match (200 done, 503 failed or not
-/// matching), or with `schedule` keep the restart for later (202, 409 when one is already kept),
-/// with Patroni's answers.
+/// `POST /restart`: restart the database now if the filters match (200 done, 503 failed, not
+/// matching, or still starting past `timeout`), or with `schedule` keep the restart for later
+/// (202, 409 when one is already kept), with Patroni's answers.
 pub async fn restart(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -60,33 +60,67 @@ pub async fn restart(
         );
     }
     let requested_at = shared.clock.now();
-    shared.push_request(LocalRequest::Restart);
-    let timeout = Duration::from_secs(req.conditions.timeout.unwrap_or(60).clamp(1, 3600) as u64);
-    let deadline = tokio::time::Instant::now() + timeout;
-    while tokio::time::Instant::now() < deadline {
+    shared.push_request(req.conditions.request());
+    // Patroni's restart waits for the start as long as the request's `timeout` (else
+    // `primary_start_timeout`, or `pg_ctl_timeout`'s 60 s when that is 0), and past it answers
+    // that the database is still starting; the HA loop judges that start by the same timeout.
+    let start_limit = req.conditions.start_timeout().unwrap_or_else(|| {
+        let t = snap.with_dynamic_config(&shared.node(), |c| c.primary_start_timeout_duration());
+        if t.is_zero() {
+            Duration::from_secs(60)
+        } else {
+            t
+        }
+    });
+    let deadline = tokio::time::Instant::now() + start_limit + SHUTDOWN_ALLOWANCE;
+    let mut start_began: Option<tokio::time::Instant> = None;
+    loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let done = shared
-            .snapshot()
+        let now = tokio::time::Instant::now();
+        let s = shared.snapshot();
+        let restarting = s
+            .task
+            .is_some_and(|t| t.kind == ActionKind::Restart && t.since >= requested_at);
+        if restarting && s.local.process != ProcessState::Running {
+            start_began.get_or_insert(now);
+        }
+        let timed_out = start_began.is_some_and(|t| now >= t + start_limit);
+        let done = s
             .finished
             .into_iter()
             .rev()
             .find(|o| o.kind == ActionKind::Restart && o.started_at >= requested_at);
         match done.map(|o| o.result) {
             Some(OutcomeResult::Done) => return text(StatusCode::OK, "restarted successfully"),
+            Some(_) if timed_out || s.local.process == ProcessState::Starting => {
+                return text(StatusCode::SERVICE_UNAVAILABLE, STILL_STARTING)
+            }
             Some(other) => {
                 return text(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("restart failed: {other:?}"),
                 )
             }
-            None => continue,
+            None if timed_out || (now >= deadline && start_began.is_some()) => {
+                return text(StatusCode::SERVICE_UNAVAILABLE, STILL_STARTING)
+            }
+            None if now >= deadline => {
+                return text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "restart failed: it did not finish in time",
+                )
+            }
+            None => {}
         }
     }
-    text(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "restart failed: it did not finish in time",
-    )
 }
+
+/// Patroni's answer for a restart whose start outlasted its timeout.
+const STILL_STARTING: &str = "postgres is still starting";
+
+/// How long `POST /restart` allows for the shutdown and for the loop to pick the request up,
+/// on top of the start's timeout (`patronictl` waits `timeout` + 30 s).
+const SHUTDOWN_ALLOWANCE: Duration = Duration::from_secs(20);
 
 /// `DELETE /restart`: cancel the scheduled restart (200), or Patroni's 404 when none is kept.
 pub async fn delete_restart(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {

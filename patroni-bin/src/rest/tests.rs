@@ -1351,3 +1351,74 @@ async fn failsafe_posts_are_accepted_only_for_the_known_leader() {
         (StatusCode::INTERNAL_SERVER_ERROR, "Running as a leader")
     );
 }
+
+/// `POST /restart` hands its `timeout` to the HA loop with the request, and answers Patroni's
+/// "postgres is still starting" once the restart's start has outlasted that timeout; a restart
+/// that ends in time is a success.
+#[tokio::test]
+async fn restart_timeout_reaches_the_request_and_bounds_the_answer() {
+    use patroni_core::{ActionKind, LocalRequest, Outcome, OutcomeResult, RunningTask};
+    let a = api("n1", None).await;
+    for (body, finishes, want) in [
+        (
+            r#"{"timeout": 1}"#,
+            false,
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "postgres is still starting",
+            ),
+        ),
+        (
+            r#"{"timeout": "30s"}"#,
+            true,
+            (StatusCode::OK, "restarted successfully"),
+        ),
+    ] {
+        a.as_primary().await;
+        let shared = Arc::clone(&a.shared);
+        // Stands in for the HA loop: takes the request and starts the restart, whose server
+        // then starts (and, when `finishes`, comes up).
+        let ha_loop = tokio::spawn(async move {
+            let requests = loop {
+                let r = shared.take_requests();
+                if !r.is_empty() {
+                    break r;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            let since = shared.clock.now();
+            shared.update(|s| {
+                s.task = Some(RunningTask {
+                    kind: ActionKind::Restart,
+                    since,
+                });
+                s.local.process = ProcessState::Starting;
+            });
+            if finishes {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                shared.update(|s| {
+                    s.task = None;
+                    s.local.process = ProcessState::Running;
+                    s.finished.push(Outcome {
+                        kind: ActionKind::Restart,
+                        result: OutcomeResult::Done,
+                        started_at: since,
+                    });
+                });
+            }
+            requests
+        });
+        let (code, text) = a.post("/restart", body).await;
+        let requests = ha_loop.await.unwrap();
+        assert_eq!((code, text.as_str()), want, "{body}");
+        let timeout = if finishes { 30 } else { 1 };
+        assert_eq!(
+            requests,
+            [LocalRequest::Restart {
+                timeout: Some(Duration::from_secs(timeout))
+            }],
+            "{body}"
+        );
+        a.shared.update(|s| s.task = None);
+    }
+}

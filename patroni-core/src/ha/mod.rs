@@ -122,6 +122,10 @@ struct Memory {
     /// The role we last started the database in, until it reports running (or the start
     /// ends): what a refused renewal must stop, and what it may let finish.
     starting: Option<StartedAs>,
+    /// The `timeout` of the restart under way (`POST /restart`, a scheduled restart): its start
+    /// is judged by it instead of `primary_start_timeout` until the restart task ends and the
+    /// database no longer starts, as Patroni's `set_start_timeout`.
+    restart_timeout: Option<Duration>,
     /// When a promotion last finished; until the database reports primary (or `ttl` passes) no
     /// second promotion is sent.
     promoted_at: Option<u64>,
@@ -496,6 +500,9 @@ impl Ha {
         } else {
             self.mem.down_since.get_or_insert(obs.now);
         }
+        if obs.task.is_none() && obs.local.process != ProcessState::Starting {
+            self.mem.restart_timeout = None;
+        }
         if obs.local.process == ProcessState::Running && obs.local.cannot_follow.is_none() {
             self.mem.rebuild_full = false;
         }
@@ -590,10 +597,11 @@ impl Ha {
         for req in &cy.obs.requests {
             match req {
                 // A primary without the lock must demote, not restart.
-                crate::LocalRequest::Restart
+                crate::LocalRequest::Restart { timeout }
                     if cy.obs.local.process.is_alive()
                         && (cy.hold || !cy.obs.local.is_running_primary()) =>
                 {
+                    self.mem.restart_timeout = *timeout;
                     let mut actions = Vec::new();
                     if cy.hold {
                         actions.push(Action::RenewLeader);

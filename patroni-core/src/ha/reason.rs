@@ -345,7 +345,8 @@ pub enum Reason {
     // --- database down or starting
     /// A primary's crash recovery outlasted `primary_start_timeout` with a failover possible.
     StartupTimeoutDuringTask,
-    /// The lock holder's start outlasted `primary_start_timeout`: stop and release.
+    /// The lock holder's start outlasted `primary_start_timeout`, or a requested restart's
+    /// `timeout`: stop and release.
     StoppedStartupTimeout,
     /// The start outlasted the timeout, but nobody could take over.
     StartTimedOutNoFailover,

@@ -26,25 +26,38 @@ impl Ha {
         instant::between(self.mem.down_since.unwrap_or(cy.obs.now), cy.obs.now)
     }
 
-    fn start_timeout(cy: &Cycle<'_>) -> Duration {
-        cy.config.primary_start_timeout_duration()
+    /// How long a lock holder's start may take: the restart request's `timeout` while that
+    /// restart's start is under way, else `primary_start_timeout`.
+    fn start_timeout(&self, cy: &Cycle<'_>) -> Duration {
+        self.mem
+            .restart_timeout
+            .unwrap_or_else(|| cy.config.primary_start_timeout_duration())
     }
 
-    /// A primary start (crash recovery) running in the background took too long.
+    /// A primary start running in the background took too long: crash recovery beyond
+    /// `primary_start_timeout`, or a requested restart beyond its `timeout` (Patroni's restart
+    /// waits that long for the start, then gives way).
     pub(super) fn start_timeout_during_task(
         &self,
         cy: &Cycle<'_>,
         kind: ActionKind,
     ) -> Option<Decision> {
-        if kind != ActionKind::Start || cy.paused || cy.obs.local.is_running_primary() {
+        if cy.paused || cy.obs.local.is_running_primary() {
             return None;
         }
-        if self.down_for(cy) > Self::start_timeout(cy)
+        let reason = match kind {
+            ActionKind::Start => Reason::StartupTimeoutDuringTask,
+            ActionKind::Restart if self.mem.restart_timeout.is_some() => {
+                Reason::StoppedStartupTimeout
+            }
+            _ => return None,
+        };
+        if self.down_for(cy) > self.start_timeout(cy)
             && self.failover_possible(cy, cy.cluster.leader_optime())
         {
             return Some(decision(
                 vec![Action::Stop(StopMode::Immediate), Action::ReleaseLeader],
-                Reason::StartupTimeoutDuringTask,
+                reason,
             ));
         }
         None
@@ -67,7 +80,7 @@ impl Ha {
             }
             return None;
         }
-        let timeout = Self::start_timeout(cy);
+        let timeout = self.start_timeout(cy);
         let down_for = self.down_for(cy);
         if down_for > timeout {
             if self.failover_possible(cy, cy.cluster.leader_optime()) {
@@ -118,7 +131,7 @@ impl Ha {
             if cy.config.primary_start_timeout_duration().is_zero() && possible {
                 return decision(vec![Action::ReleaseLeader], Reason::FailoverAfterCrash);
             }
-            if self.down_for(cy) > Self::start_timeout(cy) && possible {
+            if self.down_for(cy) > self.start_timeout(cy) && possible {
                 return decision(vec![Action::ReleaseLeader], Reason::ReleasedStartTimeout);
             }
             if cy.standby {

@@ -1425,3 +1425,92 @@ fn quorum_race_winner_sets_no_quorum_before_promoting() {
         }]
     );
 }
+
+/// A restart requested with `timeout` judges its start by that timeout, not by
+/// `primary_start_timeout` (300 s here): 5 s into the start, while the restart task still runs
+/// and after it ended with the server still starting, the lock holder stops and gives way;
+/// the same restart without `timeout` goes on waiting.
+#[test]
+fn a_restart_with_a_timeout_times_out_by_it_rather_than_by_primary_start_timeout() {
+    use std::time::Duration;
+    let mut c = cluster(
+        Some("n1"),
+        vec![
+            member("n1", MemberRole::Primary, 0x300_0000),
+            member("n2", MemberRole::Replica, 0x300_0000),
+        ],
+    );
+    c.status = Some(crate::ClusterStatus {
+        optime: Some(Lsn(0x300_0000)),
+        ..Default::default()
+    });
+    assert_eq!(
+        c.config
+            .as_ref()
+            .unwrap()
+            .value
+            .primary_start_timeout_duration(),
+        Duration::from_secs(300)
+    );
+    let starting = LocalDb {
+        process: ProcessState::Starting,
+        role: DbRole::Unknown,
+        ..primary_local()
+    };
+    let run = |timeout: Option<Duration>, task_ended: bool| {
+        let mut ha = Ha::new(Node::new("n1"));
+        let mut o = obs(0, c.clone(), primary_local());
+        o.requests = vec![crate::LocalRequest::Restart { timeout }];
+        let d = ha.step(&o);
+        assert!(d.has(ActionKind::Restart), "{d:?}");
+        let task = crate::RunningTask {
+            kind: ActionKind::Restart,
+            since: 0,
+        };
+        let mut o = obs(1_000, c.clone(), starting.clone());
+        o.task = Some(task);
+        let d = ha.step(&o);
+        assert!(!d.has(ActionKind::Stop), "{d:?}");
+        let mut o = obs(6_500, c.clone(), starting.clone());
+        if task_ended {
+            o.outcomes = vec![Outcome {
+                kind: ActionKind::Restart,
+                result: OutcomeResult::Failed("start timed out".into()),
+                started_at: 0,
+            }];
+        } else {
+            o.task = Some(task);
+        }
+        ha.step(&o)
+    };
+    for task_ended in [false, true] {
+        let d = run(Some(Duration::from_secs(5)), task_ended);
+        assert_eq!(
+            d.reason.to_string(),
+            "stopped PostgreSQL because of startup timeout",
+            "task ended: {task_ended}"
+        );
+        assert!(
+            d.has(ActionKind::Stop) && d.has(ActionKind::ReleaseLeader),
+            "{d:?}"
+        );
+        let d = run(None, task_ended);
+        assert!(
+            !d.has(ActionKind::Stop) && !d.has(ActionKind::ReleaseLeader),
+            "{d:?}"
+        );
+    }
+    // Before the timeout the countdown is the request's.
+    let mut ha = Ha::new(Node::new("n1"));
+    let mut o = obs(0, c.clone(), primary_local());
+    o.requests = vec![crate::LocalRequest::Restart {
+        timeout: Some(Duration::from_secs(5)),
+    }];
+    ha.step(&o);
+    ha.step(&obs(1_000, c.clone(), starting.clone()));
+    let d = ha.step(&obs(3_000, c.clone(), starting.clone()));
+    assert_eq!(
+        d.reason.to_string(),
+        "PostgreSQL is still starting up, 3 seconds until timeout"
+    );
+}
