@@ -817,8 +817,8 @@ mod tests {
 
     use crate::sim::{invariants, FaultSchedule, SimConfig, World};
 
-    /// Issue 11 item 2, in the executor both the agent and the simulator follow: a running
-    /// primary whose `AcquireLeader` loses stops accepting writes at that instant, not one
+    /// In the executor both the agent and the simulator follow, a running primary whose
+    /// `AcquireLeader` loses stops accepting writes at that instant, not one
     /// `loop_wait` later. The interleaving is built by hand: with a DCS round trip the primary
     /// reads an unlocked view, and another member's acquire lands before its own.
     #[test]
