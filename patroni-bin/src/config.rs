@@ -55,6 +55,12 @@ pub enum ConfigError {
     },
 }
 
+/// The tool PostgreSQL rejoins a diverged member with, as [`patroni_core::Node::rewind_tool`]
+/// names it: `pg_rewind` when `use_pg_rewind` is in force, else none (a full copy).
+pub(crate) fn postgres_rewind_tool(use_pg_rewind: bool) -> Option<String> {
+    use_pg_rewind.then(|| "pg_rewind".to_string())
+}
+
 /// A boolean environment value as Patroni reads one (`true`, `on`, `yes`, `1`, any case).
 fn env_flag(v: &str) -> bool {
     matches!(
@@ -863,8 +869,7 @@ impl Config {
                 .is_ok_and(|w| w.mode == crate::watchdog::Mode::Required),
             rewind_tool: match self.postgresql.flavour() {
                 Flavour::OpenGauss => Some("gs_ctl build".into()),
-                Flavour::Postgres if self.use_pg_rewind() => Some("pg_rewind".into()),
-                Flavour::Postgres => None,
+                Flavour::Postgres => postgres_rewind_tool(self.use_pg_rewind()),
             },
         }
     }

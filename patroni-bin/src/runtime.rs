@@ -138,7 +138,7 @@ fn build_postgres(config: &Config) -> Result<Arc<Postgres>, AgentError> {
 fn rewind_hook(pg: Arc<Postgres>) -> ConfigHook {
     Box::new(move |dynamic, node| {
         pg.set_use_pg_rewind(dynamic.postgresql.use_pg_rewind);
-        node.rewind_tool = pg.use_pg_rewind().then(|| "pg_rewind".to_string());
+        node.rewind_tool = crate::config::postgres_rewind_tool(pg.use_pg_rewind());
     })
 }
 

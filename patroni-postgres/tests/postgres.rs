@@ -39,6 +39,15 @@ async fn wait_until(
     }
 }
 
+/// Observes `standby` until it has replayed all `primary` has written so far.
+async fn caught_up(standby: &Postgres, primary: &Postgres) -> LocalDb {
+    let want = primary.observe().await.write_lsn.unwrap();
+    wait_until(standby, "caught up", 20, |db| {
+        db.replay_lsn.is_some_and(|l| l >= want)
+    })
+    .await
+}
+
 fn streaming(db: &LocalDb) -> bool {
     db.process == ProcessState::Running
         && db.role == DbRole::Standby
@@ -80,11 +89,7 @@ async fn diverge(a: &PgNode, b: &PgNode) {
     a.pg.query("CREATE TABLE t (v text); INSERT INTO t VALUES ('common')")
         .await
         .unwrap();
-    let want = a.pg.observe().await.write_lsn.unwrap();
-    wait_until(&b.pg, "caught up", 20, |db| {
-        db.replay_lsn.is_some_and(|l| l >= want)
-    })
-    .await;
+    caught_up(&b.pg, &a.pg).await;
     b.pg.promote(2, false).await.unwrap();
     b.pg.query("INSERT INTO t VALUES ('new leader')")
         .await
@@ -172,11 +177,7 @@ async fn a_cloned_standby_streams_and_replays() {
     })
     .await;
     assert_eq!(seen.replication[0].sync_state, "async");
-    let want = a.pg.observe().await.write_lsn.unwrap();
-    wait_until(&b.pg, "caught up", 20, |db| {
-        db.replay_lsn.is_some_and(|l| l >= want)
-    })
-    .await;
+    caught_up(&b.pg, &a.pg).await;
     assert_eq!(scalar(&b.pg, "SELECT v FROM t").await, "42");
     let db = b.pg.observe().await;
     assert_eq!(db.system_id, seen.system_id);
@@ -230,11 +231,7 @@ async fn switchover_promotes_the_standby_and_rewinds_the_old_primary() {
         streaming(db) && db.timeline == Some(2)
     })
     .await;
-    let want = b.pg.observe().await.write_lsn.unwrap();
-    wait_until(&a.pg, "caught up", 20, |db| {
-        db.replay_lsn.is_some_and(|l| l >= want)
-    })
-    .await;
+    caught_up(&a.pg, &b.pg).await;
     assert_eq!(
         scalar(&a.pg, "SELECT string_agg(v::text, ',' ORDER BY v) FROM t").await,
         "1,2"
@@ -266,11 +263,7 @@ async fn a_diverged_old_primary_cannot_follow_until_rewound() {
     let rewind = started.elapsed();
     wait_until(&a.pg, "streaming from b", 30, streaming).await;
     println!("MEASURED pg_rewind of a diverged old primary, incl. start as standby: {rewind:?}");
-    let want = b.pg.observe().await.write_lsn.unwrap();
-    let db = wait_until(&a.pg, "caught up", 20, |db| {
-        db.replay_lsn.is_some_and(|l| l >= want)
-    })
-    .await;
+    let db = caught_up(&a.pg, &b.pg).await;
     assert_eq!(db.cannot_follow, None);
     assert_eq!(
         scalar(&a.pg, "SELECT string_agg(v, ',' ORDER BY v) FROM t").await,
@@ -445,11 +438,7 @@ async fn a_demoted_primary_follows_the_promoted_standby_without_a_rewind() {
         db.receiver.unwrap().upstream_port,
         Some(b.pg.config().port().unwrap())
     );
-    let want = b.pg.observe().await.write_lsn.unwrap();
-    wait_until(&a.pg, "caught up", 20, |db| {
-        db.replay_lsn.is_some_and(|l| l >= want)
-    })
-    .await;
+    caught_up(&a.pg, &b.pg).await;
     assert_eq!(
         scalar(&a.pg, "SELECT string_agg(v::text, ',' ORDER BY v) FROM t").await,
         "1,2"
@@ -480,11 +469,8 @@ async fn follow_repoints_a_running_standby_with_a_reload_only() {
     c.pg.follow(&b.member()).await.unwrap();
     assert_eq!(c.pg.postmaster_pid(), pid);
     a.pg.query("CREATE TABLE t AS SELECT 7 AS v").await.unwrap();
-    let want = a.pg.observe().await.write_lsn.unwrap();
-    wait_until(&c.pg, "caught up through b", 20, |db| {
-        db.replay_lsn.is_some_and(|l| l >= want)
-    })
-    .await;
+    // Through b, which streams from a.
+    caught_up(&c.pg, &a.pg).await;
     assert_eq!(scalar(&c.pg, "SELECT v FROM t").await, "7");
 }
 
@@ -566,11 +552,7 @@ async fn a_failed_rewind_is_reported_or_falls_back_to_a_full_copy() {
     a.pg.query("CREATE TABLE t (v int); INSERT INTO t VALUES (1)")
         .await
         .unwrap();
-    let want = a.pg.observe().await.write_lsn.unwrap();
-    wait_until(&b.pg, "caught up", 20, |db| {
-        db.replay_lsn.is_some_and(|l| l >= want)
-    })
-    .await;
+    caught_up(&b.pg, &a.pg).await;
     b.pg.promote(2, false).await.unwrap();
     a.pg.stop(StopMode::Fast).await.unwrap();
 
@@ -753,11 +735,7 @@ async fn a_diverged_standby_is_rewound_once_the_cluster_switches_pg_rewind_on() 
         .expect("rewind");
     assert_eq!(std::fs::metadata(data_dir).unwrap().ino(), inode);
     wait_until(&a.pg, "streaming from b", 30, streaming).await;
-    let want = b.pg.observe().await.write_lsn.unwrap();
-    wait_until(&a.pg, "caught up", 20, |db| {
-        db.replay_lsn.is_some_and(|l| l >= want)
-    })
-    .await;
+    caught_up(&a.pg, &b.pg).await;
     let rows =
         a.pg.query("SELECT string_agg(v, ',' ORDER BY v) FROM t")
             .await

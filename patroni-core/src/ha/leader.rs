@@ -1,7 +1,6 @@
 //! We hold the leader lock: renew it, finish a pending promotion, keep `/status`, `/history`, `/sync`.
 
 use super::switchover::Handover;
-use super::sync::STRICT_SYNC_PLACEHOLDER;
 use super::{Cycle, Ha};
 use crate::action::ActionKind;
 use crate::{Action, Decision, HistoryEntry, Reason, StopMode, SyncState};
@@ -118,32 +117,21 @@ impl Ha {
             },
             version: cy.cluster.sync.as_ref().map(|s| s.version),
         };
-        // Whatever either mode measured against the old setting is void now; the first primary
-        // cycle, after this setting applied, measures the position new standbys must reach.
-        self.mem.sync_bar = None;
-        let (names, count) = if quorum {
+        let mut actions = vec![write];
+        // Set even where our memory says it is so already: that memory may be of an earlier term.
+        // Either setter voids the position measured against the old setting; the first primary
+        // cycle, after this one applied, measures the position new standbys must reach.
+        if quorum {
             let (_, guc) = super::quorum::target(&[], cy.config.synchronous_node_count, strict);
             self.mem.sync_names = None;
-            self.mem.quorum_guc = Some(guc.clone());
-            (guc.names, guc.count)
+            actions.push(self.set_quorum_guc(guc));
         } else {
-            let (names, count) = if strict {
-                (vec![STRICT_SYNC_PLACEHOLDER.to_string()], 1)
-            } else {
-                (Vec::new(), 0)
-            };
+            let (names, count) = super::sync::waiting_for_nobody(strict);
             self.mem.quorum_guc = None;
-            self.mem.sync_names = Some(names.clone());
-            (names, count)
-        };
-        vec![
-            write,
-            Action::SetSyncStandbys {
-                names,
-                count,
-                quorum,
-            },
-        ]
+            self.mem.sync_names = None;
+            self.set_sync_guc(names, count, &mut actions);
+        }
+        actions
     }
 
     /// The writes a running primary with the lock does each cycle, only when something changed.

@@ -322,6 +322,19 @@ pub(super) fn behind_in_quorum(
 }
 
 impl Ha {
+    /// Sets `synchronous_standby_names` to `guc`, remembering it and forgetting the position the
+    /// old setting's voters had to reach: the next cycle measures it afresh.
+    pub(super) fn set_quorum_guc(&mut self, guc: AnyOf) -> Action {
+        let action = Action::SetSyncStandbys {
+            names: guc.names.clone(),
+            count: guc.count,
+            quorum: true,
+        };
+        self.mem.quorum_guc = Some(guc);
+        self.mem.sync_bar = None;
+        action
+    }
+
     /// The leader's `/sync` and `SetSyncStandbys` actions in quorum mode, one safe step at a time.
     pub(super) fn quorum_standbys(&mut self, cy: &Cycle<'_>) -> Vec<Action> {
         let me = cy.me();
@@ -385,15 +398,7 @@ impl Ha {
         for step in steps {
             match step {
                 Step::Voters(v) => actions.push(write(&v)),
-                Step::Guc(g) => {
-                    actions.push(Action::SetSyncStandbys {
-                        names: g.names.clone(),
-                        count: g.count,
-                        quorum: true,
-                    });
-                    self.mem.quorum_guc = Some(g);
-                    self.mem.sync_bar = None;
-                }
+                Step::Guc(g) => actions.push(self.set_quorum_guc(g)),
             }
         }
         actions

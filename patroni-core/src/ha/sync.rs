@@ -13,6 +13,16 @@ use crate::{Action, MemberState, ReplicationRow, SenderState, SyncState, Synchro
 /// The reserved name that makes a strict primary block commits when no standby is left.
 pub const STRICT_SYNC_PLACEHOLDER: &str = "__patroni_strict_sync_replica_placeholder__";
 
+/// `synchronous_standby_names` with no standby to wait for: nothing, or in strict mode the
+/// placeholder that blocks commits until a real standby is named.
+pub(super) fn waiting_for_nobody(strict: bool) -> (Vec<String>, u32) {
+    if strict {
+        (vec![STRICT_SYNC_PLACEHOLDER.to_string()], 1)
+    } else {
+        (Vec::new(), 0)
+    }
+}
+
 fn same_set(a: &[String], b: &[String]) -> bool {
     a.len() == b.len()
         && a.iter()
@@ -161,7 +171,12 @@ impl Ha {
 
     /// Sets `synchronous_standby_names` when it changes, forgetting the write position the old
     /// names had to reach: the next cycle measures it afresh.
-    fn set_sync_guc(&mut self, names: Vec<String>, count: u32, actions: &mut Vec<Action>) {
+    pub(super) fn set_sync_guc(
+        &mut self,
+        names: Vec<String>,
+        count: u32,
+        actions: &mut Vec<Action>,
+    ) {
         if self.mem.sync_names.as_ref() != Some(&names) {
             self.mem.sync_bar = None;
             actions.push(Action::SetSyncStandbys {
@@ -198,14 +213,11 @@ impl Ha {
                 actions
                     .push(key.write(key.key.map(|s| s.sync_standbys.clone()).unwrap_or_default()));
             }
-            let placeholder = vec![STRICT_SYNC_PLACEHOLDER.to_string()];
-            self.set_sync_guc(placeholder, 1, actions);
-        } else {
-            if !key.mine || !key.recorded.is_empty() {
-                actions.push(key.write(Vec::new()));
-            }
-            self.set_sync_guc(Vec::new(), 0, actions);
+        } else if !key.mine || !key.recorded.is_empty() {
+            actions.push(key.write(Vec::new()));
         }
+        let (names, count) = waiting_for_nobody(cy.config.synchronous_mode_strict);
+        self.set_sync_guc(names, count, actions);
     }
 
     /// Names `picked` in the GUC: first drop from `/sync` those no longer picked, and only in a
